@@ -1,0 +1,31 @@
+"""tfmagic: IPython magics that make TensorFlow's graphs, retracing, gradients and devices visible.
+
+Load it in a notebook or IPython::
+
+    %load_ext tfmagic
+
+The core (``tfmagic.cell``, ``tfmagic.tracing``, ``tfmagic.graph``, ``tfmagic.dot``,
+``tfmagic.render``, ``tfmagic.tracebacks``) works without IPython; ``tfmagic.magics``
+is the thin layer that registers the magics, imported only when the extension loads.
+"""
+
+__version__ = "0.1.0"
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "__version__"]
+
+_MAGICS_KEY = "TFMagics"
+
+
+def load_ipython_extension(ipython):
+    """Register tfmagic's magics (``%load_ext tfmagic``); a second call does nothing."""
+    if _MAGICS_KEY in ipython.magics_manager.registry:
+        return
+    from tfmagic.magics import TFMagics  # IPython is imported only here
+
+    ipython.register_magics(TFMagics(ipython))
+
+
+def unload_ipython_extension(ipython):
+    """Remove the magics and everything they added (``%unload_ext tfmagic``)."""
+    magics = ipython.magics_manager.registry.pop(_MAGICS_KEY, None)
+    if magics is not None:
+        magics.close()

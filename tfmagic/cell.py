@@ -1,0 +1,398 @@
+"""Cell source -> the source of a function that AutoGraph can convert.
+
+A ``%%tfgraph`` cell becomes the body of a Python function::
+
+    def _tfgraph_cell(x, n):          # names the cell reads before it binds them
+        <the cell, indented>          # line k of the cell is line k + 1 here
+        return _tfmagic_return(locals(), (y, z), _tfmagic_result)
+
+The generated source is registered in :mod:`linecache` under a file name of its
+own, so AutoGraph (which reads source through :mod:`inspect`) can convert it and
+tracebacks can show the cell's lines.  Nothing here imports TensorFlow or
+IPython: this is pure source analysis.
+
+>>> code = analyze_cell("y = x * 2\\ny + 1\\n")
+>>> code.candidates, code.definite, code.has_result
+(('x',), ('y',), True)
+>>> print(code.function_source(("x",)))
+def _tfgraph_cell(x):
+    y = x * 2
+    _tfmagic_result = (y + 1)
+    return _tfmagic_return(locals(), (y,), _tfmagic_result)
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import linecache
+import symtable
+import tokenize
+from dataclasses import dataclass
+
+from tfmagic.errors import CellSourceError
+
+FUNCTION_NAME = "_tfgraph_cell"
+RESULT_NAME = "_tfmagic_result"
+RETURN_HELPER = "_tfmagic_return"
+#: Line k of the cell is line ``k + LINE_OFFSET`` of the generated source.
+LINE_OFFSET = 1
+_INDENT = "    "
+
+
+@dataclass(frozen=True)
+class CellCode:
+    """What a cell reads, binds and returns, and the source of its function.
+
+    Attributes:
+        source: the cell's Python source (after IPython's input transforms).
+        filename: the name the generated source is registered under in linecache.
+        candidates: names the cell may read before binding them, in order of
+            first appearance; those present in the namespace become inputs.
+        assigned: every name the cell binds at its top level.
+        definite: the names certainly bound when the cell ends (returned explicitly).
+        deleted: names the cell deletes with ``del NAME`` at its top level.
+        has_result: whether the cell ends with an expression (its displayed result).
+        quiet: whether that expression ends with ``;`` (no display, as IPython does).
+    """
+
+    source: str
+    filename: str
+    candidates: tuple[str, ...]
+    assigned: tuple[str, ...]
+    definite: tuple[str, ...]
+    deleted: tuple[str, ...]
+    has_result: bool
+    quiet: bool
+    _body: str
+
+    def function_source(self, params: tuple[str, ...]) -> str:
+        """The generated function's source, with ``params`` as its parameters."""
+        names = [n for n in self.definite if n not in params] + [n for n in params if n in self.assigned]
+        returned = "(" + "".join(f"{n}, " for n in names).rstrip(" ") + ")"
+        result = RESULT_NAME if self.has_result else "None"
+        return (
+            f"def {FUNCTION_NAME}({', '.join(params)}):\n"
+            f"{self._body}"
+            f"{_INDENT}return {RETURN_HELPER}(locals(), {returned}, {result})\n"
+        )
+
+    def cell_line(self, function_line: int) -> int:
+        """The cell's line number for a line number of the generated source."""
+        return function_line - LINE_OFFSET
+
+    def register(self, params: tuple[str, ...]) -> str:
+        """Put the generated source in linecache (for AutoGraph and tracebacks)."""
+        text = self.function_source(params)
+        linecache.cache[self.filename] = (len(text), None, text.splitlines(True), self.filename)
+        return text
+
+    def unregister(self) -> None:
+        """Drop the generated source from linecache."""
+        linecache.cache.pop(self.filename, None)
+
+
+def analyze_cell(source: str, tag: str = "") -> CellCode:
+    """Analyse a cell's source and prepare the function it becomes.
+
+    Args:
+        source: the cell's Python source.
+        tag: a short label that goes into the file name (for example the cell's ``-n NAME``).
+
+    Returns:
+        The :class:`CellCode`.
+
+    Raises:
+        SyntaxError: the cell does not compile; its line numbers are the cell's.
+        CellSourceError: the cell is empty, or uses ``global``/``nonlocal`` at its top level.
+    """
+    digest = hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    filename = f"<tfgraph-{tag + '-' if tag else ''}{digest}>"
+    tree = ast.parse(source, filename=filename, mode="exec")  # SyntaxError with the cell's lines
+    compile(tree, filename, "exec", dont_inherit=True)  # 'return'/'yield'/'await' outside a function
+    if not tree.body:
+        raise CellSourceError("the cell is empty: write the code to run as a tf.function below the magic's line")
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.Global, ast.Nonlocal)):
+            raise CellSourceError(
+                f"line {stmt.lineno}: 'global' at the top of a %%tfgraph cell is not supported: "
+                "the cell's names are already the notebook's; remove the statement"
+            )
+    nested_globals = _nested_global_reads(source, filename)
+    flow = _Flow(nested_globals)
+    flow.block(tree.body)
+    definite = _definite(tree.body)
+    assigned = _assigned(tree.body)
+    deleted = tuple(
+        dict.fromkeys(t.id for s in tree.body if isinstance(s, ast.Delete) for t in s.targets if isinstance(t, ast.Name))
+    )
+    last = tree.body[-1]
+    has_result = isinstance(last, ast.Expr)
+    body = _indented_body(source, last if has_result else None)
+    return CellCode(
+        source=source,
+        filename=filename,
+        candidates=tuple(flow.reads),
+        assigned=tuple(n for n in assigned if n not in deleted),
+        definite=tuple(n for n in definite if n not in deleted),
+        deleted=deleted,
+        has_result=has_result,
+        quiet=has_result and _ends_with_semicolon(source),
+        _body=body,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Which names does the cell read before binding them?
+
+
+def _nested_global_reads(source: str, filename: str) -> frozenset[str]:
+    """Names that nested scopes (functions, lambdas, comprehensions, classes) read from the cell's scope."""
+    found: set[str] = set()
+    stack = list(symtable.symtable(source, filename, "exec").get_children())
+    while stack:
+        table = stack.pop()
+        stack.extend(table.get_children())
+        for sym in table.get_symbols():
+            if sym.is_referenced() and (sym.is_global() or (table.get_type() == "class" and not sym.is_assigned())):
+                found.add(sym.get_name())
+    return frozenset(found)
+
+
+class _Flow:
+    """Walks statements in order, tracking which names are certainly bound so far."""
+
+    def __init__(self, nested_globals: frozenset[str]):
+        self.nested_globals = nested_globals
+        self.reads: dict[str, None] = {}
+
+    def _loads(self, node: ast.AST | None, bound: set[str]) -> None:
+        if node is None:
+            return
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name):
+                name = sub.id
+                if isinstance(sub.ctx, ast.Load) or name in self.nested_globals:
+                    if name not in bound:
+                        self.reads.setdefault(name, None)
+
+    def block(self, stmts: list[ast.stmt], bound: set[str] | None = None) -> set[str]:
+        bound = set() if bound is None else bound
+        for stmt in stmts:
+            self.stmt(stmt, bound)
+        return bound
+
+    def stmt(self, stmt: ast.stmt, bound: set[str]) -> None:
+        if isinstance(stmt, ast.If):
+            self._loads(stmt.test, bound)
+            a = self.block(stmt.body, set(bound))
+            b = self.block(stmt.orelse, set(bound))
+            bound |= a & b
+        elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+            self._loads(stmt.iter, bound)
+            inner = set(bound) | _store_names(stmt.target)
+            self.block(stmt.body, inner)
+            self.block(stmt.orelse, set(bound))
+        elif isinstance(stmt, ast.While):
+            self._loads(stmt.test, bound)
+            self.block(stmt.body, set(bound))
+            self.block(stmt.orelse, set(bound))
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            for item in stmt.items:
+                self._loads(item.context_expr, bound)
+                bound |= _store_names(item.optional_vars)
+            self.block(stmt.body, bound)
+        elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
+            self.block(stmt.body, set(bound))
+            for handler in stmt.handlers:
+                self._loads(handler.type, bound)
+                self.block(handler.body, set(bound) | ({handler.name} if handler.name else set()))
+            self.block(stmt.orelse, set(bound))
+            self.block(stmt.finalbody, bound)
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for dec in stmt.decorator_list:
+                self._loads(dec, bound)
+            if not isinstance(stmt, ast.ClassDef):
+                for default in stmt.args.defaults + [d for d in stmt.args.kw_defaults if d is not None]:
+                    self._loads(default, bound)
+            else:
+                for base in stmt.bases + [k.value for k in stmt.keywords]:
+                    self._loads(base, bound)
+            # The body runs later, so every name it reads from the cell's scope counts now.
+            for sub in ast.walk(stmt):
+                if isinstance(sub, ast.Name) and sub.id in self.nested_globals and sub.id not in bound:
+                    self.reads.setdefault(sub.id, None)
+            bound.add(stmt.name)
+        elif isinstance(stmt, ast.Match):
+            self._loads(stmt.subject, bound)
+            for case in stmt.cases:
+                self.block(case.body, set(bound))
+        else:
+            # A simple statement: its expressions are evaluated before its targets are bound.
+            if isinstance(stmt, ast.AugAssign):
+                self._loads(stmt.target, bound)
+                if isinstance(stmt.target, ast.Name) and stmt.target.id not in bound:
+                    self.reads.setdefault(stmt.target.id, None)
+            value_parts = [getattr(stmt, f) for f in ("value", "test", "msg", "exc", "cause") if hasattr(stmt, f)]
+            for part in value_parts:
+                self._loads(part, bound)
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for target in targets:
+                    if not isinstance(target, ast.Name):
+                        self._loads(target, bound)  # x[i] = ..., obj.attr = ...
+            if isinstance(stmt, ast.Delete):
+                for target in stmt.targets:
+                    self._loads(target, bound)
+            bound |= _simple_bindings(stmt)
+
+
+def _store_names(node: ast.AST | None) -> set[str]:
+    if node is None:
+        return set()
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _simple_bindings(stmt: ast.stmt) -> set[str]:
+    """Names a simple (non-compound) statement binds."""
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in stmt.names if a.name != "*"}
+    names = set()
+    for sub in ast.walk(stmt):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            names.add(sub.id)
+        elif isinstance(sub, ast.NamedExpr):
+            names.add(sub.target.id)
+    return names
+
+
+def _definite(stmts: list[ast.stmt]) -> list[str]:
+    """Names certainly bound after ``stmts`` run to their end, in order."""
+    out: dict[str, None] = {}
+
+    def visit(block: list[ast.stmt]) -> set[str]:
+        bound: set[str] = set()
+        for stmt in block:
+            if isinstance(stmt, ast.If):
+                both = visit(stmt.body) & visit(stmt.orelse)
+                new = both
+            elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+                new = set().union(*(_store_names(i.optional_vars) for i in stmt.items)) | visit(stmt.body)
+            elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                new = {stmt.name}
+            elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.Try)) or not isinstance(stmt, ast.stmt):
+                new = visit(getattr(stmt, "finalbody", []))
+            elif type(stmt).__name__ in ("Match", "TryStar"):
+                new = set()
+            elif isinstance(stmt, ast.Delete):
+                for target in stmt.targets:
+                    if isinstance(target, ast.Name):
+                        bound.discard(target.id)
+                new = set()
+            else:
+                new = _simple_bindings(stmt)
+            bound |= new
+        return bound
+
+    final = visit(stmts)
+    for stmt in stmts:  # keep source order
+        for sub in ast.walk(stmt):
+            name = sub.id if isinstance(sub, ast.Name) else getattr(sub, "name", None)
+            if isinstance(name, str) and name in final:
+                out.setdefault(name, None)
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            for alias in stmt.names:
+                name = (alias.asname or alias.name).split(".")[0]
+                if name in final:
+                    out.setdefault(name, None)
+    return [n for n in out if n in final]
+
+
+def _assigned(stmts: list[ast.stmt]) -> list[str]:
+    """Every name bound at the cell's top scope (in any branch or loop), in order."""
+    out: dict[str, None] = {}
+    stack: list[ast.AST] = list(reversed(stmts))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.setdefault(node.name, None)
+            continue  # its body is another scope
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    out.setdefault((alias.asname or alias.name).split(".")[0], None)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.setdefault(node.id, None)
+        if isinstance(node, ast.NamedExpr):
+            out.setdefault(node.target.id, None)
+        if isinstance(node, ast.ExceptHandler) and node.name:
+            out.setdefault(node.name, None)
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            # Only a walrus inside a comprehension binds in the enclosing scope.
+            stack.extend(n for n in ast.walk(node) if isinstance(n, ast.NamedExpr))
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return list(out)
+
+
+# ---------------------------------------------------------------------------
+# The body's text
+
+
+def _indented_body(source: str, last_expr: ast.Expr | None) -> str:
+    """The cell's lines indented into a function body, keeping line numbers.
+
+    Lines that continue a multi-line string are left as they are, so string
+    values do not change.  A last expression becomes ``_tfmagic_result = (...)``.
+    """
+    lines = source.splitlines(True) or ["\n"]
+    if lines[-1] and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += "\n"
+    if last_expr is not None:
+        start, end = last_expr.lineno - 1, last_expr.end_lineno - 1
+        sc = _char_col(lines[start], last_expr.col_offset)
+        ec = _char_col(lines[end], last_expr.end_col_offset)
+        if start == end:
+            line = lines[start]
+            lines[start] = f"{line[:sc]}{RESULT_NAME} = ({line[sc:ec]}){line[ec:]}"
+        else:
+            lines[end] = f"{lines[end][:ec]}){lines[end][ec:]}"
+            lines[start] = f"{lines[start][:sc]}{RESULT_NAME} = ({lines[start][sc:]}"
+    inside_string = _string_continuation_lines(source)
+    return "".join(line if i + 1 in inside_string else _INDENT + line for i, line in enumerate(lines))
+
+
+def _char_col(line: str, byte_col: int) -> int:
+    """ast's column offsets count UTF-8 bytes; convert one to a character index."""
+    return len(line.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
+
+
+def _string_continuation_lines(source: str) -> set[int]:
+    """1-based numbers of lines that start inside a multi-line string token."""
+    inside: set[int] = set()
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.start[0] != tok.end[0] and tok.type not in (tokenize.NL, tokenize.NEWLINE):
+                if tok.type == tokenize.STRING or tokenize.tok_name.get(tok.type, "").startswith("FSTRING"):
+                    inside.update(range(tok.start[0] + 1, tok.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return inside
+
+
+def _ends_with_semicolon(source: str) -> bool:
+    """Whether the cell's last token (comments aside) is ``;``, as IPython checks."""
+    last = None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER,
+                                tokenize.INDENT, tokenize.DEDENT):
+                last = tok
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    return last is not None and last.type == tokenize.OP and last.string == ";"

@@ -1,0 +1,192 @@
+"""Graph model -> DOT source, with tfmagic's colours and shapes.
+
+Legend (also printed under every drawing):
+
+- green, pointing in: an input (an argument of the function: a tensor, array or Python value);
+- orange cylinder: a variable (a ``tf.Variable``'s resource handle, captured or passed);
+- grey: a constant (its value shown when small);
+- blue, pointing out: an output of the function;
+- purple: control flow or a function call (``While``, ``If``, ``StatefulPartitionedCall``),
+  with the graphs of its functions drawn in clusters beside it;
+- white: every other op.  Edges carry the tensor's dtype and shape (``float32[2,3]``);
+  dashed grey edges are control dependencies.  Dashed boxes are name scopes.
+
+Every string that comes from the user's code (op names, scopes, constant values)
+is escaped with :func:`quote`, so a name cannot break out of its DOT string.
+
+>>> quote('say "hi" \\\\ <b>')
+'"say \\\\"hi\\\\" \\\\\\\\ <b>"'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tfmagic.graph import GraphModel, Op
+
+#: Fill colour, border colour and shape of each kind of op.
+STYLES: dict[str, tuple[str, str, str]] = {
+    "input": ("#e3f4e1", "#2e7d32", "invhouse"),
+    "variable": ("#fff0d9", "#e07b00", "cylinder"),
+    "constant": ("#f2f2f2", "#9e9e9e", "box"),
+    "output": ("#e1ecfb", "#1f5fbf", "house"),
+    "control_flow": ("#eee6fa", "#6a3fb5", "box"),
+    "op": ("#ffffff", "#444444", "box"),
+}
+
+LEGEND = ("green: input · orange: variable · grey: constant · blue: output · "
+          "purple: control flow / call · dashed: control dependency")
+
+#: Above this many edges, dtype/shape labels become external labels (cheaper to lay out).
+EDGE_LABEL_LIMIT = 400
+
+
+@dataclass(frozen=True)
+class DotOptions:
+    """How the DOT source is written."""
+
+    edge_labels: bool = True
+    legend: bool = True
+    title: str = ""
+
+
+def quote(text: str) -> str:
+    """``text`` as a DOT double-quoted string, every special character neutralised."""
+    cleaned = "".join(ch if ch >= " " or ch == "\n" else " " for ch in str(text))
+    escaped = cleaned.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _label(op: Op) -> str:
+    if op.kind == "variable":
+        return f"variable\n{op.detail or op.name}"
+    if op.kind == "input":
+        name = f"{op.name} ({op.detail})" if op.detail else op.name
+        return f"{name}\n{op.outputs[0].label}" if op.outputs else name
+    lines = [op.type, op.name]
+    if op.kind == "constant" and op.detail:
+        lines.append(op.detail)
+    return "\n".join(lines)
+
+
+def _scope_tree(model: GraphModel) -> dict:
+    """Ops grouped by name scope: ``{None: [ops here], "scope": {...}}``.
+
+    An op named like a scope (``mul`` beside ``mul/y``) goes inside it, and a scope
+    holding a single op is not a cluster of its own.
+    """
+    scopes = {op.scope for op in model.ops.values() if op.scope}
+    prefixes = {"/".join(s.split("/")[:i]) for s in scopes for i in range(1, s.count("/") + 2)}
+    tree: dict = {}
+    for op in model.ops.values():
+        path = op.name if op.name in prefixes else op.scope
+        node = tree
+        for part in path.split("/") if path else ():
+            node = node.setdefault(part, {})
+        node.setdefault(None, []).append(op)
+    return _flatten_single(tree)
+
+
+def _flatten_single(tree: dict) -> dict:
+    out: dict = {None: list(tree.get(None, []))}
+    for part, child in tree.items():
+        if part is None:
+            continue
+        child = _flatten_single(child)
+        if _size(child) < 2:
+            out[None].extend(_all_ops(child))
+        else:
+            out[part] = child
+    return out
+
+
+def _size(tree: dict) -> int:
+    return len(tree.get(None, [])) + sum(_size(c) for k, c in tree.items() if k is not None)
+
+
+def _all_ops(tree: dict) -> list[Op]:
+    ops = list(tree.get(None, []))
+    for key, child in tree.items():
+        if key is not None:
+            ops.extend(_all_ops(child))
+    return ops
+
+
+class _Writer:
+    def __init__(self, options: DotOptions, edge_count: int):
+        self.lines: list[str] = []
+        self.options = options
+        self.edge_attr = "label" if options.edge_labels and edge_count <= EDGE_LABEL_LIMIT else "xlabel"
+        self.cluster_count = 0
+
+    def node(self, node_id: str, op: Op, indent: str) -> None:
+        fill, border, shape = STYLES[op.kind]
+        extra = ' fontsize=8 height=0.2' if op.kind == "constant" else ""
+        style = '"rounded,filled"' if shape == "box" and op.kind != "constant" else "filled"
+        if op.kind == "control_flow":
+            style = '"filled,bold"'
+        self.lines.append(
+            f"{indent}{quote(node_id)} [label={quote(_label(op))} shape={shape} style={style} "
+            f'fillcolor="{fill}" color="{border}"{extra} tooltip={quote(op.type + " " + op.name)}]'
+        )
+
+    def graph(self, model: GraphModel, prefix: str, indent: str) -> None:
+        # Name scopes become nested clusters.
+        self._scope(_scope_tree(model), prefix, "", indent)
+        for edge in model.edges:
+            src, dst = quote(prefix + edge.src), quote(prefix + edge.dst)
+            if edge.control:
+                self.lines.append(f'{indent}{src} -> {dst} [style=dashed color="#aaaaaa" arrowhead=empty]')
+            else:
+                label = edge.tensor.label if edge.tensor else ""
+                attr = f" {self.edge_attr}={quote(label)}" if self.options.edge_labels and label else ""
+                self.lines.append(f"{indent}{src} -> {dst} [{attr.strip()}]" if attr else f"{indent}{src} -> {dst}")
+        for op in model.ops.values():
+            for label, sub in op.subgraphs:
+                self._subgraph(op, label, sub, prefix, indent)
+
+    def _scope(self, tree: dict, prefix: str, path: str, indent: str) -> None:
+        for op in tree.get(None, []):
+            self.node(prefix + op.name, op, indent)
+        for part, child in tree.items():
+            if part is None:
+                continue
+            scope_path = f"{path}/{part}" if path else part
+            self.cluster_count += 1
+            self.lines.append(f"{indent}subgraph {quote(f'cluster_{self.cluster_count}')} {{")
+            self.lines.append(f'{indent}  label={quote(part)} tooltip={quote(scope_path)} '
+                              f'style="rounded,dashed" color="#9e9e9e" fontcolor="#616161"')
+            self._scope(child, prefix, scope_path, indent + "  ")
+            self.lines.append(f"{indent}}}")
+
+    def _subgraph(self, op: Op, label: str, sub: GraphModel, prefix: str, indent: str) -> None:
+        self.cluster_count += 1
+        cluster = f"cluster_{self.cluster_count}"
+        sub_prefix = f"{prefix}{op.name}/{label}:"
+        self.lines.append(f"{indent}subgraph {quote(cluster)} {{")
+        self.lines.append(f'{indent}  label={quote(f"{op.type} {label}: {sub.name}")} style="rounded,filled" '
+                          f'fillcolor="#faf7ff" color="#6a3fb5" fontcolor="#6a3fb5"')
+        self.graph(sub, sub_prefix, indent + "  ")
+        self.lines.append(f"{indent}}}")
+        if sub.ops:
+            first = sub.inputs[0] if sub.inputs else next(iter(sub.ops))
+            self.lines.append(f'{indent}{quote(prefix + op.name)} -> {quote(sub_prefix + first)} '
+                              f'[lhead={quote(cluster)} style=dotted color="#6a3fb5" arrowhead=odot]')
+
+
+def build_dot(model: GraphModel, options: DotOptions = DotOptions()) -> str:
+    """The DOT source that draws ``model`` (with its sub-graphs) in tfmagic's style."""
+    edge_count = len(model.edges)
+    writer = _Writer(options, edge_count)
+    title = options.title or model.name
+    label = title + ("\n" + LEGEND if options.legend else "")
+    writer.lines += [
+        f"digraph {quote(model.name)} {{",
+        f'  graph [rankdir=TB compound=true fontname="Helvetica" fontsize=10 nodesep=0.25 ranksep=0.35 '
+        f"labelloc=b label={quote(label)}" + (" nslimit=1 splines=line" if edge_count > 300 else "") + "]",
+        '  node [fontname="Helvetica" fontsize=10 height=0.3 margin="0.08,0.03"]',
+        '  edge [fontname="Helvetica" fontsize=8 color="#555555" fontcolor="#555555" arrowsize=0.6]',
+    ]
+    writer.graph(model, "", "  ")
+    writer.lines.append("}")
+    return "\n".join(writer.lines) + "\n"

@@ -1,0 +1,238 @@
+"""The graph model: ops, tensors, scopes and sub-graphs of a traced ``tf.Graph``.
+
+:func:`build_graph_model` reads a ``FuncGraph`` (what ``tf.function`` traced)
+into plain dataclasses that the renderer draws: every op with its kind (input,
+variable, constant, output, control flow, plain op), every tensor edge with its
+dtype and shape, and, for ``While``/``If``/``PartitionedCall`` ops, the graphs
+of the functions they run, read the same way.  Nothing here draws or imports
+IPython.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Op types whose function attributes are sub-graphs worth drawing, with the attributes' labels.
+CONTROL_FLOW_ATTRS: dict[str, tuple[tuple[str, str], ...]] = {
+    "While": (("cond", "cond"), ("body", "body")),
+    "StatelessWhile": (("cond", "cond"), ("body", "body")),
+    "If": (("then_branch", "then"), ("else_branch", "else")),
+    "StatelessIf": (("then_branch", "then"), ("else_branch", "else")),
+    "Case": (),
+    "StatelessCase": (),
+    "PartitionedCall": (("f", "function"),),
+    "StatefulPartitionedCall": (("f", "function"),),
+}
+
+#: The kinds of op, as the drawing tells them apart.
+KINDS = ("input", "variable", "constant", "output", "control_flow", "op")
+
+#: How deep function sub-graphs are read (a While inside an If inside a call ...).
+MAX_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A tensor's dtype and shape, as the drawing labels an edge (``float32[2,3]``)."""
+
+    dtype: str
+    shape: tuple[int | None, ...] | None
+
+    @property
+    def label(self) -> str:
+        if self.shape is None:
+            return f"{self.dtype}[...]"
+        return f"{self.dtype}[{','.join('?' if d is None else str(d) for d in self.shape)}]"
+
+
+@dataclass
+class Edge:
+    """A tensor from one op's output to another op's input, or a control dependency."""
+
+    src: str
+    dst: str
+    tensor: TensorInfo | None  # None for a control dependency
+    src_index: int = 0
+
+    @property
+    def control(self) -> bool:
+        return self.tensor is None
+
+
+@dataclass
+class Op:
+    """One node of the graph.
+
+    Attributes:
+        name: the op's name (``dense/MatMul``); its scope is what comes before the last ``/``.
+        type: the op's type (``MatMul``).
+        kind: one of :data:`KINDS`.
+        outputs: the op's output tensors.
+        device: the device TensorFlow assigned, if any.
+        detail: a short extra line: a constant's value, an input's parameter name.
+        subgraphs: the functions a control-flow op runs, as ``(label, GraphModel)``.
+    """
+
+    name: str
+    type: str
+    kind: str
+    outputs: list[TensorInfo] = field(default_factory=list)
+    device: str = ""
+    detail: str = ""
+    subgraphs: list[tuple[str, "GraphModel"]] = field(default_factory=list)
+
+    @property
+    def scope(self) -> str:
+        return self.name.rpartition("/")[0]
+
+
+@dataclass
+class GraphModel:
+    """A traced graph: its ops in order, its edges, and its inputs and outputs."""
+
+    name: str
+    ops: dict[str, Op]
+    edges: list[Edge]
+    inputs: list[str]
+    outputs: list[str]
+
+    def count(self, kind: str | None = None) -> int:
+        """How many ops (of a kind) the graph has, its sub-graphs not included."""
+        return sum(1 for op in self.ops.values() if kind is None or op.kind == kind)
+
+    def total_ops(self) -> int:
+        """Ops here and in every sub-graph."""
+        return len(self.ops) + sum(g.total_ops() for op in self.ops.values() for _, g in op.subgraphs)
+
+    def op_types(self) -> list[str]:
+        """The types of every op here and in the sub-graphs (for tests and summaries)."""
+        types = [op.type for op in self.ops.values()]
+        for op in self.ops.values():
+            for _, sub in op.subgraphs:
+                types.extend(sub.op_types())
+        return types
+
+
+def _tensor_info(tensor) -> TensorInfo:
+    shape = tensor.shape
+    dims = None if shape.rank is None else tuple(shape.as_list())
+    return TensorInfo(tensor.dtype.name, dims)
+
+
+def _constant_detail(op) -> str:
+    try:
+        from tensorflow.python.framework import tensor_util
+
+        value = tensor_util.MakeNdarray(op.get_attr("value"))
+    except Exception:  # a constant of an exotic dtype: draw it without its value
+        return ""
+    if value.size == 1:
+        text = repr(value.reshape(()).item())
+    elif value.size <= 4:
+        text = repr(value.tolist())
+    else:
+        return ""
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _lookup_function(graph, name: str):
+    """The function ``name`` as a ``FuncGraph``, looked up in ``graph`` and the graphs around it."""
+    current = graph
+    while current is not None:
+        getter = getattr(current, "_get_function", None)
+        fn = getter(name) if getter else None
+        if fn is not None:
+            return getattr(fn, "graph", None)
+        current = getattr(current, "outer_graph", None)
+    try:
+        from tensorflow.python.eager import context
+        from tensorflow.python.framework import function_def_to_graph
+
+        fdef = context.context().get_function_def(name)
+        return function_def_to_graph.function_def_to_graph(fdef)
+    except Exception:  # not registered anywhere: draw the op without its body
+        return None
+
+
+def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dict | None = None) -> GraphModel:
+    """Read a ``tf.Graph`` / ``FuncGraph`` into a :class:`GraphModel`.
+
+    Args:
+        graph: the traced graph (``concrete_function.graph``).
+        name: a label for the graph.
+        depth: how deep this graph is nested in control flow (sub-graphs stop at :data:`MAX_DEPTH`).
+        captured_names: names to show for captured inputs, by placeholder name.
+
+    Returns:
+        The model.
+    """
+    import tensorflow as tf
+
+    captured_names = dict(captured_names or {})
+    captured = set()
+    for external, internal in getattr(graph, "captures", ()):
+        captured.add(internal.op.name)
+        var_name = getattr(external, "name", None) if not isinstance(external, tf.Tensor) else None
+        if var_name:
+            captured_names.setdefault(internal.op.name, var_name)
+    for variable in getattr(graph, "variables", ()) or ():
+        try:
+            handle = variable.handle
+        except Exception:  # a distributed variable without a single handle
+            continue
+        for external, internal in getattr(graph, "captures", ()):
+            if external is handle:
+                captured_names.setdefault(internal.op.name, variable.name.split(":")[0])
+
+    output_ops = {t.op.name for t in getattr(graph, "outputs", ()) if t is not None}
+    input_ops = [t.op.name for t in getattr(graph, "inputs", ())]
+    ops: dict[str, Op] = {}
+    edges: list[Edge] = []
+    for tf_op in graph.get_operations():
+        op_type = tf_op.type
+        outputs = [_tensor_info(t) for t in tf_op.outputs]
+        detail = ""
+        if op_type == "Placeholder":
+            is_resource = bool(tf_op.outputs) and tf_op.outputs[0].dtype == tf.resource
+            kind = "variable" if is_resource else "input"
+            detail = captured_names.get(tf_op.name, "")
+            if tf_op.name in captured and not is_resource:
+                detail = detail or "captured"
+        elif op_type in ("Const", "HostConst"):
+            kind = "constant"
+            detail = _constant_detail(tf_op)
+        elif tf_op.name in output_ops:
+            kind = "output"
+        elif op_type in CONTROL_FLOW_ATTRS:
+            kind = "control_flow"
+        else:
+            kind = "op"
+        op = Op(tf_op.name, op_type, kind, outputs, tf_op.device or "", detail)
+        if op_type in CONTROL_FLOW_ATTRS and depth < MAX_DEPTH:
+            for label, fn_name in _function_attrs(tf_op):
+                sub_graph = _lookup_function(graph, fn_name)
+                if sub_graph is not None:
+                    op.subgraphs.append((label, build_graph_model(sub_graph, fn_name, depth + 1)))
+        ops[op.name] = op
+        for index, tensor in enumerate(tf_op.inputs):
+            edges.append(Edge(tensor.op.name, op.name, _tensor_info(tensor), tensor.value_index))
+        for control in tf_op.control_inputs:
+            edges.append(Edge(control.name, op.name, None))
+    return GraphModel(name or getattr(graph, "name", "graph"), ops, edges, input_ops, sorted(output_ops))
+
+
+def _function_attrs(tf_op) -> list[tuple[str, str]]:
+    """The ``(label, function name)`` pairs of a control-flow op."""
+    found = []
+    for attr, label in CONTROL_FLOW_ATTRS[tf_op.type]:
+        try:
+            found.append((label, tf_op.get_attr(attr).name))
+        except (ValueError, AttributeError):
+            continue
+    if tf_op.type in ("Case", "StatelessCase"):
+        try:
+            found.extend((f"branch {i}", b.name) for i, b in enumerate(tf_op.get_attr("branches")))
+        except ValueError:
+            pass
+    return found

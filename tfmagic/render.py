@@ -1,0 +1,234 @@
+"""DOT -> SVG/PNG/PDF in-process, and the display objects the magics show.
+
+The Graphviz engine runs inside this process through the ``pygraphviz`` wheel,
+which bundles it: no system ``dot`` is needed.  A graph is laid out once and
+rendered to every format asked for.  The engine's own chatter on file
+descriptor 2 (fontconfig warnings about the system's configuration files) is
+kept out of the user's cell; anything else it says is passed on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import os
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+
+from tfmagic.errors import GraphvizMissingError, OptionError, RenderError
+
+#: The formats ``-o FILE`` writes, by file extension.
+FILE_FORMATS = ("svg", "png", "pdf", "dot")
+
+_NOISE = ("Fontconfig warning", "Fontconfig error", "layout may take a long time")
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _engine_stderr():
+    """Capture what the C engine writes to fd 2; pass on all but known noise."""
+    with _stderr_lock, tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+            kept = [ln for ln in text.splitlines() if ln.strip() and not any(n in ln for n in _NOISE)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
+def render_dot(dot_source: str, formats: tuple[str, ...] = ("svg",), prog: str = "dot") -> dict[str, bytes]:
+    """Lay ``dot_source`` out once and render it to each of ``formats``.
+
+    Args:
+        dot_source: a DOT graph.
+        formats: Graphviz output formats (``svg``, ``png``, ``pdf``, ...); ``dot`` returns the source.
+        prog: the layout engine.
+
+    Returns:
+        The rendered bytes by format.
+
+    Raises:
+        GraphvizMissingError: the ``pygraphviz`` wheel is not installed.
+        RenderError: the engine refused the graph.
+    """
+    out: dict[str, bytes] = {}
+    if "dot" in formats:
+        out["dot"] = dot_source.encode("utf-8")
+    engine_formats = [f for f in formats if f != "dot"]
+    if not engine_formats:
+        return out
+    try:
+        import pygraphviz
+        from pygraphviz import graphviz as gv
+    except ImportError as e:
+        raise GraphvizMissingError(
+            "drawing needs the Graphviz engine from the pygraphviz wheel: pip install pygraphviz"
+        ) from e
+    with _engine_stderr():
+        try:
+            graph = pygraphviz.AGraph(string=dot_source)
+        except Exception as e:  # a malformed DOT source: tfmagic's bug, reported as such
+            raise RenderError(f"Graphviz could not read the drawing: {e}") from e
+        gvc = gv.gvContextWithBuiltins()
+        try:
+            if gv.gvLayout(gvc, graph.handle, prog.encode()):
+                raise RenderError(f"Graphviz could not lay the graph out with {prog!r}")
+            try:
+                for fmt in engine_formats:
+                    err, data = gv.gvRenderData(gvc, graph.handle, fmt.encode())
+                    if err:
+                        raise RenderError(f"Graphviz could not render format {fmt!r}")
+                    out[fmt] = data
+            finally:
+                gv.gvFreeLayout(gvc, graph.handle)
+        finally:
+            gv.gvFreeContext(gvc)
+    return out
+
+
+def file_format(path: str) -> str:
+    """The format ``-o FILE`` writes, from its extension.
+
+    >>> file_format("graph.PNG")
+    'png'
+    >>> file_format("graph.gif")
+    Traceback (most recent call last):
+    ...
+    tfmagic.errors.OptionError: cannot write 'graph.gif': the file's extension must be one of .svg, .png, .pdf, .dot
+    """
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in FILE_FORMATS:
+        raise OptionError(
+            f"cannot write {path!r}: the file's extension must be one of " + ", ".join("." + f for f in FILE_FORMATS)
+        )
+    return ext
+
+
+def check_writable(path: str) -> str:
+    """Check before running a cell that ``-o FILE`` can be written; return its format."""
+    fmt = file_format(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OptionError(f"cannot write {path!r}: the folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise OptionError(f"cannot write {path!r}: it is a folder")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise OptionError(f"cannot write {path!r}: permission denied")
+    return fmt
+
+
+@dataclass
+class GraphReport:
+    """A drawn graph, shown inline: SVG for notebooks, a text summary for terminals.
+
+    Attributes:
+        title: what was drawn (``%%tfgraph cell, trace 2``).
+        summary: one line of counts (ops by kind).
+        svg: the SVG drawing (a static image that survives nbconvert and GitHub).
+        dot: the DOT source it was laid out from.
+        notes: lines shown above the drawing in text form.
+    """
+
+    title: str
+    summary: str
+    svg: str
+    dot: str
+    notes: list[str] = field(default_factory=list)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        include = set(include) if include is not None else {"image/svg+xml", "text/plain"}
+        include -= set(exclude or [])
+        bundle = {}
+        if "image/svg+xml" in include:
+            bundle["image/svg+xml"] = self.svg
+        if "text/plain" in include:
+            bundle["text/plain"] = self._text()
+        return bundle
+
+    def _text(self) -> str:
+        return "\n".join([f"{self.title}: {self.summary}", *self.notes])
+
+    def __repr__(self) -> str:
+        return f"<GraphReport {self._text()!r}>"
+
+
+@dataclass
+class Notice:
+    """A short message shown in the cell's output (a retrace, a note): plain text and HTML."""
+
+    text: str
+    level: str = "info"  # "info" or "warning"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        include = set(include) if include is not None else {"text/plain", "text/html"}
+        include -= set(exclude or [])
+        colour = "#8a5a00" if self.level == "warning" else "#1f5fbf"
+        bundle = {}
+        if "text/plain" in include:
+            bundle["text/plain"] = self.text
+        if "text/html" in include:
+            bundle["text/html"] = (
+                f'<div style="font-family:monospace;white-space:pre-wrap;color:{colour};'
+                f'border-left:3px solid {colour};padding-left:6px">{html.escape(self.text)}</div>'
+            )
+        return bundle
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _svg_element(svg_bytes: bytes) -> str:
+    """The ``<svg>`` element alone (no XML prolog), ready to sit inline in HTML."""
+    text = svg_bytes.decode("utf-8")
+    start = text.find("<svg")
+    return text[start:] if start >= 0 else text
+
+
+def summarize(model) -> str:
+    """One line of counts for a graph model: ``12 ops (2 inputs, 1 variable, ...)``."""
+    parts = []
+    for kind, word in (("input", "input"), ("variable", "variable"), ("constant", "constant"),
+                       ("output", "output"), ("control_flow", "control-flow op")):
+        n = model.count(kind)
+        if n:
+            parts.append(f"{n} {word}{'s' if n != 1 else ''}")
+    text = f"{len(model.ops)} ops"
+    if parts:
+        text += " (" + ", ".join(parts) + ")"
+    inner = model.total_ops() - len(model.ops)
+    if inner:
+        text += f", {inner} more in function bodies"
+    return text
+
+
+def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",)) -> tuple[GraphReport, dict[str, bytes]]:
+    """Draw a traced graph: the inline report and the rendered bytes of each format asked for.
+
+    Args:
+        tf_graph: the ``FuncGraph`` to draw.
+        title: the drawing's caption.
+        formats: formats to render besides SVG (for ``-o FILE``).
+
+    Returns:
+        ``(report, rendered)``.
+    """
+    from tfmagic.dot import DotOptions, build_dot
+    from tfmagic.graph import build_graph_model
+
+    model = build_graph_model(tf_graph)
+    dot_source = build_dot(model, DotOptions(title=title))
+    rendered = render_dot(dot_source, tuple(dict.fromkeys(("svg", *formats))))
+    report = GraphReport(title, summarize(model), _svg_element(rendered["svg"]), dot_source)
+    return report, rendered

@@ -15,6 +15,9 @@ from IPython.display import display
 
 from tfmagic.errors import CellSourceError, OptionError, TfMagicError
 
+#: How many option lines and cell texts the magics memoise.
+_MAX_MEMO = 256
+
 
 @magics_class
 class TFMagics(Magics):
@@ -23,6 +26,8 @@ class TFMagics(Magics):
     def __init__(self, shell):
         super().__init__(shell)
         self._cells = None  # tracing.CellCache, made on first use (it imports TensorFlow)
+        self._parsed_lines: dict = {}  # option line -> (args, FunctionOptions)
+        self._sources: dict = {}  # cell text -> transformed source
 
     @property
     def cells(self):
@@ -82,14 +87,10 @@ class TFMagics(Magics):
             y = tf.matmul(x, w) + b
             tf.reduce_sum(y)
         """
-        try:
-            args = parse_argstring(self.tfgraph, line)
-            options = self._tfgraph_options(args)
-        except OptionError as e:
-            raise UsageError(str(e)) from e
+        args, options = self._parse_tfgraph(line)
         from tfmagic.tracing import trace_cell
 
-        source = self.shell.transform_cell(cell)
+        source = self._transformed(cell)
         try:
             run = trace_cell(source, self.shell.user_ns, cache=self.cells, name=args.name, options=options)
         except CellSourceError as e:
@@ -104,15 +105,38 @@ class TFMagics(Magics):
 
     # -- helpers of %%tfgraph ------------------------------------------------
 
+    def _parse_tfgraph(self, line):
+        """Parse the options (the same line parses once; ``-o`` is checked every time)."""
+        parsed = self._parsed_lines.get(line)
+        try:
+            if parsed is None:
+                args = parse_argstring(self.tfgraph, line)
+                parsed = (args, self._tfgraph_options(args))
+                if len(self._parsed_lines) < _MAX_MEMO:
+                    self._parsed_lines[line] = parsed
+            if parsed[0].output:
+                from tfmagic.render import check_writable
+
+                check_writable(parsed[0].output)
+        except OptionError as e:
+            raise UsageError(str(e)) from e
+        return parsed
+
+    def _transformed(self, cell: str) -> str:
+        """The cell after IPython's input transforms (``!cmd``, ``%magic``), memoised by text."""
+        source = self._sources.get(cell)
+        if source is None:
+            source = self.shell.transform_cell(cell)
+            if len(self._sources) < _MAX_MEMO:
+                self._sources[cell] = source
+        return source
+
     @staticmethod
     def _tfgraph_options(args):
-        from tfmagic.render import check_writable
         from tfmagic.tracing import FunctionOptions
 
         if args.name is not None and (not args.name.isidentifier() or keyword.iskeyword(args.name)):
             raise OptionError(f"-n {args.name!r}: NAME must be a Python identifier")
-        if args.output:
-            check_writable(args.output)
         return FunctionOptions(jit_compile=args.jit, reduce_retracing=args.reduce_retracing,
                                autograph=args.autograph)
 

@@ -9,11 +9,11 @@
     run.trace        # the TraceRecord of the graph that ran (its FuncGraph)
     run.retraced     # True when this run traced a new graph for a cell seen before
 
-What the cell reads from the namespace becomes the function's arguments:
-tensors, NumPy arrays and Python scalars as values (so a new shape, dtype or
-Python value is a retrace), and variables, layers, models and functions as
-Python objects (so a new object is a retrace, never a stale graph).  Modules and
-classes are looked up as globals.  Nothing is written to the namespace here: the
+What the cell reads from the namespace becomes the function's arguments when it
+is a value (tensors, NumPy arrays, Python scalars: a new shape, dtype or Python
+value is a retrace) and is captured when it is an object (variables, layers,
+models, functions, modules: a new object builds the cell's function anew, so a
+graph never runs with a stale capture).  Nothing is written to the namespace here: the
 caller writes ``run.outputs`` back, so a failing cell changes nothing.
 """
 
@@ -25,6 +25,7 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from tfmagic.cell import FUNCTION_NAME, RETURN_HELPER, CellCode, analyze_cell
@@ -53,6 +54,8 @@ class TraceRecord:
         python_values: names the trace bound to plain Python values (not tensors);
             a ``tf.function`` computes these once, while tracing.
         python_result: the last expression's value when it is not a tensor.
+        result_is_tensor: whether the last expression's value leaves the graph as a tensor.
+        tensor_names: the names whose values leave the graph as tensors, in output order.
     """
 
     number: int
@@ -60,6 +63,7 @@ class TraceRecord:
     python_values: dict[str, Any]
     python_result: Any
     result_is_tensor: bool
+    tensor_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -71,7 +75,6 @@ class CellRun:
         deleted: names the cell deleted (to remove from the namespace).
         result: the value of the cell's last expression (``None`` without one).
         has_result: whether the cell ends with an expression that should be displayed.
-        trace: the trace whose graph ran.
         traced: whether this run traced (a first trace or a retrace).
         retraced: whether this run traced again a cell that had been traced before.
         trace_count: how many traces the cell's function holds now.
@@ -83,12 +86,20 @@ class CellRun:
     deleted: tuple[str, ...]
     result: Any
     has_result: bool
-    trace: TraceRecord
     traced: bool
     retraced: bool
     trace_count: int
     function: Any
     inputs: tuple[str, ...]
+    _trace: TraceRecord | None = None
+    _find_trace: Any = None
+
+    @property
+    def trace(self) -> TraceRecord:
+        """The trace whose graph ran (looked up on first use when the run did not trace)."""
+        if self._trace is None:
+            self._trace = self._find_trace()
+        return self._trace
 
 
 class CellFunction:
@@ -100,9 +111,9 @@ class CellFunction:
         self.signature = signature  # what must stay the same for this function to be reused
         self.params = params
         self.options = options
-        self.traces: list[TraceRecord] = []
-        self._by_graph: dict[int, TraceRecord] = {}
-        self._pending: list[TraceRecord] = []
+        self.traces: list[TraceRecord] = []  # the traces that ran, in order
+        self._pending: list[TraceRecord] = []  # traces made during the current call
+        self._same_python_values = True  # every trace bound the same Python values
         namespace = dict(global_values)
         namespace["__builtins__"] = builtins
         namespace[RETURN_HELPER] = tf.autograph.experimental.do_not_convert(self._collect)
@@ -118,7 +129,10 @@ class CellFunction:
         )
 
     def _collect(self, local_values: dict, explicit: tuple, result: Any):
-        """Called at the end of every trace, inside the graph: split tensors from Python values."""
+        """Called at the end of every trace, inside the graph: split tensors from Python values.
+
+        Returns the function's outputs: ``({name: tensor}, result or None)``.
+        """
         names = [n for n in self.code.definite if n not in self.params] + [
             n for n in self.params if n in self.code.assigned]
         values = dict(zip(names, explicit))
@@ -129,63 +143,68 @@ class CellFunction:
         for name, value in values.items():
             (tensors if _holds_tensors(value) else python)[name] = value
         result_is_tensor = _holds_tensors(result)
-        record = TraceRecord(
+        self._pending.append(TraceRecord(
             number=0,
             graph=tf.compat.v1.get_default_graph(),
             python_values=python,
             python_result=None if result_is_tensor else result,
             result_is_tensor=result_is_tensor,
-        )
-        self._pending.append(record)
+        ))
         return tensors, (result if result_is_tensor else None)
 
     def run(self, namespace: dict) -> CellRun:
         """Call the function with the namespace's values; raise the cell's own exception on failure."""
         args = [namespace[name] for name in self.params]
-        before = self.function.experimental_get_tracing_count()
+        count = self.function.experimental_get_tracing_count
+        before = count()
         self._pending.clear()
         try:
             tensors, tensor_result = self.function(*args)
         except Exception as exc:  # the user's code failed: show it at the cell's lines
             self._pending.clear()
             raise tracebacks.for_cell(exc, self.code) from None
-        traced = self.function.experimental_get_tracing_count() != before
+        traced = count() != before
         if traced:
             record = self._pending[-1]  # TensorFlow traces twice when a first call creates variables
+            self._pending.clear()
             record.number = len(self.traces) + 1
             self.traces.append(record)
-            self._by_graph[id(record.graph)] = record
-            self._pending.clear()
+            self._same_python_values = self._same_python_values and _same_python(self.traces[0], record)
+        elif len(self.traces) == 1 or self._same_python_values:
+            record = None  # any trace gives the same Python values; which one ran is looked up if needed
         else:
-            record = self._lookup(args)
-        outputs = dict(record.python_values)
+            record = self.trace_for(args)
+        model = record or self.traces[-1]
+        outputs = dict(model.python_values)
         outputs.update(tensors)
-        result = tensor_result if record.result_is_tensor else record.python_result
         return CellRun(
             outputs=outputs,
             deleted=self.code.deleted,
-            result=result,
+            result=tensor_result if model.result_is_tensor else model.python_result,
             has_result=self.code.has_result and not self.code.quiet,
-            trace=record,
             traced=traced,
             retraced=traced and record.number > 1,
             trace_count=len(self.traces),
             function=self.function,
             inputs=self.params,
+            _trace=record,
+            _find_trace=(lambda: self.trace_for(args)) if record is None else None,
         )
 
-    def _lookup(self, args: list) -> TraceRecord:
-        """The trace that a call with ``args`` ran (no tracing happens here)."""
+    def trace_for(self, args: list) -> TraceRecord:
+        """The trace that a call with ``args`` runs (a look-up: nothing is traced)."""
         if len(self.traces) == 1:
             return self.traces[0]
         graph = self.function.get_concrete_function(*args).graph
-        return self._by_graph.get(id(graph), self.traces[-1])
+        for record in self.traces:
+            if record.graph is graph:
+                return record
+        return self.traces[-1]
 
     def release(self) -> None:
         """Forget the traces and the registered source."""
         self.code.unregister()
         self.traces.clear()
-        self._by_graph.clear()
 
 
 class CellCache:
@@ -274,27 +293,44 @@ def _analyze_cached(source: str, tag: str) -> CellCode:
     return code
 
 
-def split_inputs(candidates: tuple[str, ...], namespace: dict) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """Which of the names a cell reads become arguments, and which globals.
+#: Python values passed to the cell's function as arguments (besides tensors and arrays).
+_VALUE_TYPES = (bool, int, float, complex, str, bytes, type(None), list, tuple, dict)
 
-    Modules, classes and builtin functions are globals; every other value found in
-    the namespace is an argument.  Names not in the namespace are left to the
-    builtins (or fail as a plain cell would, with a NameError).
+
+def split_inputs(candidates: tuple[str, ...], namespace: dict) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Which of the names a cell reads are arguments, and which are captured.
+
+    Values are arguments: tensors, NumPy arrays and scalars, Python numbers,
+    strings and containers, so a new shape, dtype or Python value traces again.
+    Everything else (variables, layers, models, functions, modules, classes) is
+    captured as the function's global, the way ``tf.function`` captures what a
+    function reads from its module; the cell's function is rebuilt when one of
+    them is a new object, so a graph never runs with a stale capture.  Names not
+    in the namespace are left to the builtins (or fail as a plain cell would).
 
     >>> import math
-    >>> split_inputs(("math", "x", "print", "f"), {"math": math, "x": 1.0, "f": len})
-    (('x',), {'math': <module 'math' (built-in)>, 'f': <built-in function len>})
+    >>> params, captured = split_inputs(("math", "x", "print", "f"), {"math": math, "x": 1.0, "f": len})
+    >>> params, sorted(captured)
+    (('x',), ['f', 'math'])
     """
-    params, global_values = [], {}
+    params, captured = [], {}
     for name in candidates:
         if name not in namespace:
             continue
         value = namespace[name]
-        if isinstance(value, (types.ModuleType, type, types.BuiltinFunctionType)):
-            global_values[name] = value
-        else:
+        if isinstance(value, _VALUE_TYPES) or _is_array_like(value):
             params.append(name)
-    return tuple(params), global_values
+        else:
+            captured[name] = value
+    return tuple(params), captured
+
+
+_ARRAY_TYPES = (tf.Tensor, tf.SparseTensor, tf.RaggedTensor, np.ndarray, np.generic)
+
+
+def _is_array_like(value: Any) -> bool:
+    """Tensors (not variables), NumPy arrays and NumPy scalars (plain isinstance: this runs every call)."""
+    return isinstance(value, _ARRAY_TYPES)
 
 
 def _holds_tensors(value: Any) -> bool:
@@ -309,6 +345,18 @@ def _holds_tensors(value: Any) -> bool:
         except (TypeError, ValueError):
             return False
     return False
+
+
+def _same_python(a: TraceRecord, b: TraceRecord) -> bool:
+    """Whether two traces bound the same Python values (so either serves a call's write-back)."""
+    if a.result_is_tensor != b.result_is_tensor or a.python_values.keys() != b.python_values.keys():
+        return False
+    pairs = [(a.python_result, b.python_result)] + [(a.python_values[k], b.python_values[k]) for k in a.python_values]
+    try:
+        return all(x is y or (type(x) is type(y) and isinstance(x, (int, float, str, bool, bytes)) and x == y)
+                   for x, y in pairs)
+    except Exception:  # values that do not compare: assume they differ
+        return False
 
 
 def _is_defined(value: Any) -> bool:

@@ -1,0 +1,240 @@
+"""%%tfgraph in a real IPython shell: values, drawing, reuse, errors, options, load/unload."""
+
+import os
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+from .shellutil import mimetypes, run
+
+SETUP = """
+x = tf.constant([[1.0, -2.0, 3.0]])
+n = tf.constant(5)
+v = tf.Variable(10.0)
+layer = tf.keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="zeros", name="dense")
+"""
+
+BODIES = {
+    "arithmetic": "y = x * 2.0 + 1.0\nz = tf.reduce_sum(y) / 3.0\n",
+    "tensor_if": "if tf.reduce_sum(x) > 0:\n    s = x * 10.0\nelse:\n    s = -x\n",
+    "range_loop": "total = tf.constant(0)\nfor i in tf.range(n):\n    total += i * i\n",
+    "while_loop": "w = x\nwhile tf.reduce_max(w) < 100.0:\n    w = w * 2.0\n",
+    "keras_layer": "out = layer(x)\nact = tf.nn.relu(out)\n",
+    "variable_update": "v.assign_add(5.0)\nvv = v * 2.0\n",
+}
+
+
+def _values(ip, names):
+    out = {}
+    for name in names:
+        value = ip.user_ns[name]
+        out[name] = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(BODIES))
+def test_values_equal_the_plain_cell(ip, case):
+    body = BODIES[case]
+    names = [ln.split("=")[0].strip().split()[0] for ln in body.splitlines() if "=" in ln and not ln.startswith(" ")]
+    names = [n.rstrip("+") for n in names] + ["v"]
+    run(ip, SETUP)
+    result, _ = run(ip, "%%tfgraph --show none\n" + body)
+    assert result.success, result.error_in_exec
+    traced = _values(ip, names)
+    run(ip, SETUP)
+    result, _ = run(ip, body)
+    assert result.success
+    plain = _values(ip, names)
+    for name in names:
+        # Grappler may rewrite x / 3.0 as x * (1 / 3.0) in any tf.function: allow that one rounding step.
+        np.testing.assert_allclose(traced[name], plain[name], rtol=1e-6, err_msg=name)
+        assert traced[name].dtype == plain[name].dtype and traced[name].shape == plain[name].shape
+
+
+def test_graph_is_drawn_inline_as_svg_below_the_result(ip):
+    run(ip, SETUP)
+    result, captured = run(ip, "%%tfgraph\ny = layer(x) * 2.0\ntf.reduce_sum(y)")
+    assert result.success
+    assert "image/svg+xml" in mimetypes(captured)
+    assert "Out[" in captured.stdout and "numpy=" in captured.stdout  # the result came first
+    svg = captured.outputs[-1].data["image/svg+xml"]
+    root = ET.fromstring(svg)
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert "MatMul" in texts and "variable" in texts and "float32[1,2]" in texts
+    assert "dense" in texts  # the Keras layer's name scope
+    assert float(ip.user_ns["_"].numpy()) == pytest.approx(float(ip.user_ns["y"].numpy().sum()))
+
+
+def test_control_flow_subgraphs_are_drawn(ip):
+    run(ip, SETUP)
+    _, captured = run(ip, "%%tfgraph\ntotal = tf.constant(0)\nfor i in tf.range(n):\n    total += i\n"
+                          "if total > 3:\n    total = total * 2\n")
+    text = captured.outputs[-1].data["text/plain"]
+    assert "control-flow ops" in text and "more in function bodies" in text
+    svg = captured.outputs[-1].data["image/svg+xml"]
+    assert "While body" in svg and "If then" in svg
+
+
+def test_rerun_reuses_the_trace_and_a_new_shape_retraces(ip):
+    run(ip, "a = tf.constant([1.0, 2.0])")
+    body = "%%tfgraph --show none\nb = a * 3.0\n"
+    _, first = run(ip, body)
+    _, second = run(ip, body)
+    assert "traced again" not in str(first.outputs) + first.stdout
+    assert "traced again" not in str(second.outputs) + second.stdout
+    run(ip, "a = tf.constant([1.0, 2.0, 3.0])")
+    _, third = run(ip, body)
+    notices = [o.data["text/plain"] for o in third.outputs]
+    assert any("traced again" in t and "2 traces" in t for t in notices), notices
+    assert ip.user_ns["b"].numpy().tolist() == [3.0, 6.0, 9.0]
+
+
+def _user_names(ip):
+    """Every user-visible name and the identity of its value (IPython's own In/Out/_ names aside)."""
+    return {k: id(v) for k, v in ip.user_ns.items() if not k.startswith("_") and k not in ("In", "Out")}
+
+
+def test_failing_cell_leaves_the_namespace_and_names_the_line(ip):
+    run(ip, "p = tf.constant(1.0)\nq = 'before'")
+    before = _user_names(ip)
+    result, captured = run(ip, "%%tfgraph\np = p + 1.0\nq = p * 2.0\nr = q + tf.constant(1)\n")
+    assert isinstance(result.error_in_exec, TypeError)
+    assert _user_names(ip) == before
+    assert "----> 3 r = q + tf.constant(1)" in captured.stdout
+    assert "site-packages" not in captured.stdout and "autograph" not in captured.stdout.lower()
+
+
+def test_runtime_failure_leaves_the_namespace_and_names_the_line(ip):
+    before = _user_names(ip)
+    result, captured = run(ip, "%%tfgraph\nm = tf.constant([1.0, -1.0])\ntf.debugging.assert_positive(m)\n")
+    assert result.error_in_exec.__class__.__name__ == "InvalidArgumentError"
+    assert "----> 2 tf.debugging.assert_positive(m)" in captured.stdout
+    assert "Detected at node" not in captured.stdout
+    assert _user_names(ip) == before
+
+
+def test_syntax_error_shows_the_cell_line(ip):
+    result, captured = run(ip, "%%tfgraph\ny = 1\nz = (2 +\n")
+    assert isinstance(result.error_in_exec, SyntaxError)
+    assert result.error_in_exec.lineno == 2  # lines of the cell's body, as IPython's %%time counts them
+
+
+def test_named_cell_keeps_its_function(ip):
+    run(ip, "a = tf.constant([1.0, 2.0])")
+    result, _ = run(ip, "%%tfgraph -n triple --show none\nb = a * 3.0\n")
+    assert result.success
+    fn = ip.user_ns["triple"]
+    assert fn.experimental_get_tracing_count() >= 1
+    outputs, _ = fn(ip.user_ns["a"])
+    assert outputs["b"].numpy().tolist() == [3.0, 6.0]
+    count = fn.experimental_get_tracing_count()
+    run(ip, "%%tfgraph -n triple --show none\nb = a * 3.0\n")
+    assert ip.user_ns["triple"] is fn and fn.experimental_get_tracing_count() == count
+
+
+@pytest.mark.parametrize("flag,attribute,value", [("--jit", "_jit_compile", True),
+                                                  ("--reduce-retracing", "_reduce_retracing", True),
+                                                  ("--no-autograph", "_autograph", False)])
+def test_function_options(ip, flag, attribute, value):
+    run(ip, "a = tf.constant([1.0, 2.0])")
+    result, _ = run(ip, f"%%tfgraph {flag} -n opt_fn --show none\nb = a * 3.0 + 1.0\n")
+    assert result.success, result.error_in_exec
+    assert getattr(ip.user_ns["opt_fn"], attribute) is value
+    assert ip.user_ns["b"].numpy().tolist() == [4.0, 7.0]
+
+
+def test_no_autograph_leaves_python_control_flow_unconverted(ip):
+    run(ip, "a = tf.constant([1.0, 2.0])")
+    result, _ = run(ip, "%%tfgraph --no-autograph --show none\nif tf.reduce_sum(a) > 0:\n    b = a\n")
+    assert result.error_in_exec is not None  # a tensor as a Python bool: what tf.function does without AutoGraph
+
+
+def test_show_none_draws_nothing(ip):
+    run(ip, "a = tf.constant([1.0, 2.0])")
+    _, captured = run(ip, "%%tfgraph --show none\nb = a + 1.0\n")
+    assert "image/svg+xml" not in mimetypes(captured)
+
+
+@pytest.mark.parametrize("ext,magic", [("svg", b"<svg"), ("png", b"\x89PNG"), ("pdf", b"%PDF"), ("dot", b"digraph")])
+def test_output_file(ip, tmp_path, ext, magic):
+    path = tmp_path / f"graph.{ext}"
+    run(ip, "a = tf.constant([1.0, 2.0])")
+    result, captured = run(ip, f"%%tfgraph --show none -o {path}\nb = a + 1.0\n")
+    assert result.success
+    data = path.read_bytes()
+    assert magic in data[:400]
+    assert "image/svg+xml" not in mimetypes(captured)
+
+
+@pytest.mark.parametrize("line,message", [
+    ("--bogus", "unrecognized arguments: --bogus"),
+    ("--show pictures", "invalid choice: 'pictures'"),
+    ("-o graph.gif", "extension must be one of .svg, .png, .pdf, .dot"),
+    ("-o /no/such/folder/g.svg", "does not exist"),
+    ("-n 2bad", "NAME must be a Python identifier"),
+])
+def test_bad_options_are_one_line_usage_errors(ip, line, message):
+    run(ip, "a = tf.constant([1.0])")
+    before = set(ip.user_ns)
+    result, captured = run(ip, f"%%tfgraph {line}\nb = a + 1.0\n")
+    assert type(result.error_in_exec) is UsageError
+    assert message in str(result.error_in_exec)
+    assert "\n" not in str(result.error_in_exec).strip()
+    assert set(ip.user_ns) == before
+
+
+def test_empty_cell_is_a_usage_error(ip):
+    result, _ = run(ip, "%%tfgraph\n# nothing here\n")
+    assert type(result.error_in_exec) is UsageError and "empty" in str(result.error_in_exec)
+
+
+def test_help_lists_every_option(ip):
+    from IPython.core.oinspect import Inspector  # noqa: F401  (the help comes from the docstring)
+
+    doc = ip.find_cell_magic("tfgraph").__doc__
+    for option in ("-n NAME", "--jit", "--reduce-retracing", "--no-autograph", "--show", "-o FILE", "Example"):
+        assert option in doc, option
+
+
+def test_load_twice_unload_and_reload(ip):
+    _, captured = run(ip, "%load_ext tfmagic")
+    assert "already loaded" in captured.stdout
+    from tfmagic import load_ipython_extension
+
+    load_ipython_extension(ip)  # a direct second call is harmless too
+    assert list(ip.magics_manager.registry).count("TFMagics") == 1
+    ip.run_line_magic("unload_ext", "tfmagic")
+    assert ip.find_cell_magic("tfgraph") is None
+    result, _ = run(ip, "%%tfgraph\ny = 1\n")
+    assert type(result.error_in_exec) is UsageError
+    ip.run_line_magic("load_ext", "tfmagic")
+    run(ip, "a = tf.constant([1.0])")
+    result, _ = run(ip, "%%tfgraph --show none\nb = a + 1.0\n")
+    assert result.success and ip.user_ns["b"].numpy().tolist() == [2.0]
+
+
+def test_core_works_without_ipython():
+    """The core runs, traces and draws in a process where IPython cannot be imported at all."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "IPython" or name.startswith("IPython."):
+            raise ImportError("IPython is blocked in this test")
+sys.meta_path.insert(0, Block())
+import tensorflow as tf
+from tfmagic.tracing import trace_cell
+from tfmagic.render import draw_graph
+run = trace_cell("y = x * 2\\ny + 1", {"tf": tf, "x": tf.constant([1.0])})
+report, _ = draw_graph(run.trace.graph, "t")
+print(run.result.numpy().tolist(), report.svg.startswith("<svg"), "IPython" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[3.0] True False"

@@ -18,7 +18,7 @@ IPython: this is pure source analysis.
 def _tfgraph_cell(x):
     y = x * 2
     _tfmagic_result = (y + 1)
-    return _tfmagic_return(locals(), (y,), _tfmagic_result)
+    return _tfmagic_return(None, (y,), _tfmagic_result)
 <BLANKLINE>
 """
 
@@ -70,14 +70,20 @@ class CellCode:
 
     def function_source(self, params: tuple[str, ...]) -> str:
         """The generated function's source, with ``params`` as its parameters."""
-        names = [n for n in self.definite if n not in params] + [n for n in params if n in self.assigned]
+        names = self.returned_names(params)
         returned = "(" + "".join(f"{n}, " for n in names).rstrip(" ") + ")"
         result = RESULT_NAME if self.has_result else "None"
+        # locals() (costly under AutoGraph) only where a name may be bound: in a branch or a loop.
+        maybe = "locals()" if set(self.assigned) - set(names) else "None"
         return (
             f"def {FUNCTION_NAME}({', '.join(params)}):\n"
             f"{self._body}"
-            f"{_INDENT}return {RETURN_HELPER}(locals(), {returned}, {result})\n"
+            f"{_INDENT}return {RETURN_HELPER}({maybe}, {returned}, {result})\n"
         )
+
+    def returned_names(self, params: tuple[str, ...]) -> list[str]:
+        """The names the function returns explicitly: those certainly bound, and assigned inputs."""
+        return [n for n in self.definite if n not in params] + [n for n in params if n in self.assigned]
 
     def cell_line(self, function_line: int) -> int:
         """The cell's line number for a line number of the generated source."""

@@ -128,15 +128,14 @@ class CellFunction:
             autograph=options.autograph,
         )
 
-    def _collect(self, local_values: dict, explicit: tuple, result: Any):
+    def _collect(self, local_values: dict | None, explicit: tuple, result: Any):
         """Called at the end of every trace, inside the graph: split tensors from Python values.
 
         Returns the function's outputs: ``({name: tensor}, result or None)``.
         """
-        names = [n for n in self.code.definite if n not in self.params] + [
-            n for n in self.params if n in self.code.assigned]
-        values = dict(zip(names, explicit))
-        for name in self.code.assigned:  # names bound only in a branch or loop, when AutoGraph kept them
+        values = dict(zip(self.code.returned_names(self.params), explicit))
+        for name in self.code.assigned if local_values else ():
+            # names bound only in a branch or loop, when AutoGraph kept them
             if name not in values and name in local_values and _is_defined(local_values[name]):
                 values[name] = local_values[name]
         tensors, python = {}, {}

@@ -34,8 +34,10 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert len(svgs) >= 3 and all(s.lstrip().startswith("<svg") for s in svgs)
     assert any("MatMul" in s for s in svgs)
     texts = [o.get("data", {}).get("text/plain", "") for o in outputs]
-    assert any("traced again" in t and "2 traces" in t for t in texts)
+    assert any("traced again: trace 2" in t and "a: float32[2] -> float32[3]" in t for t in texts)
     errors = [o for o in outputs if o.output_type == "error"]
     assert [e.ename for e in errors] == ["TypeError"]
-    assert "----> 2 d = c + tf.constant(1)" in "\n".join(errors[0].traceback)
+    traceback = "\n".join(errors[0].traceback)
+    assert "----> 2 d = c + tf.constant(1)" in traceback
+    assert "AddV2 got float32 and int32" in traceback and "tf.cast(..., tf.float32)" in traceback
     assert (tmp_path / "tour_graph.svg").read_bytes().lstrip().startswith(b"<?xml")

@@ -23,6 +23,13 @@ class CellSourceError(TfMagicError, ValueError):
     """The cell cannot be turned into a function (empty, ``global`` at cell level, ...)."""
 
 
+class RetraceLimitError(TfMagicError):
+    """A cell would trace more times than ``--max-traces`` allows; the message says why it would."""
+
+    def _render_traceback_(self):
+        return [f"RetraceLimitError: {self}"]
+
+
 class RenderError(TfMagicError, RuntimeError):
     """The Graphviz engine could not lay out or write a drawing."""
 

@@ -1,7 +1,8 @@
 """The magics: option parsing, the namespace in and out, and display.
 
 This is the only module that imports IPython.  Each magic parses its options,
-calls the core and shows what the core returns.
+calls the core and shows what the core returns.  The session's state (the
+cells' functions, the retrace watch, the hooks) lives on :class:`TFMagics`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import keyword
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
@@ -21,13 +22,17 @@ _MAX_MEMO = 256
 
 @magics_class
 class TFMagics(Magics):
-    """``%%tfgraph`` and its companions; the state of a session lives here."""
+    """``%%tfgraph``, ``%tfgraph FUNC`` and ``%tfretrace``; the state of a session lives here."""
 
     def __init__(self, shell):
         super().__init__(shell)
         self._cells = None  # tracing.CellCache, made on first use (it imports TensorFlow)
         self._parsed_lines: dict = {}  # option line -> (args, FunctionOptions)
         self._sources: dict = {}  # cell text -> transformed source
+        self._watch = None  # retracing.TraceCounts while %tfretrace --watch is on
+        self._watched_pitfalls: set[int] = set()  # functions whose source pitfalls were reported
+        self._previous_custom_exc = None
+        self._install_error_handler()
 
     @property
     def cells(self):
@@ -38,7 +43,9 @@ class TFMagics(Magics):
         return self._cells
 
     def close(self) -> None:
-        """Undo what the magics added: cached functions, registered sources, the magics themselves."""
+        """Undo what the magics added: hooks, the error handler, cached functions, the magics themselves."""
+        self._stop_watch()
+        self._remove_error_handler()
         if self._cells is not None:
             self._cells.clear()
         manager = self.shell.magics_manager
@@ -46,7 +53,11 @@ class TFMagics(Magics):
             for name in names:
                 manager.magics[kind].pop(name, None)
 
+    # -- %%tfgraph and %tfgraph FUNC ------------------------------------------
+
     @magic_arguments()
+    @argument("function", nargs="?", metavar="FUNC",
+              help="(line form) an existing tf.function, concrete function or Keras model to draw")
     @argument("-n", "--name", dest="name", metavar="NAME",
               help="keep the cell's tf.function in the namespace as NAME; re-runs under this name reuse it")
     @argument("--jit", dest="jit", action="store_true", help="compile with XLA (tf.function(jit_compile=True))")
@@ -54,56 +65,71 @@ class TFMagics(Magics):
               help="let TensorFlow generalise shapes instead of tracing per shape (reduce_retracing=True)")
     @argument("--no-autograph", dest="autograph", action="store_false",
               help="trace without AutoGraph: Python control flow is not converted")
+    @argument("--max-traces", dest="max_traces", type=int, metavar="N",
+              help="fail the cell, with the reason, instead of tracing it more than N times")
     @argument("--show", dest="show", choices=("graph", "none"), default="graph",
               help="what to show below the result: the traced graph (default) or nothing")
+    @argument("--trace", dest="trace", type=int, metavar="N",
+              help="(line form) which trace of FUNC to draw first (default: the latest)")
     @argument("-o", "--output", dest="output", metavar="FILE",
               help="also write the drawing to FILE (.svg, .png, .pdf or .dot)")
     @no_var_expand
-    @cell_magic
-    def tfgraph(self, line, cell):
+    @line_cell_magic
+    def tfgraph(self, line, cell=None):
         """Run the cell as a tf.function and draw the graph TensorFlow traced.
 
         Usage::
 
-            %%tfgraph [-n NAME] [--jit] [--reduce-retracing] [--no-autograph]
+            %%tfgraph [-n NAME] [--jit] [--reduce-retracing] [--no-autograph] [--max-traces N]
                       [--show graph|none] [-o FILE]
+            %tfgraph FUNC [--trace N] [-o FILE]
 
         The cell's body becomes a tf.function (AutoGraph converts its control flow).
         Tensors, NumPy arrays and Python scalars it reads from the namespace are the
-        function's arguments, so a new shape, dtype or Python value traces again;
-        variables, layers, models and functions are passed through as objects.  Names
-        the cell assigns are written back (tensors as eager tensors) and a last
-        expression is the cell's result.  If the cell fails, the namespace is left
-        as it was.  Running the same cell again reuses its tf.function.
+        function's arguments, so a new shape, dtype or Python value traces again, and
+        the output says which argument changed, how, and the fix; variables, layers,
+        models and functions are captured.  Names the cell assigns are written back
+        (tensors as eager tensors) and a last expression is the cell's result.  If the
+        cell fails, the namespace is left as it was.  Running the same cell again
+        reuses its tf.function.  Trace-time pitfalls (print, list appends, NumPy or
+        random calls that run only while tracing, unrolled range loops) are flagged
+        with their line.
 
         Below the result comes the traced graph, drawn with Graphviz: green inputs,
         orange variables, grey constants, blue outputs, purple control flow (with the
         graphs of its functions), name scopes as dashed boxes, edges labelled with
         dtype and shape.
 
+        The line form draws the traces of an existing tf.function (a menu picks
+        between them where widgets run), a concrete function, or a Keras model.
+
         Example::
 
-            %%tfgraph -n step
+            %%tfgraph -n step --max-traces 2
             y = tf.matmul(x, w) + b
             tf.reduce_sum(y)
         """
         args, options = self._parse_tfgraph(line)
+        if cell is None:
+            return self._draw_function(args)
+        if args.function:
+            raise UsageError(f"%%tfgraph takes no positional argument (got {args.function!r}); "
+                             "the line form %tfgraph FUNC draws an existing function")
         from tfmagic.tracing import trace_cell
 
         source = self._transformed(cell)
         try:
-            run = trace_cell(source, self.shell.user_ns, cache=self.cells, name=args.name, options=options)
+            run = trace_cell(source, self.shell.user_ns, cache=self.cells, name=args.name, options=options,
+                             max_traces=args.max_traces)
         except CellSourceError as e:
             raise UsageError(f"%%tfgraph: {e}") from e
         self._write_back(run, args.name)
-        if run.retraced:
-            self._show_retrace(run)
+        if run.traced:
+            self._show_trace_notes(run)
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
         if args.show == "graph" or args.output:
             self._draw(run, args)
-
-    # -- helpers of %%tfgraph ------------------------------------------------
 
     def _parse_tfgraph(self, line):
         """Parse the options (the same line parses once; ``-o`` is checked every time)."""
@@ -137,6 +163,8 @@ class TFMagics(Magics):
 
         if args.name is not None and (not args.name.isidentifier() or keyword.iskeyword(args.name)):
             raise OptionError(f"-n {args.name!r}: NAME must be a Python identifier")
+        if args.max_traces is not None and args.max_traces < 1:
+            raise OptionError(f"--max-traces {args.max_traces}: N must be 1 or more")
         return FunctionOptions(jit_compile=args.jit, reduce_retracing=args.reduce_retracing,
                                autograph=args.autograph)
 
@@ -149,11 +177,17 @@ class TFMagics(Magics):
         if name:
             namespace[name] = run.function
 
-    def _show_retrace(self, run) -> None:
+    def _show_trace_notes(self, run) -> None:
         from tfmagic.render import Notice
+        from tfmagic.retracing import retrace_text
 
-        display(Notice(f"%%tfgraph: traced again: this cell's tf.function now has {run.trace_count} traces "
-                       f"(trace {run.trace.number} ran)", level="warning"))
+        trace = run.trace
+        if run.retraced:
+            display(Notice(retrace_text("%%tfgraph", trace.number, trace.changes, trace.fixes, trace.diff,
+                                        trace.nearest) + f"\n  the cell has traced {run.trace_count} times",
+                           level="warning"))
+        for finding in run.findings:
+            display(Notice(f"%%tfgraph: {finding.text}", level="warning"))
 
     def _draw(self, run, args) -> None:
         from tfmagic.render import Notice, draw_graph, file_format
@@ -170,3 +204,190 @@ class TFMagics(Magics):
             return
         if args.show == "graph":
             display(report)
+
+    def _draw_function(self, args):
+        """``%tfgraph FUNC``: draw the traces of an existing function or model."""
+        from tfmagic.render import TraceChooser, draw_graph, file_format
+        from tfmagic.retracing import traces_of
+
+        if not args.function:
+            raise UsageError("%tfgraph needs FUNC (a tf.function, concrete function or Keras model), "
+                             "or use the cell form %%tfgraph")
+        try:
+            target = self.shell.ev(args.function)
+        except Exception as e:
+            raise UsageError(f"%tfgraph: cannot evaluate {args.function!r}: {type(e).__name__}: {e}") from e
+        try:
+            traces = traces_of(target)
+        except TfMagicError as e:
+            raise UsageError(f"%tfgraph {args.function}: {e}") from e
+        chosen = len(traces) - 1 if args.trace is None else args.trace - 1
+        if not 0 <= chosen < len(traces):
+            raise UsageError(f"--trace {args.trace}: {args.function} has traces 1 to {len(traces)}")
+        formats = (file_format(args.output),) if args.output else ()
+        reports = []
+        for i, (label, graph) in enumerate(traces):
+            report, rendered = draw_graph(graph, f"{args.function}, trace {i + 1}: {label}",
+                                          formats if i == chosen else ())
+            reports.append(report)
+            if i == chosen and args.output:
+                with open(args.output, "wb") as f:
+                    f.write(rendered[formats[0]])
+        if args.show == "none":
+            return None
+        if len(reports) == 1:
+            display(reports[0])
+            return None
+        chooser = TraceChooser(reports, [f"{i + 1}: {label}" for i, (label, _) in enumerate(traces)], chosen)
+        chooser.make_widget()
+        display(chooser)
+        return None
+
+    # -- %tfretrace ------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--watch", dest="watch", action="store_true",
+              help="from now on, after every cell, report any retrace it caused in any tf.function")
+    @argument("--off", dest="off", action="store_true", help="stop watching")
+    @line_magic
+    def tfretrace(self, line):
+        """List every tf.function in the namespace with its traces and why it traced again.
+
+        Usage::
+
+            %tfretrace            # the table
+            %tfretrace --watch    # report retraces after every cell
+            %tfretrace --off      # stop reporting
+
+        The table covers the user's own @tf.function's, the functions of Keras models
+        (their compiled steps and @tf.function methods) and %%tfgraph cells.  Each row
+        says how many traces the function holds and, for the last retrace, which
+        argument changed and how (`x: float32[2] -> float32[3]`, `n: Python int 10 -> 20`),
+        with the fix.
+
+        Example::
+
+            %tfretrace --watch
+        """
+        args = parse_argstring(self.tfretrace, line)
+        if args.watch and args.off:
+            raise UsageError("%tfretrace: --watch and --off exclude each other")
+        if args.watch:
+            self._start_watch()
+            print("tfretrace: watching every tf.function; %tfretrace --off stops")
+            return None
+        if args.off:
+            self._stop_watch()
+            print("tfretrace: stopped watching")
+            return None
+        return self._retrace_table()
+
+    def _retrace_table(self):
+        from tfmagic.render import RetraceTable
+        from tfmagic.retracing import find_functions, trace_history
+
+        rows = []
+        cell_functions = set()
+        for key, cell in self.cells.cells():
+            cell_functions.add(id(cell.function))
+            if not cell.traces:
+                continue
+            last = cell.traces[-1]
+            label = f"%%tfgraph -n {key[0]}" if cell.code.filename.startswith("<tfgraph-") and key[0] and \
+                key[0] != cell.code.source else "%%tfgraph cell: " + _first_line(cell.code.source)
+            rows.append((label, cell.trace_count, last.reason, last.fixes[0] if last.fixes else ""))
+        for name, fn in find_functions(self.shell.user_ns).items():
+            if id(fn) in cell_functions:
+                continue
+            history = trace_history(fn, name)
+            if not history.traces:
+                rows.append((name, 0, "not traced yet", ""))
+                continue
+            last = history.traces[-1]
+            rows.append((name, len(history.traces), last.reason, last.fixes[0] if last.fixes else ""))
+        return RetraceTable(rows)
+
+    def _start_watch(self) -> None:
+        from tfmagic.retracing import TraceCounts
+
+        if self._watch is None:
+            self._watch = TraceCounts()
+            self.shell.events.register("pre_run_cell", self._before_cell)
+            self.shell.events.register("post_run_cell", self._after_cell)
+        self._before_cell()
+
+    def _stop_watch(self) -> None:
+        if self._watch is not None:
+            self.shell.events.unregister("pre_run_cell", self._before_cell)
+            self.shell.events.unregister("post_run_cell", self._after_cell)
+            self._watch = None
+
+    def _watched(self) -> dict:
+        from tfmagic.retracing import find_functions
+
+        cell_functions = {id(cell.function) for _, cell in self.cells.cells()} if self._cells else set()
+        return {k: v for k, v in find_functions(self.shell.user_ns).items() if id(v) not in cell_functions}
+
+    def _before_cell(self, info=None) -> None:
+        if self._watch is not None:
+            self._watch.snapshot(self._watched())
+
+    def _after_cell(self, result=None) -> None:
+        """Report the retraces the cell caused (post_run_cell also fires without pre_run_cell: harmless)."""
+        if self._watch is None:
+            return
+        from tfmagic.render import Notice
+        from tfmagic.retracing import retrace_text, trace_history, watched_pitfalls
+
+        functions = self._watched()
+        for name, new in self._watch.traced_since(functions).items():
+            history = trace_history(functions[name], name)
+            for trace in history.traces[-new:]:
+                if trace.number > 1:
+                    diff = None
+                    if trace.nearest:
+                        from tfmagic.retracing import graph_diff
+
+                        diff = graph_diff(history.traces[trace.nearest - 1].concrete.graph, trace.concrete.graph)
+                    display(Notice(retrace_text(f"tfretrace {name}", trace.number, trace.changes, trace.fixes, diff,
+                                                trace.nearest), level="warning"))
+            fn = functions[name]
+            if id(fn) not in self._watched_pitfalls:
+                self._watched_pitfalls.add(id(fn))
+                for finding in watched_pitfalls(fn, history):
+                    display(Notice(f"tfretrace {name}: {finding.text}", level="warning"))
+        self._watch.snapshot(functions)
+
+    # -- dtype errors of plain cells -------------------------------------------
+
+    def _install_error_handler(self) -> None:
+        """Show eager dtype mismatches (``float32 + int32``) short, at the user's line; others as before."""
+        import tensorflow as tf
+
+        self._previous_custom_exc = (self.shell.custom_exceptions, self.shell.CustomTB)
+        types = (tf.errors.InvalidArgumentError, TypeError, ValueError)
+        previous_types, previous_handler = self._previous_custom_exc
+
+        def handler(shell, etype, value, tb, tb_offset=None):
+            from tfmagic.tracebacks import annotate_eager_error
+
+            if not hasattr(value, "_render_traceback_"):
+                handled = annotate_eager_error(value, shell.user_ns)
+                if not handled and previous_types and isinstance(value, previous_types):
+                    return previous_handler(etype, value, tb, tb_offset)
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return None
+
+        self.shell.set_custom_exc(tuple(previous_types or ()) + types, handler)
+
+    def _remove_error_handler(self) -> None:
+        if self._previous_custom_exc is not None:
+            types, handler = self._previous_custom_exc
+            self.shell.custom_exceptions = types
+            self.shell.CustomTB = handler
+            self._previous_custom_exc = None
+
+
+def _first_line(source: str) -> str:
+    line = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+    return line if len(line) <= 40 else line[:37] + "..."

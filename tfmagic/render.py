@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from tfmagic.errors import GraphvizMissingError, OptionError, RenderError
 
@@ -232,3 +233,93 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",)) -> tup
     rendered = render_dot(dot_source, tuple(dict.fromkeys(("svg", *formats))))
     report = GraphReport(title, summarize(model), _svg_element(rendered["svg"]), dot_source)
     return report, rendered
+
+
+@dataclass
+class RetraceTable:
+    """``%tfretrace``'s table: every tf.function, its trace count and why it traced again.
+
+    Attributes:
+        rows: ``(name, traces, last reason, fix)`` per function.
+    """
+
+    rows: list[tuple[str, int, str, str]]
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        include = set(include) if include is not None else {"text/plain", "text/html"}
+        include -= set(exclude or [])
+        bundle = {}
+        if "text/plain" in include:
+            bundle["text/plain"] = self._text()
+        if "text/html" in include:
+            bundle["text/html"] = self._html()
+        return bundle
+
+    def _text(self) -> str:
+        if not self.rows:
+            return "no tf.function in the namespace"
+        width = max(len(r[0]) for r in self.rows)
+        lines = [f"{'function':<{width}}  traces  why it traced last"]
+        for name, count, reason, fix in self.rows:
+            lines.append(f"{name:<{width}}  {count:>6}  {reason}")
+            if fix:
+                lines.append(f"{'':<{width}}          fix: {fix}")
+        return "\n".join(lines)
+
+    def _html(self) -> str:
+        if not self.rows:
+            return "<p>no tf.function in the namespace</p>"
+        cells = "".join(
+            f"<tr><td><code>{html.escape(name)}</code></td><td style='text-align:right'>{count}</td>"
+            f"<td>{html.escape(reason)}</td><td>{html.escape(fix)}</td></tr>"
+            for name, count, reason, fix in self.rows)
+        return ("<table class='tfmagic-retrace'><thead><tr><th>function</th><th>traces</th>"
+                f"<th>why it traced last</th><th>fix</th></tr></thead><tbody>{cells}</tbody></table>")
+
+    def __repr__(self) -> str:
+        return self._text()
+
+
+@dataclass
+class TraceChooser:
+    """Several traces of one function: a static SVG of one, and where widgets run, a menu to pick another.
+
+    The saved output keeps the static SVG (nbconvert, GitHub, VS Code show it without a kernel);
+    a frontend with ipywidgets shows the menu and the chosen trace instead.
+    """
+
+    reports: list[GraphReport]
+    labels: list[str]
+    selected: int
+    widget: Any = None
+
+    def make_widget(self):
+        """Build the menu widget (``None`` without ipywidgets); call once, before display."""
+        try:
+            import ipywidgets
+        except ImportError:
+            return None
+        menu = ipywidgets.Dropdown(options=[(label, i) for i, label in enumerate(self.labels)],
+                                   value=self.selected, description="trace")
+        view = ipywidgets.HTML(self.reports[self.selected].svg)
+
+        def show(change):
+            view.value = self.reports[change["new"]].svg
+
+        menu.observe(show, names="value")
+        self.widget = ipywidgets.VBox([menu, view])
+        return self.widget
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        report = self.reports[self.selected]
+        bundle = {"image/svg+xml": report.svg,
+                  "text/plain": "\n".join([report._text(), "traces: " + "; ".join(self.labels)])}
+        if self.widget is not None:
+            data = self.widget._repr_mimebundle_()
+            data = data[0] if isinstance(data, tuple) else data
+            view = (data or {}).get("application/vnd.jupyter.widget-view+json")
+            if view is not None:
+                bundle["application/vnd.jupyter.widget-view+json"] = view
+        include = set(include) if include is not None else set(bundle)
+        include -= set(exclude or [])
+        return {k: v for k, v in bundle.items() if k in include}

@@ -162,18 +162,33 @@ def format_cell_traceback(exc_type: str, message: str, frames: list[CellFrame], 
     return out
 
 
-def for_cell(exc: BaseException, code: CellCode) -> BaseException:
+def explain(message: str, frames: list[CellFrame], namespace: dict):
+    """A :class:`~tfmagic.diagnostics.Finding` for a known kind of error (dtype mismatch, ...), or ``None``."""
+    from tfmagic import diagnostics
+
+    last = frames[-1] if frames else None
+    line, text = (last.lineno, last.code) if last else (None, "")
+    return (diagnostics.explain_dtype_error(message, line, text, diagnostics.line_dtypes(text, namespace))
+            or diagnostics.explain_variable_creation(message, line, text))
+
+
+def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None) -> BaseException:
     """The exception to raise for a failing cell: the user's own, with a short cell traceback.
 
     Args:
         exc: what calling the cell's ``tf.function`` raised.
         code: the cell.
+        namespace: the notebook's namespace (to name a NumPy float64 operand of a dtype mismatch).
 
     Returns:
         The user's exception (same type and message), with ``_render_traceback_``
         for IPython, ``tfmagic_frames`` and a note naming the cell line.
     """
     original, frames, phase, message = cell_frames(exc, code)
+    finding = explain(message, frames, namespace or {})
+    if finding is not None:
+        message = finding.message + (f"\n  fix: {finding.fix}" if finding.fix else "")
+        original.tfmagic_finding = finding
     rendered = format_cell_traceback(type(original).__name__, message, frames, code, phase)
     try:
         original._render_traceback_ = lambda: rendered
@@ -188,3 +203,36 @@ def for_cell(exc: BaseException, code: CellCode) -> BaseException:
     original.__cause__ = None
     original.__suppress_context__ = True
     return original
+
+
+def annotate_eager_error(exc: BaseException, namespace: dict) -> bool:
+    """Give an eager (plain cell) dtype-mismatch error a short traceback of the user's lines.
+
+    Returns:
+        Whether ``exc`` was a dtype mismatch (and now renders as one).
+    """
+    from tfmagic import diagnostics
+
+    message = getattr(exc, "message", None) or str(exc)
+    frames = [CellFrame(fs.lineno, (fs.line or "").strip(), fs.name, fs.filename)
+              for fs in traceback.extract_tb(exc.__traceback__) if _is_user_file(fs.filename)]
+    last = frames[-1] if frames else None
+    code = last.code if last else ""
+    finding = diagnostics.explain_dtype_error(message, last.lineno if last else None, code,
+                                              diagnostics.line_dtypes(code, namespace))
+    if finding is None:
+        return False
+    name = type(exc).__name__
+    out = ["-" * 75, f"{name:<42}Traceback (most recent call last)"]
+    for frame in frames:
+        where = "Cell" if frame.function == "<module>" else f"In {frame.function}"
+        out += [f"{where}, line {frame.lineno}", f"----> {frame.lineno} {frame.code}", ""]
+    out.append(f"{name}: {finding.message}")
+    if finding.fix:
+        out.append(f"  fix: {finding.fix}")
+    try:
+        exc._render_traceback_ = lambda: out
+        exc.tfmagic_finding = finding
+    except (AttributeError, TypeError):
+        return False
+    return True

@@ -22,14 +22,15 @@ from __future__ import annotations
 import builtins
 import collections
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from tfmagic.cell import FUNCTION_NAME, RETURN_HELPER, CellCode, analyze_cell
-from tfmagic import tracebacks
+from tfmagic import diagnostics, retracing, tracebacks
+from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, RETURN_HELPER, CellCode, analyze_cell
+from tfmagic.errors import RetraceLimitError
 
 #: How many cells' functions a :class:`CellCache` keeps (the least recently run go first).
 MAX_CACHED_CELLS = 64
@@ -55,7 +56,12 @@ class TraceRecord:
             a ``tf.function`` computes these once, while tracing.
         python_result: the last expression's value when it is not a tensor.
         result_is_tensor: whether the last expression's value leaves the graph as a tensor.
-        tensor_names: the names whose values leave the graph as tensors, in output order.
+        signature: argument name -> TensorFlow trace type.
+        changes: how it differs from the nearest earlier trace (``retracing.ArgChange``).
+        fixes: what would have avoided it.
+        nearest: the number of the earlier trace it was compared with.
+        diff: what changed in the graph against that trace (``retracing.GraphDiff``).
+        findings: trace-time pitfalls this trace ran into (``diagnostics.Finding``).
     """
 
     number: int
@@ -63,7 +69,19 @@ class TraceRecord:
     python_values: dict[str, Any]
     python_result: Any
     result_is_tensor: bool
-    tensor_names: tuple[str, ...] = ()
+    signature: dict[str, Any] = field(default_factory=dict)
+    changes: list = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    nearest: int | None = None
+    diff: Any = None
+    findings: list = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        """Why this trace happened, in one line."""
+        if self.changes:
+            return "; ".join(c.text for c in self.changes)
+        return "first run" if self.number == 1 else "a signature TensorFlow could not reuse"
 
 
 @dataclass
@@ -77,9 +95,10 @@ class CellRun:
         has_result: whether the cell ends with an expression that should be displayed.
         traced: whether this run traced (a first trace or a retrace).
         retraced: whether this run traced again a cell that had been traced before.
-        trace_count: how many traces the cell's function holds now.
+        trace_count: how many times the cell has traced (across rebuilds of its function).
         function: the ``tf.function``.
         inputs: the names passed as arguments, in order.
+        findings: trace-time pitfalls, when this run traced.
     """
 
     outputs: dict[str, Any]
@@ -91,6 +110,7 @@ class CellRun:
     trace_count: int
     function: Any
     inputs: tuple[str, ...]
+    findings: list = field(default_factory=list)
     _trace: TraceRecord | None = None
     _find_trace: Any = None
 
@@ -106,14 +126,20 @@ class CellFunction:
     """A cell's source turned into a ``tf.function``, reused while its inputs keep their kinds."""
 
     def __init__(self, code: CellCode, params: tuple[str, ...], global_values: dict[str, Any],
-                 options: FunctionOptions, signature: tuple = ()):
+                 options: FunctionOptions, signature: tuple = (), previous: CellFunction | None = None):
         self.code = code
         self.signature = signature  # what must stay the same for this function to be reused
         self.params = params
         self.options = options
+        self.captured = {k: retracing.describe_object(v) for k, v in global_values.items()}
+        # A rebuilt cell (a new captured object, new code under -n NAME) goes on counting its traces.
+        self.first_number = previous.trace_count if previous is not None else 0
+        self.rebuild_changes = _rebuild_changes(previous, self) if previous is not None else []
+        self._previous_graph = previous.traces[-1].graph if previous is not None and previous.traces else None
         self.traces: list[TraceRecord] = []  # the traces that ran, in order
         self._pending: list[TraceRecord] = []  # traces made during the current call
         self._same_python_values = True  # every trace bound the same Python values
+        self._code_findings: list | None = None
         namespace = dict(global_values)
         namespace["__builtins__"] = builtins
         namespace[RETURN_HELPER] = tf.autograph.experimental.do_not_convert(self._collect)
@@ -151,9 +177,21 @@ class CellFunction:
         ))
         return tensors, (result if result_is_tensor else None)
 
-    def run(self, namespace: dict) -> CellRun:
-        """Call the function with the namespace's values; raise the cell's own exception on failure."""
+    @property
+    def trace_count(self) -> int:
+        """How many times the cell has traced, its earlier functions' traces included."""
+        return self.first_number + len(self.traces)
+
+    def run(self, namespace: dict, max_traces: int | None = None) -> CellRun:
+        """Call the function with the namespace's values; raise the cell's own exception on failure.
+
+        Args:
+            namespace: where the inputs are read.
+            max_traces: fail (with the reason) instead of tracing the cell more than this many times.
+        """
         args = [namespace[name] for name in self.params]
+        if max_traces is not None and self.trace_count >= max_traces:
+            self._check_trace_limit(args, max_traces)
         count = self.function.experimental_get_tracing_count
         before = count()
         self._pending.clear()
@@ -161,12 +199,12 @@ class CellFunction:
             tensors, tensor_result = self.function(*args)
         except Exception as exc:  # the user's code failed: show it at the cell's lines
             self._pending.clear()
-            raise tracebacks.for_cell(exc, self.code) from None
+            raise tracebacks.for_cell(exc, self.code, namespace) from None
         traced = count() != before
         if traced:
             record = self._pending[-1]  # TensorFlow traces twice when a first call creates variables
             self._pending.clear()
-            record.number = len(self.traces) + 1
+            self._explain(record, args)
             self.traces.append(record)
             self._same_python_values = self._same_python_values and _same_python(self.traces[0], record)
         elif len(self.traces) == 1 or self._same_python_values:
@@ -183,12 +221,55 @@ class CellFunction:
             has_result=self.code.has_result and not self.code.quiet,
             traced=traced,
             retraced=traced and record.number > 1,
-            trace_count=len(self.traces),
+            trace_count=self.trace_count,
             function=self.function,
             inputs=self.params,
+            findings=record.findings if traced else [],
             _trace=record,
             _find_trace=(lambda: self.trace_for(args)) if record is None else None,
         )
+
+    def _explain(self, record: TraceRecord, args: list) -> None:
+        """Fill in a new trace's number, signature, reason, graph changes and pitfalls."""
+        record.number = self.trace_count + 1
+        record.signature = retracing.signature_of(self.function.get_concrete_function(*args))
+        earlier_graph = self._previous_graph
+        if self.traces:
+            changes, fixes, nearest = retracing.explain(
+                record.signature, [t.signature for t in self.traces], self.options.reduce_retracing)
+            record.changes, record.fixes = changes, fixes
+            record.nearest = self.traces[nearest].number
+            earlier_graph = self.traces[nearest].graph
+        elif self.rebuild_changes:
+            record.changes = self.rebuild_changes
+            record.fixes = retracing.fixes_for(self.rebuild_changes)
+            record.nearest = self.first_number or None
+        if earlier_graph is not None:
+            record.diff = retracing.graph_diff(earlier_graph, record.graph)
+        record.findings = self.code_findings() + diagnostics.find_unrolled_loops(
+            self.code.source, record.graph, self.code.filename, LINE_OFFSET)
+
+    def code_findings(self) -> list:
+        """Trace-time pitfalls visible in the cell's source (computed once)."""
+        if self._code_findings is None:
+            self._code_findings = diagnostics.find_source_pitfalls(
+                self.code.source, local_names=frozenset(self.code.assigned))
+        return self._code_findings
+
+    def _check_trace_limit(self, args: list, max_traces: int) -> None:
+        """Raise :class:`RetraceLimitError` when calling with ``args`` would trace once more."""
+        if self.traces:
+            signature = retracing.call_signature(self.function, args)
+            if signature is None or not retracing.would_trace(self.function, args):
+                return
+            changes, fixes, _ = retracing.explain(signature, [t.signature for t in self.traces],
+                                                  self.options.reduce_retracing)
+        else:
+            changes, fixes = self.rebuild_changes, retracing.fixes_for(self.rebuild_changes)
+        reason = "; ".join(c.text for c in changes) or "a new input signature"
+        raise RetraceLimitError(
+            f"--max-traces {max_traces}: this run would trace the cell a {_ordinal(self.trace_count + 1)} time "
+            f"({reason})" + "".join(f"\n  fix: {f}" for f in fixes))
 
     def trace_for(self, args: list) -> TraceRecord:
         """The trace that a call with ``args`` runs (a look-up: nothing is traced)."""
@@ -212,6 +293,22 @@ class CellCache:
     def __init__(self, max_cells: int = MAX_CACHED_CELLS):
         self.max_cells = max_cells
         self._cells: collections.OrderedDict[Any, CellFunction] = collections.OrderedDict()
+        self._codes: collections.OrderedDict[tuple[str, str], CellCode] = collections.OrderedDict()
+
+    def analyze(self, source: str, tag: str) -> CellCode:
+        """The cell's analysis, made once per source."""
+        key = (source, tag)
+        code = self._codes.get(key)
+        if code is None:
+            code = analyze_cell(source, tag)
+            self._codes[key] = code
+            while len(self._codes) > self.max_cells:
+                self._codes.popitem(last=False)
+        return code
+
+    def cells(self) -> list[tuple[Any, CellFunction]]:
+        """The cached cells, least recently run first."""
+        return list(self._cells.items())
 
     def get(self, key) -> CellFunction | None:
         cell = self._cells.get(key)
@@ -238,7 +335,7 @@ class CellCache:
 
 
 def trace_cell(source: str, namespace: dict, *, cache: CellCache | None = None, name: str | None = None,
-               options: FunctionOptions = FunctionOptions()) -> CellRun:
+               options: FunctionOptions = FunctionOptions(), max_traces: int | None = None) -> CellRun:
     """Run ``source`` as a ``tf.function`` over ``namespace`` (which is only read).
 
     Args:
@@ -248,6 +345,7 @@ def trace_cell(source: str, namespace: dict, *, cache: CellCache | None = None, 
             source, options and the kinds of its inputs are unchanged).
         name: the cell's name (``-n NAME``): the cache key instead of the source.
         options: how to build the ``tf.function``.
+        max_traces: fail instead of tracing the cell more than this many times.
 
     Returns:
         The :class:`CellRun`; write ``run.outputs`` back to apply the cell.
@@ -255,41 +353,51 @@ def trace_cell(source: str, namespace: dict, *, cache: CellCache | None = None, 
     Raises:
         SyntaxError: the cell does not compile.
         CellSourceError: the cell cannot become a function.
+        RetraceLimitError: the run would trace more than ``max_traces`` times.
         Exception: whatever the cell's code raised, with a traceback of the cell's lines.
     """
     cell = prepare_cell(source, namespace, cache=cache, name=name, options=options)
-    return cell.run(namespace)
+    return cell.run(namespace, max_traces)
 
 
 def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None, name: str | None = None,
                  options: FunctionOptions = FunctionOptions()) -> CellFunction:
     """The cell's :class:`CellFunction`: the cached one when it still fits, else a new one."""
-    code = _analyze_cached(source, name or "")
+    code = cache.analyze(source, name or "") if cache is not None else analyze_cell(source, name or "")
     params, global_values = split_inputs(code.candidates, namespace)
     key = (name,) if name else (source,)
     signature = (source, options, params, tuple((k, id(v)) for k, v in global_values.items()))
+    previous = None
     if cache is not None:
-        cell = cache.get(key)
-        if cell is not None and cell.signature == signature:
-            return cell
-    cell = CellFunction(code, params, global_values, options, signature)
+        previous = cache.get(key)
+        if previous is not None and previous.signature == signature:
+            return previous
+    cell = CellFunction(code, params, global_values, options, signature, previous)
     if cache is not None:
         cache.put(key, cell)
     return cell
 
 
-_analysis_cache: collections.OrderedDict[tuple[str, str], CellCode] = collections.OrderedDict()
+def _rebuild_changes(old: CellFunction, new: CellFunction) -> list:
+    """Why a cell's function was built anew: new captured objects, new inputs, new code or options."""
+    changes = []
+    old_ids, new_ids = dict(old.signature[3]), dict(new.signature[3])
+    for name, text in new.captured.items():
+        if name in old_ids and old_ids[name] != new_ids.get(name):
+            changes.append(retracing.ArgChange(name, "captured", old.captured[name], text))
+    for name in new.params:
+        if name not in old.params:
+            changes.append(retracing.ArgChange(name, "new", "", "an input"))
+    if old.code.source != new.code.source:
+        changes.append(retracing.ArgChange("the cell", "code", "", "its code changed"))
+    if old.options != new.options:
+        changes.append(retracing.ArgChange("the cell", "options", "", "its options changed"))
+    return changes
 
 
-def _analyze_cached(source: str, tag: str) -> CellCode:
-    key = (source, tag)
-    code = _analysis_cache.get(key)
-    if code is None:
-        code = analyze_cell(source, tag)
-        _analysis_cache[key] = code
-        while len(_analysis_cache) > MAX_CACHED_CELLS:
-            _analysis_cache.popitem(last=False)
-    return code
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 #: Python values passed to the cell's function as arguments (besides tensors and arrays).

@@ -1,0 +1,539 @@
+"""Trace histories of ``tf.function``\\ s, and why each retrace happened.
+
+TensorFlow keeps one concrete function per input signature.  For any
+``tf.function`` (a ``%%tfgraph`` cell's or the user's own) :func:`trace_history`
+reads those signatures in the order they were traced and explains each new one
+against the nearest earlier trace: which argument changed and how
+(``x: float32[2] -> float32[3]``, ``n: Python int 10 -> 20``,
+``cfg: dict keys changed (+b)``, ``obj: a different object``), and the fix that
+applies.
+
+>>> import tensorflow as tf
+>>> @tf.function
+... def tf_cube(x):
+...     return x ** 3
+>>> _ = tf_cube(tf.constant(10)); _ = tf_cube(tf.constant(20)); _ = tf_cube(10); _ = tf_cube(20)
+>>> for trace in trace_history(tf_cube).traces:
+...     print(trace.number, trace.signature_text(), "|", trace.reason)
+1 x: int32 | first call
+2 x: Python int 10 | x: int32 tensor -> Python int 10
+3 x: Python int 20 | x: Python int 10 -> 20
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import tensorflow as tf
+
+
+# ---------------------------------------------------------------------------
+# Describing trace types
+
+
+def _spec_text(spec) -> str:
+    dtype = spec.dtype.name
+    if spec.shape.rank is None:
+        return f"{dtype}[...]"
+    if spec.shape.rank == 0:
+        return dtype
+    return f"{dtype}[{','.join('?' if d is None else str(d) for d in spec.shape.as_list())}]"
+
+
+def describe(trace_type: Any) -> str:
+    """A short text for one argument's trace type (``float32[2]``, ``Python int 10``, ``dict{a, b}``)."""
+    name = type(trace_type).__name__
+    if isinstance(trace_type, tf.TensorSpec):
+        return _spec_text(trace_type)
+    if name == "VariableSpec":
+        return "variable " + _spec_text(trace_type)
+    if name == "Literal":
+        value = trace_type.value
+        if value is None:
+            return "None"
+        return f"Python {type(value).__name__} {value!r}"
+    if name == "Weakref":
+        target = trace_type._ref()
+        return f"object {_object_text(target)}"
+    if name == "Dict":
+        return "dict{" + ", ".join(str(k) for k in trace_type.mapping) + "}"
+    if name in ("Tuple", "List"):
+        parts = _components(trace_type)
+        kind = "tuple" if name == "Tuple" else "list"
+        return f"{kind}({', '.join(describe(p) for p in parts)})" if len(parts) <= 4 else f"{kind} of {len(parts)}"
+    if hasattr(trace_type, "dtype") and hasattr(trace_type, "shape"):
+        return f"{name} " + _spec_text(trace_type)
+    return str(trace_type)
+
+
+def describe_object(obj: Any) -> str:
+    """A short text for a captured Python object: ``<ResourceVariable 'w:0'>``."""
+    return _object_text(obj)
+
+
+def _object_text(obj: Any) -> str:
+    if obj is None:
+        return "(gone)"
+    label = getattr(obj, "name", None)
+    return f"<{type(obj).__name__} {label!r}>" if isinstance(label, str) else f"<{type(obj).__name__}>"
+
+
+def _components(trace_type) -> tuple:
+    if hasattr(trace_type, "components"):
+        return tuple(trace_type.components)
+    tup = getattr(trace_type, "components_tuple", None)
+    return tuple(getattr(tup, "components", ())) if tup is not None else ()
+
+
+# ---------------------------------------------------------------------------
+# Differences between two traces
+
+
+@dataclass(frozen=True)
+class ArgChange:
+    """How one argument differs from the nearest earlier trace.
+
+    Attributes:
+        name: the argument (``x``, ``cfg['a']``, ``pair[1]``).
+        kind: ``shape``, ``rank``, ``dtype``, ``python_value``, ``type``, ``keys``, ``length``,
+            ``object``, ``new`` (an argument not there before) or ``captured`` (a new captured object).
+        before: the earlier trace's description.
+        after: this trace's description.
+    """
+
+    name: str
+    kind: str
+    before: str
+    after: str
+
+    @property
+    def text(self) -> str:
+        if self.kind == "python_value":
+            return f"{self.name}: {self.before} -> {self.after.split(' ', 2)[-1]}"
+        if self.kind == "keys":
+            return f"{self.name}: dict keys changed ({self.after})"
+        if self.kind == "object":
+            return f"{self.name}: a different object ({self.before} -> {self.after})"
+        if self.kind == "captured":
+            return f"{self.name}: a new object is captured ({self.before} -> {self.after})"
+        if self.kind == "new":
+            return f"{self.name}: {self.after} (not an argument before)"
+        if self.kind in ("code", "options"):
+            return f"{self.name}: {self.after}"
+        if self.kind == "type" and not self.before.startswith("Python") and self.after.startswith("Python"):
+            return f"{self.name}: {self.before} tensor -> {self.after}"
+        if self.kind == "type" and self.before.startswith("Python") and not self.after.startswith("Python"):
+            return f"{self.name}: {self.before} -> {self.after} tensor"
+        return f"{self.name}: {self.before} -> {self.after}"
+
+
+def _is_tensor_type(t) -> bool:
+    return isinstance(t, tf.TensorSpec) or type(t).__name__ == "VariableSpec"
+
+
+def compare(name: str, before: Any, after: Any) -> list[ArgChange]:
+    """The changes between two trace types of the same argument (nested ones by path)."""
+    if before == after:
+        return []
+    kb, ka = type(before).__name__, type(after).__name__
+    if isinstance(before, tf.TensorSpec) and isinstance(after, tf.TensorSpec):
+        if before.dtype != after.dtype:
+            return [ArgChange(name, "dtype", describe(before), describe(after))]
+        if before.shape.rank != after.shape.rank:
+            return [ArgChange(name, "rank", describe(before), describe(after))]
+        return [ArgChange(name, "shape", describe(before), describe(after))]
+    if kb == ka == "Literal":
+        if type(before.value) is not type(after.value):
+            return [ArgChange(name, "type", describe(before), describe(after))]
+        return [ArgChange(name, "python_value", describe(before), describe(after))]
+    if kb == ka == "Dict":
+        keys_b, keys_a = set(before.mapping), set(after.mapping)
+        if keys_b != keys_a:
+            added = ", ".join("+" + str(k) for k in sorted(keys_a - keys_b, key=str))
+            removed = ", ".join("-" + str(k) for k in sorted(keys_b - keys_a, key=str))
+            return [ArgChange(name, "keys", describe(before), ", ".join(p for p in (added, removed) if p))]
+        out = []
+        for key in before.mapping:
+            out += compare(f"{name}[{key!r}]", before.mapping[key], after.mapping[key])
+        return out
+    if kb == ka and kb in ("Tuple", "List"):
+        cb, ca = _components(before), _components(after)
+        if len(cb) != len(ca):
+            return [ArgChange(name, "length", describe(before), describe(after))]
+        out = []
+        for i, (b, a) in enumerate(zip(cb, ca)):
+            out += compare(f"{name}[{i}]", b, a)
+        return out
+    if kb == ka == "Weakref":
+        return [ArgChange(name, "object", describe(before), describe(after))]
+    if kb == ka and hasattr(before, "shape") and hasattr(before, "dtype"):
+        kind = "dtype" if before.dtype != after.dtype else "shape"
+        return [ArgChange(name, kind, describe(before), describe(after))]
+    return [ArgChange(name, "type", describe(before), describe(after))]
+
+
+def fixes_for(changes: list[ArgChange], reduce_retracing: bool = False) -> list[str]:
+    """The fixes that apply to a retrace's changes, most useful first, without repeats."""
+    out: dict[str, None] = {}
+    for change in changes:
+        if change.kind == "shape":
+            shape = change.after.split("[", 1)[1].rstrip("]")
+            generic = ",".join("None" for _ in shape.split(","))
+            dtype = change.after.split("[", 1)[0]
+            if not reduce_retracing:
+                out[f"let one graph take every shape: input_signature=[tf.TensorSpec([{generic}], tf.{dtype})], "
+                    "or reduce_retracing=True (%%tfgraph --reduce-retracing)"] = None
+            else:
+                out["reduce_retracing is on: the next call of a new shape reuses a generalised graph"] = None
+        elif change.kind == "rank":
+            dtype = change.after.split("[", 1)[0]
+            out[f"pass tensors of one rank, or input_signature=[tf.TensorSpec(None, tf.{dtype})] "
+                "to accept any shape"] = None
+        elif change.kind == "dtype":
+            target = change.before.split("[", 1)[0]
+            out[f"cast before the call so every call has one dtype: tf.cast({change.name}, tf.{target})"] = None
+        elif change.kind in ("python_value", "type") and "Python" in change.after + change.before:
+            out[f"pass {change.name} as a tensor (tf.constant({change.name})): every new Python value "
+                "traces a new graph, a tensor's value does not"] = None
+        elif change.kind in ("keys", "length"):
+            out[f"keep the structure of {change.name.split('[')[0]} fixed (same keys and lengths), "
+                "or pass its varying part as tensors"] = None
+        elif change.kind == "object":
+            out[f"reuse one object for {change.name}: a new Python object is a new signature"] = None
+        elif change.kind == "captured":
+            out[f"{change.name} names a new object, so the cell's graph was built again: "
+                "rebind it only when you mean to"] = None
+        elif change.kind == "new":
+            out["the cell reads a name it did not read before"] = None
+        elif change.kind in ("code", "options"):
+            out["a cell's new code or options make a new tf.function"] = None
+    return list(out)
+
+
+# ---------------------------------------------------------------------------
+# Trace histories
+
+
+@dataclass
+class Trace:
+    """One trace of a ``tf.function``.
+
+    Attributes:
+        number: 1 for the first trace, 2 for the next, ...
+        signature: argument name -> trace type.
+        changes: how it differs from the nearest earlier trace (empty for the first).
+        fixes: what would avoid this retrace.
+        nearest: the number of the earlier trace it was compared with.
+        concrete: the concrete function (its ``.graph`` is the traced graph).
+    """
+
+    number: int
+    signature: dict[str, Any]
+    changes: list[ArgChange] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    nearest: int | None = None
+    concrete: Any = None
+
+    def signature_text(self) -> str:
+        return ", ".join(f"{k}: {describe(v)}" for k, v in self.signature.items()) or "(no arguments)"
+
+    @property
+    def reason(self) -> str:
+        """One line: what changed, or why the first trace happened."""
+        if self.number == 1 and not self.changes:
+            return "first call"
+        if not self.changes:
+            return "a signature TensorFlow could not reuse"
+        return "; ".join(c.text for c in self.changes)
+
+
+@dataclass
+class TraceHistory:
+    """Every trace of one ``tf.function``, in the order they were made."""
+
+    name: str
+    traces: list[Trace]
+
+    @property
+    def retraces(self) -> int:
+        return max(0, len(self.traces) - 1)
+
+
+def signature_of(concrete) -> dict[str, Any]:
+    """Argument name -> trace type of a concrete function."""
+    function_type = getattr(concrete, "function_type", None)
+    if function_type is None:
+        return {}
+    return {p.name: p.type_constraint for p in function_type.parameters.values()}
+
+
+def explain(signature: dict[str, Any], earlier: list[dict[str, Any]], reduce_retracing: bool = False
+            ) -> tuple[list[ArgChange], list[str], int | None]:
+    """Compare a new signature with earlier ones: ``(changes, fixes, index of the nearest)``."""
+    best: tuple[int, list[ArgChange]] | None = None
+    for index, old in enumerate(earlier):
+        changes = []
+        for name, new_type in signature.items():
+            if name not in old:
+                changes.append(ArgChange(name, "new", "", describe(new_type)))
+            else:
+                changes += compare(name, old[name], new_type)
+        if best is None or len(changes) < len(best[1]) or (len(changes) == len(best[1]) and index > best[0]):
+            best = (index, changes)
+    if best is None:
+        return [], [], None
+    return best[1], fixes_for(best[1], reduce_retracing), best[0]
+
+
+def concrete_functions(function) -> list:
+    """A ``tf.function``'s concrete functions in the order they were traced (duplicates dropped)."""
+    try:
+        listed = function._list_all_concrete_functions()
+    except AttributeError:
+        return []
+    out, seen = [], []
+    for concrete in listed:
+        signature = signature_of(concrete)
+        key = tuple((k, repr(v)) for k, v in signature.items())
+        if key in seen:
+            continue  # TensorFlow's first trace of a variable-creating call, traced again
+        seen.append(key)
+        out.append(concrete)
+    return out
+
+
+def trace_history(function, name: str | None = None) -> TraceHistory:
+    """The traces of a ``tf.function``, each explained against the nearest earlier one."""
+    reduce_retracing = bool(getattr(function, "_reduce_retracing", False))
+    traces: list[Trace] = []
+    for concrete in concrete_functions(function):
+        signature = signature_of(concrete)
+        changes, fixes, nearest = explain(signature, [t.signature for t in traces], reduce_retracing)
+        traces.append(Trace(len(traces) + 1, signature, changes, fixes,
+                            None if nearest is None else nearest + 1, concrete))
+    label = name or getattr(function, "__name__", None) or getattr(function, "name", "function")
+    return TraceHistory(label, traces)
+
+
+def call_signature(function, args: list) -> dict[str, Any] | None:
+    """Argument name -> trace type of a call that has not happened yet (``None`` if TensorFlow cannot say)."""
+    call_type = _call_type(function, args)
+    if call_type is None:
+        return None
+    return {p.name: p.type_constraint for p in call_type.parameters.values()}
+
+
+def would_trace(function, args: list) -> bool:
+    """Whether calling ``function(*args)`` would trace: no existing trace accepts these arguments."""
+    call_type = _call_type(function, args)
+    if call_type is None:
+        return False
+    for concrete in concrete_functions(function):
+        try:
+            if concrete.function_type.is_supertype_of(call_type):
+                return False
+        except Exception:  # a trace type TensorFlow cannot compare: assume it would be reused
+            return False
+    return True
+
+
+def _call_type(function, args: list):
+    try:
+        from tensorflow.core.function.polymorphism import function_type as function_type_lib
+
+        return function_type_lib.canonicalize_to_monomorphic(
+            tuple(args), {}, {}, {}, function.function_type)[0]
+    except Exception:  # an older TensorFlow, or arguments it cannot type
+        return None
+
+
+# ---------------------------------------------------------------------------
+# What changed in the graph
+
+
+@dataclass
+class GraphDiff:
+    """Ops added and removed, and output shapes that changed, between two traced graphs."""
+
+    added: list[str]
+    removed: list[str]
+    reshaped: list[str]
+
+    @property
+    def text(self) -> str:
+        parts = []
+        if self.added:
+            parts.append(f"+{len(self.added)} ops ({_some(self.added)})")
+        if self.removed:
+            parts.append(f"-{len(self.removed)} ops ({_some(self.removed)})")
+        if self.reshaped:
+            parts.append(f"{len(self.reshaped)} shapes changed ({_some(self.reshaped)})")
+        return "; ".join(parts) or "the same ops and shapes"
+
+
+def _some(items: list[str], n: int = 4) -> str:
+    return ", ".join(items[:n]) + (f", ... {len(items) - n} more" if len(items) > n else "")
+
+
+def graph_diff(before, after) -> GraphDiff:
+    """Compare two traced graphs by op name and type, and by their ops' output shapes."""
+    def ops(graph):
+        return {op.name: op for op in graph.get_operations()}
+
+    old, new = ops(before), ops(after)
+    added = [f"{new[n].type} {n}" for n in new if n not in old or old[n].type != new[n].type]
+    removed = [f"{old[n].type} {n}" for n in old if n not in new or old[n].type != new[n].type]
+    reshaped = []
+    for n in new:
+        if n in old and old[n].type == new[n].type and new[n].outputs and old[n].outputs:
+            a, b = old[n].outputs[0], new[n].outputs[0]
+            if a.shape != b.shape or a.dtype != b.dtype:
+                reshaped.append(f"{n}: {_spec_text(tf.TensorSpec(a.shape, a.dtype))} -> "
+                                f"{_spec_text(tf.TensorSpec(b.shape, b.dtype))}")
+    return GraphDiff(added, removed, reshaped)
+
+
+# ---------------------------------------------------------------------------
+# Finding tf.functions
+
+
+def is_tf_function(value: Any) -> bool:
+    """Whether ``value`` is a ``tf.function`` (a polymorphic function with traces)."""
+    return hasattr(value, "experimental_get_tracing_count") and hasattr(value, "_list_all_concrete_functions")
+
+
+def find_functions(namespace: dict) -> dict[str, Any]:
+    """Every ``tf.function`` in a namespace, by a name to show: top-level ones and those of Keras models.
+
+    A Keras model's compiled steps (``model.train_function``, ...) and methods
+    decorated with ``@tf.function`` are listed as ``model.name``.
+    """
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+    for name, value in list(namespace.items()):
+        if name.startswith("_"):
+            continue
+        if is_tf_function(value):
+            if id(value) not in seen:
+                seen.add(id(value))
+                found[name] = value
+        elif _is_keras_model(value):
+            for attr, fn in _model_functions(value):
+                if id(fn) not in seen:
+                    seen.add(id(fn))
+                    found[f"{name}.{attr}"] = fn
+    return found
+
+
+def _is_keras_model(value: Any) -> bool:
+    cls = type(value)
+    return any(c.__name__ in ("Model", "Layer") and "keras" in c.__module__ for c in cls.__mro__)
+
+
+def _model_functions(model) -> list[tuple[str, Any]]:
+    out = []
+    for attr, value in list(vars(model).items()):
+        if is_tf_function(value):
+            out.append((attr, value))
+    for attr in dir(type(model)):
+        if attr.startswith("__"):
+            continue
+        try:
+            class_value = getattr(type(model), attr)
+        except AttributeError:
+            continue
+        if is_tf_function(class_value):
+            out.append((attr, getattr(model, attr)))
+    return out
+
+
+class TraceCounts:
+    """Remembers functions' trace counts, to tell which ones traced since (weakly: no function is kept alive)."""
+
+    def __init__(self):
+        self._counts: dict[int, tuple[weakref.ref, int]] = {}
+
+    def snapshot(self, functions: dict[str, Any]) -> None:
+        self._counts = {}
+        for fn in functions.values():
+            try:
+                self._counts[id(fn)] = (weakref.ref(fn), fn.experimental_get_tracing_count())
+            except TypeError:  # not weak-referenceable: skip it
+                continue
+
+    def traced_since(self, functions: dict[str, Any]) -> dict[str, int]:
+        """Name -> how many traces a function made since the snapshot (new functions: all of theirs)."""
+        out = {}
+        for name, fn in functions.items():
+            entry = self._counts.get(id(fn))
+            before = entry[1] if entry is not None and entry[0]() is fn else 0
+            count = fn.experimental_get_tracing_count()
+            if count > before:
+                out[name] = count - before
+        return out
+
+
+def retrace_text(label: str, number: int, changes: list[ArgChange], fixes: list[str], diff: GraphDiff | None,
+                 nearest: int | None = None) -> str:
+    """The message for one retrace: what changed, the graph's changes, the fixes."""
+    reason = "; ".join(c.text for c in changes) or "a signature TensorFlow could not reuse"
+    against = f" (against trace {nearest})" if nearest else ""
+    lines = [f"{label}: traced again: trace {number}{against}: {reason}"]
+    if diff is not None:
+        lines.append(f"  graph: {diff.text}")
+    lines += [f"  fix: {fix}" for fix in fixes]
+    return "\n".join(lines)
+
+
+def traces_of(target) -> list[tuple[str, Any]]:
+    """The traced graphs of a ``tf.function``, a concrete function or a Keras model, as ``(label, graph)``.
+
+    Raises:
+        TfMagicError: the object has no graph to draw (not traced yet, or not a function or model).
+    """
+    from tfmagic.errors import TfMagicError
+
+    if is_tf_function(target):
+        history = trace_history(target)
+        if not history.traces:
+            raise TfMagicError("it has not been traced yet: call it once, then draw it")
+        return [(t.signature_text(), t.concrete.graph) for t in history.traces]
+    if hasattr(target, "graph") and hasattr(target, "function_type"):
+        return [(", ".join(f"{k}: {describe(v)}" for k, v in signature_of(target).items()), target.graph)]
+    if _is_keras_model(target):
+        inputs = getattr(target, "inputs", None)
+        try:
+            specs = [tf.TensorSpec(t.shape, t.dtype) for t in inputs] if inputs else None
+        except (AttributeError, TypeError, ValueError):
+            specs = None
+        if not specs:
+            raise TfMagicError("cannot tell the model's input shape: give it an Input layer, or draw a "
+                               "%%tfgraph cell that calls it")
+        forward = tf.function(lambda *xs: target(xs[0] if len(xs) == 1 else list(xs), training=False))
+        concrete = forward.get_concrete_function(*specs)
+        return [(", ".join(_spec_text(s) for s in specs), concrete.graph)]
+    raise TfMagicError(f"a {type(target).__name__} is not a tf.function, concrete function or Keras model")
+
+
+def watched_pitfalls(function, history: TraceHistory) -> list:
+    """Trace-time pitfalls of a user's ``tf.function``: from its source, and unrolled loops in its last trace."""
+    import inspect
+    import textwrap
+
+    from tfmagic import diagnostics
+
+    python_function = getattr(function, "python_function", None)
+    if python_function is None:
+        return []
+    try:
+        lines, first = inspect.getsourcelines(python_function)
+    except (OSError, TypeError):
+        return []
+    source = textwrap.dedent("".join(lines))
+    findings = diagnostics.find_source_pitfalls(source)
+    if history.traces and history.traces[-1].concrete is not None:
+        findings += diagnostics.find_unrolled_loops(source, history.traces[-1].concrete.graph,
+                                                    python_function.__code__.co_filename, first - 1)
+    return findings

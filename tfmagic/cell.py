@@ -54,6 +54,8 @@ class CellCode:
         assigned: every name the cell binds at its top level.
         definite: the names certainly bound when the cell ends (returned explicitly).
         deleted: names the cell deletes with ``del NAME`` at its top level.
+        mutated: names whose objects the cell changes in place (``seen.append(x)``, ``d[k] = v``):
+            passed as arguments, TensorFlow would refuse the change, so they are captured.
         has_result: whether the cell ends with an expression (its displayed result).
         quiet: whether that expression ends with ``;`` (no display, as IPython does).
     """
@@ -64,6 +66,7 @@ class CellCode:
     assigned: tuple[str, ...]
     definite: tuple[str, ...]
     deleted: tuple[str, ...]
+    mutated: frozenset[str]
     has_result: bool
     quiet: bool
     _body: str
@@ -144,6 +147,7 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
         assigned=tuple(n for n in assigned if n not in deleted),
         definite=tuple(n for n in definite if n not in deleted),
         deleted=deleted,
+        mutated=_mutated(tree),
         has_result=has_result,
         quiet=has_result and _ends_with_semicolon(source),
         _body=body,
@@ -344,6 +348,23 @@ def _assigned(stmts: list[ast.stmt]) -> list[str]:
             continue
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
     return list(out)
+
+
+_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault",
+                       "popitem", "add", "discard", "sort", "reverse"})
+
+
+def _mutated(tree: ast.AST) -> frozenset[str]:
+    """Names whose objects the code changes in place: ``x.append(...)``, ``x[i] = ...``, ``del x[i]``."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS \
+                and isinstance(node.func.value, ast.Name):
+            names.add(node.func.value.id)
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)) \
+                and isinstance(node.value, ast.Name):
+            names.add(node.value.id)
+    return frozenset(names)
 
 
 # ---------------------------------------------------------------------------

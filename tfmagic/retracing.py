@@ -22,6 +22,7 @@ applies.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -536,4 +537,5 @@ def watched_pitfalls(function, history: TraceHistory) -> list:
     if history.traces and history.traces[-1].concrete is not None:
         findings += diagnostics.find_unrolled_loops(source, history.traces[-1].concrete.graph,
                                                     python_function.__code__.co_filename, first - 1)
-    return findings
+    # Lines of the file (or notebook cell) the function is in, as the user sees them.
+    return [dataclasses.replace(f, line=f.line + first - 1) if f.line else f for f in findings]

@@ -364,7 +364,7 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
                  options: FunctionOptions = FunctionOptions()) -> CellFunction:
     """The cell's :class:`CellFunction`: the cached one when it still fits, else a new one."""
     code = cache.analyze(source, name or "") if cache is not None else analyze_cell(source, name or "")
-    params, global_values = split_inputs(code.candidates, namespace)
+    params, global_values = split_inputs(code.candidates, namespace, code.mutated)
     key = (name,) if name else (source,)
     signature = (source, options, params, tuple((k, id(v)) for k, v in global_values.items()))
     previous = None
@@ -404,7 +404,8 @@ def _ordinal(n: int) -> str:
 _VALUE_TYPES = (bool, int, float, complex, str, bytes, type(None), list, tuple, dict)
 
 
-def split_inputs(candidates: tuple[str, ...], namespace: dict) -> tuple[tuple[str, ...], dict[str, Any]]:
+def split_inputs(candidates: tuple[str, ...], namespace: dict, mutated: frozenset[str] = frozenset()
+                 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Which of the names a cell reads are arguments, and which are captured.
 
     Values are arguments: tensors, NumPy arrays and scalars, Python numbers,
@@ -412,7 +413,10 @@ def split_inputs(candidates: tuple[str, ...], namespace: dict) -> tuple[tuple[st
     Everything else (variables, layers, models, functions, modules, classes) is
     captured as the function's global, the way ``tf.function`` captures what a
     function reads from its module; the cell's function is rebuilt when one of
-    them is a new object, so a graph never runs with a stale capture.  Names not
+    them is a new object, so a graph never runs with a stale capture.  Containers
+    the cell changes in place (``mutated``) are captured too: TensorFlow refuses
+    changes to its arguments, while a captured list changes as in a plain
+    ``tf.function`` (once per trace).  Names not
     in the namespace are left to the builtins (or fail as a plain cell would).
 
     >>> import math
@@ -425,7 +429,7 @@ def split_inputs(candidates: tuple[str, ...], namespace: dict) -> tuple[tuple[st
         if name not in namespace:
             continue
         value = namespace[name]
-        if isinstance(value, _VALUE_TYPES) or _is_array_like(value):
+        if (isinstance(value, _VALUE_TYPES) and name not in mutated) or _is_array_like(value):
             params.append(name)
         else:
             captured[name] = value

@@ -312,13 +312,11 @@ class TFMagics(Magics):
 
         if self._watch is None:
             self._watch = TraceCounts()
-            self.shell.events.register("pre_run_cell", self._before_cell)
             self.shell.events.register("post_run_cell", self._after_cell)
-        self._before_cell()
+        self._watch.snapshot(self._watched())
 
     def _stop_watch(self) -> None:
         if self._watch is not None:
-            self.shell.events.unregister("pre_run_cell", self._before_cell)
             self.shell.events.unregister("post_run_cell", self._after_cell)
             self._watch = None
 
@@ -326,21 +324,18 @@ class TFMagics(Magics):
         from tfmagic.retracing import find_functions
 
         cell_functions = {id(cell.function) for _, cell in self.cells.cells()} if self._cells else set()
-        return {k: v for k, v in find_functions(self.shell.user_ns).items() if id(v) not in cell_functions}
-
-    def _before_cell(self, info=None) -> None:
-        if self._watch is not None:
-            self._watch.snapshot(self._watched())
+        found = find_functions(self.shell.user_ns, self._watch.kinds)
+        return {k: v for k, v in found.items() if id(v) not in cell_functions}
 
     def _after_cell(self, result=None) -> None:
-        """Report the retraces the cell caused (post_run_cell also fires without pre_run_cell: harmless)."""
+        """Report the retraces the cell caused; the counts seen now are the next cell's baseline."""
         if self._watch is None:
             return
         from tfmagic.render import Notice
         from tfmagic.retracing import retrace_text, trace_history, watched_pitfalls
 
         functions = self._watched()
-        for name, new in self._watch.traced_since(functions).items():
+        for name, new in self._watch.update(functions).items():
             history = trace_history(functions[name], name)
             for trace in history.traces[-new:]:
                 if trace.number > 1:
@@ -356,7 +351,6 @@ class TFMagics(Magics):
                 self._watched_pitfalls.add(id(fn))
                 for finding in watched_pitfalls(fn, history):
                     display(Notice(f"tfretrace {name}: {finding.text}", level="warning"))
-        self._watch.snapshot(functions)
 
     # -- dtype errors of plain cells -------------------------------------------
 

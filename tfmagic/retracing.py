@@ -405,22 +405,31 @@ def is_tf_function(value: Any) -> bool:
     return hasattr(value, "experimental_get_tracing_count") and hasattr(value, "_list_all_concrete_functions")
 
 
-def find_functions(namespace: dict) -> dict[str, Any]:
+def find_functions(namespace: dict, kinds: dict | None = None) -> dict[str, Any]:
     """Every ``tf.function`` in a namespace, by a name to show: top-level ones and those of Keras models.
 
     A Keras model's compiled steps (``model.train_function``, ...) and methods
     decorated with ``@tf.function`` are listed as ``model.name``.
+
+    Args:
+        namespace: where to look.
+        kinds: a cache of what each type is (pass the same dict on every call: scans run after every cell).
     """
+    kinds = {} if kinds is None else kinds
     found: dict[str, Any] = {}
     seen: set[int] = set()
     for name, value in list(namespace.items()):
         if name.startswith("_"):
             continue
-        if is_tf_function(value):
+        kind = kinds.get(type(value))
+        if kind is None:
+            kind = kinds[type(value)] = ("function" if is_tf_function(value) else
+                                         "model" if _is_keras_model(value) else "")
+        if kind == "function":
             if id(value) not in seen:
                 seen.add(id(value))
                 found[name] = value
-        elif _is_keras_model(value):
+        elif kind == "model":
             for attr, fn in _model_functions(value):
                 if id(fn) not in seen:
                     seen.add(id(fn))
@@ -455,24 +464,34 @@ class TraceCounts:
 
     def __init__(self):
         self._counts: dict[int, tuple[weakref.ref, int]] = {}
+        self.kinds: dict = {}  # type -> what it is, for find_functions
 
     def snapshot(self, functions: dict[str, Any]) -> None:
+        """Remember the functions' trace counts now."""
         self._counts = {}
-        for fn in functions.values():
-            try:
-                self._counts[id(fn)] = (weakref.ref(fn), fn.experimental_get_tracing_count())
-            except TypeError:  # not weak-referenceable: skip it
-                continue
+        self.update(functions)
 
-    def traced_since(self, functions: dict[str, Any]) -> dict[str, int]:
-        """Name -> how many traces a function made since the snapshot (new functions: all of theirs)."""
+    def update(self, functions: dict[str, Any]) -> dict[str, int]:
+        """Name -> how many traces a function made since last time (new functions: all of theirs);
+        the counts seen now become the baseline."""
         out = {}
+        counts = {}
         for name, fn in functions.items():
-            entry = self._counts.get(id(fn))
-            before = entry[1] if entry is not None and entry[0]() is fn else 0
+            key = id(fn)
+            entry = self._counts.get(key)
             count = fn.experimental_get_tracing_count()
+            if entry is not None and entry[0]() is fn:
+                ref, before = entry
+            else:
+                try:
+                    ref = weakref.ref(fn)
+                except TypeError:  # not weak-referenceable: not tracked
+                    continue
+                before = 0
             if count > before:
                 out[name] = count - before
+            counts[key] = (ref, count)
+        self._counts = counts
         return out
 
 

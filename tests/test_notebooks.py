@@ -35,9 +35,13 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert any("MatMul" in s for s in svgs)
     texts = [o.get("data", {}).get("text/plain", "") for o in outputs]
     assert any("traced again: trace 2" in t and "a: float32[2] -> float32[3]" in t for t in texts)
+    assert any("tfretrace tf_cube: traced again: trace 4" in t and "x: Python int 10 -> 20" in t for t in texts)
+    assert any("this Python for loop over range() was unrolled" in t for t in texts)
     errors = [o for o in outputs if o.output_type == "error"]
-    assert [e.ename for e in errors] == ["TypeError"]
-    traceback = "\n".join(errors[0].traceback)
+    assert [e.ename for e in errors] == ["RetraceLimitError", "TypeError", "InvalidArgumentError",
+                                         "InvalidArgumentError"]
+    assert "from_numpy is float64" in "\n".join(errors[3].traceback)
+    traceback = "\n".join(errors[1].traceback)
     assert "----> 2 d = c + tf.constant(1)" in traceback
     assert "AddV2 got float32 and int32" in traceback and "tf.cast(..., tf.float32)" in traceback
     assert (tmp_path / "tour_graph.svg").read_bytes().lstrip().startswith(b"<?xml")

@@ -259,6 +259,14 @@ def test_variable_created_in_the_cell_is_explained(ip):
     assert "create the variable once outside" in captured.stdout and "assign" in captured.stdout
 
 
+def test_users_function_creating_a_variable_on_a_later_call_is_explained(ip):
+    result, captured = run(ip, "@tf.function\ndef counter(x):\n    c = tf.Variable(0.0)\n    return c + x\n"
+                               "counter(tf.constant(1.0))")
+    assert isinstance(result.error_in_exec, ValueError)
+    out = captured.stdout
+    assert "----> 3 c = tf.Variable(0.0)" in out and "create the variable once outside" in out
+
+
 @pytest.mark.parametrize("body", [
     "ys = tf.nn.relu(xs * 2.0 - 1.0)\nzs = tf.reduce_sum(ys)",
     "out = net(tf.reshape(xs, (1, 2)))",

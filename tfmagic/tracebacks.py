@@ -206,20 +206,27 @@ def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None) 
 
 
 def annotate_eager_error(exc: BaseException, namespace: dict) -> bool:
-    """Give an eager (plain cell) dtype-mismatch error a short traceback of the user's lines.
+    """Give a plain cell's dtype mismatch (or variable created on a later call) a short traceback.
 
     Returns:
-        Whether ``exc`` was a dtype mismatch (and now renders as one).
+        Whether ``exc`` was one of those (and now renders as such).
     """
     from tfmagic import diagnostics
 
     message = getattr(exc, "message", None) or str(exc)
     frames = [CellFrame(fs.lineno, (fs.line or "").strip(), fs.name, fs.filename)
               for fs in traceback.extract_tb(exc.__traceback__) if _is_user_file(fs.filename)]
+    original = _autograph_original(exc)
+    if original is not None:  # raised while tracing a tf.function: AutoGraph kept the user's frames
+        message = str(original)
+        for fr in getattr(original.ag_error_metadata, "translated_stack", ()) or ():
+            if _is_user_file(fr.filename):
+                frames.append(CellFrame(fr.lineno, (fr.code or "").strip(), fr.function_name, fr.filename))
     last = frames[-1] if frames else None
     code = last.code if last else ""
-    finding = diagnostics.explain_dtype_error(message, last.lineno if last else None, code,
-                                              diagnostics.line_dtypes(code, namespace))
+    line = last.lineno if last else None
+    finding = (diagnostics.explain_dtype_error(message, line, code, diagnostics.line_dtypes(code, namespace))
+               or diagnostics.explain_variable_creation(message, line, code))
     if finding is None:
         return False
     name = type(exc).__name__

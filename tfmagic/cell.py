@@ -70,6 +70,7 @@ class CellCode:
     has_result: bool
     quiet: bool
     _body: str
+    magic: str = "%%tfgraph"
 
     def function_source(self, params: tuple[str, ...]) -> str:
         """The generated function's source, with ``params`` as its parameters."""
@@ -133,7 +134,7 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
     flow = _Flow(nested_globals)
     flow.block(tree.body)
     definite = _definite(tree.body)
-    assigned = _assigned(tree.body)
+    assigned = assigned_names(tree.body)
     deleted = tuple(
         dict.fromkeys(t.id for s in tree.body if isinstance(s, ast.Delete) for t in s.targets if isinstance(t, ast.Name))
     )
@@ -320,7 +321,7 @@ def _definite(stmts: list[ast.stmt]) -> list[str]:
     return [n for n in out if n in final]
 
 
-def _assigned(stmts: list[ast.stmt]) -> list[str]:
+def assigned_names(stmts: list[ast.stmt]) -> list[str]:
     """Every name bound at the cell's top scope (in any branch or loop), in order."""
     out: dict[str, None] = {}
     stack: list[ast.AST] = list(reversed(stmts))

@@ -260,6 +260,15 @@ def find_unrolled_loops(source: str, graph, filename: str, line_offset: int) -> 
     return findings
 
 
+def explain_tape_reuse(message: str, line: int | None, code: str) -> Finding | None:
+    """A non-persistent GradientTape asked for gradients twice, explained; ``None`` for other errors."""
+    if "non-persistent GradientTape can only be used to compute one set of gradients" not in message:
+        return None
+    return Finding("tape_reuse", line, code,
+                   "a GradientTape computes gradients once unless it is persistent",
+                   "tf.GradientTape(persistent=True) (or %%tape --persistent), or one tape per gradient")
+
+
 def explain_variable_creation(message: str, line: int | None, code: str) -> Finding | None:
     """The ``tf.Variable``-on-a-later-call error, explained; ``None`` for other errors."""
     if "singleton tf.Variables created on the first call" not in message and \

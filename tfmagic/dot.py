@@ -11,6 +11,11 @@ Legend (also printed under every drawing):
 - white: every other op.  Edges carry the tensor's dtype and shape (``float32[2,3]``);
   dashed grey edges are control dependencies.  Dashed boxes are name scopes.
 
+In a gradient drawing (``%%tape --show graph``) the backward ops are light brown,
+the forward path from each source to the target has a magenta border and magenta
+edges, a stopped source a dashed orange border, a disconnected one a dashed grey
+border.
+
 Every string that comes from the user's code (op names, scopes, constant values)
 is escaped with :func:`quote`, so a name cannot break out of its DOT string.
 
@@ -32,10 +37,21 @@ STYLES: dict[str, tuple[str, str, str]] = {
     "output": ("#e1ecfb", "#1f5fbf", "house"),
     "control_flow": ("#eee6fa", "#6a3fb5", "box"),
     "op": ("#ffffff", "#444444", "box"),
+    "backward": ("#fdf1e6", "#b45f06", "box"),
+}
+
+#: How a gradient drawing marks ops: (border colour, pen width, extra style).
+MARKS: dict[str, tuple[str, str, str]] = {
+    "path": ("#d81b60", "2.2", ""),
+    "connected": ("#d81b60", "2.6", ""),
+    "stopped": ("#e65100", "2.6", "dashed"),
+    "disconnected": ("#9e9e9e", "2.0", "dashed"),
 }
 
 LEGEND = ("green: input · orange: variable · grey: constant · blue: output · "
           "purple: control flow / call · dashed: control dependency")
+GRADIENT_LEGEND = ("light brown: backward (gradient) ops · magenta: path from a source to the target · "
+                   "dashed orange: stopped source · dashed grey: disconnected source")
 
 #: Above this many edges, dtype/shape labels become external labels (cheaper to lay out).
 EDGE_LABEL_LIMIT = 400
@@ -48,6 +64,7 @@ class DotOptions:
     edge_labels: bool = True
     legend: bool = True
     title: str = ""
+    gradient: bool = False
 
 
 def quote(text: str) -> str:
@@ -60,6 +77,8 @@ def quote(text: str) -> str:
 def _label(op: Op) -> str:
     if op.kind == "variable":
         return f"variable\n{op.detail or op.name}"
+    if op.detail.startswith("source ") or op.detail == "target":
+        return f"{op.type}\n{op.name}\n{op.detail}"
     if op.kind == "input":
         name = f"{op.name} ({op.detail})" if op.detail else op.name
         return f"{name}\n{op.outputs[0].label}" if op.outputs else name
@@ -125,6 +144,11 @@ class _Writer:
         style = '"rounded,filled"' if shape == "box" and op.kind != "constant" else "filled"
         if op.kind == "control_flow":
             style = '"filled,bold"'
+        if op.mark:
+            border, width, extra_style = MARKS[op.mark]
+            extra += f" penwidth={width}"
+            if extra_style:
+                style = f'"{style.strip(chr(34))},{extra_style}"'
         self.lines.append(
             f"{indent}{quote(node_id)} [label={quote(_label(op))} shape={shape} style={style} "
             f'fillcolor="{fill}" color="{border}"{extra} tooltip={quote(op.type + " " + op.name)}]'
@@ -140,6 +164,8 @@ class _Writer:
             else:
                 label = edge.tensor.label if edge.tensor else ""
                 attr = f" {self.edge_attr}={quote(label)}" if self.options.edge_labels and label else ""
+                if edge.on_path:
+                    attr += ' color="#d81b60" penwidth=2'
                 self.lines.append(f"{indent}{src} -> {dst} [{attr.strip()}]" if attr else f"{indent}{src} -> {dst}")
         for op in model.ops.values():
             for label, sub in op.subgraphs:
@@ -179,7 +205,8 @@ def build_dot(model: GraphModel, options: DotOptions = DotOptions()) -> str:
     edge_count = len(model.edges)
     writer = _Writer(options, edge_count)
     title = options.title or model.name
-    label = title + ("\n" + LEGEND if options.legend else "")
+    label = title + ("\n" + LEGEND if options.legend else "") + (
+        "\n" + GRADIENT_LEGEND if options.legend and options.gradient else "")
     writer.lines += [
         f"digraph {quote(model.name)} {{",
         f'  graph [rankdir=TB compound=true fontname="Helvetica" fontsize=10 nodesep=0.25 ranksep=0.35 '

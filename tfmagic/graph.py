@@ -26,7 +26,10 @@ CONTROL_FLOW_ATTRS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 #: The kinds of op, as the drawing tells them apart.
-KINDS = ("input", "variable", "constant", "output", "control_flow", "op")
+KINDS = ("input", "variable", "constant", "output", "control_flow", "op", "backward")
+
+#: Name scope of the ops a GradientTape adds when it computes gradients in a graph.
+BACKWARD_SCOPE = "gradient_tape/"
 
 #: How deep function sub-graphs are read (a While inside an If inside a call ...).
 MAX_DEPTH = 4
@@ -54,6 +57,7 @@ class Edge:
     dst: str
     tensor: TensorInfo | None  # None for a control dependency
     src_index: int = 0
+    on_path: bool = False
 
     @property
     def control(self) -> bool:
@@ -81,6 +85,7 @@ class Op:
     device: str = ""
     detail: str = ""
     subgraphs: list[tuple[str, "GraphModel"]] = field(default_factory=list)
+    mark: str = ""  # "path" (between a source and the target), or a source's status
 
     @property
     def scope(self) -> str:
@@ -204,6 +209,8 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
             detail = _constant_detail(tf_op)
         elif tf_op.name in output_ops:
             kind = "output"
+        elif tf_op.name.startswith(BACKWARD_SCOPE):
+            kind = "backward"
         elif op_type in CONTROL_FLOW_ATTRS:
             kind = "control_flow"
         else:
@@ -236,3 +243,54 @@ def _function_attrs(tf_op) -> list[tuple[str, str]]:
         except ValueError:
             pass
     return found
+
+
+def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str, str],
+                       status: dict[str, str]) -> None:
+    """Mark a gradient drawing: the forward ops between each connected source and the target, and each source.
+
+    Args:
+        model: the traced cell with its gradient ops.
+        target: the target's op name.
+        sources: source name -> op name (a variable's captured handle, an input, a tensor the cell made).
+        status: source name -> ``connected``, ``stopped`` or ``disconnected``.
+    """
+    parents: dict[str, list[str]] = {}
+    children: dict[str, list[str]] = {}
+    for edge in model.edges:
+        if not edge.control and model.ops.get(edge.dst) is not None and model.ops[edge.dst].kind != "backward":
+            parents.setdefault(edge.dst, []).append(edge.src)
+            children.setdefault(edge.src, []).append(edge.dst)
+
+    stops = {name for name, op in model.ops.items() if op.type in ("StopGradient", "PreventGradient")}
+
+    def walk(start, links):  # a gradient does not pass a stop_gradient: neither does the path
+        seen, stack = {start}, [start]
+        while stack:
+            current = stack.pop()
+            if current in stops:
+                continue
+            for nxt in links.get(current, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
+
+    upstream = walk(target, parents) if target in model.ops else set()
+    path: set[str] = set()
+    for name, op_name in sources.items():
+        op = model.ops.get(op_name)
+        if op is None:
+            continue
+        op.mark = status.get(name, "")
+        op.detail = f"source {name}: {op.mark}" if op.mark else op.detail
+        if status.get(name) == "connected":
+            path |= (walk(op_name, children) & upstream) - stops
+    for op_name in path:
+        if not model.ops[op_name].mark:
+            model.ops[op_name].mark = "path"
+    if target in model.ops:
+        model.ops[target].mark = model.ops[target].mark or "path"
+        model.ops[target].detail = "target"
+    for edge in model.edges:
+        edge.on_path = edge.src in path and edge.dst in path

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keyword
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
@@ -22,7 +22,7 @@ _MAX_MEMO = 256
 
 @magics_class
 class TFMagics(Magics):
-    """``%%tfgraph``, ``%tfgraph FUNC`` and ``%tfretrace``; the state of a session lives here."""
+    """``%%tfgraph``, ``%tfgraph FUNC``, ``%tfretrace`` and ``%%tape``; the state of a session lives here."""
 
     def __init__(self, shell):
         super().__init__(shell)
@@ -243,6 +243,88 @@ class TFMagics(Magics):
         display(chooser)
         return None
 
+    # -- %%tape ----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("target", nargs="?", metavar="TARGET",
+              help="the name or expression to differentiate (default: the cell's last expression)")
+    @argument("--wrt", dest="wrt", metavar="A,B",
+              help="the sources (default: every tf.Variable the cell reads, and the watched names)")
+    @argument("--watch", dest="watch", metavar="C1,C2", help="constants or tensors the tape should watch")
+    @argument("--persistent", dest="persistent", action="store_true", help="make the tape persistent")
+    @argument("--jacobian", dest="jacobian", action="store_true", help="also compute tape.jacobian per source")
+    @argument("--hessian", dest="hessian", action="store_true", help="also compute second derivatives")
+    @argument("-o", "--output", dest="output", metavar="NAME", default="grads",
+              help="the name of the dict of gradients (default: grads)")
+    @argument("--show", dest="show", choices=("table", "graph", "none"), default="table",
+              help="show the gradient table (default), the table and the gradient graph, or nothing")
+    @no_var_expand
+    @cell_magic
+    def tape(self, line, cell):
+        """Run the cell under tf.GradientTape and explain every gradient.
+
+        Usage::
+
+            %%tape [TARGET] [--wrt a,b] [--watch c1,c2] [--persistent] [--jacobian] [--hessian]
+                   [-o NAME] [--show table|graph|none]
+
+        The cell runs as a plain cell would (its assignments stay), recorded by a tape.
+        TARGET (default: the last expression) is differentiated with respect to the
+        sources: --wrt, or every tf.Variable the cell reads (Keras layers' weights
+        included) and the names given to --watch.  The gradients go to the namespace
+        as a dict name -> tensor (None where disconnected), under `grads` or -o NAME.
+
+        The table shows each source's shape, dtype and gradient; a None gradient says
+        why (a constant not watched, no path, tf.stop_gradient at a line, an integer
+        dtype, NumPy in between, a variable rebound to a tensor, an assign, a
+        non-differentiable op) and a NaN/Inf gradient names the op and line where the
+        first non-finite value appeared.  --show graph also draws the gradient graph.
+
+        Example::
+
+            %%tape --watch x
+            x = tf.constant(3.0)
+            y = x ** 2
+            y
+        """
+        from tfmagic.tape import TapeOptions, run_tape
+
+        args = parse_argstring(self.tape, line)
+        if not args.output.isidentifier() or keyword.iskeyword(args.output):
+            raise UsageError(f"-o {args.output!r}: NAME must be a Python identifier")
+        options = TapeOptions(target=args.target, wrt=_names(args.wrt), watch=_names(args.watch) or (),
+                              persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian)
+        try:
+            run = run_tape(self._transformed(cell), self.shell.user_ns, options, draw=args.show == "graph")
+        except (CellSourceError, OptionError) as e:
+            raise UsageError(f"%%tape: {e}") from e
+        self.shell.user_ns[args.output] = run.gradients
+        if run.has_result and run.result is not None:
+            self.shell.displayhook(run.result)
+        if args.show != "none":
+            from tfmagic.render import TapeReport
+
+            display(TapeReport(run))
+        if args.show == "graph":
+            self._draw_gradient(run)
+
+    def _draw_gradient(self, run) -> None:
+        from tfmagic.graph import build_graph_model, mark_gradient_path
+        from tfmagic.render import Notice, draw_model
+
+        if run.graph is None:
+            display(Notice("%%tape: the gradient graph could not be drawn: the cell does not trace as a "
+                           "tf.function (the table above stands)", level="warning"))
+            return
+        model = build_graph_model(run.graph.graph, "gradient")
+        mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status)
+        try:
+            report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", gradient=True)
+        except TfMagicError as e:
+            display(Notice(f"%%tape: the drawing failed: {e}", level="warning"))
+            return
+        display(report)
+
     # -- %tfretrace ------------------------------------------------------------
 
     @magic_arguments()
@@ -380,6 +462,13 @@ class TFMagics(Magics):
             self.shell.custom_exceptions = types
             self.shell.CustomTB = handler
             self._previous_custom_exc = None
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """``"a, b"`` -> ``("a", "b")``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _first_line(source: str) -> str:

@@ -225,11 +225,17 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",)) -> tup
     Returns:
         ``(report, rendered)``.
     """
-    from tfmagic.dot import DotOptions, build_dot
     from tfmagic.graph import build_graph_model
 
-    model = build_graph_model(tf_graph)
-    dot_source = build_dot(model, DotOptions(title=title))
+    return draw_model(build_graph_model(tf_graph), title, formats)
+
+
+def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient: bool = False
+               ) -> tuple[GraphReport, dict[str, bytes]]:
+    """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend."""
+    from tfmagic.dot import DotOptions, build_dot
+
+    dot_source = build_dot(model, DotOptions(title=title, gradient=gradient))
     rendered = render_dot(dot_source, tuple(dict.fromkeys(("svg", *formats))))
     report = GraphReport(title, summarize(model), _svg_element(rendered["svg"]), dot_source)
     return report, rendered
@@ -323,3 +329,69 @@ class TraceChooser:
         include = set(include) if include is not None else set(bundle)
         include -= set(exclude or [])
         return {k: v for k, v in bundle.items() if k in include}
+
+
+@dataclass
+class TapeReport:
+    """``%%tape``'s table: one row per source with its gradient, and why a gradient is None or not finite."""
+
+    run: Any
+
+    def _rows(self):
+        for source in self.run.sources:
+            yield source.name, source.shape, source.dtype, source.summary(), source.cause, source.fix
+
+    def _extras(self) -> list[str]:
+        run = self.run
+        lines = []
+        if run.nonfinite is not None:
+            lines.append(f"NaN/Inf: {run.nonfinite.text}")
+            lines.append(f"  fix: {run.nonfinite.fix}")
+        elif any(not s.finite for s in run.sources):
+            lines.append("NaN/Inf: a gradient is not finite")
+        for name, jac in run.jacobians.items():
+            lines.append(f"jacobian d({run.target_name})/d({name}): shape {list(jac.shape)}")
+        for (a, b), h in run.hessians.items():
+            lines.append(f"hessian d2({run.target_name})/d({a}) d({b}): shape {list(h.shape)}")
+        return lines
+
+    def _text(self) -> str:
+        rows = list(self._rows())
+        width = max([len(r[0]) for r in rows] + [6])
+        lines = [f"%%tape: gradients of {self.run.target_name}",
+                 f"{'source':<{width}}  {'shape':<10} {'dtype':<8} gradient"]
+        for name, shape, dtype, summary, cause, fix in rows:
+            lines.append(f"{name:<{width}}  {shape:<10} {dtype:<8} {summary}")
+            if cause:
+                lines.append(f"{'':<{width}}  why: {cause}")
+            if fix:
+                lines.append(f"{'':<{width}}  fix: {fix}")
+        return "\n".join(lines + self._extras())
+
+    def _html(self) -> str:
+        body = []
+        for name, shape, dtype, summary, cause, fix in self._rows():
+            note = ""
+            if cause:
+                note = f"<br><b>why</b>: {html.escape(cause)}" + (f"<br><b>fix</b>: {html.escape(fix)}" if fix else "")
+            colour = " style='color:#b71c1c'" if summary == "None" or "nan" in summary or "inf" in summary else ""
+            body.append(f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(shape)}</td>"
+                        f"<td>{html.escape(dtype)}</td><td{colour}><code>{html.escape(summary)}</code>{note}</td></tr>")
+        extras = "".join(f"<div>{html.escape(line)}</div>" for line in self._extras())
+        return (f"<div class='tfmagic-tape'><div><b>%%tape</b>: gradients of "
+                f"<code>{html.escape(self.run.target_name)}</code></div>"
+                "<table><thead><tr><th>source</th><th>shape</th><th>dtype</th><th>gradient</th></tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>{extras}</div>")
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        include = set(include) if include is not None else {"text/plain", "text/html"}
+        include -= set(exclude or [])
+        bundle = {}
+        if "text/plain" in include:
+            bundle["text/plain"] = self._text()
+        if "text/html" in include:
+            bundle["text/html"] = self._html()
+        return bundle
+
+    def __repr__(self) -> str:
+        return self._text()

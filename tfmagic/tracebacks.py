@@ -44,11 +44,12 @@ def _library_dirs() -> tuple[str, ...]:
 _LIBRARY_DIRS = _library_dirs()
 
 
-def _is_user_file(filename: str) -> bool:
+def is_user_file(filename: str) -> bool:
+    """Whether a frame's file is the user's code (a cell, a script) rather than a library's."""
     if "__autograph_generated_file" in filename:
         return False
     if filename.startswith("<"):
-        return filename.startswith(("<ipython-input", "<tfgraph-")) or filename == "<string>"
+        return filename.startswith(("<ipython-input", "<tfgraph-", "<tape-")) or filename == "<string>"
     return not os.path.abspath(filename).startswith(_LIBRARY_DIRS)
 
 
@@ -58,8 +59,9 @@ def _frame(code: CellCode, filename: str, lineno: int, function: str, text: str 
         lines = code.source.splitlines()
         if not 1 <= cell_line <= len(lines):
             return None  # the generated return line: tfmagic's, not the user's
-        return CellFrame(cell_line, lines[cell_line - 1], "<cell>" if function == "_tfgraph_cell" else function)
-    if _is_user_file(filename):
+        return CellFrame(cell_line, lines[cell_line - 1],
+                         "<cell>" if function in ("_tfgraph_cell", "<module>") else function)
+    if is_user_file(filename):
         return CellFrame(lineno, (text or "").strip(), function, filename)
     return None
 
@@ -137,15 +139,20 @@ def cell_frames(exc: BaseException, code: CellCode) -> tuple[BaseException, list
     return exc, _from_cell_on(frames), "tracing", str(exc)
 
 
+_PHASES = {"tracing": "while tracing the cell as a tf.function", "running": "while running the cell's graph",
+           "eager": "while running the cell"}
+
+
 def format_cell_traceback(exc_type: str, message: str, frames: list[CellFrame], code: CellCode,
                           phase: str) -> list[str]:
     """IPython-like lines: a header, each user frame with its neighbouring lines, and the error."""
     out = ["-" * 75, f"{exc_type:<42}Traceback (most recent call last)"]
-    where = "while tracing the cell as a tf.function" if phase == "tracing" else "while running the cell's graph"
+    where = _PHASES.get(phase, phase)
+    magic = getattr(code, "magic", "%%tfgraph")
     lines = code.source.splitlines()
     for frame in frames:
         if frame.filename is None:
-            out.append(f"%%tfgraph cell, line {frame.lineno} ({where})" +
+            out.append(f"{magic} cell, line {frame.lineno} ({where})" +
                        (f", in {frame.function}" if frame.function != "<cell>" else ""))
             lo = max(1, frame.lineno - _CONTEXT_LINES)
             for n in range(lo, frame.lineno + 1):
@@ -156,7 +163,7 @@ def format_cell_traceback(exc_type: str, message: str, frames: list[CellFrame], 
             out.append(f"----> {frame.lineno} {frame.code}")
         out.append("")
     if not frames:
-        out.append(f"%%tfgraph cell ({where})")
+        out.append(f"{magic} cell ({where})")
         out.append("")
     out.append(f"{exc_type}: {message}" if message else exc_type)
     return out
@@ -169,22 +176,26 @@ def explain(message: str, frames: list[CellFrame], namespace: dict):
     last = frames[-1] if frames else None
     line, text = (last.lineno, last.code) if last else (None, "")
     return (diagnostics.explain_dtype_error(message, line, text, diagnostics.line_dtypes(text, namespace))
-            or diagnostics.explain_variable_creation(message, line, text))
+            or diagnostics.explain_variable_creation(message, line, text)
+            or diagnostics.explain_tape_reuse(message, line, text))
 
 
-def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None) -> BaseException:
+def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
+             phase: str | None = None) -> BaseException:
     """The exception to raise for a failing cell: the user's own, with a short cell traceback.
 
     Args:
         exc: what calling the cell's ``tf.function`` raised.
         code: the cell.
         namespace: the notebook's namespace (to name a NumPy float64 operand of a dtype mismatch).
+        phase: what was happening (``tracing``, ``running``, ``eager``), when the caller knows better.
 
     Returns:
         The user's exception (same type and message), with ``_render_traceback_``
         for IPython, ``tfmagic_frames`` and a note naming the cell line.
     """
-    original, frames, phase, message = cell_frames(exc, code)
+    original, frames, found_phase, message = cell_frames(exc, code)
+    phase = phase or found_phase
     finding = explain(message, frames, namespace or {})
     if finding is not None:
         message = finding.message + (f"\n  fix: {finding.fix}" if finding.fix else "")
@@ -197,7 +208,7 @@ def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None) 
         cell_lines = [f for f in frames if f.filename is None]
         if cell_lines and hasattr(original, "add_note"):
             last = cell_lines[-1]
-            original.add_note(f"%%tfgraph cell, line {last.lineno}: {last.code.strip()}")
+            original.add_note(f"{getattr(code, 'magic', '%%tfgraph')} cell, line {last.lineno}: {last.code.strip()}")
     except (AttributeError, TypeError):  # an exception type without a __dict__
         pass
     original.__cause__ = None
@@ -215,12 +226,12 @@ def annotate_eager_error(exc: BaseException, namespace: dict) -> bool:
 
     message = getattr(exc, "message", None) or str(exc)
     frames = [CellFrame(fs.lineno, (fs.line or "").strip(), fs.name, fs.filename)
-              for fs in traceback.extract_tb(exc.__traceback__) if _is_user_file(fs.filename)]
+              for fs in traceback.extract_tb(exc.__traceback__) if is_user_file(fs.filename)]
     original = _autograph_original(exc)
     if original is not None:  # raised while tracing a tf.function: AutoGraph kept the user's frames
         message = str(original)
         for fr in getattr(original.ag_error_metadata, "translated_stack", ()) or ():
-            if _is_user_file(fr.filename):
+            if is_user_file(fr.filename):
                 frames.append(CellFrame(fr.lineno, (fr.code or "").strip(), fr.function_name, fr.filename))
     last = frames[-1] if frames else None
     code = last.code if last else ""

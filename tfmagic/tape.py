@@ -1,0 +1,692 @@
+"""Run a cell under ``tf.GradientTape`` and explain every gradient.
+
+:func:`run_tape` executes the cell in the notebook's namespace as a plain cell
+would (so its values are the plain cell's), under a tape, then differentiates
+the target with respect to the sources.  Each ``None`` gradient gets its cause
+(from the causes TensorFlow's autodiff guide lists: not watched, no path, a
+``tf.stop_gradient``, an integer dtype, a round trip through NumPy, a variable
+rebound to a tensor, state read through an ``assign``, a non-differentiable op),
+found by checking the values and by tracing the cell as a graph and walking it
+from the target back to the source.  A NaN or Inf gradient is traced to the
+first op whose output was not finite, forward or backward, with the user's line.
+
+If the cell fails, the namespace is restored to what it was before the cell
+(variables the cell had assigned cannot be rolled back by TensorFlow).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import linecache
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfmagic import tracebacks
+from tfmagic.cell import assigned_names
+from tfmagic.errors import CellSourceError, OptionError
+
+#: The name under which the running tape is visible to the inserted ``watch`` calls (removed afterwards).
+TAPE_NAME = "_tfmagic_tape"
+
+#: Ops that stop gradients on purpose.
+STOP_OPS = frozenset({"StopGradient", "PreventGradient"})
+#: Ops whose gradient is none or zero everywhere (their registered gradient returns None).
+NON_DIFFERENTIABLE = frozenset({
+    "ArgMax", "ArgMin", "Round", "Floor", "Ceil", "Sign", "Rint", "Equal", "NotEqual", "Less", "LessEqual",
+    "Greater", "GreaterEqual", "LogicalAnd", "LogicalOr", "LogicalNot", "Shape", "ShapeN", "Size", "Rank",
+    "ZerosLike", "OnesLike", "IsFinite", "IsNan", "IsInf", "Unique", "TopKV2", "Bucketize",
+})
+_ASSIGN_OPS = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"})
+
+
+@dataclass(frozen=True)
+class TapeOptions:
+    """What ``%%tape`` differentiates and how.
+
+    Attributes:
+        target: a name or expression (``None``: the cell's last expression).
+        wrt: source names or expressions (``None``: every variable the cell read, and the watched names).
+        watch: names of tensors to watch (constants are not recorded otherwise).
+        persistent: keep the tape for several gradients.
+        jacobian: also compute ``tape.jacobian`` of the target with respect to each source.
+        hessian: also compute second derivatives (nested tapes).
+    """
+
+    target: str | None = None
+    wrt: tuple[str, ...] | None = None
+    watch: tuple[str, ...] = ()
+    persistent: bool = False
+    jacobian: bool = False
+    hessian: bool = False
+
+
+@dataclass(frozen=True)
+class TapeCode:
+    """A ``%%tape`` cell's source, as tracebacks see it."""
+
+    source: str
+    filename: str
+    magic: str = "%%tape"
+
+    def cell_line(self, lineno: int) -> int:
+        return lineno
+
+
+@dataclass
+class NonFinite:
+    """Where a NaN or Inf first appeared.
+
+    Attributes:
+        op: the op's type (``Exp``).
+        phase: ``forward`` (the cell's computation) or ``backward`` (the gradient's).
+        value: ``inf``, ``-inf`` or ``nan``.
+        line: the cell's line that ran the op (forward), if known.
+        code: that line's source.
+        inner: the innermost user frame, when the op ran inside the user's own function
+            (``my_softplus``, line 2: ``return tf.math.log(tf.exp(z) + 1.0)``).
+    """
+
+    op: str
+    phase: str
+    value: str
+    line: int | None = None
+    code: str = ""
+    inner: str = ""
+
+    @property
+    def text(self) -> str:
+        where = f" at line {self.line}: {self.code.strip()}" if self.line else ""
+        inside = f" (in {self.inner})" if self.inner else ""
+        if self.phase == "forward":
+            return f"{self.op} made the first {self.value} of the forward pass{where}{inside}"
+        return f"the backward pass made the first {self.value} (gradient op {self.op}); the forward pass was finite"
+
+    fix = ("compute it in a stable form: a primitive such as tf.nn.softplus / tf.math.log1p / "
+           "tf.math.reduce_logsumexp, or tf.custom_gradient with an analytic derivative")
+
+
+@dataclass
+class SourceGradient:
+    """One source and its gradient.
+
+    Attributes:
+        name: the source's name (``w1``, ``dense/kernel``).
+        value: the source (a variable or a tensor).
+        gradient: its gradient (``None`` where disconnected).
+        cause: why the gradient is ``None``.
+        fix: what would connect it.
+        line: the line the cause is at, if any.
+    """
+
+    name: str
+    value: Any
+    gradient: Any
+    cause: str = ""
+    fix: str = ""
+    line: int | None = None
+
+    @property
+    def shape(self) -> str:
+        shape = getattr(self.value, "shape", None)
+        return "scalar" if shape is not None and len(shape) == 0 else str(list(shape)) if shape is not None else "?"
+
+    @property
+    def dtype(self) -> str:
+        dtype = getattr(self.value, "dtype", None)
+        return getattr(dtype, "name", str(dtype))
+
+    @property
+    def finite(self) -> bool:
+        if self.gradient is None:
+            return True
+        return bool(np.all(np.isfinite(_numpy(self.gradient))))
+
+    def summary(self) -> str:
+        """``36.0`` for a scalar, a few values and the norm, min and max for a tensor."""
+        if self.gradient is None:
+            return "None"
+        values = _numpy(self.gradient)
+        if values.size == 1:
+            return f"{values.reshape(()).item():.6g}"
+        flat = values.reshape(-1)
+        head = ", ".join(f"{v:.4g}" for v in flat[:4]) + (", ..." if flat.size > 4 else "")
+        finite = flat[np.isfinite(flat)]
+        stats = (f"norm {np.linalg.norm(finite):.4g}, min {finite.min():.4g}, max {finite.max():.4g}"
+                 if finite.size else "no finite value")
+        return f"[{head}] {stats}"
+
+
+@dataclass
+class TapeRun:
+    """The outcome of a ``%%tape`` cell.
+
+    Attributes:
+        target_name: what was differentiated.
+        target: its value.
+        sources: one :class:`SourceGradient` per source.
+        gradients: name -> gradient (``None`` where disconnected), as stored in the namespace.
+        jacobians: name -> jacobian of the target with respect to that source.
+        hessians: ``(name_i, name_j)`` -> second derivatives.
+        nonfinite: where a NaN/Inf first appeared, when a gradient is not finite.
+        result: the cell's last expression's value.
+        has_result: whether to display it.
+        graph: the traced gradient graph (for ``--show graph``), when asked for.
+    """
+
+    target_name: str
+    target: Any
+    sources: list[SourceGradient]
+    gradients: dict[str, Any]
+    jacobians: dict[str, Any] = field(default_factory=dict)
+    hessians: dict[tuple[str, str], Any] = field(default_factory=dict)
+    nonfinite: NonFinite | None = None
+    result: Any = None
+    has_result: bool = False
+    graph: Any = None
+
+
+def _numpy(value) -> np.ndarray:
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+
+
+# ---------------------------------------------------------------------------
+# Watching for the first NaN or Inf
+
+
+class _NonFiniteRecorder:
+    """An op callback that notes the first eager op whose output is not finite (numpy checks only)."""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.phase = "forward"
+        self.first: NonFinite | None = None
+        self._busy = False
+
+    def __call__(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
+        if self.first is not None or graph is not None or self._busy:
+            return None
+        self._busy = True
+        try:
+            for out in outputs or ():
+                dtype = getattr(out, "dtype", None)
+                if dtype is None or not (dtype.is_floating or dtype.is_complex):
+                    continue
+                values = out.numpy()
+                if not np.all(np.isfinite(values)):
+                    kind = "nan" if np.any(np.isnan(values)) else ("-inf" if np.any(values < 0) else "inf")
+                    self.first = self._locate(NonFinite(op_type, self.phase, kind))
+                    break
+        finally:
+            self._busy = False
+        return None
+
+    def _locate(self, found: NonFinite) -> NonFinite:
+        if self.phase != "forward":
+            return found
+        frame = sys._getframe(2)
+        inner = None
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if filename == self.filename:
+                found.line = frame.f_lineno
+                found.code = linecache.getline(filename, frame.f_lineno)
+                break
+            if inner is None and tracebacks.is_user_file(filename):
+                text = linecache.getline(filename, frame.f_lineno).strip()
+                inner = f"{frame.f_code.co_name}, line {frame.f_lineno}: {text}" if text else frame.f_code.co_name
+            frame = frame.f_back
+        found.inner = inner or ""
+        return found
+
+    def __enter__(self):
+        from tensorflow.python.framework import op_callbacks
+
+        op_callbacks.add_op_callback(self)
+        return self
+
+    def __exit__(self, *exc):
+        from tensorflow.python.framework import op_callbacks
+
+        op_callbacks.remove_op_callback(self)
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Running the cell
+
+
+def _prepare(source: str, filename: str, watch: tuple[str, ...]):
+    """Parse the cell; watch calls go in after each top-level binding of a watched name."""
+    tree = ast.parse(source, filename=filename, mode="exec")
+    compile(tree, filename, "exec", dont_inherit=True)
+    if not tree.body:
+        raise CellSourceError("the cell is empty: write the code to differentiate below %%tape")
+    body = []
+    for stmt in tree.body:
+        body.append(stmt)
+        bound = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        for name in watch:
+            if name in bound and not isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+                call = ast.parse(f"{TAPE_NAME}.watch({name})").body[0]
+                body.append(ast.copy_location(call, stmt))
+                ast.fix_missing_locations(body[-1])
+    last = None
+    if isinstance(body[-1], ast.Expr):
+        last = body.pop()
+    module = ast.Module(body=body, type_ignores=[])
+    exec_code = compile(module, filename, "exec", dont_inherit=True)
+    eval_code = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True) if last else None
+    return tree, exec_code, eval_code
+
+
+def _restore(namespace: dict, snapshot: dict) -> None:
+    """Put every name back as it was (the objects themselves are not rolled back)."""
+    for key in [k for k in namespace if k not in snapshot]:
+        del namespace[key]
+    for key, value in snapshot.items():
+        if namespace.get(key, snapshot) is not value:
+            namespace[key] = value
+
+
+def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(), draw: bool = False) -> TapeRun:
+    """Run ``source`` in ``namespace`` under a GradientTape and differentiate the target.
+
+    Args:
+        source: the cell's Python source.
+        namespace: the notebook's namespace: the cell runs in it, as a plain cell.
+        options: the target, sources and what to compute.
+        draw: also trace the gradient graph (for ``--show graph``).
+
+    Returns:
+        The :class:`TapeRun`.
+
+    Raises:
+        SyntaxError: the cell does not compile.
+        CellSourceError: the cell is empty.
+        OptionError: a target or source that is missing or not a tensor (the namespace is restored).
+        Exception: what the cell raised, with a traceback of its lines (the namespace is restored).
+    """
+    digest = hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    code = TapeCode(source, f"<tape-{digest}>")
+    linecache.cache[code.filename] = (len(source), None, source.splitlines(True), code.filename)
+    tree, exec_code, eval_code = _prepare(source, code.filename, options.watch)
+    assigned = set(assigned_names(tree.body))
+    for name in list(options.watch) + [n for n in options.wrt or () if n.isidentifier()]:
+        if name not in namespace and name not in assigned:
+            flag = "--watch" if name in options.watch else "--wrt"
+            raise OptionError(f"{flag} {name}: no such name in the namespace, and the cell does not assign it")
+    snapshot = dict(namespace)
+    recorder = _NonFiniteRecorder(code.filename)
+    several = options.jacobian or options.hessian
+    try:
+        with recorder:
+            run = _differentiate(code, exec_code, eval_code, namespace, options, recorder, several)
+    except (OptionError, tf.errors.InvalidArgumentError) as e:
+        _restore(namespace, snapshot)
+        if isinstance(e, OptionError):
+            raise
+        raise tracebacks.for_cell(e, code, snapshot, phase="eager") from None
+    except _CellFailed as failed:
+        _restore(namespace, snapshot)
+        raise tracebacks.for_cell(failed.error, code, snapshot, phase="eager") from None
+    finally:
+        namespace.pop(TAPE_NAME, None)
+    if any(not s.finite for s in run.sources):
+        run.nonfinite = recorder.first
+    _explain_nones(run, code, snapshot, namespace, options)
+    if draw:
+        run.graph = trace_gradient_graph(code, snapshot, options, run)
+    return run
+
+
+class _CellFailed(Exception):
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _differentiate(code, exec_code, eval_code, namespace, options, recorder, several) -> TapeRun:
+    persistent = options.persistent or several
+    outer = tf.GradientTape(persistent=True) if options.hessian else None
+    if outer is not None:
+        outer.__enter__()
+    try:
+        with tf.GradientTape(persistent=persistent) as tape:
+            namespace[TAPE_NAME] = tape
+            for name in options.watch:
+                if name in namespace:
+                    tape.watch(namespace[name])
+                    if outer is not None:
+                        outer.watch(namespace[name])
+            try:
+                exec(exec_code, namespace)
+                result = eval(eval_code, namespace) if eval_code is not None else None
+            except Exception as e:  # the user's code failed
+                raise _CellFailed(e) from e
+            target_name, target = _target(options.target, result, namespace)
+        names, values = _sources(options, tape, namespace)
+        recorder.phase = "backward"
+        gradients = tape.gradient(target, values, unconnected_gradients=tf.UnconnectedGradients.NONE)
+    finally:
+        if outer is not None:
+            outer.__exit__(None, None, None)
+    hessians = {}
+    if outer is not None:  # the gradients were recorded by the outer tape: differentiate them again
+        for name_i, g in zip(names, gradients):
+            if g is None:
+                continue
+            second = outer.jacobian(g, values, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            for name_j, h in zip(names, second):
+                hessians[(name_i, name_j)] = h
+    jacobians = {}
+    if options.jacobian:
+        for name, jac in zip(names, tape.jacobian(target, values)):
+            jacobians[name] = jac
+    sources = [SourceGradient(n, v, g) for n, v, g in zip(names, values, gradients)]
+    return TapeRun(target_name, target, sources, {s.name: s.gradient for s in sources}, jacobians, hessians,
+                   result=result, has_result=eval_code is not None)
+
+
+def _target(expression: str | None, result, namespace) -> tuple[str, Any]:
+    if expression is None:
+        if result is None:
+            raise OptionError("no target: end the cell with the expression to differentiate, or name it "
+                              "(%%tape loss)")
+        name, value = "the cell's last expression", result
+    else:
+        try:
+            value = eval(expression, namespace)  # noqa: S307 - the user's own expression, inside the tape
+        except Exception as e:
+            raise OptionError(f"target {expression!r}: {type(e).__name__}: {e}") from e
+        name = expression
+    if isinstance(value, tf.Variable):
+        value = tf.convert_to_tensor(value)
+    if not tf.is_tensor(value):
+        what = name if expression is None else repr(name)
+        raise OptionError(f"the target ({what}) is a {type(value).__name__}, not a tensor: the tape "
+                          "differentiates tensors only")
+    return name, value
+
+
+def _sources(options: TapeOptions, tape, namespace) -> tuple[list[str], list[Any]]:
+    if options.wrt:
+        names = list(options.wrt)
+        values = []
+        for name in names:
+            try:
+                values.append(eval(name, namespace))  # noqa: S307 - the user's own expression
+            except Exception as e:
+                raise OptionError(f"--wrt {name}: {type(e).__name__}: {e}") from e
+        return names, values
+    by_id = {}
+    for key, value in namespace.items():
+        if not key.startswith("_") and isinstance(value, tf.Variable):
+            by_id.setdefault(id(value), key)
+        inner = getattr(value, "value", None)
+        if not key.startswith("_") and isinstance(inner, tf.Variable) and not callable(value):
+            by_id.setdefault(id(inner), key)
+    names, values = [], []
+    for variable in tape.watched_variables():
+        names.append(by_id.get(id(variable), variable.name.split(":")[0]))
+        values.append(variable)
+    for name in options.watch:
+        if name in namespace and name not in names:
+            names.append(name)
+            values.append(namespace[name])
+    if not names:
+        raise OptionError("no source: the cell reads no tf.Variable; name the sources (--wrt a,b) and watch "
+                          "constants (--watch a,b)")
+    return names, values
+
+
+# ---------------------------------------------------------------------------
+# Why is a gradient None?
+
+
+def _explain_nones(run: TapeRun, code: TapeCode, before: dict, after: dict, options: TapeOptions) -> None:
+    missing = [s for s in run.sources if s.gradient is None]
+    if not missing:
+        return
+    tree = ast.parse(code.source)
+    analysis = None
+    for source in missing:
+        name = source.name
+        value, earlier = source.value, before.get(name)
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and not (dtype.is_floating or dtype.is_complex):
+            source.cause = f"{name} is {dtype.name}: gradients flow only to floating-point tensors"
+            source.fix = f"make it a float: tf.cast({name}, tf.float32), or create it with a float dtype"
+            continue
+        if isinstance(earlier, tf.Variable) and not isinstance(value, tf.Variable):
+            line = _binding_line(tree, name)
+            source.line = line
+            source.cause = (f"{name} was a tf.Variable, and line {line} rebound it to a tensor: the tape watched "
+                            f"the variable, the new tensor is a plain constant")
+            source.fix = f"update the variable in place: {name}.assign(...) / {name}.assign_add(...)"
+            continue
+        if not isinstance(value, tf.Variable) and name not in options.watch and not _is_variable_like(value):
+            source.cause = f"{name} is a constant tensor, and a tape records constants only when watched"
+            source.fix = f"add --watch {name} (tape.watch({name})), or make it a tf.Variable"
+            continue
+        if analysis is None:
+            analysis = _GraphAnalysis.build(code, before, options, run)
+        source.cause, source.fix, source.line = analysis.why(name, source.value, code)
+
+
+def _is_variable_like(value) -> bool:
+    return isinstance(getattr(value, "value", None), tf.Variable)
+
+
+def _binding_line(tree: ast.Module, name: str) -> int | None:
+    for stmt in tree.body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == name:
+                return stmt.lineno
+    return None
+
+
+def _trace_cell(code: TapeCode, before: dict):
+    """Trace the cell as a graph (nothing runs: Python side effects of tracing aside)."""
+    from tfmagic.cell import analyze_cell
+    from tfmagic.tracing import CellFunction, FunctionOptions, split_inputs
+
+    cell_code = analyze_cell(code.source, "tape")
+    params, captured = split_inputs(cell_code.candidates, before, cell_code.mutated)
+    cell = CellFunction(cell_code, params, captured, FunctionOptions())
+    args = [before[p] for p in params]
+    return cell_code, cell, args
+
+
+@dataclass
+class _GraphAnalysis:
+    graph: Any = None
+    target: Any = None
+    outputs: dict = field(default_factory=dict)
+    filename: str = ""
+    failure: BaseException | None = None
+    cell_code: Any = None
+
+    @classmethod
+    def build(cls, code: TapeCode, before: dict, options: TapeOptions, run: TapeRun) -> _GraphAnalysis:
+        cell_code = None
+        try:
+            cell_code, cell, args = _trace_cell(code, before)
+            concrete = cell.function.get_concrete_function(*args)
+        except Exception as e:  # tracing failed: what failed is itself a diagnosis (a NumPy round trip ...)
+            return cls(failure=e, cell_code=cell_code)
+        outputs, result = concrete.structured_outputs
+        target = None
+        if options.target is None:
+            target = result
+        elif options.target in outputs:
+            target = outputs[options.target]
+        inputs = {}
+        for op in concrete.graph.get_operations():
+            if op.type == "Placeholder":
+                inputs[op.name] = op.outputs[0]
+        return cls(concrete.graph, target, {**inputs, **outputs}, cell_code.filename, None, cell_code)
+
+    def _source_tensor(self, name: str, value):
+        if isinstance(value, tf.Variable) or _is_variable_like(value):
+            variable = value if isinstance(value, tf.Variable) else value.value
+            for external, internal in self.graph.captures:
+                if external is variable.handle:
+                    return internal
+            return None
+        return self.outputs.get(name)
+
+    def _line(self, op) -> tuple[int | None, str]:
+        for frame in reversed(op.traceback):
+            if frame.filename == self.filename:
+                line = self.cell_code.cell_line(frame.lineno)
+                lines = self.cell_code.source.splitlines()
+                return line, lines[line - 1] if 0 < line <= len(lines) else ""
+        return None, ""
+
+    def why(self, name: str, value, code: TapeCode) -> tuple[str, str, int | None]:
+        if self.failure is not None:
+            text = str(self.failure)
+            if ("numpy" in text.lower() or "symbolic" in text.lower()) and self.cell_code is not None:
+                _, frames, _, _ = tracebacks.cell_frames(self.failure, self.cell_code)
+                line = next((f.lineno for f in reversed(frames) if f.filename is None), None)
+                return (f"the value goes through NumPy (line {line}): the tape cannot follow it out of TensorFlow",
+                        "keep the computation in TensorFlow ops (tf.square, ... instead of np.square, .numpy())",
+                        line)
+            return (f"the target does not depend on {name} through operations the tape recorded", "", None)
+        source = self._source_tensor(name, value)
+        if self.target is None or source is None:
+            return (f"the target does not depend on {name} through operations the tape recorded", "", None)
+        source_op = source.op
+        every = _ancestors(self.target.op, through_stops=True)
+        if source_op not in every:
+            assign = self._through_assign(source_op, every)
+            if assign is not None:
+                line, text = self._line(assign)
+                return (f"{name} reaches the target only through an assignment (line {line}: {text.strip()}): "
+                        "assigning to a variable is not differentiable",
+                        "use the computed value itself in the target, not the variable it was assigned to", line)
+            return (f"no path: the target does not depend on {name}",
+                    f"check that the target is computed from {name}", None)
+        unstopped = _ancestors(self.target.op, through_stops=False)
+        if source_op not in unstopped:
+            stop = next((op for op in every if op.type in STOP_OPS and source_op in _ancestors(op, True)), None)
+            line, text = self._line(stop) if stop is not None else (None, "")
+            return (f"tf.stop_gradient at line {line} ({text.strip()}) blocks the path from the target to {name}",
+                    "remove tf.stop_gradient there if the gradient should flow", line)
+        blocking = _first_blocking_op(source_op, self.target.op)
+        if blocking is not None:
+            line, text = self._line(blocking)
+            return (f"{blocking.type} at line {line} ({text.strip()}) is not differentiable: no gradient flows "
+                    "through it", "use a differentiable op (e.g. a soft version such as tf.nn.softmax)", line)
+        return (f"the target does not depend on {name} through operations the tape recorded", "", None)
+
+    def _through_assign(self, source_op, target_ancestors):
+        read_handles = {op.inputs[0].op for op in target_ancestors if op.type == "ReadVariableOp" and op.inputs}
+        for op in self.graph.get_operations():
+            if op.type in _ASSIGN_OPS and len(op.inputs) > 1 and op.inputs[0].op in read_handles \
+                    and source_op in _ancestors(op.inputs[1].op, True) | {op.inputs[1].op}:
+                return op
+        return None
+
+
+def _ancestors(op, through_stops: bool) -> set:
+    seen = {op}
+    stack = [op]
+    while stack:
+        current = stack.pop()
+        if not through_stops and current.type in STOP_OPS:
+            continue
+        for tensor in current.inputs:
+            parent = tensor.op
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen
+
+
+def _first_blocking_op(source_op, target_op):
+    ancestors = _ancestors(target_op, True)
+    stack, seen = [source_op], {source_op}
+    while stack:
+        op = stack.pop(0)
+        if op is not source_op and (op.type in NON_DIFFERENTIABLE or any(
+                not (o.dtype.is_floating or o.dtype.is_complex) for o in op.outputs if o.dtype != tf.resource)):
+            return op
+        for out in op.outputs:
+            for consumer in out.consumers():
+                if consumer in ancestors and consumer not in seen:
+                    seen.add(consumer)
+                    stack.append(consumer)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The gradient graph, for drawing
+
+
+def trace_gradient_graph(code: TapeCode, before: dict, options: TapeOptions, run: TapeRun):
+    """Trace the cell and its gradients as one graph: forward ops, then the backward ops (``gradient_tape/``).
+
+    Returns:
+        A :class:`GradientGraph`, or ``None`` if the cell cannot be traced.
+    """
+    try:
+        cell_code, cell, args = _trace_cell(code, before)
+    except Exception:  # the drawing is optional: the table still stands
+        return None
+    python_function = cell.function.python_function
+    names = [s.name for s in run.sources]
+    variables = {s.name: (s.value if isinstance(s.value, tf.Variable) else getattr(s.value, "value", None))
+                 for s in run.sources}
+
+    found: dict = {"sources": {}}
+
+    def with_gradients(*call_args):
+        with tf.GradientTape(persistent=True) as tape:
+            for arg in call_args:
+                if tf.is_tensor(arg) and arg.dtype.is_floating:
+                    tape.watch(arg)
+            outputs, result = python_function(*call_args)
+            target = result if options.target is None else outputs.get(options.target)
+        sources = []
+        for name in names:
+            if isinstance(variables.get(name), tf.Variable):
+                sources.append(variables[name])
+            elif name in outputs:
+                sources.append(outputs[name])
+                found["sources"][name] = outputs[name].op.name
+            elif name in cell.params:
+                sources.append(call_args[cell.params.index(name)])
+                found["sources"][name] = call_args[cell.params.index(name)].op.name
+        if target is None or not sources:
+            return ()
+        found["target"] = target.op.name
+        return tape.gradient(target, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    try:
+        concrete = tf.function(with_gradients).get_concrete_function(*args)
+    except Exception:  # the drawing is optional: the table still stands
+        return None
+    graph = concrete.graph
+    for external, internal in graph.captures:  # variables: their captured handles
+        for name, variable in variables.items():
+            if isinstance(variable, tf.Variable) and external is variable.handle:
+                found["sources"][name] = internal.op.name
+    status = {s.name: ("stopped" if "stop_gradient" in s.cause else "disconnected") if s.gradient is None
+              else "connected" for s in run.sources}
+    return GradientGraph(graph, found.get("target"), found["sources"], status)
+
+
+@dataclass
+class GradientGraph:
+    """A traced cell with its gradient: which op is the target, which are the sources, and their status."""
+
+    graph: Any
+    target: str | None
+    sources: dict[str, str]
+    status: dict[str, str]

@@ -246,7 +246,7 @@ class TFMagics(Magics):
     # -- %%tape ----------------------------------------------------------------
 
     @magic_arguments()
-    @argument("target", nargs="?", metavar="TARGET",
+    @argument("target", nargs="*", metavar="TARGET",
               help="the name or expression to differentiate (default: the cell's last expression)")
     @argument("--wrt", dest="wrt", metavar="A,B",
               help="the sources (default: every tf.Variable the cell reads, and the watched names)")
@@ -292,7 +292,7 @@ class TFMagics(Magics):
         args = parse_argstring(self.tape, line)
         if not args.output.isidentifier() or keyword.iskeyword(args.output):
             raise UsageError(f"-o {args.output!r}: NAME must be a Python identifier")
-        options = TapeOptions(target=args.target, wrt=_names(args.wrt), watch=_names(args.watch) or (),
+        options = TapeOptions(target=" ".join(args.target) or None, wrt=_names(args.wrt), watch=_names(args.watch) or (),
                               persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian)
         try:
             run = run_tape(self._transformed(cell), self.shell.user_ns, options, draw=args.show == "graph")

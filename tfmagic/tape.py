@@ -559,6 +559,9 @@ class _GraphAnalysis:
                         line)
             return (f"the target does not depend on {name} through operations the tape recorded", "", None)
         source = self._source_tensor(name, value)
+        if source is None and self.target is not None and (isinstance(value, tf.Variable) or _is_variable_like(value)):
+            return (f"no path: the target does not depend on {name}",  # the traced cell never reads it
+                    f"check that the target is computed from {name}", None)
         if self.target is None or source is None:
             return (f"the target does not depend on {name} through operations the tape recorded", "", None)
         source_op = source.op

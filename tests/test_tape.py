@@ -1,0 +1,205 @@
+"""%%tape in a real IPython shell: gradients equal hand-written GradientTape code, and each None/NaN explained."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from IPython.core.error import UsageError
+
+from .shellutil import run
+
+
+def _table(captured):
+    return next(o.data["text/plain"] for o in captured.outputs if "%%tape: gradients" in o.data.get("text/plain", ""))
+
+
+def _grads(ip, name="grads"):
+    return {k: (None if v is None else v.numpy()) for k, v in ip.user_ns[name].items()}
+
+
+def test_variables_give_the_hand_written_gradients(ip):
+    run(ip, "w1, w2 = tf.Variable(5.), tf.Variable(3.)")
+    result, captured = run(ip, "%%tape\nz = 3 * w1 ** 2 + 2 * w1 * w2\nz")
+    assert result.success, result.error_in_exec
+    w1, w2 = tf.Variable(5.), tf.Variable(3.)
+    with tf.GradientTape() as tape:
+        z = 3 * w1 ** 2 + 2 * w1 * w2
+    expected = tape.gradient(z, [w1, w2])
+    assert _grads(ip) == {"w1": expected[0].numpy(), "w2": expected[1].numpy()} == {"w1": 36.0, "w2": 10.0}
+    assert float(ip.user_ns["z"].numpy()) == 105.0  # the cell's own assignment stands
+    table = _table(captured)
+    assert "w1      scalar     float32  36" in table and "w2      scalar     float32  10" in table
+
+
+def test_unwatched_constants_are_none_with_the_watch_hint_and_watched_ones_are_not(ip):
+    run(ip, "c1, c2 = tf.constant(5.), tf.constant(3.)")
+    _, captured = run(ip, "%%tape --wrt c1,c2\nz = 3 * c1 ** 2 + 2 * c1 * c2\nz")
+    assert _grads(ip) == {"c1": None, "c2": None}
+    table = _table(captured)
+    assert "c1 is a constant tensor, and a tape records constants only when watched" in table
+    assert "add --watch c1" in table
+    run(ip, "%%tape --watch c1,c2\nz = 3 * c1 ** 2 + 2 * c1 * c2\nz")
+    assert _grads(ip) == {"c1": 36.0, "c2": 10.0}
+
+
+def test_watch_a_constant_the_cell_creates(ip):
+    run(ip, "%%tape --watch x\nx = tf.constant(3.0)\ny = x ** 2\ny")
+    assert _grads(ip) == {"x": 6.0}
+
+
+def test_stop_gradient_is_none_and_names_its_line(ip):
+    run(ip, "w1, w2 = tf.Variable(5.), tf.Variable(3.)")
+    _, captured = run(ip, "%%tape\na = 3 * w1 ** 2\nz = a + tf.stop_gradient(2 * w1 * w2)\nz")
+    assert _grads(ip) == {"w1": 30.0, "w2": None}
+    assert "tf.stop_gradient at line 2 (z = a + tf.stop_gradient(2 * w1 * w2)) blocks" in _table(captured)
+
+
+def test_keras_dense_kernel_and_bias(ip):
+    run(ip, "dense = tf.keras.layers.Dense(2, kernel_initializer='ones', bias_initializer='zeros', name='dense')\n"
+            "xin = tf.constant([[1., 2., 3.]])\n_ = dense(xin)")
+    result, captured = run(ip, "%%tape\nloss = tf.reduce_sum(dense(xin) ** 2)\nloss")
+    assert result.success
+    dense, xin = ip.user_ns["dense"], ip.user_ns["xin"]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(dense(xin) ** 2)
+    kernel, bias = tape.gradient(loss, [dense.kernel, dense.bias])
+    grads = _grads(ip)
+    np.testing.assert_allclose(grads["dense/kernel"], kernel.numpy())
+    np.testing.assert_allclose(grads["dense/bias"], bias.numpy())
+    assert "dense/kernel  [3, 2]" in _table(captured)
+
+
+def test_jacobian_and_hessian(ip):
+    run(ip, "v = tf.Variable([1., 2., 3.])")
+    _, captured = run(ip, "%%tape --jacobian\ny = v ** 2\ny")
+    jac = ip.user_ns["grads"]
+    assert jac["v"].numpy().tolist() == [2., 4., 6.]  # the gradient of the sum
+    v = tf.Variable([1., 2., 3.])
+    with tf.GradientTape() as tape:
+        y = v ** 2
+    expected = tape.jacobian(y, v).numpy()
+    table = _table(captured)
+    assert "jacobian d(the cell's last expression)/d(v): shape [3, 3]" in table
+    run(ip, "w1, w2 = tf.Variable(5.), tf.Variable(3.)")
+    result, captured = run(ip, "%%tape --hessian\nz = w1 ** 3 * w2\nz")
+    assert result.success
+    assert "hessian d2(the cell's last expression)/d(w1) d(w2): shape []" in _table(captured)
+    # hand-written nested tapes
+    w1, w2 = tf.Variable(5.), tf.Variable(3.)
+    with tf.GradientTape(persistent=True) as outer:
+        with tf.GradientTape() as inner:
+            z = w1 ** 3 * w2
+        g = inner.gradient(z, [w1, w2])
+    hand = [[outer.gradient(gi, wj) for wj in (w1, w2)] for gi in g]
+    assert float(hand[0][0]) == 90.0 and float(hand[0][1]) == 75.0
+    assert np.allclose(expected, np.diag([2., 4., 6.]))
+
+
+def test_hessian_values_are_returned(ip):
+    from tfmagic.tape import TapeOptions, run_tape
+
+    ns = {"tf": tf, "w1": tf.Variable(5.), "w2": tf.Variable(3.)}
+    result = run_tape("z = w1 ** 3 * w2\nz", ns, TapeOptions(hessian=True))
+    assert {k: float(v) for k, v in result.hessians.items()} == {
+        ("w1", "w1"): 90.0, ("w1", "w2"): 75.0, ("w2", "w1"): 75.0, ("w2", "w2"): 0.0}
+
+
+def test_softplus_nan_at_100_names_exp_and_custom_gradient_fixes_it(ip):
+    run(ip, "def my_softplus(z):\n    return tf.math.log(tf.exp(z) + 1.0)\nx100 = tf.Variable(100.0)")
+    result, captured = run(ip, "%%tape\ny = my_softplus(x100)\ny")
+    assert result.success
+    assert np.isnan(_grads(ip)["x100"])
+    table = _table(captured)
+    assert "NaN/Inf: Exp made the first inf of the forward pass at line 1: y = my_softplus(x100)" in table
+    assert "in my_softplus, line 2: return tf.math.log(tf.exp(z) + 1.0)" in table
+    assert "tf.custom_gradient" in table and "tf.nn.softplus" in table
+    run(ip, "@tf.custom_gradient\ndef my_better_softplus(z):\n"
+            "    exp = tf.exp(z)\n"
+            "    def my_softplus_gradients(grad):\n"
+            "        return grad / (1 + 1 / exp)\n"
+            "    return tf.math.log(exp + 1), my_softplus_gradients")
+    result, captured = run(ip, "%%tape\ny = my_better_softplus(x100)\ny")
+    assert _grads(ip)["x100"] == 1.0
+    assert "NaN/Inf" not in _table(captured)
+
+
+@pytest.mark.parametrize("setup,body,wrt,cause", [
+    ("iv = tf.constant(3)", "z = tf.cast(iv, tf.float32) * 2.0\nz", "--wrt iv --watch iv",
+     "iv is int32: gradients flow only to floating-point tensors"),
+    ("w1 = tf.Variable(5.)", "u = tf.constant(np.square(w1.numpy()))\nz = u * 2.0\nz", "--wrt w1",
+     "the value goes through NumPy (line 1)"),
+    ("w1, w2 = tf.Variable(5.), tf.Variable(3.)", "w2.assign(w1 * 2)\nz = w2 * 3.0\nz", "--wrt w1",
+     "w1 reaches the target only through an assignment (line 1: w2.assign(w1 * 2))"),
+    ("w1, w2 = tf.Variable(5.), tf.Variable(3.)", "k = tf.cast(tf.argmax([w1, w2]), tf.float32)\nz = k * w2\nz",
+     "--wrt w1", "ArgMax at line 1"),
+    ("w1, w2 = tf.Variable(5.), tf.Variable(3.)", "z = w2 * 2.0\nz", "--wrt w1,w2",
+     "no path: the target does not depend on w1"),
+    ("vv = tf.Variable(2.0)", "z = vv * 2.0\nvv = vv + 1\nz", "--wrt vv",
+     "vv was a tf.Variable, and line 2 rebound it to a tensor"),
+])
+def test_each_none_cause_is_named(ip, setup, body, wrt, cause):
+    run(ip, setup)
+    result, captured = run(ip, f"%%tape {wrt}\n{body}")
+    assert result.success, result.error_in_exec
+    assert cause in _table(captured)
+
+
+def test_show_graph_draws_forward_and_backward_ops_with_the_path(ip):
+    run(ip, "w1, w2 = tf.Variable(5.), tf.Variable(3.)")
+    _, captured = run(ip, "%%tape --show graph\nz = 3 * w1 ** 2 + tf.stop_gradient(2 * w1 * w2)\nz")
+    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    assert "gradient_tape/" in svg  # backward ops
+    assert "source w1: connected" in svg and "source w2: stopped" in svg
+    assert "#d81b60" in svg  # the path's colour
+    assert "light brown: backward (gradient) ops" in svg
+
+
+def test_output_name_and_show_none(ip):
+    run(ip, "w1 = tf.Variable(5.)")
+    _, captured = run(ip, "%%tape -o g1 --show none\nz = w1 * 4.0\nz")
+    assert _grads(ip, "g1") == {"w1": 4.0}
+    assert not any("%%tape: gradients" in o.data.get("text/plain", "") for o in captured.outputs)
+
+
+def test_explicit_target_expression(ip):
+    run(ip, "w1 = tf.Variable(5.)")
+    run(ip, "%%tape a * 2.0\na = w1 ** 2")
+    assert _grads(ip) == {"w1": 20.0}
+
+
+def _user_names(ip):
+    return {k: id(v) for k, v in ip.user_ns.items() if not k.startswith("_") and k not in ("In", "Out")}
+
+
+@pytest.mark.parametrize("line,body,message", [
+    ("", "label = 'not a tensor'\nlabel", "the target (the cell's last expression) is a str, not a tensor"),
+    ("--wrt w9", "z = w1 * 2.0\nz", "--wrt w9: no such name in the namespace"),
+    ("missing_name", "z = w1 * 2.0", "target 'missing_name': NameError"),
+    ("", "z = w1 * 2.0", "no target: end the cell with the expression to differentiate"),
+    ("-o 3x", "z = w1 * 2.0\nz", "NAME must be a Python identifier"),
+    ("--show pictures", "z = w1\nz", "invalid choice: 'pictures'"),
+])
+def test_bad_targets_and_options_are_one_line_errors_and_change_nothing(ip, line, body, message):
+    run(ip, "w1 = tf.Variable(5.)\nz = 'before'")
+    before = _user_names(ip)
+    result, _ = run(ip, f"%%tape {line}\n{body}")
+    assert type(result.error_in_exec) is UsageError
+    assert message in str(result.error_in_exec) and "\n" not in str(result.error_in_exec)
+    assert _user_names(ip) == before
+
+
+def test_failing_cell_restores_the_namespace_and_names_the_line(ip):
+    run(ip, "w1 = tf.Variable(5.)\nz = 'before'")
+    before = _user_names(ip)
+    result, captured = run(ip, "%%tape\nz = w1 * 2.0\nnew_name = 1\n1 / 0\n")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    assert _user_names(ip) == before and "_tfmagic_tape" not in ip.user_ns
+    assert "%%tape cell, line 3 (while running the cell)" in captured.stdout and "----> 3 1 / 0" in captured.stdout
+
+
+def test_a_users_own_tape_used_twice_is_explained(ip):
+    run(ip, "w1 = tf.Variable(5.)")
+    result, captured = run(ip, "%%tape\nwith tf.GradientTape() as t:\n    y = w1 * 2.0\n"
+                               "a = t.gradient(y, w1)\nb = t.gradient(y, w1)\ny")
+    assert isinstance(result.error_in_exec, RuntimeError)
+    assert "----> 4 b = t.gradient(y, w1)" in captured.stdout
+    assert "persistent=True" in captured.stdout

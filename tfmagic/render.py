@@ -331,6 +331,14 @@ class TraceChooser:
         return {k: v for k, v in bundle.items() if k in include}
 
 
+def _small_values(tensor, limit: int = 9) -> str:
+    """`` = [[2, 0], [0, 4]]`` for a tensor of at most ``limit`` values, else nothing."""
+    values = tensor.numpy() if hasattr(tensor, "numpy") else tensor
+    if getattr(values, "size", limit + 1) > limit:
+        return ""
+    return " = " + str(values.round(6).tolist() if hasattr(values, "round") else values)
+
+
 @dataclass
 class TapeReport:
     """``%%tape``'s table: one row per source with its gradient, and why a gradient is None or not finite."""
@@ -350,9 +358,9 @@ class TapeReport:
         elif any(not s.finite for s in run.sources):
             lines.append("NaN/Inf: a gradient is not finite")
         for name, jac in run.jacobians.items():
-            lines.append(f"jacobian d({run.target_name})/d({name}): shape {list(jac.shape)}")
+            lines.append(f"jacobian d({run.target_name})/d({name}): shape {list(jac.shape)}{_small_values(jac)}")
         for (a, b), h in run.hessians.items():
-            lines.append(f"hessian d2({run.target_name})/d({a}) d({b}): shape {list(h.shape)}")
+            lines.append(f"hessian d2({run.target_name})/d({a}) d({b}): shape {list(h.shape)}{_small_values(h)}")
         return lines
 
     def _text(self) -> str:

@@ -131,15 +131,38 @@ def _all_ops(tree: dict) -> list[Op]:
     return ops
 
 
+#: Fill colours of ops by device, when a graph's ops sit on more than one device.
+DEVICE_COLOURS = ("#e3f2fd", "#fff3e0", "#e8f5e9", "#fce4ec", "#ede7f6", "#e0f7fa", "#f9fbe7", "#efebe9")
+
+
+def devices_of(model: GraphModel) -> list[str]:
+    """The distinct devices the model's ops (and sub-graphs' ops) ask for, in order of appearance.
+
+    ``""`` stands for ops that ask for none (TensorFlow places them); it is listed only beside others.
+    """
+    found: dict[str, None] = {}
+    for op in model.ops.values():
+        if op.kind in ("op", "control_flow", "output", "backward"):
+            found.setdefault(op.device, None)
+        for _, sub in op.subgraphs:
+            for device in devices_of(sub):
+                found.setdefault(device, None)
+    named = [d for d in found if d]
+    return list(found) if named else []
+
+
 class _Writer:
-    def __init__(self, options: DotOptions, edge_count: int):
+    def __init__(self, options: DotOptions, edge_count: int, device_colours: dict[str, str] | None = None):
         self.lines: list[str] = []
         self.options = options
+        self.device_colours = device_colours or {}
         self.edge_attr = "label" if options.edge_labels and edge_count <= EDGE_LABEL_LIMIT else "xlabel"
         self.cluster_count = 0
 
     def node(self, node_id: str, op: Op, indent: str) -> None:
         fill, border, shape = STYLES[op.kind]
+        if op.device in self.device_colours and op.kind in ("op", "control_flow", "output", "backward"):
+            fill = self.device_colours[op.device]
         extra = ' fontsize=8 height=0.2' if op.kind == "constant" else ""
         style = '"rounded,filled"' if shape == "box" and op.kind != "constant" else "filled"
         if op.kind == "control_flow":
@@ -200,13 +223,26 @@ class _Writer:
                               f'[lhead={quote(cluster)} style=dotted color="#6a3fb5" arrowhead=odot]')
 
 
+_COLOUR_NAMES = dict(zip(DEVICE_COLOURS, ("light blue", "light orange", "light green", "pink", "lavender",
+                                          "light cyan", "light lime", "light brown")))
+
+
+def _colour_name(colour: str) -> str:
+    return _COLOUR_NAMES.get(colour, colour)
+
+
 def build_dot(model: GraphModel, options: DotOptions = DotOptions()) -> str:
     """The DOT source that draws ``model`` (with its sub-graphs) in tfmagic's style."""
     edge_count = len(model.edges)
-    writer = _Writer(options, edge_count)
+    devices = devices_of(model)
+    colours = {d: DEVICE_COLOURS[i % len(DEVICE_COLOURS)] for i, d in enumerate(devices)} if len(devices) > 1 else {}
+    writer = _Writer(options, edge_count, colours)
     title = options.title or model.name
     label = title + ("\n" + LEGEND if options.legend else "") + (
         "\n" + GRADIENT_LEGEND if options.legend and options.gradient else "")
+    if colours:
+        label += "\nops filled by device: " + " · ".join(
+            f"{_colour_name(c)}: {d or 'placed by TensorFlow'}" for d, c in colours.items())
     writer.lines += [
         f"digraph {quote(model.name)} {{",
         f'  graph [rankdir=TB compound=true fontname="Helvetica" fontsize=10 nodesep=0.25 ranksep=0.35 '

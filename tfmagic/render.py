@@ -403,3 +403,39 @@ class TapeReport:
 
     def __repr__(self) -> str:
         return self._text()
+
+
+@dataclass
+class Table:
+    """A small table shown as HTML in a notebook and as aligned text in a terminal."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+    def _text(self) -> str:
+        widths = [max([len(h)] + [len(str(r[i])) for r in self.rows]) for i, h in enumerate(self.headers)]
+        lines = [self.title, "  ".join(h.ljust(w) for h, w in zip(self.headers, widths)).rstrip()]
+        lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in self.rows]
+        return "\n".join(lines + self.notes)
+
+    def _html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in self.rows)
+        notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes)
+        return (f"<div class='tfmagic-table'><div><b>{html.escape(self.title)}</b></div>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}</div>")
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        include = set(include) if include is not None else {"text/plain", "text/html"}
+        include -= set(exclude or [])
+        bundle = {}
+        if "text/plain" in include:
+            bundle["text/plain"] = self._text()
+        if "text/html" in include:
+            bundle["text/html"] = self._html()
+        return bundle
+
+    def __repr__(self) -> str:
+        return self._text()

@@ -45,6 +45,9 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert any("NaN/Inf: Exp made the first inf of the forward pass" in t for t in texts)
     assert any("x       scalar     float32  1\n" in t + "\n" and "NaN" not in t for t in texts)
     assert any("gradient_tape/" in s for s in svgs)
+    assert any("pinned to /CPU:0: the cell's results: on_cpu on" in t for t in texts)
+    assert any("with --soft, TensorFlow places the ops on a device that is there" in t for t in texts)
+    assert any("tfdevice: where the cell's ops ran" in t and "__inference_scale" in t for t in texts)
     errors = [o for o in outputs if o.output_type == "error"]
     assert [e.ename for e in errors] == ["RetraceLimitError", "TypeError", "InvalidArgumentError",
                                          "InvalidArgumentError"]

@@ -14,7 +14,7 @@ want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "tfmagic: installing tfmagic, TensorFlow and the test tools into $venv (a few minutes the first time)" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e "$root[test,notebook]"
+  "$venv/bin/python" -m pip install --quiet -e "$root[test,notebook,browser]"
   echo "$want" > "$stamp"
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"

@@ -18,6 +18,12 @@ def _texts(captured):
     return "\n".join(o.data.get("text/plain", "") for o in captured.outputs)
 
 
+def _hooked(ip):
+    return any(getattr(getattr(cb, "__self__", None), "_before_pinned_cell", None) is not None
+               and cb.__name__ in ("_before_pinned_cell", "_after_pinned_cell")
+               for event in ("pre_run_cell", "post_run_cell") for cb in ip.events.callbacks[event])
+
+
 def _device_stack():
     from tensorflow.python.eager import context
 
@@ -52,8 +58,9 @@ def test_pin_to_cpu_places_results_there_and_off_ends_it(unpinned):
     assert "pinned_v on /job:localhost/replica:0/task:0/device:CPU:0" in text
     run(ip, "%tfdevice off")
     _, captured = run(ip, "after_off = tf.constant(1.0)")
-    assert "pinned to" not in _texts(captured)
+    assert "tfdevice" not in _texts(captured)
     assert _device_stack() == before
+    assert not _hooked(ip)  # off took the hooks away, once the cell that said off was over
 
 
 def test_pin_survives_a_failing_cell_and_leaves_no_device_scope_behind(unpinned):

@@ -56,3 +56,20 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert "----> 2 d = c + tf.constant(1)" in traceback
     assert "AddV2 got float32 and int32" in traceback and "tf.cast(..., tf.float32)" in traceback
     assert (tmp_path / "tour_graph.svg").read_bytes().lstrip().startswith(b"<?xml")
+
+
+@pytest.mark.notebook
+def test_nbconvert_html_has_the_graphs_inline(tmp_path):
+    """`jupyter nbconvert --to html --execute notebooks/tour.ipynb`: graphs as inline SVG, not images."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(NOTEBOOKS[0].parent / "tour.ipynb"),
+         "--output-dir", str(tmp_path), "--ExecutePreprocessor.kernel_name=python3"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = (tmp_path / "tour.html").read_text()
+    assert page.count('<div class="tfmagic-graph"') >= 5  # every drawing of the tour
+    assert page.count("<svg") >= 5 and 'class="node"' in page
+    assert "data:image/svg+xml" not in page

@@ -155,12 +155,13 @@ def test_tfgraph_draws_an_existing_function_with_a_trace_chooser(ip):
     run(ip, "@tf.function\ndef sq(x):\n    return tf.square(x) + 1.0\nsq(tf.constant(1.0)); sq(tf.constant([1.0, 2.0]))")
     result, captured = run(ip, "%tfgraph sq")
     assert result.success, result.error_in_exec
-    data = captured.outputs[-1].data
-    assert "image/svg+xml" in data and "Square" in data["image/svg+xml"]
-    assert "application/vnd.jupyter.widget-view+json" in data  # the menu between the two traces
-    assert "1: x: float32; 2: x: float32[2]" in data["text/plain"]
+    graph, menu = captured.outputs[-2].data, captured.outputs[-1].data
+    assert "application/vnd.jupyter.widget-view+json" in menu  # the menu that draws another trace
+    assert "image/svg+xml" in graph and "Square" in graph["image/svg+xml"]
+    assert "trace 2: x: float32[2]" in graph["text/plain"]
+    assert "sq has 2 traces: 1: x: float32; 2: x: float32[2]" in captured.stdout
     result, captured = run(ip, "%tfgraph sq --trace 1")
-    assert "x: float32" in captured.outputs[-1].data["text/plain"]
+    assert "trace 1: x: float32:" in captured.outputs[-2].data["text/plain"]
     result, _ = run(ip, "%tfgraph sq --trace 3")
     assert "has traces 1 to 2" in str(result.error_in_exec)
 

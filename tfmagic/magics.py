@@ -215,7 +215,7 @@ class TFMagics(Magics):
 
     def _draw_function(self, args):
         """``%tfgraph FUNC``: draw the traces of an existing function or model."""
-        from tfmagic.render import TraceChooser, draw_graph, file_format
+        from tfmagic.render import draw_graph, file_format, make_trace_menu
         from tfmagic.retracing import traces_of
 
         if not args.function:
@@ -243,12 +243,13 @@ class TFMagics(Magics):
                     f.write(rendered[formats[0]])
         if args.show == "none":
             return None
-        if len(reports) == 1:
-            display(reports[0])
-            return None
-        chooser = TraceChooser(reports, [f"{i + 1}: {label}" for i, (label, _) in enumerate(traces)], chosen)
-        chooser.make_widget()
-        display(chooser)
+        display(reports[chosen])
+        if len(reports) > 1:
+            labels = [f"{i + 1}: {label}" for i, (label, _) in enumerate(traces)]
+            print(f"{args.function} has {len(reports)} traces: " + "; ".join(labels))
+            menu = make_trace_menu(labels, reports)
+            if menu is not None:
+                display(menu)
         return None
 
     # -- %%tape ----------------------------------------------------------------
@@ -479,10 +480,11 @@ class TFMagics(Magics):
         if wanted and not self._device_hooks:
             self.shell.events.register("pre_run_cell", self._before_pinned_cell)
             self.shell.events.register("post_run_cell", self._after_pinned_cell)
+            self._device_hooks = True
         elif not wanted and self._device_hooks and self._cell_state is None:
             self.shell.events.unregister("pre_run_cell", self._before_pinned_cell)
             self.shell.events.unregister("post_run_cell", self._after_pinned_cell)
-        self._device_hooks = wanted
+            self._device_hooks = False
 
     def _before_pinned_cell(self, info=None) -> None:
         if self._cell_state is not None:

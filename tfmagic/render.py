@@ -20,6 +20,9 @@ from typing import Any
 
 from tfmagic.errors import GraphvizMissingError, OptionError, RenderError
 
+#: Notebook frontends right-align table cells; tfmagic's tables read left to right.
+STYLE_LEFT = " style='text-align:left'"
+
 #: The formats ``-o FILE`` writes, by file extension.
 FILE_FORMATS = ("svg", "png", "pdf", "dot")
 
@@ -149,11 +152,15 @@ class GraphReport:
     notes: list[str] = field(default_factory=list)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        include = set(include) if include is not None else {"image/svg+xml", "text/plain"}
+        include = set(include) if include is not None else {"image/svg+xml", "text/html", "text/plain"}
         include -= set(exclude or [])
         bundle = {}
         if "image/svg+xml" in include:
             bundle["image/svg+xml"] = self.svg
+        if "text/html" in include:
+            # Frontends show HTML before SVG: the drawing sits inline (JupyterLab would show an SVG
+            # output as an <img>), so its nodes are part of the page, with their tooltips.
+            bundle["text/html"] = f'<div class="tfmagic-graph" style="overflow:auto">{self.svg}</div>'
         if "text/plain" in include:
             bundle["text/plain"] = self._text()
         return bundle
@@ -276,59 +283,42 @@ class RetraceTable:
         if not self.rows:
             return "<p>no tf.function in the namespace</p>"
         cells = "".join(
-            f"<tr><td><code>{html.escape(name)}</code></td><td style='text-align:right'>{count}</td>"
-            f"<td>{html.escape(reason)}</td><td>{html.escape(fix)}</td></tr>"
+            f"<tr><td style='text-align:left'><code>{html.escape(name)}</code></td>"
+            f"<td style='text-align:right'>{count}</td><td style='text-align:left'>{html.escape(reason)}</td>"
+            f"<td style='text-align:left'>{html.escape(fix)}</td></tr>"
             for name, count, reason, fix in self.rows)
-        return ("<table class='tfmagic-retrace'><thead><tr><th>function</th><th>traces</th>"
-                f"<th>why it traced last</th><th>fix</th></tr></thead><tbody>{cells}</tbody></table>")
+        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("function", "traces", "why it traced last",
+                                                                          "fix"))
+        return f"<table class='tfmagic-retrace'><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
 
     def __repr__(self) -> str:
         return self._text()
 
 
-@dataclass
-class TraceChooser:
-    """Several traces of one function: a static SVG of one, and where widgets run, a menu to pick another.
+def make_trace_menu(labels: list[str], reports: list[GraphReport]):
+    """A menu that draws another trace below it (ipywidgets), or ``None`` where ipywidgets is missing.
 
-    The saved output keeps the static SVG (nbconvert, GitHub, VS Code show it without a kernel);
-    a frontend with ipywidgets shows the menu and the chosen trace instead.
+    The trace drawn first stays a plain static output (nbconvert, GitHub and VS Code show it without a
+    kernel); the menu's drawings go into an ``Output`` widget, which a widget frontend updates live.
     """
+    try:
+        import ipywidgets
+    except ImportError:
+        return None
+    menu = ipywidgets.Dropdown(options=[("another trace...", -1)] + [(label, i) for i, label in enumerate(labels)],
+                               value=-1, description="draw", layout=ipywidgets.Layout(width="max-content"))
+    view = ipywidgets.Output()
 
-    reports: list[GraphReport]
-    labels: list[str]
-    selected: int
-    widget: Any = None
+    def show(change):
+        view.clear_output(wait=True)
+        if change["new"] >= 0:
+            with view:
+                from IPython.display import display
 
-    def make_widget(self):
-        """Build the menu widget (``None`` without ipywidgets); call once, before display."""
-        try:
-            import ipywidgets
-        except ImportError:
-            return None
-        menu = ipywidgets.Dropdown(options=[(label, i) for i, label in enumerate(self.labels)],
-                                   value=self.selected, description="trace")
-        view = ipywidgets.HTML(self.reports[self.selected].svg)
+                display(reports[change["new"]])
 
-        def show(change):
-            view.value = self.reports[change["new"]].svg
-
-        menu.observe(show, names="value")
-        self.widget = ipywidgets.VBox([menu, view])
-        return self.widget
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        report = self.reports[self.selected]
-        bundle = {"image/svg+xml": report.svg,
-                  "text/plain": "\n".join([report._text(), "traces: " + "; ".join(self.labels)])}
-        if self.widget is not None:
-            data = self.widget._repr_mimebundle_()
-            data = data[0] if isinstance(data, tuple) else data
-            view = (data or {}).get("application/vnd.jupyter.widget-view+json")
-            if view is not None:
-                bundle["application/vnd.jupyter.widget-view+json"] = view
-        include = set(include) if include is not None else set(bundle)
-        include -= set(exclude or [])
-        return {k: v for k, v in bundle.items() if k in include}
+    menu.observe(show, names="value")
+    return ipywidgets.VBox([menu, view])
 
 
 def _small_values(tensor, limit: int = 9) -> str:
@@ -382,13 +372,17 @@ class TapeReport:
             note = ""
             if cause:
                 note = f"<br><b>why</b>: {html.escape(cause)}" + (f"<br><b>fix</b>: {html.escape(fix)}" if fix else "")
-            colour = " style='color:#b71c1c'" if summary == "None" or "nan" in summary or "inf" in summary else ""
-            body.append(f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(shape)}</td>"
-                        f"<td>{html.escape(dtype)}</td><td{colour}><code>{html.escape(summary)}</code>{note}</td></tr>")
+            colour = (" style='text-align:left;color:#b71c1c'"
+                      if summary == "None" or "nan" in summary or "inf" in summary else "")
+            body.append(f"<tr><td style='text-align:left'><code>{html.escape(name)}</code></td>"
+                        f"<td style='text-align:left'>{html.escape(shape)}</td>"
+                        f"<td style='text-align:left'>{html.escape(dtype)}</td>"
+                        f"<td{colour or STYLE_LEFT}><code>{html.escape(summary)}</code>{note}</td></tr>")
         extras = "".join(f"<div>{html.escape(line)}</div>" for line in self._extras())
         return (f"<div class='tfmagic-tape'><div><b>%%tape</b>: gradients of "
                 f"<code>{html.escape(self.run.target_name)}</code></div>"
-                "<table><thead><tr><th>source</th><th>shape</th><th>dtype</th><th>gradient</th></tr></thead>"
+                "<table><thead><tr>" + "".join(f"<th{STYLE_LEFT}>{h}</th>" for h in ("source", "shape", "dtype",
+                                                                                     "gradient")) + "</tr></thead>"
                 f"<tbody>{''.join(body)}</tbody></table>{extras}</div>")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -421,8 +415,9 @@ class Table:
         return "\n".join(lines + self.notes)
 
     def _html(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in self.rows)
+        head = "".join(f"<th{STYLE_LEFT}>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td{STYLE_LEFT}>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                       for row in self.rows)
         notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes)
         return (f"<div class='tfmagic-table'><div><b>{html.escape(self.title)}</b></div>"
                 f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}</div>")

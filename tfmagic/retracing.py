@@ -180,8 +180,9 @@ def fixes_for(changes: list[ArgChange], reduce_retracing: bool = False) -> list[
     out: dict[str, None] = {}
     for change in changes:
         if change.kind == "shape":
-            shape = change.after.split("[", 1)[1].rstrip("]")
-            generic = ",".join("None" for _ in shape.split(","))
+            before = change.before.split("[", 1)[1].rstrip("]").split(",")
+            after = change.after.split("[", 1)[1].rstrip("]").split(",")
+            generic = ",".join(a if a == b and a != "?" else "None" for a, b in zip(after, before))
             dtype = change.after.split("[", 1)[0]
             if not reduce_retracing:
                 out[f"let one graph take every shape: input_signature=[tf.TensorSpec([{generic}], tf.{dtype})], "

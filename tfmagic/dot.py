@@ -38,6 +38,7 @@ STYLES: dict[str, tuple[str, str, str]] = {
     "control_flow": ("#eee6fa", "#6a3fb5", "box"),
     "op": ("#ffffff", "#444444", "box"),
     "backward": ("#fdf1e6", "#b45f06", "box"),
+    "scope": ("#f5f5f5", "#616161", "box3d"),
 }
 
 #: How a gradient drawing marks ops: (border colour, pen width, extra style).
@@ -77,6 +78,8 @@ def quote(text: str) -> str:
 def _label(op: Op) -> str:
     if op.kind == "variable":
         return f"variable\n{op.detail or op.name}"
+    if op.kind == "scope":
+        return f"{op.name}\n{op.type}"
     if op.detail.startswith("source ") or op.detail == "target":
         return f"{op.type}\n{op.name}\n{op.detail}"
     if op.kind == "input":

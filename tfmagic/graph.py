@@ -26,7 +26,7 @@ CONTROL_FLOW_ATTRS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 #: The kinds of op, as the drawing tells them apart.
-KINDS = ("input", "variable", "constant", "output", "control_flow", "op", "backward")
+KINDS = ("input", "variable", "constant", "output", "control_flow", "op", "backward", "scope")
 
 #: Name scope of the ops a GradientTape adds when it computes gradients in a graph.
 BACKWARD_SCOPE = "gradient_tape/"
@@ -133,7 +133,8 @@ def _constant_detail(op) -> str:
     except Exception:  # a constant of an exotic dtype: draw it without its value
         return ""
     if value.size == 1:
-        text = repr(value.reshape(()).item())
+        item = value.reshape(()).item()
+        text = repr(item.decode("utf-8", "replace") if isinstance(item, bytes) else item)
     elif value.size <= 4:
         text = repr(value.tolist())
     else:
@@ -294,3 +295,80 @@ def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str,
         model.ops[target].detail = "target"
     for edge in model.edges:
         edge.on_path = edge.src in path and edge.dst in path
+
+
+# ---------------------------------------------------------------------------
+# Graphs too large to draw whole
+
+#: How many nodes a drawing holds unless ``--max-nodes`` says otherwise.
+DEFAULT_MAX_NODES = 500
+
+
+def collapse(model: GraphModel, depth: int = 1) -> GraphModel:
+    """One node per name scope, ``depth`` levels deep; ops outside any scope stay as they are.
+
+    Edges between scopes are kept once, with the dtype and shape of a tensor crossing them;
+    control dependencies and function bodies are left out.
+    """
+    group: dict[str, str] = {}
+    members: dict[str, list[Op]] = {}
+    for op in model.ops.values():
+        parts = op.name.split("/")
+        key = "/".join(parts[:depth]) if len(parts) > depth else op.name
+        group[op.name] = key
+        members.setdefault(key, []).append(op)
+    ops: dict[str, Op] = {}
+    for key, inside in members.items():
+        if len(inside) == 1 and inside[0].name == key:
+            only = inside[0]
+            ops[key] = Op(only.name, only.type, only.kind, only.outputs, only.device, only.detail)
+        else:
+            kinds = {op.kind for op in inside}
+            count = len(inside) + sum(sub.total_ops() for op in inside for _, sub in op.subgraphs)
+            kind = "variable" if kinds == {"variable"} else "scope"
+            ops[key] = Op(key, f"{count} ops", kind, [], inside[0].device, f"scope {key}")
+    seen: set[tuple[str, str]] = set()
+    edges = []
+    for edge in model.edges:
+        src, dst = group.get(edge.src), group.get(edge.dst)
+        if edge.control or src is None or dst is None or src == dst or (src, dst) in seen:
+            continue
+        seen.add((src, dst))
+        edges.append(Edge(src, dst, edge.tensor, edge.src_index))
+    inputs = list(dict.fromkeys(group[n] for n in model.inputs if n in group))
+    outputs = list(dict.fromkeys(group[n] for n in model.outputs if n in group))
+    return GraphModel(model.name, ops, edges, inputs, outputs)
+
+
+def cut(model: GraphModel, max_nodes: int) -> GraphModel:
+    """The first ``max_nodes`` ops (in the order they were made), the edges among them, no function bodies."""
+    kept = {}
+    for name, op in model.ops.items():
+        if len(kept) >= max_nodes:
+            break
+        kept[name] = Op(op.name, op.type, op.kind, op.outputs, op.device, op.detail)
+    edges = [e for e in model.edges if e.src in kept and e.dst in kept]
+    return GraphModel(model.name, kept, edges, [n for n in model.inputs if n in kept],
+                      [n for n in model.outputs if n in kept])
+
+
+def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES) -> tuple[GraphModel, str]:
+    """A model small enough to draw in reasonable time, and a note of what was summarised or left out.
+
+    Small graphs come back whole; larger ones are collapsed by name scope (the deepest level that
+    fits), and what still does not fit is cut at ``max_nodes`` with a note of how much was left out.
+    """
+    total = model.total_ops()
+    if total <= max_nodes:
+        return model, ""
+    for depth in (3, 2, 1):
+        collapsed = collapse(model, depth)
+        if len(collapsed.ops) <= max_nodes and len(collapsed.ops) < len(model.ops):
+            return collapsed, (f"{total} ops, more than --max-nodes {max_nodes}: collapsed to {len(collapsed.ops)} "
+                               f"nodes, one per name scope {depth} level{'s' if depth > 1 else ''} deep")
+    collapsed = collapse(model, 1)
+    shown = cut(collapsed, max_nodes)
+    left = len(collapsed.ops) - len(shown.ops)
+    return shown, (f"{total} ops, more than --max-nodes {max_nodes}: drew the first {len(shown.ops)} of "
+                   f"{len(collapsed.ops)} nodes (collapsed by name scope), {left} left out; "
+                   "raise --max-nodes to draw more")

@@ -60,6 +60,9 @@ class TFMagics(Magics):
         for kind, names in self.magics.items():
             for name in names:
                 manager.magics[kind].pop(name, None)
+        configurables = getattr(self.shell, "configurables", [])
+        if self in configurables:  # Magics.__init__ put it there
+            configurables.remove(self)
 
     # -- %%tfgraph and %tfgraph FUNC ------------------------------------------
 
@@ -77,6 +80,9 @@ class TFMagics(Magics):
               help="fail the cell, with the reason, instead of tracing it more than N times")
     @argument("--show", dest="show", choices=("graph", "none"), default="graph",
               help="what to show below the result: the traced graph (default) or nothing")
+    @argument("--max-nodes", dest="max_nodes", type=int, metavar="N",
+              help="draw at most N nodes: larger graphs are collapsed by name scope, then cut, with a note "
+                   "(default 500)")
     @argument("--trace", dest="trace", type=int, metavar="N",
               help="(line form) which trace of FUNC to draw first (default: the latest)")
     @argument("-o", "--output", dest="output", metavar="FILE",
@@ -89,8 +95,8 @@ class TFMagics(Magics):
         Usage::
 
             %%tfgraph [-n NAME] [--jit] [--reduce-retracing] [--no-autograph] [--max-traces N]
-                      [--show graph|none] [-o FILE]
-            %tfgraph FUNC [--trace N] [-o FILE]
+                      [--show graph|none] [--max-nodes N] [-o FILE]
+            %tfgraph FUNC [--trace N] [--max-nodes N] [-o FILE]
 
         The cell's body becomes a tf.function (AutoGraph converts its control flow).
         Tensors, NumPy arrays and Python scalars it reads from the namespace are the
@@ -173,6 +179,8 @@ class TFMagics(Magics):
             raise OptionError(f"-n {args.name!r}: NAME must be a Python identifier")
         if args.max_traces is not None and args.max_traces < 1:
             raise OptionError(f"--max-traces {args.max_traces}: N must be 1 or more")
+        if args.max_nodes is not None and args.max_nodes < 1:
+            raise OptionError(f"--max-nodes {args.max_nodes}: N must be 1 or more")
         return FunctionOptions(jit_compile=args.jit, reduce_retracing=args.reduce_retracing,
                                autograph=args.autograph)
 
@@ -203,7 +211,7 @@ class TFMagics(Magics):
         title = f"%%tfgraph {'-n ' + args.name + ' ' if args.name else ''}cell, trace {run.trace.number}"
         formats = (file_format(args.output),) if args.output else ()
         try:
-            report, rendered = draw_graph(run.trace.graph, title, formats)
+            report, rendered = draw_graph(run.trace.graph, title, formats, args.max_nodes)
             if args.output:
                 with open(args.output, "wb") as f:
                     f.write(rendered[formats[0]])
@@ -236,7 +244,7 @@ class TFMagics(Magics):
         reports = []
         for i, (label, graph) in enumerate(traces):
             report, rendered = draw_graph(graph, f"{args.function}, trace {i + 1}: {label}",
-                                          formats if i == chosen else ())
+                                          formats if i == chosen else (), args.max_nodes)
             reports.append(report)
             if i == chosen and args.output:
                 with open(args.output, "wb") as f:

@@ -221,30 +221,36 @@ def summarize(model) -> str:
     return text
 
 
-def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",)) -> tuple[GraphReport, dict[str, bytes]]:
+def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_nodes: int | None = None
+               ) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a traced graph: the inline report and the rendered bytes of each format asked for.
 
     Args:
         tf_graph: the ``FuncGraph`` to draw.
         title: the drawing's caption.
         formats: formats to render besides SVG (for ``-o FILE``).
+        max_nodes: the most nodes to draw (larger graphs are collapsed by scope, then cut, with a note).
 
     Returns:
         ``(report, rendered)``.
     """
     from tfmagic.graph import build_graph_model
 
-    return draw_model(build_graph_model(tf_graph), title, formats)
+    return draw_model(build_graph_model(tf_graph), title, formats, max_nodes=max_nodes)
 
 
-def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient: bool = False
-               ) -> tuple[GraphReport, dict[str, bytes]]:
+def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient: bool = False,
+               max_nodes: int | None = None) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend."""
     from tfmagic.dot import DotOptions, build_dot
+    from tfmagic.graph import DEFAULT_MAX_NODES, fit
 
-    dot_source = build_dot(model, DotOptions(title=title, gradient=gradient))
+    summary = summarize(model)
+    model, note = fit(model, max_nodes or DEFAULT_MAX_NODES)
+    caption = f"{title}\n{note}" if note else title
+    dot_source = build_dot(model, DotOptions(title=caption, gradient=gradient))
     rendered = render_dot(dot_source, tuple(dict.fromkeys(("svg", *formats))))
-    report = GraphReport(title, summarize(model), _svg_element(rendered["svg"]), dot_source)
+    report = GraphReport(title, summary, _svg_element(rendered["svg"]), dot_source, [note] if note else [])
     return report, rendered
 
 

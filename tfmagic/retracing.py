@@ -121,7 +121,7 @@ class ArgChange:
             return f"{self.name}: a new object is captured ({self.before} -> {self.after})"
         if self.kind == "new":
             return f"{self.name}: {self.after} (not an argument before)"
-        if self.kind in ("code", "options"):
+        if self.kind in ("code", "options", "cap"):
             return f"{self.name}: {self.after}"
         if self.kind == "type" and not self.before.startswith("Python") and self.after.startswith("Python"):
             return f"{self.name}: {self.before} tensor -> {self.after}"
@@ -211,6 +211,9 @@ def fixes_for(changes: list[ArgChange], reduce_retracing: bool = False) -> list[
             out["the cell reads a name it did not read before"] = None
         elif change.kind in ("code", "options"):
             out["a cell's new code or options make a new tf.function"] = None
+        elif change.kind == "cap":
+            out["pass inputs of a few signatures (tensors instead of Python values, input_signature with None "
+                "dims) so that the cell's traces are reused"] = None
     return list(out)
 
 

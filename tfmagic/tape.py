@@ -333,7 +333,11 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
         raise tracebacks.for_cell(e, code, snapshot, phase="eager") from None
     except _CellFailed as failed:
         _restore(namespace, snapshot)
-        raise tracebacks.for_cell(failed.error, code, snapshot, phase="eager") from None
+        assigned = _assigned_before(tree, failed.error, code)
+        raise tracebacks.for_cell(failed.error, code, snapshot, phase="eager", assigned=assigned) from None
+    except BaseException:  # KeyboardInterrupt and the like: still leave the names as they were
+        _restore(namespace, snapshot)
+        raise
     finally:
         namespace.pop(TAPE_NAME, None)
     if any(not s.finite for s in run.sources):
@@ -342,6 +346,22 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
     if draw:
         run.graph = trace_gradient_graph(code, snapshot, options, run)
     return run
+
+
+_ASSIGN_METHODS = ("assign", "assign_add", "assign_sub", "scatter_update", "scatter_add", "scatter_sub",
+                   "scatter_nd_update", "scatter_nd_add", "scatter_nd_sub")
+
+
+def _assigned_before(tree: ast.Module, error: BaseException, code: TapeCode) -> list[str]:
+    """Variables the cell's lines assigned (``v.assign...``) before the line that failed."""
+    _, frames, _, _ = tracebacks.cell_frames(error, code)
+    failed = next((f.lineno for f in frames if f.filename is None), None)
+    names: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _ASSIGN_METHODS \
+                and isinstance(node.func.value, ast.Name) and (failed is None or node.lineno < failed):
+            names[node.func.value.id] = None
+    return list(names)
 
 
 class _CellFailed(Exception):

@@ -180,8 +180,15 @@ def explain(message: str, frames: list[CellFrame], namespace: dict):
             or diagnostics.explain_tape_reuse(message, line, text))
 
 
+def variables_note(names: list[str]) -> str:
+    """The line that says which variables a failed cell had changed (or may have)."""
+    listed = ", ".join(names)
+    return (f"note: the cell assigned tf.Variable {listed} before it failed, or may have: TensorFlow cannot roll "
+            "variables back; every other name is as it was")
+
+
 def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
-             phase: str | None = None) -> BaseException:
+             phase: str | None = None, assigned: list[str] | None = None) -> BaseException:
     """The exception to raise for a failing cell: the user's own, with a short cell traceback.
 
     Args:
@@ -189,6 +196,7 @@ def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
         code: the cell.
         namespace: the notebook's namespace (to name a NumPy float64 operand of a dtype mismatch).
         phase: what was happening (``tracing``, ``running``, ``eager``), when the caller knows better.
+        assigned: variables the cell assigned (or may have) before it failed: TensorFlow cannot undo that.
 
     Returns:
         The user's exception (same type and message), with ``_render_traceback_``
@@ -201,6 +209,8 @@ def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
         message = finding.message + (f"\n  fix: {finding.fix}" if finding.fix else "")
         original.tfmagic_finding = finding
     rendered = format_cell_traceback(type(original).__name__, message, frames, code, phase)
+    if assigned:
+        rendered.append(variables_note(assigned))
     try:
         original._render_traceback_ = lambda: rendered
         original.tfmagic_frames = frames

@@ -35,6 +35,10 @@ from tfmagic.errors import RetraceLimitError
 #: How many cells' functions a :class:`CellCache` keeps (the least recently run go first).
 MAX_CACHED_CELLS = 64
 
+#: How many traces a cell's ``tf.function`` keeps; a cell that would trace past this gets a new
+#: function (its earlier traces are released, so a long session's memory stays bounded).
+MAX_TRACES_PER_FUNCTION = 32
+
 
 @dataclass(frozen=True)
 class FunctionOptions:
@@ -132,6 +136,7 @@ class CellFunction:
         self.params = params
         self.options = options
         self.captured = {k: retracing.describe_object(v) for k, v in global_values.items()}
+        self._variables = {k: v for k, v in global_values.items() if isinstance(v, tf.Variable)}
         # A rebuilt cell (a new captured object, new code under -n NAME) goes on counting its traces.
         self.first_number = previous.trace_count if previous is not None else 0
         self.rebuild_changes = _rebuild_changes(previous, self) if previous is not None else []
@@ -198,8 +203,9 @@ class CellFunction:
         try:
             tensors, tensor_result = self.function(*args)
         except Exception as exc:  # the user's code failed: show it at the cell's lines
+            assigned = self._assigned_variables(args) if isinstance(exc, tf.errors.OpError) else []
             self._pending.clear()
-            raise tracebacks.for_cell(exc, self.code, namespace) from None
+            raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned) from None
         traced = count() != before
         if traced:
             record = self._pending[-1]  # TensorFlow traces twice when a first call creates variables
@@ -228,6 +234,25 @@ class CellFunction:
             _trace=record,
             _find_trace=(lambda: self.trace_for(args)) if record is None else None,
         )
+
+    def _assigned_variables(self, args: list) -> list[str]:
+        """The captured variables the cell's graph assigns (they may have changed before a failure)."""
+        graphs = [r.graph for r in self._pending]
+        if not graphs:
+            try:
+                graphs = [self.trace_for(args).graph] if self.traces else []
+            except Exception:  # no trace to look at: nothing to name
+                graphs = []
+        by_handle = {id(v.handle): name for name, v in self._variables.items()}
+        names: dict[str, None] = {}
+        for graph in graphs:
+            inner = {internal.op.name: by_handle.get(id(external)) for external, internal in graph.captures}
+            for op in graph.get_operations():
+                if op.type.startswith(("Assign", "ResourceScatter", "ResourceApply")) and op.inputs:
+                    name = inner.get(op.inputs[0].op.name)
+                    if name:
+                        names[name] = None
+        return list(names)
 
     def _explain(self, record: TraceRecord, args: list) -> None:
         """Fill in a new trace's number, signature, reason, graph changes and pitfalls."""
@@ -320,6 +345,7 @@ class CellCache:
         old = self._cells.pop(key, None)
         if old is not None and old is not cell:
             old.release()
+            cell.code.register(cell.params)  # the same cell's source: keep it registered
         self._cells[key] = cell
         while len(self._cells) > self.max_cells:
             _, dropped = self._cells.popitem(last=False)
@@ -371,7 +397,9 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
     if cache is not None:
         previous = cache.get(key)
         if previous is not None and previous.signature == signature:
-            return previous
+            if len(previous.traces) < MAX_TRACES_PER_FUNCTION or not retracing.would_trace(
+                    previous.function, [namespace[p] for p in params]):
+                return previous
     cell = CellFunction(code, params, global_values, options, signature, previous)
     if cache is not None:
         cache.put(key, cell)
@@ -392,6 +420,10 @@ def _rebuild_changes(old: CellFunction, new: CellFunction) -> list:
         changes.append(retracing.ArgChange("the cell", "code", "", "its code changed"))
     if old.options != new.options:
         changes.append(retracing.ArgChange("the cell", "options", "", "its options changed"))
+    if old.signature == new.signature:
+        changes.append(retracing.ArgChange(
+            "the cell", "cap", "", f"it held {len(old.traces)} traces, the most tfmagic keeps: its tf.function "
+            "was built anew and the earlier traces released"))
     return changes
 
 

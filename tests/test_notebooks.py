@@ -48,6 +48,8 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert any("pinned to /CPU:0: the cell's results: on_cpu on" in t for t in texts)
     assert any("with --soft, TensorFlow places the ops on a device that is there" in t for t in texts)
     assert any("tfdevice: where the cell's ops ran" in t and "__inference_scale" in t for t in texts)
+    assert any("folded into a constant (from Const, Const_1)" in t and "never used" in t for t in texts)
+    assert any("ag__.if_stmt" in t for t in texts)
     errors = [o for o in outputs if o.output_type == "error"]
     assert [e.ename for e in errors] == ["RetraceLimitError", "TypeError", "InvalidArgumentError",
                                          "InvalidArgumentError"]

@@ -238,3 +238,28 @@ print(run.result.numpy().tolist(), report.svg.startswith("<svg"), "IPython" in s
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[3.0] True False"
+
+
+def test_show_optimized_draws_grappler_beside_the_traced_graph_and_says_what_changed(ip):
+    run(ip, "a = tf.constant([1.0, 2.0])")
+    result, captured = run(ip, "%%tfgraph --show optimized\na * 100.0  # never used\n"
+                               "b = a * (tf.constant(1.0) + tf.constant(2.0))\nb")
+    assert result.success and ip.user_ns["b"].numpy().tolist() == [3.0, 6.0]
+    out = next(o.data for o in captured.outputs if "text/html" in o.data and "Grappler" in o.data["text/plain"])
+    assert "add (AddV2) folded into a constant (from Const, Const_1)" in out["text/plain"]
+    assert "mul/y, mul pruned: their results are never used" in out["text/plain"]
+    assert "9 ops -> 5" in out["text/plain"]
+    html = out["text/html"]
+    assert html.count("<svg") == 2 and "after Grappler" in html and "traced" in html
+    assert "AddV2" not in out["image/svg+xml"]  # the static SVG is the optimised graph
+
+
+def test_show_code_shows_autographs_code(ip):
+    run(ip, "a = tf.constant([1.0, 2.0])")
+    result, captured = run(ip, "%%tfgraph --show code\nif tf.reduce_sum(a) > 0:\n    b = a\nelse:\n    b = -a\n")
+    assert result.success
+    out = captured.outputs[-1].data
+    assert "ag__.if_stmt" in out["text/plain"] and "def tf___tfgraph_cell(a):" in out["text/plain"]
+    assert "<span" in out["text/html"]  # highlighted
+    _, captured = run(ip, "%%tfgraph --show code --no-autograph\nb = a + 1.0\n")
+    assert "AutoGraph is off" in captured.outputs[-1].data["text/plain"]

@@ -78,8 +78,9 @@ class TFMagics(Magics):
               help="trace without AutoGraph: Python control flow is not converted")
     @argument("--max-traces", dest="max_traces", type=int, metavar="N",
               help="fail the cell, with the reason, instead of tracing it more than N times")
-    @argument("--show", dest="show", choices=("graph", "none"), default="graph",
-              help="what to show below the result: the traced graph (default) or nothing")
+    @argument("--show", dest="show", choices=("graph", "code", "optimized", "none"), default="graph",
+              help="what to show below the result: the traced graph (default), the code AutoGraph generated, "
+                   "the graph after Grappler beside the traced one, or nothing")
     @argument("--max-nodes", dest="max_nodes", type=int, metavar="N",
               help="draw at most N nodes: larger graphs are collapsed by name scope, then cut, with a note "
                    "(default 500)")
@@ -95,7 +96,7 @@ class TFMagics(Magics):
         Usage::
 
             %%tfgraph [-n NAME] [--jit] [--reduce-retracing] [--no-autograph] [--max-traces N]
-                      [--show graph|none] [--max-nodes N] [-o FILE]
+                      [--show graph|code|optimized|none] [--max-nodes N] [-o FILE]
             %tfgraph FUNC [--trace N] [--max-nodes N] [-o FILE]
 
         The cell's body becomes a tf.function (AutoGraph converts its control flow).
@@ -114,8 +115,12 @@ class TFMagics(Magics):
         graphs of its functions), name scopes as dashed boxes, edges labelled with
         dtype and shape.
 
-        The line form draws the traces of an existing tf.function (a menu picks
-        between them where widgets run), a concrete function, or a Keras model.
+        --show optimized draws the graph after Grappler (constant folding, pruning,
+        arithmetic simplification) beside the traced one and says what changed;
+        --show code shows the code AutoGraph generated from the cell.
+
+        The line form draws the traces of an existing tf.function (a menu draws the
+        others where widgets run), a concrete function, or a Keras model.
 
         Example::
 
@@ -142,8 +147,21 @@ class TFMagics(Magics):
             self._show_trace_notes(run)
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
-        if args.show == "graph" or args.output:
+        if args.show in ("graph", "optimized") or args.output:
             self._draw(run, args)
+        elif args.show == "code":
+            self._show_code(run, args)
+
+    def _show_code(self, run, args) -> None:
+        from tfmagic.render import CodeReport, Notice
+
+        if not args.autograph:
+            display(Notice("%%tfgraph --show code: AutoGraph is off (--no-autograph): the cell is traced as written"))
+            return
+        import tensorflow as tf
+
+        code = tf.autograph.to_code(run.function.python_function)
+        display(CodeReport("%%tfgraph: the code AutoGraph generated from the cell", code))
 
     def _parse_tfgraph(self, line):
         """Parse the options (the same line parses once; ``-o`` is checked every time)."""
@@ -220,6 +238,18 @@ class TFMagics(Magics):
             return
         if args.show == "graph":
             display(report)
+        elif args.show == "optimized":
+            display(self._optimized(run, report, args))
+
+    def _optimized(self, run, traced, args):
+        from tfmagic.grappler import optimize
+        from tfmagic.render import Comparison, draw_graph
+
+        result = optimize(run.trace.graph)
+        drawing = None
+        if result.graph is not None:
+            drawing, _ = draw_graph(result.graph, f"after Grappler, trace {run.trace.number}", (), args.max_nodes)
+        return Comparison(traced, drawing, result.summary)
 
     def _draw_function(self, args):
         """``%tfgraph FUNC``: draw the traces of an existing function or model."""

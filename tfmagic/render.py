@@ -440,3 +440,55 @@ class Table:
 
     def __repr__(self) -> str:
         return self._text()
+
+
+@dataclass
+class Comparison:
+    """The traced graph and Grappler's optimised graph, side by side, with what changed in words."""
+
+    traced: GraphReport
+    optimized: GraphReport | None
+    summary: str
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        include = set(include) if include is not None else {"text/plain", "text/html", "image/svg+xml"}
+        include -= set(exclude or [])
+        bundle = {}
+        if "text/plain" in include:
+            bundle["text/plain"] = f"{self.traced.title}\nGrappler: {self.summary}"
+        if "text/html" in include:
+            panes = [("traced", self.traced)] + ([("after Grappler", self.optimized)] if self.optimized else [])
+            cells = "".join(
+                f"<div style='flex:1;min-width:0'><div><b>{html.escape(label)}</b>: {html.escape(r.summary)}</div>"
+                f"<div class='tfmagic-graph' style='overflow:auto'>{r.svg}</div></div>" for label, r in panes)
+            bundle["text/html"] = (f"<div class='tfmagic-optimized'><div><b>Grappler</b>: {html.escape(self.summary)}"
+                                   f"</div><div style='display:flex;gap:16px;align-items:flex-start'>{cells}</div></div>")
+        if "image/svg+xml" in include and self.optimized is not None:
+            bundle["image/svg+xml"] = self.optimized.svg
+        return bundle
+
+
+@dataclass
+class CodeReport:
+    """Source code shown highlighted (HTML, through Pygments when it is there) and as plain text."""
+
+    title: str
+    code: str
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        include = set(include) if include is not None else {"text/plain", "text/html"}
+        include -= set(exclude or [])
+        bundle = {}
+        if "text/plain" in include:
+            bundle["text/plain"] = f"{self.title}\n{self.code}"
+        if "text/html" in include:
+            try:
+                from pygments import highlight
+                from pygments.formatters import HtmlFormatter
+                from pygments.lexers import PythonLexer
+
+                body = highlight(self.code, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True))
+            except ImportError:
+                body = f"<pre>{html.escape(self.code)}</pre>"
+            bundle["text/html"] = f"<div class='tfmagic-code'><div><b>{html.escape(self.title)}</b></div>{body}</div>"
+        return bundle

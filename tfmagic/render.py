@@ -133,6 +133,13 @@ def check_writable(path: str) -> str:
     return fmt
 
 
+def _bundle(formats: dict, include=None, exclude=None) -> dict:
+    """A mimebundle from ``{mimetype: function making it}``: only the types asked for are made."""
+    wanted = set(include) if include is not None else set(formats)
+    wanted -= set(exclude or [])
+    return {mime: make() for mime, make in formats.items() if mime in wanted}
+
+
 @dataclass
 class GraphReport:
     """A drawn graph, shown inline: SVG for notebooks, a text summary for terminals.
@@ -152,18 +159,11 @@ class GraphReport:
     notes: list[str] = field(default_factory=list)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        include = set(include) if include is not None else {"image/svg+xml", "text/html", "text/plain"}
-        include -= set(exclude or [])
-        bundle = {}
-        if "image/svg+xml" in include:
-            bundle["image/svg+xml"] = self.svg
-        if "text/html" in include:
-            # Frontends show HTML before SVG: the drawing sits inline (JupyterLab would show an SVG
-            # output as an <img>), so its nodes are part of the page, with their tooltips.
-            bundle["text/html"] = f'<div class="tfmagic-graph" style="overflow:auto">{self.svg}</div>'
-        if "text/plain" in include:
-            bundle["text/plain"] = self._text()
-        return bundle
+        # Frontends show HTML before SVG: the drawing sits inline (JupyterLab would show an SVG
+        # output as an <img>), so its nodes are part of the page, with their tooltips.
+        return _bundle({"image/svg+xml": lambda: self.svg,
+                        "text/html": lambda: f'<div class="tfmagic-graph" style="overflow:auto">{self.svg}</div>',
+                        "text/plain": self._text}, include, exclude)
 
     def _text(self) -> str:
         return "\n".join([f"{self.title}: {self.summary}", *self.notes])
@@ -180,18 +180,11 @@ class Notice:
     level: str = "info"  # "info" or "warning"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        include = set(include) if include is not None else {"text/plain", "text/html"}
-        include -= set(exclude or [])
         colour = "#8a5a00" if self.level == "warning" else "#1f5fbf"
-        bundle = {}
-        if "text/plain" in include:
-            bundle["text/plain"] = self.text
-        if "text/html" in include:
-            bundle["text/html"] = (
-                f'<div style="font-family:monospace;white-space:pre-wrap;color:{colour};'
-                f'border-left:3px solid {colour};padding-left:6px">{html.escape(self.text)}</div>'
-            )
-        return bundle
+        return _bundle({"text/plain": lambda: self.text,
+                        "text/html": lambda: (f'<div style="font-family:monospace;white-space:pre-wrap;color:{colour};'
+                                              f'border-left:3px solid {colour};padding-left:6px">'
+                                              f'{html.escape(self.text)}</div>')}, include, exclude)
 
     def __str__(self) -> str:
         return self.text
@@ -265,14 +258,7 @@ class RetraceTable:
     rows: list[tuple[str, int, str, str]]
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        include = set(include) if include is not None else {"text/plain", "text/html"}
-        include -= set(exclude or [])
-        bundle = {}
-        if "text/plain" in include:
-            bundle["text/plain"] = self._text()
-        if "text/html" in include:
-            bundle["text/html"] = self._html()
-        return bundle
+        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
 
     def _text(self) -> str:
         if not self.rows:
@@ -392,14 +378,7 @@ class TapeReport:
                 f"<tbody>{''.join(body)}</tbody></table>{extras}</div>")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        include = set(include) if include is not None else {"text/plain", "text/html"}
-        include -= set(exclude or [])
-        bundle = {}
-        if "text/plain" in include:
-            bundle["text/plain"] = self._text()
-        if "text/html" in include:
-            bundle["text/html"] = self._html()
-        return bundle
+        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
 
     def __repr__(self) -> str:
         return self._text()
@@ -429,14 +408,7 @@ class Table:
                 f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}</div>")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        include = set(include) if include is not None else {"text/plain", "text/html"}
-        include -= set(exclude or [])
-        bundle = {}
-        if "text/plain" in include:
-            bundle["text/plain"] = self._text()
-        if "text/html" in include:
-            bundle["text/html"] = self._html()
-        return bundle
+        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
 
     def __repr__(self) -> str:
         return self._text()
@@ -451,21 +423,18 @@ class Comparison:
     summary: str
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        include = set(include) if include is not None else {"text/plain", "text/html", "image/svg+xml"}
-        include -= set(exclude or [])
-        bundle = {}
-        if "text/plain" in include:
-            bundle["text/plain"] = f"{self.traced.title}\nGrappler: {self.summary}"
-        if "text/html" in include:
-            panes = [("traced", self.traced)] + ([("after Grappler", self.optimized)] if self.optimized else [])
-            cells = "".join(
-                f"<div style='flex:1;min-width:0'><div><b>{html.escape(label)}</b>: {html.escape(r.summary)}</div>"
-                f"<div class='tfmagic-graph' style='overflow:auto'>{r.svg}</div></div>" for label, r in panes)
-            bundle["text/html"] = (f"<div class='tfmagic-optimized'><div><b>Grappler</b>: {html.escape(self.summary)}"
-                                   f"</div><div style='display:flex;gap:16px;align-items:flex-start'>{cells}</div></div>")
-        if "image/svg+xml" in include and self.optimized is not None:
-            bundle["image/svg+xml"] = self.optimized.svg
-        return bundle
+        formats = {"text/plain": lambda: f"{self.traced.title}\nGrappler: {self.summary}", "text/html": self._html}
+        if self.optimized is not None:
+            formats["image/svg+xml"] = lambda: self.optimized.svg
+        return _bundle(formats, include, exclude)
+
+    def _html(self) -> str:
+        panes = [("traced", self.traced)] + ([("after Grappler", self.optimized)] if self.optimized else [])
+        cells = "".join(
+            f"<div style='flex:1;min-width:0'><div><b>{html.escape(label)}</b>: {html.escape(r.summary)}</div>"
+            f"<div class='tfmagic-graph' style='overflow:auto'>{r.svg}</div></div>" for label, r in panes)
+        return (f"<div class='tfmagic-optimized'><div><b>Grappler</b>: {html.escape(self.summary)}"
+                f"</div><div style='display:flex;gap:16px;align-items:flex-start'>{cells}</div></div>")
 
 
 @dataclass
@@ -476,19 +445,15 @@ class CodeReport:
     code: str
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        include = set(include) if include is not None else {"text/plain", "text/html"}
-        include -= set(exclude or [])
-        bundle = {}
-        if "text/plain" in include:
-            bundle["text/plain"] = f"{self.title}\n{self.code}"
-        if "text/html" in include:
-            try:
-                from pygments import highlight
-                from pygments.formatters import HtmlFormatter
-                from pygments.lexers import PythonLexer
+        return _bundle({"text/plain": lambda: f"{self.title}\n{self.code}", "text/html": self._html}, include, exclude)
 
-                body = highlight(self.code, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True))
-            except ImportError:
-                body = f"<pre>{html.escape(self.code)}</pre>"
-            bundle["text/html"] = f"<div class='tfmagic-code'><div><b>{html.escape(self.title)}</b></div>{body}</div>"
-        return bundle
+    def _html(self) -> str:
+        try:
+            from pygments import highlight
+            from pygments.formatters import HtmlFormatter
+            from pygments.lexers import PythonLexer
+
+            body = highlight(self.code, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True))
+        except ImportError:
+            body = f"<pre>{html.escape(self.code)}</pre>"
+        return f"<div class='tfmagic-code'><div><b>{html.escape(self.title)}</b></div>{body}</div>"

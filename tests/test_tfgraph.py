@@ -4,6 +4,7 @@ import os
 import xml.etree.ElementTree as ET
 
 import numpy as np
+import tensorflow as tf
 import pytest
 from IPython.core.error import UsageError
 
@@ -263,3 +264,47 @@ def test_show_code_shows_autographs_code(ip):
     assert "<span" in out["text/html"]  # highlighted
     _, captured = run(ip, "%%tfgraph --show code --no-autograph\nb = a + 1.0\n")
     assert "AutoGraph is off" in captured.outputs[-1].data["text/plain"]
+
+
+def _node_titles(svg):
+    root = ET.fromstring(svg)
+    return {t.text for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "node"
+            for t in g.iter("{http://www.w3.org/2000/svg}title")}
+
+
+def test_large_graphs_start_collapsed_and_expand_opens_a_scope(ip):
+    import re
+
+    run(ip, "net = tf.keras.Sequential([tf.keras.Input((4,))] + [tf.keras.layers.Dense(4, name=f'd{i}') "
+            "for i in range(30)], name='net')\nnx = tf.ones((2, 4))")
+    layer = re.compile(r"^net(_\d+)?/d(\d+)(_\d+)?$")  # Keras makes scope names unique: net_1/d3_1
+
+    def titles(cell):
+        _, captured = run(ip, cell)
+        data = next(o.data for o in captured.outputs if "image/svg+xml" in o.data)
+        return data["text/plain"], _node_titles(data["image/svg+xml"])
+
+    text, nodes = titles("%%tfgraph\nny = net(nx)")
+    assert "collapsed by name scope (depth 2)" in text
+    assert sorted(int(layer.match(t).group(2)) for t in nodes if layer.match(t)) == list(range(30))
+    assert not any("MatMul" in t for t in nodes)
+    _, nodes = titles("%%tfgraph --expand */d3*\nny = net(nx)")
+    assert any(re.match(r"^net(_\d+)?/d3(_\d+)?/MatMul$", t) for t in nodes)  # d3 opened into its ops
+    assert not any(layer.match(t) and layer.match(t).group(2) == "3" for t in nodes)
+    assert any(layer.match(t) and layer.match(t).group(2) == "4" for t in nodes)  # d4 still one node
+    _, nodes = titles("%%tfgraph --depth 1\nny = net(nx)")
+    assert any(re.match(r"^net(_\d+)?$", t) for t in nodes) and not any(layer.match(t) for t in nodes)
+
+
+def test_tensorboard_logdir_gets_the_graph(ip, tmp_path):
+    run(ip, "a = tf.constant([1.0, 2.0])")
+    result, captured = run(ip, f"%%tfgraph --show none --tensorboard {tmp_path}\nb = tf.square(a) + 1.0")
+    assert result.success
+    assert f"tensorboard --logdir {tmp_path}" in "\n".join(o.data["text/plain"] for o in captured.outputs)
+    events = list(tmp_path.glob("events.out.tfevents.*"))
+    assert events
+    graphs = [e.graph_def for e in tf.compat.v1.train.summary_iterator(str(events[0])) if e.graph_def]
+    from tensorflow.core.framework import graph_pb2
+
+    graph = graph_pb2.GraphDef.FromString(graphs[0])
+    assert "Square" in {n.op for n in graph.node}

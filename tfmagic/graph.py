@@ -10,6 +10,7 @@ IPython.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -303,9 +304,23 @@ def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str,
 #: How many nodes a drawing holds unless ``--max-nodes`` says otherwise.
 DEFAULT_MAX_NODES = 500
 
+#: Graphs with more ops than this start collapsed by name scope (small graphs are drawn whole).
+COLLAPSE_ABOVE = 150
 
-def collapse(model: GraphModel, depth: int = 1) -> GraphModel:
-    """One node per name scope, ``depth`` levels deep; ops outside any scope stay as they are.
+
+def _group_key(name: str, depth: int, expand: tuple[str, ...]) -> str:
+    """The collapsed node an op belongs to: its scope ``depth`` levels deep, opened further where
+    ``expand`` globs match (``dense_1``, ``conv*``, ``block3/*``)."""
+    parts = name.split("/")
+    level = depth
+    while level < len(parts) and any(fnmatch.fnmatchcase("/".join(parts[:level]), g) for g in expand):
+        level += 1
+    return "/".join(parts[:level]) if len(parts) > level else name
+
+
+def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) -> GraphModel:
+    """One node per name scope, ``depth`` levels deep (deeper inside scopes matching ``expand``);
+    ops outside any scope stay as they are.
 
     Edges between scopes are kept once, with the dtype and shape of a tensor crossing them;
     control dependencies and function bodies are left out.
@@ -313,8 +328,7 @@ def collapse(model: GraphModel, depth: int = 1) -> GraphModel:
     group: dict[str, str] = {}
     members: dict[str, list[Op]] = {}
     for op in model.ops.values():
-        parts = op.name.split("/")
-        key = "/".join(parts[:depth]) if len(parts) > depth else op.name
+        key = _group_key(op.name, depth, expand)
         group[op.name] = key
         members.setdefault(key, []).append(op)
     ops: dict[str, Op] = {}
@@ -352,13 +366,32 @@ def cut(model: GraphModel, max_nodes: int) -> GraphModel:
                       [n for n in model.outputs if n in kept])
 
 
-def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES) -> tuple[GraphModel, str]:
+def _first_branching_depth(model: GraphModel, deepest: int = 4) -> int:
+    """The shallowest scope depth with more than one scope: a Keras model's layers sit under its own name."""
+    for depth in range(1, deepest + 1):
+        keys = {_group_key(op.name, depth, ()) for op in model.ops.values() if op.name.count("/") >= depth}
+        if len(keys) > 1:
+            return depth
+    return 1
+
+
+def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None = None,
+        expand: tuple[str, ...] = ()) -> tuple[GraphModel, str]:
     """A model small enough to draw in reasonable time, and a note of what was summarised or left out.
 
-    Small graphs come back whole; larger ones are collapsed by name scope (the deepest level that
-    fits), and what still does not fit is cut at ``max_nodes`` with a note of how much was left out.
+    Small graphs (up to :data:`COLLAPSE_ABOVE` ops) come back whole; larger ones start collapsed, one
+    node per top-level name scope (a Keras layer), and ``depth`` / ``expand`` open them; what does not
+    fit in ``max_nodes`` is collapsed further, then cut, with a note of how much was left out.
     """
     total = model.total_ops()
+    if depth is not None or expand or total > COLLAPSE_ABOVE:
+        depth = depth or _first_branching_depth(model)
+        view = collapse(model, depth, expand)
+        how = (f"depth {depth}" + (f", {', '.join(expand)} expanded" if expand else ""))
+        if len(view.ops) <= max_nodes:
+            note = (f"{total} ops drawn as {len(view.ops)} nodes, collapsed by name scope ({how}); "
+                    "--expand SCOPE or --depth N opens them")
+            return view, note
     if total <= max_nodes:
         return model, ""
     for depth in (3, 2, 1):

@@ -81,6 +81,10 @@ class TFMagics(Magics):
     @argument("--show", dest="show", choices=("graph", "code", "optimized", "none"), default="graph",
               help="what to show below the result: the traced graph (default), the code AutoGraph generated, "
                    "the graph after Grappler beside the traced one, or nothing")
+    @argument("--expand", dest="expand", action="append", default=[], metavar="SCOPE",
+              help="open a name scope (a glob; repeat for more) in a collapsed drawing")
+    @argument("--depth", dest="depth", type=int, metavar="N",
+              help="draw collapsed by name scope, N levels deep")
     @argument("--max-nodes", dest="max_nodes", type=int, metavar="N",
               help="draw at most N nodes: larger graphs are collapsed by name scope, then cut, with a note "
                    "(default 500)")
@@ -88,6 +92,8 @@ class TFMagics(Magics):
               help="(line form) which trace of FUNC to draw first (default: the latest)")
     @argument("-o", "--output", dest="output", metavar="FILE",
               help="also write the drawing to FILE (.svg, .png, .pdf or .dot)")
+    @argument("--tensorboard", dest="tensorboard", metavar="LOGDIR",
+              help="also write the traced graph where TensorBoard reads it (tensorboard --logdir LOGDIR)")
     @no_var_expand
     @line_cell_magic
     def tfgraph(self, line, cell=None):
@@ -96,8 +102,9 @@ class TFMagics(Magics):
         Usage::
 
             %%tfgraph [-n NAME] [--jit] [--reduce-retracing] [--no-autograph] [--max-traces N]
-                      [--show graph|code|optimized|none] [--max-nodes N] [-o FILE]
-            %tfgraph FUNC [--trace N] [--max-nodes N] [-o FILE]
+                      [--show graph|code|optimized|none] [--expand SCOPE] [--depth N] [--max-nodes N]
+                      [-o FILE] [--tensorboard LOGDIR]
+            %tfgraph FUNC [--trace N] [--expand SCOPE] [--depth N] [--max-nodes N] [-o FILE]
 
         The cell's body becomes a tf.function (AutoGraph converts its control flow).
         Tensors, NumPy arrays and Python scalars it reads from the namespace are the
@@ -113,7 +120,9 @@ class TFMagics(Magics):
         Below the result comes the traced graph, drawn with Graphviz: green inputs,
         orange variables, grey constants, blue outputs, purple control flow (with the
         graphs of its functions), name scopes as dashed boxes, edges labelled with
-        dtype and shape.
+        dtype and shape.  Graphs of more than 150 ops start collapsed, one node per
+        name scope (a Keras layer); --expand SCOPE (globs, repeatable) and --depth N
+        open them, and --max-nodes N caps the drawing with a note of what it left out.
 
         --show optimized draws the graph after Grappler (constant folding, pruning,
         arithmetic simplification) beside the traced one and says what changed;
@@ -147,10 +156,29 @@ class TFMagics(Magics):
             self._show_trace_notes(run)
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
+        if args.tensorboard:
+            self._write_tensorboard(run, args.tensorboard)
         if args.show in ("graph", "optimized") or args.output:
             self._draw(run, args)
         elif args.show == "code":
             self._show_code(run, args)
+
+    def _write_tensorboard(self, run, logdir: str) -> None:
+        import tensorflow as tf
+
+        from tfmagic.render import Notice
+
+        try:
+            writer = tf.summary.create_file_writer(logdir)
+            with writer.as_default():
+                tf.summary.graph(run.trace.graph.as_graph_def())
+            writer.flush()
+            writer.close()
+        except (OSError, tf.errors.OpError, ValueError) as e:  # the cell's result and write-back stand
+            display(Notice(f"%%tfgraph: could not write the graph for TensorBoard to {logdir!r}: {e}",
+                           level="warning"))
+            return
+        display(Notice(f"%%tfgraph: trace {run.trace.number} written for TensorBoard: tensorboard --logdir {logdir}"))
 
     def _show_code(self, run, args) -> None:
         from tfmagic.render import CodeReport, Notice
@@ -199,6 +227,8 @@ class TFMagics(Magics):
             raise OptionError(f"--max-traces {args.max_traces}: N must be 1 or more")
         if args.max_nodes is not None and args.max_nodes < 1:
             raise OptionError(f"--max-nodes {args.max_nodes}: N must be 1 or more")
+        if args.depth is not None and args.depth < 1:
+            raise OptionError(f"--depth {args.depth}: N must be 1 or more")
         return FunctionOptions(jit_compile=args.jit, reduce_retracing=args.reduce_retracing,
                                autograph=args.autograph)
 
@@ -229,7 +259,8 @@ class TFMagics(Magics):
         title = f"%%tfgraph {'-n ' + args.name + ' ' if args.name else ''}cell, trace {run.trace.number}"
         formats = (file_format(args.output),) if args.output else ()
         try:
-            report, rendered = draw_graph(run.trace.graph, title, formats, args.max_nodes)
+            report, rendered = draw_graph(run.trace.graph, title, formats, args.max_nodes, args.depth,
+                                          tuple(args.expand))
             if args.output:
                 with open(args.output, "wb") as f:
                     f.write(rendered[formats[0]])
@@ -274,7 +305,8 @@ class TFMagics(Magics):
         reports = []
         for i, (label, graph) in enumerate(traces):
             report, rendered = draw_graph(graph, f"{args.function}, trace {i + 1}: {label}",
-                                          formats if i == chosen else (), args.max_nodes)
+                                          formats if i == chosen else (), args.max_nodes, args.depth,
+                                          tuple(args.expand))
             reports.append(report)
             if i == chosen and args.output:
                 with open(args.output, "wb") as f:

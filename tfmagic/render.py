@@ -10,6 +10,7 @@ kept out of the user's cell; anything else it says is passed on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import os
 import sys
@@ -53,7 +54,10 @@ def _engine_stderr():
 
 
 def render_dot(dot_source: str, formats: tuple[str, ...] = ("svg",), prog: str = "dot") -> dict[str, bytes]:
-    """Lay ``dot_source`` out once and render it to each of ``formats``.
+    """Lay ``dot_source`` out once and render it to each of ``formats``; the same drawing is not laid out twice.
+
+    The last few drawings are remembered by their DOT source (the graph and the view), so re-running a
+    cell that traced nothing new, or drawing the same trace again, costs no layout.
 
     Args:
         dot_source: a DOT graph.
@@ -67,6 +71,15 @@ def render_dot(dot_source: str, formats: tuple[str, ...] = ("svg",), prog: str =
         GraphvizMissingError: the ``pygraphviz`` wheel is not installed.
         RenderError: the engine refused the graph.
     """
+    return dict(_render_dot_cached(dot_source, tuple(formats), prog))
+
+
+@functools.lru_cache(maxsize=16)
+def _render_dot_cached(dot_source: str, formats: tuple[str, ...], prog: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple(_render_dot(dot_source, formats, prog).items())
+
+
+def _render_dot(dot_source: str, formats: tuple[str, ...], prog: str) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     if "dot" in formats:
         out["dot"] = dot_source.encode("utf-8")
@@ -214,8 +227,8 @@ def summarize(model) -> str:
     return text
 
 
-def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_nodes: int | None = None
-               ) -> tuple[GraphReport, dict[str, bytes]]:
+def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_nodes: int | None = None,
+               depth: int | None = None, expand: tuple[str, ...] = ()) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a traced graph: the inline report and the rendered bytes of each format asked for.
 
     Args:
@@ -223,23 +236,26 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_no
         title: the drawing's caption.
         formats: formats to render besides SVG (for ``-o FILE``).
         max_nodes: the most nodes to draw (larger graphs are collapsed by scope, then cut, with a note).
+        depth: draw collapsed by name scope, this many levels deep.
+        expand: name scopes (globs) to open one level further than ``depth``.
 
     Returns:
         ``(report, rendered)``.
     """
     from tfmagic.graph import build_graph_model
 
-    return draw_model(build_graph_model(tf_graph), title, formats, max_nodes=max_nodes)
+    return draw_model(build_graph_model(tf_graph), title, formats, max_nodes=max_nodes, depth=depth, expand=expand)
 
 
 def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient: bool = False,
-               max_nodes: int | None = None) -> tuple[GraphReport, dict[str, bytes]]:
+               max_nodes: int | None = None, depth: int | None = None, expand: tuple[str, ...] = ()
+               ) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend."""
     from tfmagic.dot import DotOptions, build_dot
     from tfmagic.graph import DEFAULT_MAX_NODES, fit
 
     summary = summarize(model)
-    model, note = fit(model, max_nodes or DEFAULT_MAX_NODES)
+    model, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand)
     caption = f"{title}\n{note}" if note else title
     dot_source = build_dot(model, DotOptions(title=caption, gradient=gradient))
     rendered = render_dot(dot_source, tuple(dict.fromkeys(("svg", *formats))))

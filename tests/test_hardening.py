@@ -272,3 +272,20 @@ def test_a_failed_drawing_leaves_the_result_and_the_write_back(ip, tmp_path):
     assert ip.user_ns["drawn_y"].numpy().tolist() == [5.0, 10.0] and float(ip.user_ns["_"]) == 15.0
     notes = [o.data["text/plain"] for o in captured.outputs if "the drawing failed" in o.data.get("text/plain", "")]
     assert len(notes) == 1 and "\n" not in notes[0] and re.search(r"No space left on device", notes[0])
+
+
+def test_a_layout_past_its_time_budget_falls_back_to_a_coarser_view():
+    from tfmagic.render import draw_graph
+
+    @tf.function
+    def wide(x):
+        for i in range(1200):
+            with tf.name_scope(f"stage{i // 300}"):
+                x = x * 1.0001 + tf.sin(x)
+        return x
+
+    graph = wide.get_concrete_function(tf.TensorSpec([4], tf.float32)).graph
+    report, _ = draw_graph(graph, "wide", max_nodes=10**6, depth=99, budget=0.5)
+    assert "the layout took more than 0.5 s for the view asked for" in report.notes[0]
+    assert "one per top-level name scope" in report.notes[0]
+    ET.fromstring(report.svg)

@@ -74,6 +74,48 @@ def render_dot(dot_source: str, formats: tuple[str, ...] = ("svg",), prog: str =
     return dict(_render_dot_cached(dot_source, tuple(formats), prog))
 
 
+#: Drawings with more edges than this are laid out in a child process, within :data:`LAYOUT_BUDGET`.
+LARGE_LAYOUT_EDGES = 1500
+#: Seconds a large layout may take before the drawing falls back to a coarser view.
+LAYOUT_BUDGET = 30.0
+
+_CHILD_LAYOUT = """
+import pickle, sys
+from tfmagic.render import _render_dot
+dot, formats, prog = pickle.load(sys.stdin.buffer)
+sys.stdout.buffer.write(pickle.dumps(_render_dot(dot, formats, prog)))
+"""
+
+
+class LayoutTimeout(RenderError):
+    """Graphviz did not lay a drawing out within its time budget."""
+
+
+def render_dot_within(dot_source: str, formats: tuple[str, ...], budget: float = LAYOUT_BUDGET,
+                      prog: str = "dot") -> dict[str, bytes]:
+    """:func:`render_dot`, but a large layout runs in a child process that is stopped after ``budget`` s.
+
+    Graphviz's layout cannot be interrupted inside the kernel; in a child process it can, so a drawing
+    that would take minutes never hangs the kernel.
+
+    Raises:
+        LayoutTimeout: the layout did not finish in time.
+    """
+    if dot_source.count("->") <= LARGE_LAYOUT_EDGES:
+        return render_dot(dot_source, formats, prog)
+    import pickle
+    import subprocess
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD_LAYOUT], input=pickle.dumps((dot_source, formats, prog)),
+                              capture_output=True, timeout=budget, check=True)
+    except subprocess.TimeoutExpired as e:
+        raise LayoutTimeout(f"the layout took more than {budget:g} s") from e
+    except subprocess.CalledProcessError as e:
+        raise RenderError(f"Graphviz failed: {e.stderr.decode('utf-8', 'replace').strip()[-300:]}") from e
+    return pickle.loads(done.stdout)
+
+
 @functools.lru_cache(maxsize=16)
 def _render_dot_cached(dot_source: str, formats: tuple[str, ...], prog: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(_render_dot(dot_source, formats, prog).items())
@@ -228,7 +270,8 @@ def summarize(model) -> str:
 
 
 def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_nodes: int | None = None,
-               depth: int | None = None, expand: tuple[str, ...] = ()) -> tuple[GraphReport, dict[str, bytes]]:
+               depth: int | None = None, expand: tuple[str, ...] = (), budget: float | None = None
+               ) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a traced graph: the inline report and the rendered bytes of each format asked for.
 
     Args:
@@ -238,27 +281,42 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_no
         max_nodes: the most nodes to draw (larger graphs are collapsed by scope, then cut, with a note).
         depth: draw collapsed by name scope, this many levels deep.
         expand: name scopes (globs) to open one level further than ``depth``.
+        budget: seconds a large layout may take (see :func:`draw_model`).
 
     Returns:
         ``(report, rendered)``.
     """
     from tfmagic.graph import build_graph_model
 
-    return draw_model(build_graph_model(tf_graph), title, formats, max_nodes=max_nodes, depth=depth, expand=expand)
+    return draw_model(build_graph_model(tf_graph), title, formats, max_nodes=max_nodes, depth=depth, expand=expand,
+                      budget=budget)
 
 
 def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient: bool = False,
-               max_nodes: int | None = None, depth: int | None = None, expand: tuple[str, ...] = ()
-               ) -> tuple[GraphReport, dict[str, bytes]]:
-    """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend."""
+               max_nodes: int | None = None, depth: int | None = None, expand: tuple[str, ...] = (),
+               budget: float | None = None) -> tuple[GraphReport, dict[str, bytes]]:
+    """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend.
+
+    A large layout gets ``budget`` seconds (:data:`LAYOUT_BUDGET` by default); past that, the drawing
+    falls back to one node per top-level name scope, with a note.
+    """
+    budget = LAYOUT_BUDGET if budget is None else budget
     from tfmagic.dot import DotOptions, build_dot
     from tfmagic.graph import DEFAULT_MAX_NODES, fit
 
     summary = summarize(model)
-    model, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand)
+    view, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand)
     caption = f"{title}\n{note}" if note else title
-    dot_source = build_dot(model, DotOptions(title=caption, gradient=gradient))
-    rendered = render_dot(dot_source, tuple(dict.fromkeys(("svg", *formats))))
+    dot_source = build_dot(view, DotOptions(title=caption, gradient=gradient))
+    wanted = tuple(dict.fromkeys(("svg", *formats)))
+    try:
+        rendered = render_dot_within(dot_source, wanted, budget)
+    except LayoutTimeout as e:  # too slow to lay out: one node per top-level scope, which is quick
+        view, _ = fit(model, DEFAULT_MAX_NODES, 1, ())
+        note = (f"{len(model.ops)} ops in {len(view.ops)} nodes, one per top-level name scope: {e} for the view "
+                "asked for")
+        dot_source = build_dot(view, DotOptions(title=f"{title}\n{note}", gradient=gradient))
+        rendered = render_dot_within(dot_source, wanted)
     report = GraphReport(title, summary, _svg_element(rendered["svg"]), dot_source, [note] if note else [])
     return report, rendered
 

@@ -1,0 +1,170 @@
+"""Drawing real models: tfmagic against tfgraphviz, Graphviz alone and TensorBoard's route, in one run.
+
+For an MLP, a small CNN and keras.applications.ResNet50(weights=None) (forward at batch 1, and a
+training step under a GradientTape) this prints the op count, the drawn node count and the time to
+draw tfmagic's default (collapsed) view and the view of every op; then, on the same graphs:
+- tfgraphviz (its DOT, laid out by the same in-process Graphviz engine, since no system `dot` is
+  assumed), at layer level (depth 2) and with every op;
+- Graphviz alone: the DOT tfgraphviz wrote for every op, laid out with no tfmagic code (the floor a
+  plain converter gets), at default settings and with tfmagic's layout attributes (nslimit=1,
+  splines=line);
+- TensorBoard's route: tf.summary.trace_on + trace_export of one call.
+Every layout runs in a child process with a time budget (--budget, default 60 s): what does not finish
+is reported as such. Targets (issue 8): ResNet-50 forward default view <= 1 s; every op >= 1.5x faster
+than tfgraphviz and within 1.25x of Graphviz alone with the same attributes; training step default
+view <= 3 s.
+
+Usage: python benchmarks/bench_drawing.py [--budget S] [--only NAME]
+"""
+
+import argparse
+import multiprocessing
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _layout(dot_source, queue):
+    from tfmagic.render import render_dot
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # tfgraphviz's DOT makes Graphviz warn about ports: not what is measured
+
+    start = time.perf_counter()
+    render_dot(dot_source, ("svg",))
+    queue.put(time.perf_counter() - start)
+
+
+def timed_layout(dot_source: str, budget: float):
+    """Seconds to lay out and render ``dot_source`` in a child process, or None past the budget."""
+    queue = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(target=_layout, args=(dot_source, queue))
+    child.start()
+    child.join(budget)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        return None
+    return queue.get() if not queue.empty() else None
+
+
+def timed_draw(graph, budget: float, **view):
+    """tfmagic's whole drawing (model, fit, DOT, layout) in a child process: (seconds, nodes) or (None, nodes)."""
+    from tfmagic.dot import DotOptions, build_dot
+    from tfmagic.graph import build_graph_model, fit
+
+    start = time.perf_counter()
+    model, _ = fit(build_graph_model(graph), **view)
+    dot_source = build_dot(model, DotOptions())
+    prepare = time.perf_counter() - start
+    layout = timed_layout(dot_source, budget)
+    return (None if layout is None else prepare + layout), len(model.ops)
+
+
+def models():
+    import tensorflow as tf
+
+    keras = tf.keras
+    mlp = keras.Sequential([keras.Input((784,)), keras.layers.Dense(256, activation="relu"),
+                            keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)], name="mlp")
+    cnn = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(16, 3, activation="relu"),
+                            keras.layers.MaxPooling2D(), keras.layers.Conv2D(32, 3, activation="relu"),
+                            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)], name="cnn")
+    resnet = keras.applications.ResNet50(weights=None)
+    return [("MLP", mlp, (1, 784)), ("small CNN", cnn, (1, 32, 32, 3)), ("ResNet-50", resnet, (1, 224, 224, 3))]
+
+
+def graphs(model, shape):
+    import tensorflow as tf
+
+    x = tf.zeros(shape)
+    forward = tf.function(lambda t: model(t, training=False)).get_concrete_function(tf.TensorSpec(shape))
+    optimizer = tf.keras.optimizers.SGD()
+
+    @tf.function
+    def train_step(t):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(t, training=True) ** 2)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    step = train_step.get_concrete_function(tf.TensorSpec(shape))
+    return [("forward", forward, lambda: model(x, training=False)), ("training step", step, lambda: train_step(x))]
+
+
+def tfgraphviz_dot(graph, depth):
+    import tfgraphviz
+
+    start = time.perf_counter()
+    digraph = tfgraphviz.board(graph, depth=depth)
+    return digraph.source, time.perf_counter() - start
+
+
+def tensorboard_route(call):
+    import tensorflow as tf
+
+    logdir = tempfile.mkdtemp()
+    writer = tf.summary.create_file_writer(logdir)
+    start = time.perf_counter()
+    tf.summary.trace_on(graph=True)
+    call()
+    with writer.as_default():
+        tf.summary.trace_export("trace", step=0)
+    writer.flush()
+    return time.perf_counter() - start
+
+
+def fmt(seconds):
+    return "timeout" if seconds is None else f"{seconds:7.2f}s"
+
+
+def ratio(a, b):
+    return "   -  " if a is None or b is None or b == 0 else f"{a / b:5.2f}x"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per layout before giving up")
+    parser.add_argument("--only", help="only this model (MLP, 'small CNN', ResNet-50)")
+    args = parser.parse_args()
+    print(f"{'graph':28} {'ops':>6} {'default':>9} {'nodes':>6} {'every op':>9} {'nodes':>6} "
+          f"{'tfgv layer':>10} {'tfgv all':>9} {'gv alone':>9} {'gv+attrs':>9} {'TB route':>9}  "
+          f"all/tfgv  all/gv+attrs")
+    fallbacks = []
+    for name, model, shape in models():
+        if args.only and args.only != name:
+            continue
+        for kind, concrete, call in graphs(model, shape):
+            graph = concrete.graph
+            ops = len(graph.get_operations())
+            default, default_nodes = timed_draw(graph, args.budget)
+            every, every_nodes = timed_draw(graph, args.budget, max_nodes=10**6, depth=99)
+            layer_dot, layer_build = tfgraphviz_dot(graph, 2)
+            layer_layout = timed_layout(layer_dot, args.budget)
+            all_dot, all_build = tfgraphviz_dot(graph, 99)
+            all_layout = timed_layout(all_dot, args.budget)
+            tfgv_layer = None if layer_layout is None else layer_build + layer_layout
+            tfgv_all = None if all_layout is None else all_build + all_layout
+            alone = all_layout
+            attrs_dot = all_dot.replace("digraph G {", "digraph G {\n\tgraph [nslimit=1 splines=line]", 1)
+            with_attrs = timed_layout(attrs_dot, args.budget)
+            board = tensorboard_route(call)
+            print(f"{name + ' ' + kind:28} {ops:6d} {fmt(default):>9} {default_nodes:6d} {fmt(every):>9} "
+                  f"{every_nodes:6d} {fmt(tfgv_layer):>10} {fmt(tfgv_all):>9} {fmt(alone):>9} "
+                  f"{fmt(with_attrs):>9} {fmt(board):>9}  {ratio(every, tfgv_all):>8}  {ratio(every, with_attrs):>8}")
+            if every is None:
+                fallbacks.append((f"{name} {kind}", graph))
+    from tfmagic.render import draw_graph
+
+    for label, graph in fallbacks:  # what %%tfgraph --depth 99 --max-nodes 1000000 does with them
+        start = time.perf_counter()
+        report, _ = draw_graph(graph, label, max_nodes=10**6, depth=99, budget=args.budget)
+        print(f"{label}, every op asked for: drawn in {time.perf_counter() - start:.1f} s with the layout budget "
+              f"of {args.budget:g} s: {report.notes[0] if report.notes else ''}")
+
+
+if __name__ == "__main__":
+    main()

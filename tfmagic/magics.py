@@ -146,6 +146,7 @@ class TFMagics(Magics):
         from tfmagic.tracing import trace_cell
 
         source = self._transformed(cell)
+        self._transformed_source = source
         try:
             run = trace_cell(source, self.shell.user_ns, cache=self.cells, name=args.name, options=options,
                              max_traces=args.max_traces)
@@ -268,9 +269,37 @@ class TFMagics(Magics):
             display(Notice(f"%%tfgraph: the drawing failed: {e}", level="warning"))
             return
         if args.show == "graph":
+            self._show_explorer(run, args, title)
             display(report)
         elif args.show == "optimized":
             display(self._optimized(run, report, args))
+
+    def _widgets_run_here(self) -> bool:
+        """Whether a frontend that runs widgets may be listening (a Jupyter kernel, not a terminal)."""
+        if type(self.shell).__name__ != "ZMQInteractiveShell":
+            return False
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def _show_explorer(self, run, args, title) -> None:
+        """The explorer above the static drawing, where widgets run; never at the cost of the cell."""
+        if not self._widgets_run_here():
+            return
+        from tfmagic.render import Notice
+
+        try:
+            from tfmagic.explorer import Explorer
+
+            cell = self.cells.get((args.name,) if args.name else (self._transformed_source,))
+            records = cell.traces if cell is not None else [run.trace]
+            traces = [(r.reason, r.graph) for r in records]
+            selected = next((i for i, r in enumerate(records) if r is run.trace), len(records) - 1)
+            display(Explorer(traces, selected, title, args.max_nodes).widget())
+        except Exception as e:  # the explorer is an extra: the static drawing below still stands
+            display(Notice(f"%%tfgraph: the explorer could not start: {type(e).__name__}: {e}", level="warning"))
 
     def _optimized(self, run, traced, args):
         from tfmagic.grappler import optimize

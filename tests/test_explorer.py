@@ -1,0 +1,53 @@
+"""The graph explorer's widgets, driven as a user would drive them (no frontend needed to run them)."""
+
+import pytest
+import tensorflow as tf
+
+from tfmagic.explorer import Explorer
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    net = tf.keras.Sequential([tf.keras.Input((4,))] + [tf.keras.layers.Dense(4, name=f"e{i}") for i in range(30)],
+                              name="enet")
+    fn = tf.function(lambda x: tf.reduce_sum(net(x)) + (tf.constant(1.0) + tf.constant(2.0)))
+    graphs = [("x: float32[2,4]", fn.get_concrete_function(tf.TensorSpec([2, 4])).graph),
+              ("x: float32[3,4]", fn.get_concrete_function(tf.TensorSpec([3, 4])).graph)]
+    return Explorer(graphs, 1, "explore")
+
+
+def test_starts_collapsed_on_the_chosen_trace(explorer):
+    assert explorer.trace.value == 1
+    assert "trace 2: x: float32[3,4]" in explorer.drawing.value
+    assert "collapsed by name scope" in explorer.drawing.value
+    assert any(s.endswith("e3") or "/e3" in s for s in explorer.scopes.options)
+
+
+def test_expand_a_scope_from_the_list_and_collapse_all(explorer):
+    layer = next(s for s in explorer.scopes.options if s.rsplit("/", 1)[-1].startswith("e3") and s.count("/") == 1)
+    explorer.scopes.value = (layer,)
+    explorer.expand_button.click()
+    assert f"{layer}/MatMul" in explorer.drawing.value
+    explorer.collapse_button.click()
+    assert f"{layer}/MatMul" not in explorer.drawing.value
+
+
+def test_search_by_regex_and_op_details(explorer):
+    found = explorer.find(r"e7(_\d+)?/MatMul$")
+    assert len(found) == 1 and explorer.matches.options == tuple(found)
+    explorer.matches.value = found[0]
+    details = explorer.details.value
+    assert "MatMul" in details and "float32[3,4]" in details and "transpose_a" in details
+    assert explorer.find("MatMul") and len(explorer.find("MatMul")) == 30
+    explorer.find("([")
+    assert "not a regular expression" in explorer.details.value
+
+
+def test_switch_trace_and_view_after_grappler(explorer):
+    explorer.trace.value = 0
+    assert "trace 1: x: float32[2,4]" in explorer.drawing.value
+    traced_ops = len(explorer.model.ops)
+    explorer.view.value = "after Grappler"
+    assert "(after Grappler)" in explorer.drawing.value
+    assert len(explorer.model.ops) < traced_ops  # 1. + 2. folded, identities gone
+    explorer.view.value = "traced"

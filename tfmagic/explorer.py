@@ -1,0 +1,149 @@
+"""The graph explorer: an ipywidgets view over a function's traces, for frontends that run widgets.
+
+It sits above the static SVG that every drawing leaves in the saved notebook (so nbconvert, GitHub
+and VS Code still show the graph without a kernel). From it a user picks the trace, switches between
+the traced graph and the graph after Grappler, opens and closes name scopes from a list, searches ops
+by name or type with a regular expression, and reads an op's details: type, device, inputs and outputs
+with dtype and shape, attributes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import ipywidgets as widgets
+
+from tfmagic.graph import GraphModel, build_graph_model
+from tfmagic.render import draw_model
+
+_MAX_MATCHES = 200
+
+
+class Explorer:
+    """Explore the traces of one function.
+
+    Args:
+        traces: ``(label, FuncGraph)`` per trace.
+        selected: the index of the trace shown first.
+        title: the drawing's caption.
+        max_nodes: the most nodes a drawing holds.
+    """
+
+    def __init__(self, traces: list[tuple[str, object]], selected: int, title: str, max_nodes: int | None = None):
+        self.traces = traces
+        self.title = title
+        self.max_nodes = max_nodes
+        self.expanded: tuple[str, ...] = ()
+        self._models: dict[tuple[int, str], GraphModel] = {}
+        self._graphs: dict[tuple[int, str], object] = {}
+        self.trace = widgets.Dropdown(options=[(f"{i + 1}: {label}", i) for i, (label, _) in enumerate(traces)],
+                                      value=selected, description="trace", layout=widgets.Layout(width="max-content"))
+        self.view = widgets.ToggleButtons(options=["traced", "after Grappler"], value="traced")
+        self.scopes = widgets.SelectMultiple(options=[], rows=6, description="scopes",
+                                             layout=widgets.Layout(width="40%"))
+        self.expand_button = widgets.Button(description="expand selected")
+        self.collapse_button = widgets.Button(description="collapse all")
+        self.search = widgets.Text(placeholder="search ops: a regular expression on name or type",
+                                   continuous_update=False, layout=widgets.Layout(width="40%"))
+        self.matches = widgets.Select(options=[], rows=6, layout=widgets.Layout(width="40%"))
+        self.details = widgets.HTML()
+        self.drawing = widgets.HTML()
+        self.trace.observe(lambda _: self._changed(), names="value")
+        self.view.observe(lambda _: self._changed(), names="value")
+        self.expand_button.on_click(lambda _: self.expand(self.scopes.value))
+        self.collapse_button.on_click(lambda _: self.expand(()))
+        self.search.observe(lambda change: self.find(change["new"]), names="value")
+        self.matches.observe(lambda change: self.show_op(change["new"]), names="value")
+        self._changed()
+
+    # -- what the user does ----------------------------------------------------
+
+    def expand(self, scopes) -> None:
+        """Open these name scopes (and close the others)."""
+        self.expanded = tuple(scopes)
+        self.redraw()
+
+    def find(self, pattern: str) -> list[str]:
+        """Ops whose name or type matches ``pattern``; they fill the list of matches."""
+        if not pattern:
+            self.matches.options = []
+            return []
+        try:
+            regex = re.compile(pattern)
+        except re.error as e:
+            self.matches.options = []
+            self.details.value = f"<span style='color:#b71c1c'>not a regular expression: {html.escape(str(e))}</span>"
+            return []
+        found = [name for name, op in self.model.ops.items() if regex.search(name) or regex.search(op.type)]
+        self.matches.options = found[:_MAX_MATCHES]
+        self.details.value = f"{len(found)} ops match" + (f" (first {_MAX_MATCHES} listed)" if len(found) > _MAX_MATCHES
+                                                          else "")
+        return found
+
+    def show_op(self, name: str | None) -> str:
+        """An op's details: type, device, inputs and outputs with dtype and shape, attributes."""
+        if not name or name not in self.model.ops:
+            return ""
+        op = self.model.ops[name]
+        inputs = [f"{e.src}:{e.src_index} ({e.tensor.label})" if e.tensor else f"^{e.src} (control)"
+                  for e in self.model.edges if e.dst == name]
+        outputs = [f"{name}:{i} ({t.label})" for i, t in enumerate(op.outputs)]
+        rows = [("type", op.type), ("kind", op.kind), ("device", op.device or "placed by TensorFlow"),
+                ("inputs", ", ".join(inputs) or "none"), ("outputs", ", ".join(outputs) or "none"),
+                ("attributes", self._attributes(name))]
+        self.details.value = ("<table>" + "".join(
+            f"<tr><td style='text-align:left'><b>{html.escape(k)}</b></td>"
+            f"<td style='text-align:left'><code>{html.escape(v)}</code></td></tr>" for k, v in rows) + "</table>")
+        return self.details.value
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def model(self) -> GraphModel:
+        key = (self.trace.value, self.view.value)
+        if key not in self._models:
+            graph = self.traces[self.trace.value][1]
+            if self.view.value != "traced":
+                from tfmagic.grappler import optimize
+
+                graph = optimize(graph).graph or graph
+            self._graphs[key] = graph
+            self._models[key] = build_graph_model(graph)
+        return self._models[key]
+
+    def _attributes(self, name: str) -> str:
+        graph = self._graphs.get((self.trace.value, self.view.value))
+        try:
+            attrs = graph.get_operation_by_name(name).node_def.attr
+        except (KeyError, ValueError, AttributeError):
+            return ""
+        shown = []
+        for key in sorted(attrs):
+            if key.startswith("_"):
+                continue
+            value = str(attrs[key]).replace("\n", " ").strip()
+            shown.append(f"{key}={value[:60]}")
+        return "; ".join(shown)
+
+    def _changed(self) -> None:
+        scopes = sorted({op.name.rsplit("/", 1)[0] for op in self.model.ops.values() if "/" in op.name})
+        self.scopes.options = [s for s in scopes if s.count("/") <= 2][:500]
+        self.expanded = ()
+        self.redraw()
+
+    def redraw(self) -> None:
+        label = self.traces[self.trace.value][0]
+        report, _ = draw_model(self.model, f"{self.title}, trace {self.trace.value + 1}: {label} ({self.view.value})",
+                               max_nodes=self.max_nodes, expand=self.expanded)
+        self.drawing.value = report._repr_mimebundle_(include=["text/html"])["text/html"]
+
+    def widget(self) -> widgets.Widget:
+        """The explorer, ready to display."""
+        top = [self.trace] if len(self.traces) > 1 else []
+        return widgets.VBox([
+            widgets.HBox(top + [self.view]),
+            widgets.HBox([self.scopes, widgets.VBox([self.expand_button, self.collapse_button])]),
+            widgets.HBox([widgets.VBox([self.search, self.matches]), self.details]),
+            self.drawing,
+        ])

@@ -181,3 +181,15 @@ def test_trace_menu_widget_renders_and_responds(page):
     drawn.wait_for(timeout=30_000)
     assert "trace 1: x: int32" in drawn.inner_html() and drawn.locator("svg g.node").count() > 0
     _show(page, drawn, "trace-menu-after.png")
+
+
+def test_explorer_draws_on_a_click(page):
+    cell = page.locator(".jp-CodeCell", has=page.locator(".widget-toggle-buttons")).first
+    button = cell.get_by_role("button", name="collapse all")
+    _show(page, button, "explorer-before.png")
+    assert cell.locator(".widget-html .tfmagic-graph").count() == 0
+    button.click()
+    drawn = cell.locator(".widget-html .tfmagic-graph")
+    drawn.wait_for(timeout=30_000)
+    assert drawn.locator("svg g.node").count() > 0
+    _show(page, drawn, "explorer-after.png")

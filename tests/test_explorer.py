@@ -16,8 +16,11 @@ def explorer():
     return Explorer(graphs, 1, "explore")
 
 
-def test_starts_collapsed_on_the_chosen_trace(explorer):
+def test_starts_on_the_chosen_trace_and_draws_when_asked(explorer):
     assert explorer.trace.value == 1
+    assert explorer.drawing.value == ""  # the cell's static drawing is below it
+    assert "The cell's drawing is below" in explorer.details.value
+    explorer.collapse_button.click()
     assert "trace 2: x: float32[3,4]" in explorer.drawing.value
     assert "collapsed by name scope" in explorer.drawing.value
     assert any(s.endswith("e3") or "/e3" in s for s in explorer.scopes.options)

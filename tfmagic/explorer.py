@@ -41,12 +41,12 @@ class Explorer:
                                       value=selected, description="trace", layout=widgets.Layout(width="max-content"))
         self.view = widgets.ToggleButtons(options=["traced", "after Grappler"], value="traced")
         self.scopes = widgets.SelectMultiple(options=[], rows=6, description="scopes",
-                                             layout=widgets.Layout(width="40%"))
+                                             layout=widgets.Layout(width="420px"))
         self.expand_button = widgets.Button(description="expand selected")
         self.collapse_button = widgets.Button(description="collapse all")
         self.search = widgets.Text(placeholder="search ops: a regular expression on name or type",
-                                   continuous_update=False, layout=widgets.Layout(width="40%"))
-        self.matches = widgets.Select(options=[], rows=6, layout=widgets.Layout(width="40%"))
+                                   continuous_update=False, layout=widgets.Layout(width="360px"))
+        self.matches = widgets.Select(options=[], rows=6, layout=widgets.Layout(width="360px"))
         self.details = widgets.HTML()
         self.drawing = widgets.HTML()
         self.trace.observe(lambda _: self._changed(), names="value")
@@ -55,7 +55,10 @@ class Explorer:
         self.collapse_button.on_click(lambda _: self.expand(()))
         self.search.observe(lambda change: self.find(change["new"]), names="value")
         self.matches.observe(lambda change: self.show_op(change["new"]), names="value")
-        self._changed()
+        self._list_scopes()
+        # The cell's own (static) drawing sits below; this pane draws only what the user asks for.
+        self.details.value = ("<i>The cell's drawing is below. Pick a trace or a view, or scopes to expand, "
+                              "to draw here; search to find ops.</i>")
 
     # -- what the user does ----------------------------------------------------
 
@@ -126,9 +129,12 @@ class Explorer:
             shown.append(f"{key}={value[:60]}")
         return "; ".join(shown)
 
-    def _changed(self) -> None:
+    def _list_scopes(self) -> None:
         scopes = sorted({op.name.rsplit("/", 1)[0] for op in self.model.ops.values() if "/" in op.name})
         self.scopes.options = [s for s in scopes if s.count("/") <= 2][:500]
+
+    def _changed(self) -> None:
+        self._list_scopes()
         self.expanded = ()
         self.redraw()
 
@@ -137,6 +143,8 @@ class Explorer:
         report, _ = draw_model(self.model, f"{self.title}, trace {self.trace.value + 1}: {label} ({self.view.value})",
                                max_nodes=self.max_nodes, expand=self.expanded)
         self.drawing.value = report._repr_mimebundle_(include=["text/html"])["text/html"]
+        if self.details.value.startswith("<i>The cell's drawing is below"):
+            self.details.value = ""
 
     def widget(self) -> widgets.Widget:
         """The explorer, ready to display."""

@@ -297,7 +297,7 @@ class TFMagics(Magics):
             records = cell.traces if cell is not None else [run.trace]
             traces = [(r.reason, r.graph) for r in records]
             selected = next((i for i, r in enumerate(records) if r is run.trace), len(records) - 1)
-            display(Explorer(traces, selected, title, args.max_nodes).widget())
+            display(Explorer(traces, selected, title.rsplit(", trace ", 1)[0], args.max_nodes).widget())
         except Exception as e:  # the explorer is an extra: the static drawing below still stands
             display(Notice(f"%%tfgraph: the explorer could not start: {type(e).__name__}: {e}", level="warning"))
 

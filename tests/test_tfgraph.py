@@ -308,3 +308,14 @@ def test_tensorboard_logdir_gets_the_graph(ip, tmp_path):
 
     graph = graph_pb2.GraphDef.FromString(graphs[0])
     assert "Square" in {n.op for n in graph.node}
+
+
+def test_expand_opens_a_control_flow_body_in_a_collapsed_drawing(ip):
+    run(ip, "steps = tf.constant(3)\nacc0 = tf.ones((4,))")
+    body = "acc = acc0\nfor i in tf.range(steps):\n    acc = tf.tanh(acc * 2.0) + 1.0\nacc"
+    _, captured = run(ip, f"%%tfgraph --depth 1\n{body}")
+    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    assert "While body" not in svg  # collapsed: the loop is one node
+    _, captured = run(ip, f"%%tfgraph --depth 1 --expand while\n{body}")
+    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    assert "While body" in svg and "Tanh" in svg

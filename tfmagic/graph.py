@@ -320,7 +320,8 @@ def _group_key(name: str, depth: int, expand: tuple[str, ...]) -> str:
 
 def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) -> GraphModel:
     """One node per name scope, ``depth`` levels deep (deeper inside scopes matching ``expand``);
-    ops outside any scope stay as they are.
+    ops outside any scope stay as they are, and a control-flow op or call that ``expand`` names keeps
+    its function bodies.
 
     Edges between scopes are kept once, with the dtype and shape of a tensor crossing them;
     control dependencies and function bodies are left out.
@@ -335,7 +336,10 @@ def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) ->
     for key, inside in members.items():
         if len(inside) == 1 and inside[0].name == key:
             only = inside[0]
-            ops[key] = Op(only.name, only.type, only.kind, only.outputs, only.device, only.detail)
+            # A control-flow op or call named by --expand keeps its function bodies, drawn collapsed too.
+            bodies = [(label, collapse(sub, depth, expand)) for label, sub in only.subgraphs] if any(
+                fnmatch.fnmatchcase(only.name, g) for g in expand) else []
+            ops[key] = Op(only.name, only.type, only.kind, only.outputs, only.device, only.detail, bodies)
         else:
             kinds = {op.kind for op in inside}
             count = len(inside) + sum(sub.total_ops() for op in inside for _, sub in op.subgraphs)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any
 
 #: Op types whose function attributes are sub-graphs worth drawing, with the attributes' labels.
 CONTROL_FLOW_ATTRS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -37,6 +37,7 @@ class TFMagics(Magics):
         self._log_cells = False  # %tfdevice --log: show the placement of every following cell
         self._device_hooks = False
         self._cell_state = None  # what the pre-cell hook started: (namespace ids, placement capture)
+        self._transformed_source = ""  # the source of the %%tfgraph cell running now (for the explorer)
         self._install_error_handler()
 
     @property

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import builtins
 import collections
-import types
 from dataclasses import dataclass, field
 from typing import Any
 

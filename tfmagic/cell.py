@@ -32,7 +32,7 @@ import symtable
 import tokenize
 from dataclasses import dataclass
 
-from tfmagic.errors import CellSourceError
+from tfmagic.errors import CellSourceError, cell_syntax_error
 
 FUNCTION_NAME = "_tfgraph_cell"
 RESULT_NAME = "_tfmagic_result"
@@ -120,8 +120,11 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
     """
     digest = hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     filename = f"<tfgraph-{tag + '-' if tag else ''}{digest}>"
-    tree = ast.parse(source, filename=filename, mode="exec")  # SyntaxError with the cell's lines
-    compile(tree, filename, "exec", dont_inherit=True)  # 'return'/'yield'/'await' outside a function
+    try:
+        tree = ast.parse(source, filename=filename, mode="exec")  # SyntaxError with the cell's lines
+        compile(tree, filename, "exec", dont_inherit=True)  # 'return'/'yield'/'await' outside a function
+    except SyntaxError as e:
+        raise cell_syntax_error(e, source, "%%tfgraph") from None
     if not tree.body:
         raise CellSourceError("the cell is empty: write the code to run as a tf.function below the magic's line")
     for stmt in tree.body:

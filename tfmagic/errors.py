@@ -23,6 +23,37 @@ class CellSourceError(TfMagicError, ValueError):
     """The cell cannot be turned into a function (empty, ``global`` at cell level, ...)."""
 
 
+class CellSyntaxError(SyntaxError):
+    """A cell that does not compile: the usual SyntaxError, shown as the cell's line with a caret.
+
+    A subclass, so that IPython shows it through ``_render_traceback_`` (a bare SyntaxError raised
+    inside a magic would come with the magic's own frames).
+    """
+
+    magic = "%%tfgraph"
+
+    def _render_traceback_(self):
+        lines = [f"  {self.magic} cell, line {self.lineno}"]
+        if self.text:
+            text = self.text.rstrip("\n")
+            lines.append(f"    {text.strip()}")
+            if self.offset:
+                caret = max(0, self.offset - 1 - (len(text) - len(text.lstrip())))
+                lines.append("    " + " " * caret + "^")
+        lines.append(f"SyntaxError: {self.msg}")
+        return lines
+
+
+def cell_syntax_error(error: SyntaxError, source: str, magic: str) -> CellSyntaxError:
+    """The same error as a :class:`CellSyntaxError`, its line's text taken from the cell."""
+    lines = source.splitlines()
+    text = error.text or (lines[error.lineno - 1] if error.lineno and 0 < error.lineno <= len(lines) else "")
+    new = CellSyntaxError(error.msg, (error.filename, error.lineno, error.offset, text,
+                                      getattr(error, "end_lineno", None), getattr(error, "end_offset", None)))
+    new.magic = magic
+    return new
+
+
 class RetraceLimitError(TfMagicError):
     """A cell would trace more times than ``--max-traces`` allows; the message says why it would."""
 

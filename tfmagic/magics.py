@@ -491,8 +491,9 @@ class TFMagics(Magics):
                 print("tfdevice: no pin; cells run where TensorFlow places them")
             elif args.device:
                 self._pin = self._make_pin(args.device, args.soft, args.log)
-                print(f"tfdevice: following cells run on {self._pin.device}"
-                      + (" (placement log on)" if args.log else ""))
+                verb = "ask for" if args.soft else "run on"
+                print(f"tfdevice: following cells {verb} {self._pin.device}"
+                      + (" (soft placement)" if args.soft else "") + (" (placement log on)" if args.log else ""))
             elif args.log:
                 self._log_cells = True
                 print("tfdevice: the placement of every following cell is shown; %tfdevice off stops")
@@ -750,12 +751,18 @@ class TFMagics(Magics):
         """Show eager dtype mismatches (``float32 + int32``) short, at the user's line; others as before."""
         import tensorflow as tf
 
+        from tfmagic.errors import CellSyntaxError
+
         self._previous_custom_exc = (self.shell.custom_exceptions, self.shell.CustomTB)
-        types = (tf.errors.InvalidArgumentError, TypeError, ValueError)
+        types = (tf.errors.InvalidArgumentError, TypeError, ValueError, CellSyntaxError)
         previous_types, previous_handler = self._previous_custom_exc
 
         def handler(shell, etype, value, tb, tb_offset=None):
             from tfmagic.tracebacks import annotate_eager_error
+
+            if isinstance(value, CellSyntaxError):  # IPython would add the magic's frames to any SyntaxError
+                shell._showtraceback(etype, value, value._render_traceback_())
+                return None
 
             if not hasattr(value, "_render_traceback_"):
                 handled = annotate_eager_error(value, shell.user_ns)

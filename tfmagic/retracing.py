@@ -186,7 +186,8 @@ def fixes_for(changes: list[ArgChange], reduce_retracing: bool = False) -> list[
             dtype = change.after.split("[", 1)[0]
             if not reduce_retracing:
                 out[f"let one graph take every shape: input_signature=[tf.TensorSpec([{generic}], tf.{dtype})], "
-                    "or reduce_retracing=True (%%tfgraph --reduce-retracing)"] = None
+                    "or reduce_retracing=True (@tf.function(reduce_retracing=True), %%tfgraph --reduce-retracing)"
+                    ] = None
             else:
                 out["reduce_retracing is on: the next call of a new shape reuses a generalised graph"] = None
         elif change.kind == "rank":
@@ -293,20 +294,25 @@ def explain(signature: dict[str, Any], earlier: list[dict[str, Any]], reduce_ret
 
 
 def concrete_functions(function) -> list:
-    """A ``tf.function``'s concrete functions in the order they were traced (duplicates dropped)."""
+    """A ``tf.function``'s concrete functions in the order they were traced.
+
+    Nothing is traced here: a function never called has none (TensorFlow's own listing would trace a
+    function with an input signature, running the user's Python code). Of two traces with one
+    signature, the later is kept: the first was TensorFlow's variable-creating trace, which it runs once.
+    """
     try:
+        if function.experimental_get_tracing_count() == 0:
+            return []
         listed = function._list_all_concrete_functions()
     except AttributeError:
         return []
-    out, seen = [], []
+    out: dict[tuple, object] = {}
     for concrete in listed:
-        signature = signature_of(concrete)
-        key = tuple((k, repr(v)) for k, v in signature.items())
-        if key in seen:
-            continue  # TensorFlow's first trace of a variable-creating call, traced again
-        seen.append(key)
-        out.append(concrete)
-    return out
+        key = tuple((k, repr(v)) for k, v in signature_of(concrete).items())
+        out.pop(key, None)
+        out[key] = concrete
+    order = {id(c): i for i, c in enumerate(listed)}
+    return sorted(out.values(), key=lambda c: order[id(c)])
 
 
 def trace_history(function, name: str | None = None) -> TraceHistory:

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from tfmagic import tracebacks
 from tfmagic.cell import assigned_names
-from tfmagic.errors import CellSourceError, OptionError
+from tfmagic.errors import CellSourceError, OptionError, cell_syntax_error
 
 #: The name under which the running tape is visible to the inserted ``watch`` calls (removed afterwards).
 TAPE_NAME = "_tfmagic_tape"
@@ -262,8 +262,11 @@ class _NonFiniteRecorder:
 
 def _prepare(source: str, filename: str, watch: tuple[str, ...]):
     """Parse the cell; watch calls go in after each top-level binding of a watched name."""
-    tree = ast.parse(source, filename=filename, mode="exec")
-    compile(tree, filename, "exec", dont_inherit=True)
+    try:
+        tree = ast.parse(source, filename=filename, mode="exec")
+        compile(tree, filename, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise cell_syntax_error(e, source, "%%tape") from None
     if not tree.body:
         raise CellSourceError("the cell is empty: write the code to differentiate below %%tape")
     body = []
@@ -325,7 +328,7 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
     several = options.jacobian or options.hessian
     try:
         with recorder:
-            run = _differentiate(code, exec_code, eval_code, namespace, options, recorder, several)
+            run = _differentiate(code, exec_code, eval_code, namespace, options, recorder, several, snapshot)
     except (OptionError, tf.errors.InvalidArgumentError) as e:
         _restore(namespace, snapshot)
         if isinstance(e, OptionError):
@@ -370,7 +373,7 @@ class _CellFailed(Exception):
         self.error = error
 
 
-def _differentiate(code, exec_code, eval_code, namespace, options, recorder, several) -> TapeRun:
+def _differentiate(code, exec_code, eval_code, namespace, options, recorder, several, before) -> TapeRun:
     persistent = options.persistent or several
     outer = tf.GradientTape(persistent=True) if options.hessian else None
     if outer is not None:
@@ -389,7 +392,7 @@ def _differentiate(code, exec_code, eval_code, namespace, options, recorder, sev
             except Exception as e:  # the user's code failed
                 raise _CellFailed(e) from e
             target_name, target = _target(options.target, result, namespace)
-        names, values = _sources(options, tape, namespace)
+        names, values = _sources(options, tape, namespace, before)
         recorder.phase = "backward"
         gradients = tape.gradient(target, values, unconnected_gradients=tf.UnconnectedGradients.NONE)
     finally:
@@ -433,7 +436,7 @@ def _target(expression: str | None, result, namespace) -> tuple[str, Any]:
     return name, value
 
 
-def _sources(options: TapeOptions, tape, namespace) -> tuple[list[str], list[Any]]:
+def _sources(options: TapeOptions, tape, namespace, before: dict) -> tuple[list[str], list[Any]]:
     if options.wrt:
         names = list(options.wrt)
         values = []
@@ -444,15 +447,22 @@ def _sources(options: TapeOptions, tape, namespace) -> tuple[list[str], list[Any
                 raise OptionError(f"--wrt {name}: {type(e).__name__}: {e}") from e
         return names, values
     by_id = {}
-    for key, value in namespace.items():
-        if not key.startswith("_") and isinstance(value, tf.Variable):
-            by_id.setdefault(id(value), key)
-        inner = getattr(value, "value", None)
-        if not key.startswith("_") and isinstance(inner, tf.Variable) and not callable(value):
-            by_id.setdefault(id(inner), key)
+    for space in (namespace, before):  # before: a variable the cell rebound (a = a * 2) keeps its name
+        for key, value in space.items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, tf.Variable):
+                by_id.setdefault(id(value), key)
+            elif isinstance(getattr(type(value), "value", None), property):  # a Keras variable
+                inner = value.value
+                if isinstance(inner, tf.Variable):
+                    by_id.setdefault(id(inner), key)
     names, values = [], []
     for variable in tape.watched_variables():
-        names.append(by_id.get(id(variable), variable.name.split(":")[0]))
+        name = by_id.get(id(variable), variable.name.split(":")[0])
+        while name in names:  # two unnamed variables: never one key for two gradients
+            name += "'"
+        names.append(name)
         values.append(variable)
     for name in options.watch:
         if name in namespace and name not in names:

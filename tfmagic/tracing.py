@@ -78,6 +78,7 @@ class TraceRecord:
     nearest: int | None = None
     diff: Any = None
     findings: list = field(default_factory=list)
+    mixed: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reason(self) -> str:
@@ -168,16 +169,24 @@ class CellFunction:
             # names bound only in a branch or loop, when AutoGraph kept them
             if name not in values and name in local_values and _is_defined(local_values[name]):
                 values[name] = local_values[name]
-        tensors, python = {}, {}
+        tensors, python, mixed = {}, {}, {}
         for name, value in values.items():
-            (tensors if _holds_tensors(value) else python)[name] = value
+            if not _holds_tensors(value):
+                python[name] = value
+            elif _is_mixed(value):  # (x, 1, 'a'): only the tensors leave the graph; the rest stays Python
+                tensors[name], mixed[name] = _split_mixed(value)
+            else:
+                tensors[name] = value
         result_is_tensor = _holds_tensors(result)
+        if result_is_tensor and _is_mixed(result):
+            result, mixed[_RESULT_KEY] = _split_mixed(result)
         self._pending.append(TraceRecord(
             number=0,
             graph=tf.compat.v1.get_default_graph(),
             python_values=python,
             python_result=None if result_is_tensor else result,
             result_is_tensor=result_is_tensor,
+            mixed=mixed,
         ))
         return tensors, (result if result_is_tensor else None)
 
@@ -211,7 +220,8 @@ class CellFunction:
             self._pending.clear()
             self._explain(record, args)
             self.traces.append(record)
-            self._same_python_values = self._same_python_values and _same_python(self.traces[0], record)
+            self._same_python_values = (self._same_python_values and not record.mixed
+                                        and _same_python(self.traces[0], record))
         elif len(self.traces) == 1 or self._same_python_values:
             record = None  # any trace gives the same Python values; which one ran is looked up if needed
         else:
@@ -219,6 +229,11 @@ class CellFunction:
         model = record or self.traces[-1]
         outputs = dict(model.python_values)
         outputs.update(tensors)
+        for name, template in model.mixed.items():
+            if name == _RESULT_KEY:
+                tensor_result = _join_mixed(template, tensor_result)
+            else:
+                outputs[name] = _join_mixed(template, outputs[name])
         return CellRun(
             outputs=outputs,
             deleted=self.code.deleted,
@@ -487,6 +502,36 @@ def _holds_tensors(value: Any) -> bool:
         except (TypeError, ValueError):
             return False
     return False
+
+
+_RESULT_KEY = object()  # the last expression's entry among a trace's mixed containers
+
+
+def _is_mixed(value: Any) -> bool:
+    """A list, tuple or dict holding tensors beside plain Python values."""
+    if not isinstance(value, (list, tuple, dict)):
+        return False
+    try:
+        leaves = tf.nest.flatten(value)
+    except (TypeError, ValueError):
+        return False
+    return any(not (tf.is_tensor(v) and not isinstance(v, tf.Variable)) for v in leaves)
+
+
+def _split_mixed(value: Any) -> tuple[tuple, tuple]:
+    """The tensors of a mixed container (they leave the graph), and how to rebuild it around them."""
+    leaves = tf.nest.flatten(value)
+    is_tensor = [tf.is_tensor(v) and not isinstance(v, tf.Variable) for v in leaves]
+    template = (value, tuple(None if t else v for v, t in zip(leaves, is_tensor)), tuple(is_tensor))
+    return tuple(v for v, t in zip(leaves, is_tensor) if t), template
+
+
+def _join_mixed(template: tuple, tensors) -> Any:
+    """The container as the plain cell would leave it: eager tensors and the trace's Python values."""
+    structure, python, is_tensor = template
+    flowing = iter(tensors)
+    leaves = [next(flowing) if t else v for v, t in zip(python, is_tensor)]
+    return tf.nest.pack_sequence_as(structure, leaves)
 
 
 def _same_python(a: TraceRecord, b: TraceRecord) -> bool:

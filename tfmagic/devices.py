@@ -126,22 +126,22 @@ def device_rows() -> list[DeviceRow]:
 # Pins and strategies
 
 
-class DevicePin:
-    """``tf.device(name)`` entered before a cell and exited after it; exiting twice is harmless."""
+class _CellScope:
+    """A context entered before a cell and exited after it; exiting twice (or unentered) is harmless."""
 
-    def __init__(self, device: str, soft: bool = False, log: bool = False):
-        self.device = device
-        self.soft = soft
-        self.log = log
+    def __init__(self):
         self._context = None
 
     @property
     def active(self) -> bool:
         return self._context is not None
 
+    def _make(self):
+        raise NotImplementedError
+
     def enter(self) -> None:
         if self._context is None:
-            context = tf.device(self.device)
+            context = self._make()
             context.__enter__()
             self._context = context
 
@@ -151,24 +151,29 @@ class DevicePin:
             context.__exit__(None, None, None)
 
 
-class StrategyScope:
-    """A ``tf.distribute`` strategy's scope, entered before a cell and exited after it."""
+class DevicePin(_CellScope):
+    """``tf.device(name)`` around each cell."""
+
+    def __init__(self, device: str, soft: bool = False, log: bool = False):
+        super().__init__()
+        self.device = device
+        self.soft = soft
+        self.log = log
+
+    def _make(self):
+        return tf.device(self.device)
+
+
+class StrategyScope(_CellScope):
+    """A ``tf.distribute`` strategy's scope around each cell."""
 
     def __init__(self, strategy, label: str):
+        super().__init__()
         self.strategy = strategy
         self.label = label
-        self._scope = None
 
-    def enter(self) -> None:
-        if self._scope is None:
-            scope = self.strategy.scope()
-            scope.__enter__()
-            self._scope = scope
-
-    def exit(self) -> None:
-        scope, self._scope = self._scope, None
-        if scope is not None:
-            scope.__exit__(None, None, None)
+    def _make(self):
+        return self.strategy.scope()
 
 
 def make_strategy(kind: str, devices: tuple[str, ...] = ()) -> StrategyScope:

@@ -1,0 +1,179 @@
+"""The names a notebook user knows things by: variables, and a traced function's outputs.
+
+TensorFlow names a variable ``Variable`` and a function's outputs ``Identity``, ``Identity_1``;
+the user wrote ``steps = tf.Variable(0)`` and ``u = t + 10``.  The drawings, ``%%tape``'s
+``grads`` and the messages use the user's names, chosen here:
+
+- a Keras weight by its layer path (``hidden/kernel``), whatever other name points at it;
+- any other variable by the name the notebook binds it to, preferring names bound by an
+  assignment (``w1 = tf.Variable(5.)``) over names left over from a loop
+  (``for variable in model.variables:``) or a ``with ... as`` / comprehension target;
+- a function's outputs by the structure it returns (a cell's names and its result).
+
+>>> sorted(loop_targets(["for variable in m.variables:\\n    pass", "w = 1", "[k for k in ks]"]))
+['k', 'variable']
+>>> sorted(assignment_targets(["w1, w2 = a, b", "for v in vs: pass", "x: int = 3", "y += 1"]))
+['w1', 'w2', 'x', 'y']
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from typing import Any
+
+
+def _targets(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _parse_all(sources: Iterable[str]):
+    for source in sources:
+        try:
+            yield ast.parse(source or "")
+        except (SyntaxError, ValueError):  # IPython syntax (%magic) or a broken cell: nothing to learn
+            continue
+
+
+def loop_targets(sources: Iterable[str]) -> set[str]:
+    """Names bound as loop, comprehension or ``with ... as`` targets anywhere in ``sources``."""
+    names: set[str] = set()
+    for tree in _parse_all(sources):
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+                names |= _targets(node.target)
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                names |= _targets(node.optional_vars)
+    return names
+
+
+def assignment_targets(sources: Iterable[str]) -> set[str]:
+    """Names bound by an assignment statement (plain, annotated, augmented or ``:=``) in ``sources``."""
+    names: set[str] = set()
+    for tree in _parse_all(sources):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    names |= _targets(target)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+                names |= _targets(node.target)
+    return names
+
+
+def tf_variable(value: Any):
+    """The ``tf.Variable`` behind a value (a Keras 3 variable wraps one), or ``None``."""
+    import tensorflow as tf
+
+    if isinstance(value, tf.Variable):
+        return value
+    inner = getattr(value, "value", None) if type(value).__module__.startswith("keras") else None
+    return inner if isinstance(inner, tf.Variable) else None
+
+
+def layer_path(variable) -> str:
+    """A layer's weight's path (``hidden/kernel``), or ``""`` for a variable no layer owns.
+
+    Keras names the ``tf.Variable`` of a weight by its path; a plain ``tf.Variable(...)`` has no ``/``
+    in its name unless the user gave one.
+    """
+    path = getattr(variable, "path", None)
+    if isinstance(path, str) and "/" in path:
+        return path
+    name = getattr(variable, "name", "") or ""
+    name = name.split(":")[0]
+    return name if "/" in name else ""
+
+
+class VariableNames:
+    """Name the variables of a namespace as the user knows them.
+
+    Args:
+        namespace: the notebook's namespace.
+        history: the cells run so far (``In``), to tell assignments from leftover loop targets.
+    """
+
+    def __init__(self, namespace: dict, history: Iterable[str] = ()):
+        history = list(history)
+        self._assigned = assignment_targets(history)
+        self._loops = loop_targets(history) - self._assigned
+        self._by_id: dict[int, list[str]] = {}
+        for name, value in list(namespace.items()):
+            if name.startswith("_") or not name.isidentifier():
+                continue
+            variable = tf_variable(value)
+            if variable is not None:
+                self._by_id.setdefault(id(variable), []).append(name)
+
+    def _rank(self, name: str) -> tuple:
+        return (name in self._loops, name not in self._assigned, len(name), name)
+
+    def name_of(self, value: Any, fallback: str = "") -> str:
+        """The name to show for a variable (or a Keras variable wrapping one)."""
+        variable = tf_variable(value)
+        if variable is None:
+            return fallback
+        path = layer_path(variable)
+        if path:
+            return path
+        names = self._by_id.get(id(variable))
+        if names:
+            return min(names, key=self._rank)
+        return fallback or variable.name.split(":")[0]
+
+    def by_handle(self, variables: Iterable[Any]) -> dict[int, str]:
+        """``id(variable.handle) -> name`` for each variable (to name a graph's captured handles)."""
+        found = {}
+        for value in variables:
+            variable = tf_variable(value)
+            if variable is None:
+                continue
+            try:
+                found[id(variable.handle)] = self.name_of(variable)
+            except (AttributeError, ValueError):  # a distributed variable without a single handle
+                continue
+        return found
+
+
+def output_names(graph, cell: bool = False) -> dict[str, str]:
+    """The user's name for each output op of a traced function, by the structure it returned.
+
+    Args:
+        graph: the ``FuncGraph``.
+        cell: the function is a ``%%tfgraph`` cell's, which returns ``({name: tensor}, result)``.
+
+    Returns:
+        ``{op name: label}``: ``u``, ``result``; for other functions ``result``, ``result[0]``,
+        ``result['loss']``.
+    """
+    structure = getattr(graph, "structured_outputs", None)
+    found: dict[str, str] = {}
+
+    def walk(value, label):
+        if value is None:
+            return
+        op = getattr(value, "op", None)
+        if op is not None and hasattr(value, "dtype"):
+            found.setdefault(op.name, label)
+        elif isinstance(value, dict):
+            for key in value:
+                walk(value[key], f"{label}[{key!r}]")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{label}[{i}]")
+        else:  # a composite tensor: its component tensors
+            import tensorflow as tf
+
+            try:
+                parts = tf.nest.flatten(value, expand_composites=True)
+            except (TypeError, ValueError):
+                return
+            for i, part in enumerate(parts):
+                walk(part, f"{label}.{i}" if len(parts) > 1 else label)
+
+    if cell and isinstance(structure, (tuple, list)) and len(structure) == 2 and isinstance(structure[0], dict):
+        for key, value in structure[0].items():
+            walk(value, str(key))
+        walk(structure[1], "result")
+    else:
+        walk(structure, "result")
+    return found

@@ -89,3 +89,17 @@ def test_source_is_registered_for_autograph_and_dropped():
     assert linecache.getlines(code.filename)[1] == "    y = x\n"
     code.unregister()
     assert code.filename not in linecache.cache
+
+
+@pytest.mark.parametrize("source,candidates,definite", [
+    ("n = [i * 2 for i in range(3)]\n", ("range",), ("n",)),
+    ("g = {k: v * s for k, v in d.items()}\n", ("d", "s"), ("g",)),
+    ("t = sum(x for x in r if x > lo)\n", ("sum", "r", "lo"), ("t",)),
+    ("f = lambda a, b=c: a * k\n", ("c", "k"), ("f",)),
+    ("y = [(z := i) for i in r]\n", ("r",), ("y", "z")),
+    ("m = [[i * j for j in range(i)] for i in range(3)]\n", ("range",), ("m",)),
+])
+def test_comprehension_and_lambda_variables_are_their_own(source, candidates, definite):
+    code = analyze_cell(source)
+    assert code.candidates == candidates
+    assert code.definite == definite

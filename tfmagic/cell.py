@@ -185,12 +185,13 @@ class _Flow:
     def _loads(self, node: ast.AST | None, bound: set[str]) -> None:
         if node is None:
             return
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Name):
-                name = sub.id
-                if isinstance(sub.ctx, ast.Load) or name in self.nested_globals:
-                    if name not in bound:
-                        self.reads.setdefault(name, None)
+        loads, stores = scope_names(node)
+        for name in loads:
+            if name not in bound:
+                self.reads.setdefault(name, None)
+        for name in stores:
+            if name in self.nested_globals and name not in bound:
+                self.reads.setdefault(name, None)
 
     def block(self, stmts: list[ast.stmt], bound: set[str] | None = None) -> set[str]:
         bound = set() if bound is None else bound
@@ -270,16 +271,64 @@ def _store_names(node: ast.AST | None) -> set[str]:
 
 
 def _simple_bindings(stmt: ast.stmt) -> set[str]:
-    """Names a simple (non-compound) statement binds."""
+    """Names a simple (non-compound) statement binds (a comprehension's or lambda's own variables are not the cell's)."""
     if isinstance(stmt, (ast.Import, ast.ImportFrom)):
         return {(a.asname or a.name).split(".")[0] for a in stmt.names if a.name != "*"}
-    names = set()
-    for sub in ast.walk(stmt):
-        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-            names.add(sub.id)
-        elif isinstance(sub, ast.NamedExpr):
-            names.add(sub.target.id)
-    return names
+    return set(scope_names(stmt)[1])
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def scope_names(node: ast.AST) -> tuple[list[str], list[str]]:
+    """``(loads, stores)``: the names ``node`` reads and binds in the scope it is written in, in order.
+
+    A lambda's parameters and a comprehension's loop variables belong to their own scope (Python
+    runs them as nested functions): ``[i * k for i in r]`` reads ``k`` and ``r`` and binds nothing;
+    a walrus in a comprehension binds in the enclosing scope, as Python does.
+
+    >>> scope_names(ast.parse("n = [i * k for i in range(3)]"))
+    (['range', 'k'], ['n'])
+    >>> scope_names(ast.parse("f = lambda a, b=c: a * d"))
+    (['c', 'd'], ['f'])
+    """
+    loads: dict[str, None] = {}
+    stores: dict[str, None] = {}
+    _scope_visit(node, loads, stores, frozenset())
+    return list(loads), list(stores)
+
+
+def _scope_visit(node: ast.AST, loads: dict, stores: dict, local: frozenset) -> None:
+    if isinstance(node, ast.Name):
+        if node.id not in local:
+            (stores if isinstance(node.ctx, ast.Store) else loads).setdefault(node.id, None)
+    elif isinstance(node, ast.NamedExpr):
+        _scope_visit(node.value, loads, stores, local)
+        if node.target.id not in local:
+            stores.setdefault(node.target.id, None)
+    elif isinstance(node, ast.Lambda):
+        args = node.args
+        for default in args.defaults + [d for d in args.kw_defaults if d is not None]:
+            _scope_visit(default, loads, stores, local)
+        params = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+        params |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+        _scope_visit(node.body, loads, {}, local | params)  # what it binds stays in the lambda
+    elif isinstance(node, _COMPREHENSIONS):
+        generators = node.generators
+        _scope_visit(generators[0].iter, loads, stores, local)  # evaluated in the enclosing scope
+        inner = local | {n.id for g in generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+        for i, generator in enumerate(generators):
+            if i:
+                _scope_visit(generator.iter, loads, stores, inner)
+            for condition in generator.ifs:
+                _scope_visit(condition, loads, stores, inner)
+        for part in ((node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,)):
+            _scope_visit(part, loads, stores, inner)
+    elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        stores.setdefault(node.name, None)  # its body is another scope
+    else:
+        for child in ast.iter_child_nodes(node):
+            _scope_visit(child, loads, stores, local)
 
 
 def _definite(stmts: list[ast.stmt]) -> list[str]:

@@ -677,7 +677,7 @@ def trace_gradient_graph(code: TapeCode, before: dict, options: TapeOptions, run
     variables = {s.name: (s.value if isinstance(s.value, tf.Variable) else getattr(s.value, "value", None))
                  for s in run.sources}
 
-    found: dict = {"sources": {}}
+    found: dict = {"sources": {}, "order": []}
 
     def with_gradients(*call_args):
         with tf.GradientTape(persistent=True) as tape:
@@ -698,6 +698,8 @@ def trace_gradient_graph(code: TapeCode, before: dict, options: TapeOptions, run
                 found["sources"][name] = call_args[cell.params.index(name)].op.name
         if target is None or not sources:
             return ()
+        found["order"][:] = [name for name in names if name in found["sources"] or isinstance(
+            variables.get(name), tf.Variable)]
         found["target"] = target.op.name
         return tape.gradient(target, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
@@ -712,7 +714,7 @@ def trace_gradient_graph(code: TapeCode, before: dict, options: TapeOptions, run
                 found["sources"][name] = internal.op.name
     status = {s.name: ("stopped" if "stop_gradient" in s.cause else "disconnected") if s.gradient is None
               else "connected" for s in run.sources}
-    return GradientGraph(graph, found.get("target"), found["sources"], status)
+    return GradientGraph(graph, found.get("target"), found["sources"], status, list(found["order"]))
 
 
 @dataclass
@@ -723,3 +725,4 @@ class GradientGraph:
     target: str | None
     sources: dict[str, str]
     status: dict[str, str]
+    order: list[str] = field(default_factory=list)  # the source of each gradient output, in order

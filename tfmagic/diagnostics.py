@@ -145,6 +145,63 @@ _NUMPY_TO_TF = {
     "std": "tf.math.reduce_std", "var": "tf.math.reduce_variance", "sin": "tf.sin", "cos": "tf.cos",
 }
 _TIME_FUNCTIONS = {"time", "perf_counter", "monotonic", "process_time", "time_ns"}
+_SEED_FUNCTIONS = {"tf.random.set_seed", "tf.keras.utils.set_random_seed", "keras.utils.set_random_seed",
+                   "tf.compat.v1.set_random_seed", "tf.compat.v1.random.set_random_seed", "set_random_seed"}
+_STATEFUL_RANDOM = {"uniform", "normal", "truncated_normal", "shuffle", "categorical", "gamma", "poisson",
+                    "uniform_candidate_sampler", "log_uniform_candidate_sampler", "experimental_stateless"}
+_TF_ERRORS = {"OpError", "InvalidArgumentError", "ResourceExhaustedError", "OutOfRangeError", "NotFoundError",
+              "FailedPreconditionError", "UnknownError", "InternalError", "AbortedError", "CancelledError",
+              "UnimplementedError", "DataLossError", "UnavailableError", "DeadlineExceededError",
+              "PermissionDeniedError", "UnauthenticatedError", "AlreadyExistsError"}
+
+
+def _enclosing_blocks(tree: ast.AST) -> dict[int, str]:
+    """id(node) -> ``"except"`` for nodes in an except branch, ``"block"`` for nodes in any other compound
+    statement's body (a branch or loop that may not run while tracing); top-level nodes are absent."""
+    out: dict[int, str] = {}
+
+    def mark(node, kind):
+        for sub in ast.walk(node):
+            if out.get(id(sub)) != "except":
+                out[id(sub)] = kind
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.With, ast.AsyncWith,
+                             ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.Match)) \
+                or type(node).__name__ == "TryStar":
+            if isinstance(node, ast.Lambda):
+                mark(node.body, "block")
+                continue
+            for field in ("body", "orelse"):
+                for child in getattr(node, field, []) or []:
+                    mark(child, "block")
+            for case in getattr(node, "cases", []) or []:
+                for child in case.body:
+                    mark(child, "block")
+        if isinstance(node, ast.ExceptHandler):
+            for child in node.body:
+                for sub in ast.walk(child):
+                    out[id(sub)] = "except"
+    return out
+
+
+def _check_try(node, add) -> None:
+    """A try whose except names TensorFlow's runtime errors (they happen when the graph runs, not here)."""
+    caught = []
+    for handler in node.handlers:
+        if handler.type is None:
+            continue
+        types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        for t in types:
+            name = _dotted(t)
+            if name.rpartition(".")[2] in _TF_ERRORS or ".errors." in f".{name}":
+                caught.append(name)
+    if caught:
+        add(node, "try_except",
+            f"try/except {', '.join(caught)} around graph code: an op's error happens when the graph runs, after "
+            "tracing and outside this try, so it is not caught here; while tracing, TensorFlow raises other "
+            "errors (a dtype mismatch is a TypeError)",
+            "check values in the graph (tf.debugging.assert_*, tf.where, tf.cond), or run the try in a plain cell")
 
 
 def _dotted(node: ast.AST) -> str:
@@ -183,15 +240,43 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
         code = lines[node.lineno - 1] if 0 < node.lineno <= len(lines) else ""
         findings.append(Finding(kind, node.lineno, code, message, fix))
 
+    where = _enclosing_blocks(tree)
     for node in ast.walk(tree):
+        if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+            _check_try(node, add)
         if not isinstance(node, ast.Call):
             continue
         name = _dotted(node.func)
         head, _, last = name.rpartition(".")
         if name == "print":
-            add(node, "side_effect",
-                "print() runs only while TensorFlow traces the function: it printed now, and will not print "
-                "on calls that reuse the graph", "tf.print(...) prints on every call")
+            block = where.get(id(node))
+            if block == "except":
+                add(node, "side_effect",
+                    "print() in this except branch runs only if the try block raised while TensorFlow traced the "
+                    "function; an error raised when the graph runs never reaches it",
+                    "tf.print(...) in the graph prints on every call; check values with tf.debugging.assert_*")
+            elif block:
+                add(node, "side_effect",
+                    "print() runs only while TensorFlow traces the function (if this line runs then), and not on "
+                    "calls that reuse the graph", "tf.print(...) prints on every call")
+            else:
+                add(node, "side_effect",
+                    "print() runs only while TensorFlow traces the function: it printed now, and will not print "
+                    "on calls that reuse the graph", "tf.print(...) prints on every call")
+        elif name in _SEED_FUNCTIONS or (last == "seed" and (head in _RANDOM_MODULES or (
+                head.split(".")[0] in numpy_names and head.endswith("random")))):
+            add(node, "seed",
+                f"{name}() runs only while TensorFlow traces the function: running the cell again reuses the "
+                "graph and does not reseed, and the graph's random ops draw from streams of their own, so their "
+                "values differ from the same code run eagerly",
+                "set the seed in a plain cell before this one; for draws a graph repeats exactly, use stateless "
+                "ops with a seed: tf.random.stateless_uniform(shape, seed=[1, 2])")
+        elif (head == "tf.random" and last in _STATEFUL_RANDOM) or name == "tf.nn.dropout":
+            add(node, "random",
+                f"{name}() is a stateful random op: in a graph it draws from the graph op's own random stream, "
+                "so its values differ from the same code run eagerly (under the same seeds), and each run "
+                "of the graph draws anew", "for values that match eager code, use a stateless op with a seed: "
+                "tf.random.stateless_uniform(shape, seed=[1, 2]) (or pass in a tf.random.Generator)")
         elif last == "append" and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
                 and node.func.value.id not in bound:
             add(node, "side_effect",
@@ -280,3 +365,64 @@ def explain_variable_creation(message: str, line: int | None, code: str) -> Find
         "again after a first call that creates variables, so this line would make a new variable each time)",
         "create the variable once outside (in a plain cell) and update it in the function with "
         "v.assign(...) / v.assign_add(...)")
+
+
+def find_pruned_lines(source: str, graph, filename: str, line_offset: int) -> list[Finding]:
+    """Expression statements whose ops nothing uses: TensorFlow prunes them, so they never run.
+
+    A plain cell runs ``tf.gather(x, 10)`` and fails; in a graph an op whose output no output and no
+    stateful op needs is pruned before the graph runs, so its error never happens.
+
+    Args:
+        source: the cell's or function's source.
+        graph: the traced graph.
+        filename: the file name the function's source was compiled under.
+        line_offset: source line + offset = line in that file.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    body = tree.body[:-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else tree.body
+    statements = {n.lineno: n for n in body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)}
+    if not statements:
+        return []
+    per_line: dict[int, list] = {}
+    for op in graph.get_operations():
+        for frame in reversed(op.traceback):
+            if frame.filename == filename:
+                line = frame.lineno - line_offset
+                if line in statements:
+                    per_line.setdefault(line, []).append(op)
+                break
+    if not per_line:
+        return []
+    needed = _needed_ops(graph)
+    lines = source.splitlines()
+    findings = []
+    for line, ops in sorted(per_line.items()):
+        work = [op for op in ops if op.type not in ("Const", "Identity", "NoOp", "Placeholder")]
+        if work and not any(op in needed for op in work):
+            types = ", ".join(dict.fromkeys(op.type for op in work[:4]))
+            findings.append(Finding(
+                "pruned", line, lines[line - 1] if 0 < line <= len(lines) else "",
+                f"nothing uses this line's result, so TensorFlow prunes its ops ({types}) before the graph runs: "
+                "it does not run, and an error it would raise never happens",
+                "bind the result and use it (or return it); checks that must run: tf.debugging.assert_*"))
+    return findings
+
+
+def _needed_ops(graph) -> set:
+    """The ops a graph's run executes: ancestors of its outputs and of its stateful ops."""
+    roots = [t.op for t in getattr(graph, "outputs", []) if t is not None]
+    roots += list(getattr(graph, "control_outputs", []) or [])
+    roots += [op for op in graph.get_operations() if getattr(op.op_def, "is_stateful", False)]
+    seen = set(roots)
+    stack = list(roots)
+    while stack:
+        op = stack.pop()
+        for parent in [t.op for t in op.inputs] + list(op.control_inputs):
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen

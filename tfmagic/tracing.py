@@ -19,8 +19,11 @@ caller writes ``run.outputs`` back, so a failing cell changes nothing.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import collections
+import collections.abc
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +68,12 @@ class TraceRecord:
         nearest: the number of the earlier trace it was compared with.
         diff: what changed in the graph against that trace (``retracing.GraphDiff``).
         findings: trace-time pitfalls this trace ran into (``diagnostics.Finding``).
+        mixed: containers holding tensors and Python values: how to rebuild them around their tensors.
+        rebuild: names (and the result) that leave the graph as tensors and are rebuilt eagerly
+            (a ``tf.TensorArray`` from its contents): name -> function of the returned tensors.
+        functions: functions the cell defined that read its names: name -> how to define them again
+            over the notebook's namespace (inside the graph they read the trace's values).
+        dropped: names (and the result) that cannot leave the graph: name -> why (not written back).
     """
 
     number: int
@@ -79,6 +88,9 @@ class TraceRecord:
     diff: Any = None
     findings: list = field(default_factory=list)
     mixed: dict[str, Any] = field(default_factory=dict)
+    rebuild: dict[Any, Any] = field(default_factory=dict)
+    functions: dict[str, Any] = field(default_factory=dict)
+    dropped: dict[Any, str] = field(default_factory=dict)
 
     @property
     def reason(self) -> str:
@@ -103,6 +115,8 @@ class CellRun:
         function: the ``tf.function``.
         inputs: the names passed as arguments, in order.
         findings: trace-time pitfalls, when this run traced.
+        functions: functions the cell defined that read its names: call ``redefine(namespace)`` on each
+            once ``outputs`` are written back, to have them read the notebook's names as a plain cell's do.
     """
 
     outputs: dict[str, Any]
@@ -114,9 +128,17 @@ class CellRun:
     trace_count: int
     function: Any
     inputs: tuple[str, ...]
+    function_code: Any = None
     findings: list = field(default_factory=list)
     _trace: TraceRecord | None = None
     _find_trace: Any = None
+    functions: dict[str, Any] = field(default_factory=dict)
+
+    def redefine_functions(self, namespace: dict) -> None:
+        """Define the cell's functions again over ``namespace`` (after the outputs are written back)."""
+        for name, (traced, node) in self.functions.items():
+            if namespace.get(name) is traced:
+                namespace[name] = _redefine(traced, node, self.function_code, namespace)
 
     @property
     def trace(self) -> TraceRecord:
@@ -137,6 +159,8 @@ class CellFunction:
         self.options = options
         self.captured = {k: retracing.describe_object(v) for k, v in global_values.items()}
         self._variables = {k: v for k, v in global_values.items() if isinstance(v, tf.Variable)}
+        self._captured_objects = [v for v in global_values.values() if hasattr(v, "variables")
+                                  and not isinstance(v, tf.Variable)]
         # A rebuilt cell (a new captured object, new code under -n NAME) goes on counting its traces.
         self.first_number = previous.trace_count if previous is not None else 0
         self.rebuild_changes = _rebuild_changes(previous, self) if previous is not None else []
@@ -160,35 +184,116 @@ class CellFunction:
         )
 
     def _collect(self, local_values: dict | None, explicit: tuple, result: Any):
-        """Called at the end of every trace, inside the graph: split tensors from Python values.
+        """Called at the end of every trace, inside the graph: what leaves the graph, and how.
 
-        Returns the function's outputs: ``({name: tensor}, result or None)``.
+        Tensors (composite ones included) leave as tensors; a ``tf.TensorArray`` as its list, rebuilt
+        eagerly; plain Python values stay Python; what holds graph tensors but cannot leave the graph
+        (a generator, an object of the cell's own class holding tensors) is not written back, and the
+        trace says why.  Returns the function's outputs: ``({name: tensors}, result tensors or None)``.
         """
         values = dict(zip(self.code.returned_names(self.params), explicit))
         for name in self.code.assigned if local_values else ():
             # names bound only in a branch or loop, when AutoGraph kept them
             if name not in values and name in local_values and _is_defined(local_values[name]):
                 values[name] = local_values[name]
-        tensors, python, mixed = {}, {}, {}
+        graph = tf.compat.v1.get_default_graph()
+        record = TraceRecord(number=0, graph=graph, python_values={}, python_result=None, result_is_tensor=False)
+        tensors = {}
         for name, value in values.items():
-            if not _holds_tensors(value):
-                python[name] = value
-            elif _is_mixed(value):  # (x, 1, 'a'): only the tensors leave the graph; the rest stays Python
-                tensors[name], mixed[name] = _split_mixed(value)
+            kind, payload = self._place(value, graph, values, name)
+            if kind == "tensor":
+                tensors[name] = payload
+            elif kind == "mixed":
+                tensors[name], record.mixed[name] = payload
+            elif kind == "rebuild":
+                tensors[name], record.rebuild[name] = payload
+            elif kind == "function":
+                record.python_values[name] = value
+                record.functions[name] = (value, payload)
+            elif kind == "python":
+                record.python_values[name] = payload
             else:
-                tensors[name] = value
-        result_is_tensor = _holds_tensors(result)
-        if result_is_tensor and _is_mixed(result):
-            result, mixed[_RESULT_KEY] = _split_mixed(result)
-        self._pending.append(TraceRecord(
-            number=0,
-            graph=tf.compat.v1.get_default_graph(),
-            python_values=python,
-            python_result=None if result_is_tensor else result,
-            result_is_tensor=result_is_tensor,
-            mixed=mixed,
-        ))
-        return tensors, (result if result_is_tensor else None)
+                record.dropped[name] = payload
+        kind, payload = self._place(result, graph, values) if result is not None else ("python", None)
+        out = None
+        if kind == "tensor":
+            out = payload
+        elif kind == "mixed":
+            out, record.mixed[_RESULT_KEY] = payload
+        elif kind == "rebuild":
+            out, record.rebuild[_RESULT_KEY] = payload
+        elif kind in ("python", "function"):
+            record.python_result = result if kind == "function" else payload
+        else:
+            record.dropped[_RESULT_KEY] = payload
+        record.result_is_tensor = kind in ("tensor", "mixed", "rebuild")
+        self._pending.append(record)
+        return tensors, out
+
+    def _place(self, value: Any, graph, values: dict, name: str | None = None) -> tuple[str, Any]:
+        """How one value leaves the graph: ``(kind, payload)``; see :meth:`_collect`."""
+        if isinstance(value, tf.TensorArray):
+            if not tf.is_symbolic_tensor(value.flow):
+                return "python", value
+            return "rebuild", (value.flow, _tensor_array_rebuilder(value))
+        if isinstance(value, tf.Variable):
+            if not _graph_bound(value):
+                return "python", value
+            variable = self._variable_for(value, graph, values)
+            if variable is None:
+                return "drop", ("the variable-like value an assign returns inside a graph (it reads the graph's "
+                                "handle of the variable) cannot leave the graph; bind the variable itself")
+            return "python", variable
+        if isinstance(value, (types.GeneratorType, collections.abc.Iterator)) and not tf.is_tensor(value):
+            return "drop", (f"a {type(value).__name__} made while tracing would run later, outside the graph, on the "
+                            "trace's values (and a re-run that reuses the graph would give back the same, used "
+                            "one); make a list (list(...)) or a tf.data.Dataset")
+        if tf.is_tensor(value):
+            try:
+                leaves = tf.nest.flatten(value, expand_composites=True)
+            except (TypeError, ValueError, AttributeError):
+                leaves = None
+            if leaves is not None and all(tf.is_tensor(v) for v in leaves):
+                return "tensor", value
+            if not _graph_bound(value):
+                return "python", value  # tf.IndexedSlices(values=[[1.]], indices=[0]): lists, as the plain cell has
+            if isinstance(value, tf.IndexedSlices):
+                shape = None if value.dense_shape is None else tf.convert_to_tensor(value.dense_shape)
+                return "tensor", tf.IndexedSlices(tf.convert_to_tensor(value.values),
+                                                  tf.convert_to_tensor(value.indices), shape)
+            return "drop", f"a {type(value).__name__} whose parts are not all tensors cannot leave the graph"
+        if isinstance(value, (list, tuple, dict)):
+            if _holds_graph_objects(value):
+                return "drop", ("a container holding graph objects that cannot leave the graph (a TensorArray, "
+                                "a generator, an assign's result): bind them one by one")
+            if not _holds_tensors(value):
+                return "python", value
+            if _is_mixed(value):  # (x, 1, 'a'): only the tensors leave the graph; the rest stays Python
+                return "mixed", _split_mixed(value)
+            return "tensor", value
+        if name is not None and _is_cell_function(value):
+            return "function", _function_node(self.code, name) if isinstance(value, types.FunctionType) else None
+        if _graph_bound(value):
+            return "drop", (f"this {type(value).__name__} holds graph tensors made while tracing, which cannot be "
+                            "used outside the graph; bind the tensors themselves (they are written back)")
+        return "python", value
+
+    def _variable_for(self, unread, graph, values: dict):
+        """The variable behind an assign's result inside the graph (``v.assign(...)`` returns a graph view of v)."""
+        handle = getattr(unread, "handle", None)
+        external = next((ext for ext, internal in graph.captures if internal is handle), None)
+        if external is None:
+            return None
+        candidates = list(self._variables.values()) + [v for v in values.values() if isinstance(v, tf.Variable)]
+        for obj in self._captured_objects:
+            try:
+                candidates += [getattr(v, "value", v) for v in getattr(obj, "variables", ())]
+            except Exception:  # an object whose variables cannot be listed: nothing to find there
+                continue
+        for variable in candidates:
+            if isinstance(variable, tf.Variable) and not _graph_bound(variable) and variable.handle is external:
+                return variable
+        return None
 
     @property
     def trace_count(self) -> int:
@@ -234,6 +339,12 @@ class CellFunction:
                 tensor_result = _join_mixed(template, tensor_result)
             else:
                 outputs[name] = _join_mixed(template, outputs[name])
+        for name, rebuild in model.rebuild.items():
+            if name == _RESULT_KEY:
+                tensor_result = rebuild(tensor_result)
+            else:
+                outputs[name] = rebuild(outputs[name])
+        functions = {name: (outputs[name], node) for name, (_, node) in model.functions.items()}
         return CellRun(
             outputs=outputs,
             deleted=self.code.deleted,
@@ -243,10 +354,12 @@ class CellFunction:
             retraced=traced and record.number > 1,
             trace_count=self.trace_count,
             function=self.function,
+            function_code=self.code,
             inputs=self.params,
             findings=record.findings if traced else [],
             _trace=record,
             _find_trace=(lambda: self.trace_for(args)) if record is None else None,
+            functions=functions,
         )
 
     def _assigned_variables(self, args: list) -> list[str]:
@@ -287,6 +400,27 @@ class CellFunction:
             record.diff = retracing.graph_diff(earlier_graph, record.graph)
         record.findings = self.code_findings() + diagnostics.find_unrolled_loops(
             self.code.source, record.graph, self.code.filename, LINE_OFFSET)
+        record.findings += diagnostics.find_pruned_lines(self.code.source, record.graph, self.code.filename,
+                                                         LINE_OFFSET)
+        record.findings += self._write_back_notes(record)
+        record.findings.sort(key=lambda f: f.line or 0)
+
+    def _write_back_notes(self, record: TraceRecord) -> list:
+        """One finding per name (or result) that does not leave the graph, at the line that binds it."""
+        lines = self.code.source.splitlines()
+        notes = []
+        for name, reason in record.dropped.items():
+            if name is _RESULT_KEY:
+                line = len(lines)
+                while line > 1 and not lines[line - 1].strip():
+                    line -= 1
+                what = "the cell's last expression is not shown"
+            else:
+                line = binding_line(self.code.source, name)
+                what = f"{name} is not written back"
+            code = lines[line - 1] if line and 0 < line <= len(lines) else ""
+            notes.append(diagnostics.Finding("write_back", line, code, f"{what}: {reason}"))
+        return notes
 
     def code_findings(self) -> list:
         """Trace-time pitfalls visible in the cell's source (computed once)."""
@@ -550,3 +684,190 @@ def _is_defined(value: Any) -> bool:
     """False for AutoGraph's placeholders of names a branch or loop did not bind."""
     return type(value).__name__ not in ("Undefined", "UndefinedReturnValue")
 
+
+
+def _graph_bound(value: Any, depth: int = 0) -> bool:
+    """Whether a value holds tensors of a graph (usable only inside it): symbolic tensors, a graph
+    TensorArray, an assign's graph view of a variable, containers and the cell's own objects holding them."""
+    if isinstance(value, tf.Variable):
+        handle = getattr(value, "_handle", None)
+        return handle is not None and tf.is_symbolic_tensor(handle)
+    if isinstance(value, tf.TensorArray):
+        return tf.is_symbolic_tensor(value.flow)
+    if isinstance(value, tf.Tensor):
+        return tf.is_symbolic_tensor(value)
+    if depth > 3:
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_graph_bound(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_graph_bound(v, depth + 1) for v in value.values())
+    if tf.is_tensor(value) or getattr(type(value), "__module__", "") in ("__tfmagic_cell__", "__main__"):
+        try:
+            parts = vars(value)
+        except TypeError:  # no __dict__
+            return False
+        return any(_graph_bound(v, depth + 1) for v in parts.values())
+    return False
+
+
+def _holds_graph_objects(value: Any) -> bool:
+    """A container holding what cannot leave the graph inside it (a TensorArray, a generator, an assign's result)."""
+    try:
+        leaves = tf.nest.flatten(value)
+    except (TypeError, ValueError):
+        return _graph_bound(value)
+    for leaf in leaves:
+        if isinstance(leaf, (tf.TensorArray, tf.Variable)) or (tf.is_tensor(leaf) and not isinstance(leaf, tf.Tensor)):
+            if _graph_bound(leaf):
+                return True
+        elif isinstance(leaf, (types.GeneratorType, collections.abc.Iterator)) and not tf.is_tensor(leaf):
+            return True
+        elif not tf.is_tensor(leaf) and _graph_bound(leaf):
+            return True
+    return False
+
+
+def _tensor_array_rebuilder(array: tf.TensorArray):
+    """A function that makes an eager ``tf.TensorArray`` like ``array`` from its list (``array.flow``)."""
+    dtype = array.dtype
+    impl = getattr(array, "_implementation", array)
+    dynamic_size = bool(getattr(impl, "_dynamic_size", False))
+    infer_shape = bool(getattr(impl, "_infer_shape", True))
+    shape = array.element_shape
+
+    def rebuild(flow):
+        size = int(tf.raw_ops.TensorListLength(input_handle=flow))
+        element_shape = shape if shape.rank is not None else None
+        eager = tf.TensorArray(dtype, size=size, dynamic_size=dynamic_size, infer_shape=infer_shape,
+                               element_shape=element_shape)
+        if size == 0:
+            return eager
+        try:
+            stacked = tf.raw_ops.TensorListStack(input_handle=flow, element_dtype=dtype, element_shape=-1,
+                                                 num_elements=-1)
+            return eager.unstack(stacked)
+        except (tf.errors.OpError, ValueError):  # elements of different shapes, or some never written
+            pass
+        for index in range(size):
+            try:
+                item = tf.raw_ops.TensorListGetItem(input_handle=flow, index=index, element_shape=-1,
+                                                    element_dtype=dtype)
+            except tf.errors.OpError:  # never written: left unwritten, as the graph's array had it
+                continue
+            eager = eager.write(index, item)
+        return eager
+
+    return rebuild
+
+
+def _redefine(traced: types.FunctionType, node, code: CellCode, namespace: dict):
+    """A function the cell defined, defined again over the notebook's namespace.
+
+    Inside the cell's ``tf.function`` the cell's names are the function's locals, so a function the cell
+    defines reads them through a closure: the trace's values, graph tensors that cannot be used outside
+    the graph.  A plain cell's function reads them from the namespace when called: compiled again from
+    its source with the namespace as its globals, it does the same.  Defaults and attributes are the
+    trace's.  When its source cannot be found, the traced function stays.
+    """
+    if node is None:
+        _read_names_from(traced, namespace)
+        return traced
+    if isinstance(node, ast.Lambda):
+        node = ast.copy_location(ast.Lambda(args=ast.arguments(
+            posonlyargs=node.args.posonlyargs, args=node.args.args, vararg=node.args.vararg,
+            kwonlyargs=node.args.kwonlyargs, kw_defaults=[None] * len(node.args.kwonlyargs),
+            kwarg=node.args.kwarg, defaults=[]), body=node.body), node)
+        tree = ast.Expression(body=node)
+        mode = "eval"
+    else:
+        args = node.args
+        bare = ast.arguments(posonlyargs=args.posonlyargs, args=args.args, vararg=args.vararg,
+                             kwonlyargs=args.kwonlyargs, kw_defaults=[None] * len(args.kwonlyargs),
+                             kwarg=args.kwarg, defaults=[])
+        fields = {f: getattr(node, f) for f in node._fields}
+        fields.update(args=bare, decorator_list=[], returns=None)
+        node = ast.copy_location(type(node)(**fields), node)
+        tree = ast.Module(body=[node], type_ignores=[])
+        mode = "exec"
+    tree = ast.increment_lineno(ast.fix_missing_locations(tree), LINE_OFFSET)
+    try:
+        compiled = compile(tree, code.filename, mode, dont_inherit=True)
+        if mode == "eval":
+            function = eval(compiled, namespace)  # noqa: S307 - the user's own lambda
+        else:
+            scope: dict = {}
+            exec(compiled, namespace, scope)  # noqa: S102 - the user's own def, over the notebook's names
+            function = scope[node.name]
+    except Exception:  # a form this cannot compile alone: keep the traced function, reading the written-back values
+        _read_names_from(traced, namespace)
+        return traced
+    if not isinstance(function, types.FunctionType) or function.__closure__:
+        _read_names_from(traced, namespace)
+        return traced
+    function.__defaults__ = traced.__defaults__
+    function.__kwdefaults__ = traced.__kwdefaults__
+    function.__dict__.update(traced.__dict__)
+    function.__doc__ = traced.__doc__
+    function.__qualname__ = traced.__name__
+    function.__module__ = namespace.get("__name__", function.__module__)
+    return function
+
+
+def _is_cell_function(value: Any) -> bool:
+    """A function or class defined at the cell's top level (AutoGraph's converted copy of the cell included)."""
+    if not isinstance(value, (types.FunctionType, type)):
+        return False
+    scope, _, _ = getattr(value, "__qualname__", "").rpartition(".<locals>.")
+    return scope.endswith(FUNCTION_NAME)
+
+
+def _read_names_from(obj: Any, namespace: dict) -> None:
+    """Point the closures of a cell's function or class (its methods) at the notebook's values.
+
+    Inside the graph they read the cell's names through closure cells that hold the trace's values;
+    after the write-back those cells get the values written back (eager tensors).
+    """
+    functions = [obj] if isinstance(obj, types.FunctionType) else []
+    for member in vars(obj).values() if isinstance(obj, type) else ():
+        if isinstance(member, (staticmethod, classmethod)):
+            member = member.__func__
+        if isinstance(member, property):
+            functions += [f for f in (member.fget, member.fset, member.fdel) if f is not None]
+        elif isinstance(member, types.FunctionType):
+            functions.append(member)
+    for function in functions:
+        for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ()):
+            if name != "__class__" and name in namespace:
+                cell.cell_contents = namespace[name]
+
+
+def _function_node(code: CellCode, name: str):
+    """The cell's top-level ``def NAME`` or ``NAME = lambda ...`` (the last one), or ``None``."""
+    try:
+        tree = ast.parse(code.source)
+    except SyntaxError:
+        return None
+    found = None
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
+            found = stmt
+        elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Lambda) and \
+                [t.id for t in stmt.targets if isinstance(t, ast.Name)] == [name]:
+            found = stmt.value
+    return found
+
+
+def binding_line(source: str, name: str) -> int | None:
+    """The line of the cell's last top-level statement that binds ``name`` (for notes about it)."""
+    from tfmagic.cell import assigned_names
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    line = None
+    for stmt in tree.body:
+        if name in assigned_names([stmt]):
+            line = stmt.lineno
+    return line

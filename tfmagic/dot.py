@@ -46,13 +46,19 @@ MARKS: dict[str, tuple[str, str, str]] = {
     "path": ("#d81b60", "2.2", ""),
     "connected": ("#d81b60", "2.6", ""),
     "stopped": ("#e65100", "2.6", "dashed"),
-    "disconnected": ("#9e9e9e", "2.0", "dashed"),
+    "disconnected": ("#9e9e9e", "2.0", "dotted"),
 }
 
-LEGEND = ("green: input · orange: variable · grey: constant · blue: output · "
-          "purple: control flow / call · dashed: control dependency")
-GRADIENT_LEGEND = ("light brown: backward (gradient) ops · magenta: path from a source to the target · "
-                   "dashed orange: stopped source · dashed grey: disconnected source")
+#: The legend's words for each kind of node, in the order the legend lists them.
+KIND_WORDS = {"input": "green: input", "variable": "orange cylinder: variable", "constant": "grey: constant",
+              "output": "blue: output", "control_flow": "purple: control flow / call",
+              "backward": "light brown: backward (gradient) op", "scope": "grey 3-D box: a collapsed name scope"}
+#: The legend's words for each line and box style.
+STYLE_WORDS = {"scope_box": "dashed grey box: name scope", "body_box": "purple box: a loop body, branch or called function",
+               "body_link": "dotted purple arrow: op -> the functions it runs",
+               "control": "dashed grey arrow: control dependency (runs before)",
+               "path": "magenta: path from a source to the target", "stopped": "dashed orange border: stopped source",
+               "disconnected": "dotted grey border: disconnected source"}
 
 #: Above this many edges, dtype/shape labels become external labels (cheaper to lay out).
 EDGE_LABEL_LIMIT = 400
@@ -66,6 +72,7 @@ class DotOptions:
     legend: bool = True
     title: str = ""
     gradient: bool = False
+    readable: bool = False  # the readable view's labels and scope boxes (see readable.py)
 
 
 def quote(text: str) -> str:
@@ -73,6 +80,38 @@ def quote(text: str) -> str:
     cleaned = "".join(ch if ch >= " " or ch == "\n" else " " for ch in str(text))
     escaped = cleaned.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
+
+
+def _readable_label(op: Op) -> str:
+    """A node's label in the readable view: the user's names first, TensorFlow's type for the rest."""
+    from tfmagic.readable import short_name
+
+    shape = op.outputs[0].label if op.outputs else ""
+    if op.detail.startswith("source "):  # a gradient drawing's source: its name and status
+        return f"{op.label}\nsource: {op.mark}" if op.label else op.detail
+    if op.kind == "variable":
+        return op.label or op.detail or op.name
+    if op.kind == "input":
+        name = op.label or (op.detail if op.detail and op.detail != "captured" else op.name)
+        return f"{name}\n{shape}" if shape else name
+    if op.kind == "output" and op.label:
+        return f"{op.label}\n{shape}" if shape else op.label
+    if op.kind == "constant":
+        value = op.detail or f"Const {shape}"
+        return f"{value}\n{op.label}" if op.label else value
+    if op.kind == "scope":
+        return f"{op.name}\n{op.type}"
+    lines = [op.type]
+    name = short_name(op)
+    if name:
+        lines.append(name)
+    if op.operands:
+        lines.append(", ".join(op.operands))
+    if op.label:
+        lines.append(op.label)
+    if op.detail.startswith("source ") or op.detail == "target":
+        lines.append(op.detail)
+    return "\n".join(lines)
 
 
 def _label(op: Op) -> str:
@@ -91,39 +130,73 @@ def _label(op: Op) -> str:
     return "\n".join(lines)
 
 
-def _scope_tree(model: GraphModel) -> dict:
+def _scope_tree(model: GraphModel, readable: bool = False, strip: str = "") -> dict:
     """Ops grouped by name scope: ``{None: [ops here], "scope": {...}}``.
 
     An op named like a scope (``mul`` beside ``mul/y``) goes inside it, and a scope
-    holding a single op is not a cluster of its own.
+    holding a single op is not a cluster of its own.  In the readable view constants do
+    not count (``Greater`` beside its ``Greater/y`` is no box), and a box that would hold
+    exactly what the box around it holds is merged into it (``hidden_1/Cast`` -> one box),
+    and ``strip`` (the scope of the op that runs a body, ``while/``) is no box inside that body.
     """
-    scopes = {op.scope for op in model.ops.values() if op.scope}
+    def scope_of(op):
+        name = op.name[len(strip):] if strip and op.name.startswith(strip) else op.name
+        return name, name.rpartition("/")[0]
+
+    scopes = {scope_of(op)[1] for op in model.ops.values() if scope_of(op)[1]}
     prefixes = {"/".join(s.split("/")[:i]) for s in scopes for i in range(1, s.count("/") + 2)}
     tree: dict = {}
     for op in model.ops.values():
-        path = op.name if op.name in prefixes else op.scope
+        name, scope = scope_of(op)
+        path = name if name in prefixes else scope
+        if readable and op.kind == "input":  # an input is the graph's (a body's), not its scope's
+            path = ""
         node = tree
         for part in path.split("/") if path else ():
             node = node.setdefault(part, {})
         node.setdefault(None, []).append(op)
-    return _flatten_single(tree)
+    tree = _flatten_single(tree, readable)
+    if not readable:
+        return tree
+    tree = _merge_chains(tree)
+    while len(tree) == 2 and not tree.get(None):  # one box holding the whole drawing (or body): no box
+        tree = next(child for key, child in tree.items() if key is not None)
+    return tree
 
 
-def _flatten_single(tree: dict) -> dict:
+def _flatten_single(tree: dict, readable: bool = False) -> dict:
     out: dict = {None: list(tree.get(None, []))}
     for part, child in tree.items():
         if part is None:
             continue
-        child = _flatten_single(child)
-        if _size(child) < 2:
+        child = _flatten_single(child, readable)
+        if _size(child, readable) < 2:
             out[None].extend(_all_ops(child))
         else:
             out[part] = child
     return out
 
 
-def _size(tree: dict) -> int:
-    return len(tree.get(None, [])) + sum(_size(c) for k, c in tree.items() if k is not None)
+def _merge_chains(tree: dict) -> dict:
+    """A box holding nothing but one other box becomes that box, labelled ``outer/inner``."""
+    out: dict = {None: list(tree.get(None, []))}
+    for part, child in tree.items():
+        if part is None:
+            continue
+        child = _merge_chains(child)
+        inner = [k for k in child if k is not None]
+        while not child.get(None) and len(inner) == 1:
+            part, child = f"{part}/{inner[0]}", child[inner[0]]
+            inner = [k for k in child if k is not None]
+        out[part] = child
+    return out
+
+
+def _size(tree: dict, readable: bool = False) -> int:
+    # In the readable view a box is drawn for the ops it groups: constants, inputs and variables feeding
+    # one op (``mul`` beside ``mul/y``, ``BiasAdd`` beside its bias) make no box of their own.
+    own = [op for op in tree.get(None, []) if not (readable and op.kind in ("constant", "variable", "input"))]
+    return len(own) + sum(_size(c, readable) for k, c in tree.items() if k is not None)
 
 
 def _all_ops(tree: dict) -> list[Op]:
@@ -161,8 +234,13 @@ class _Writer:
         self.device_colours = device_colours or {}
         self.edge_attr = "label" if options.edge_labels and edge_count <= EDGE_LABEL_LIMIT else "xlabel"
         self.cluster_count = 0
+        self.used: dict[str, None] = {}  # node kinds and line/box styles drawn, for the legend
+        self.consumers: dict[str, list[str]] = {}  # node id -> the nodes its tensors feed
 
     def node(self, node_id: str, op: Op, indent: str) -> None:
+        self.used[op.kind] = None
+        if op.mark:
+            self.used[op.mark if op.mark in ("stopped", "disconnected") else "path"] = None
         fill, border, shape = STYLES[op.kind]
         if op.device in self.device_colours and op.kind in ("op", "control_flow", "output", "backward"):
             fill = self.device_colours[op.device]
@@ -170,22 +248,27 @@ class _Writer:
         style = '"rounded,filled"' if shape == "box" and op.kind != "constant" else "filled"
         if op.kind == "control_flow":
             style = '"filled,bold"'
+        label = _readable_label(op) if self.options.readable else _label(op)
         if op.mark:
             border, width, extra_style = MARKS[op.mark]
             extra += f" penwidth={width}"
             if extra_style:
                 style = f'"{style.strip(chr(34))},{extra_style}"'
         self.lines.append(
-            f"{indent}{quote(node_id)} [label={quote(_label(op))} shape={shape} style={style} "
+            f"{indent}{quote(node_id)} [label={quote(label)} shape={shape} style={style} "
             f'fillcolor="{fill}" color="{border}"{extra} tooltip={quote(op.type + " " + op.name)}]'
         )
 
-    def graph(self, model: GraphModel, prefix: str, indent: str) -> None:
+    def graph(self, model: GraphModel, prefix: str, indent: str, strip: str = "") -> None:
+        for edge in model.edges:
+            if not edge.control:
+                self.consumers.setdefault(prefix + edge.src, []).append(prefix + edge.dst)
         # Name scopes become nested clusters.
-        self._scope(_scope_tree(model), prefix, "", indent)
+        self._scope(_scope_tree(model, self.options.readable, strip), prefix, "", indent)
         for edge in model.edges:
             src, dst = quote(prefix + edge.src), quote(prefix + edge.dst)
             if edge.control:
+                self.used["control"] = None
                 self.lines.append(f'{indent}{src} -> {dst} [style=dashed color="#aaaaaa" arrowhead=empty]')
             else:
                 label = edge.tensor.label if edge.tensor else ""
@@ -196,6 +279,18 @@ class _Writer:
         for op in model.ops.values():
             for label, sub in op.subgraphs:
                 self._subgraph(op, label, sub, prefix, indent)
+        if self.options.readable:
+            self._backward_below_target(model, prefix, indent)
+
+    def _backward_below_target(self, model: GraphModel, prefix: str, indent: str) -> None:
+        """In a gradient drawing, the backward ops sit below the forward pass's target (invisible edges)."""
+        target = next((n for n, op in model.ops.items() if op.detail == "target"), None)
+        if target is None:
+            return
+        fed_by_backward = {e.dst for e in model.edges if model.ops.get(e.src) and model.ops[e.src].kind == "backward"}
+        for name, op in model.ops.items():
+            if op.kind == "backward" and name not in fed_by_backward:
+                self.lines.append(f"{indent}{quote(prefix + target)} -> {quote(prefix + name)} [style=invis]")
 
     def _scope(self, tree: dict, prefix: str, path: str, indent: str) -> None:
         for op in tree.get(None, []):
@@ -205,6 +300,7 @@ class _Writer:
                 continue
             scope_path = f"{path}/{part}" if path else part
             self.cluster_count += 1
+            self.used["scope_box"] = None
             self.lines.append(f"{indent}subgraph {quote(f'cluster_{self.cluster_count}')} {{")
             self.lines.append(f'{indent}  label={quote(part)} tooltip={quote(scope_path)} '
                               f'style="rounded,dashed" color="#9e9e9e" fontcolor="#616161"')
@@ -213,17 +309,26 @@ class _Writer:
 
     def _subgraph(self, op: Op, label: str, sub: GraphModel, prefix: str, indent: str) -> None:
         self.cluster_count += 1
+        self.used["body_box"] = None
         cluster = f"cluster_{self.cluster_count}"
         sub_prefix = f"{prefix}{op.name}/{label}:"
         self.lines.append(f"{indent}subgraph {quote(cluster)} {{")
-        self.lines.append(f'{indent}  label={quote(f"{op.type} {label}: {sub.name}")} style="rounded,filled" '
+        caption = f"{op.type} {label}" if self.options.readable else f"{op.type} {label}: {sub.name}"
+        self.lines.append(f'{indent}  label={quote(caption)} tooltip={quote(sub.name)} style="rounded,filled" '
                           f'fillcolor="#faf7ff" color="#6a3fb5" fontcolor="#6a3fb5"')
-        self.graph(sub, sub_prefix, indent + "  ")
+        self.graph(sub, sub_prefix, indent + "  ", op.name + "/" if self.options.readable else "")
         self.lines.append(f"{indent}}}")
         if sub.ops:
-            first = sub.inputs[0] if sub.inputs else next(iter(sub.ops))
+            self.used["body_link"] = None
+            first = next((n for n in sub.inputs if n in sub.ops), next(iter(sub.ops)))
             self.lines.append(f'{indent}{quote(prefix + op.name)} -> {quote(sub_prefix + first)} '
                               f'[lhead={quote(cluster)} style=dotted color="#6a3fb5" arrowhead=odot]')
+            if self.options.readable:  # what uses the op's results sits below its bodies: a narrow drawing
+                sinks = [n for n, o in sub.ops.items() if o.kind == "output"]
+                for consumer in dict.fromkeys(self.consumers.get(prefix + op.name, ())):
+                    for sink in sinks:
+                        self.lines.append(f"{indent}{quote(sub_prefix + sink)} -> {quote(consumer)} "
+                                          "[style=invis weight=0]")
 
 
 _COLOUR_NAMES = dict(zip(DEVICE_COLOURS, ("light blue", "light orange", "light green", "pink", "lavender",
@@ -234,25 +339,62 @@ def _colour_name(colour: str) -> str:
     return _COLOUR_NAMES.get(colour, colour)
 
 
+def legend(used) -> list[str]:
+    """The legend's lines for the node kinds and styles a drawing uses (every one it uses, no other)."""
+    words = [KIND_WORDS[k] for k in KIND_WORDS if k in used and k != "op"]
+    words += [STYLE_WORDS[k] for k in STYLE_WORDS if k in used]
+    if "op" in used:
+        words.append("white: op (type, then name)")
+    if any(k in used for k in ("op", "control_flow", "backward")):
+        words.append("arrows: tensors, labelled dtype[shape]")
+    return wrap(" · ".join(words), " · ")
+
+
+#: Characters per line of a caption or legend (about 500 pt at the caption's font size).
+CAPTION_WIDTH = 100
+
+
+def wrap(text: str, separator: str = " ") -> list[str]:
+    """``text`` cut at ``separator`` into lines of at most :data:`CAPTION_WIDTH` characters (where it can be).
+
+    >>> wrap("aaa bbb ccc", " ") == ["aaa bbb ccc"]
+    True
+    """
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for part in paragraph.split(separator):
+            candidate = f"{line}{separator}{part}" if line else part
+            if line and len(candidate) > CAPTION_WIDTH:
+                lines.append(line + separator.rstrip())
+                line = part
+            else:
+                line = candidate
+        lines.append(line)
+    return lines
+
+
 def build_dot(model: GraphModel, options: DotOptions = DotOptions()) -> str:
     """The DOT source that draws ``model`` (with its sub-graphs) in tfmagic's style."""
     edge_count = len(model.edges)
     devices = devices_of(model)
     colours = {d: DEVICE_COLOURS[i % len(DEVICE_COLOURS)] for i, d in enumerate(devices)} if len(devices) > 1 else {}
     writer = _Writer(options, edge_count, colours)
-    title = options.title or model.name
-    label = title + ("\n" + LEGEND if options.legend else "") + (
-        "\n" + GRADIENT_LEGEND if options.legend and options.gradient else "")
+    writer.graph(model, "", "  ")
+    body = writer.lines
+    lines = wrap(options.title or model.name)
+    if options.legend:
+        lines += legend(writer.used)
     if colours:
-        label += "\nops filled by device: " + " · ".join(
-            f"{_colour_name(c)}: {d or 'placed by TensorFlow'}" for d, c in colours.items())
-    writer.lines += [
+        lines += wrap("ops filled by device: " + " · ".join(
+            f"{_colour_name(c)}: {d or 'placed by TensorFlow'}" for d, c in colours.items()), " · ")
+    label = "\n".join(lines)
+    head = [
         f"digraph {quote(model.name)} {{",
-        f'  graph [rankdir=TB compound=true fontname="Helvetica" fontsize=10 nodesep=0.25 ranksep=0.35 '
+        f'  graph [{"newrank=true " if writer.used.get("body_box", 1) is None and options.readable else ""}'
+        f'rankdir=TB compound=true fontname="Helvetica" fontsize=10 nodesep=0.25 ranksep=0.35 '
         f"labelloc=b label={quote(label)}" + (" nslimit=1 splines=line" if edge_count > 300 else "") + "]",
         '  node [fontname="Helvetica" fontsize=10 height=0.3 margin="0.08,0.03"]',
         '  edge [fontname="Helvetica" fontsize=8 color="#555555" fontcolor="#555555" arrowsize=0.6]',
     ]
-    writer.graph(model, "", "  ")
-    writer.lines.append("}")
-    return "\n".join(writer.lines) + "\n"
+    return "\n".join(head + body + ["}"]) + "\n"

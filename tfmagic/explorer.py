@@ -28,18 +28,25 @@ class Explorer:
         selected: the index of the trace shown first.
         title: the drawing's caption.
         max_nodes: the most nodes a drawing holds.
+        ops: the view drawn first: ``readable`` or ``all`` (every op).
+        variable_names: the notebook's names of variables, by ``id`` of their handles.
+        cell: the traces are a ``%%tfgraph`` cell's (its outputs are named by the names it binds).
     """
 
-    def __init__(self, traces: list[tuple[str, object]], selected: int, title: str, max_nodes: int | None = None):
+    def __init__(self, traces: list[tuple[str, object]], selected: int, title: str, max_nodes: int | None = None,
+                 ops: str = "readable", variable_names: dict[int, str] | None = None, cell: bool = False):
         self.traces = traces
         self.title = title
         self.max_nodes = max_nodes
+        self.variable_names = variable_names or {}
+        self.cell = cell
         self.expanded: tuple[str, ...] = ()
         self._models: dict[tuple[int, str], GraphModel] = {}
         self._graphs: dict[tuple[int, str], object] = {}
         self.trace = widgets.Dropdown(options=[(f"{i + 1}: {label}", i) for i, (label, _) in enumerate(traces)],
                                       value=selected, description="trace", layout=widgets.Layout(width="max-content"))
         self.view = widgets.ToggleButtons(options=["traced", "after Grappler"], value="traced")
+        self.ops = widgets.ToggleButtons(options=[("readable", "readable"), ("every op", "all")], value=ops)
         self.scopes = widgets.SelectMultiple(options=[], rows=6, description="scopes",
                                              layout=widgets.Layout(width="420px"))
         self.expand_button = widgets.Button(description="expand selected")
@@ -51,6 +58,7 @@ class Explorer:
         self.drawing = widgets.HTML()
         self.trace.observe(lambda _: self._changed(), names="value")
         self.view.observe(lambda _: self._changed(), names="value")
+        self.ops.observe(lambda _: self.redraw(), names="value")
         self.expand_button.on_click(lambda _: self.expand(self.scopes.value))
         self.collapse_button.on_click(lambda _: self.expand(()))
         self.search.observe(lambda change: self.find(change["new"]), names="value")
@@ -111,8 +119,11 @@ class Explorer:
                 from tfmagic.grappler import optimize
 
                 graph = optimize(graph).graph or graph
+            from tfmagic.naming import output_names
+
             self._graphs[key] = graph
-            self._models[key] = build_graph_model(graph)
+            self._models[key] = build_graph_model(graph, labels=output_names(graph, cell=self.cell),
+                                                  variable_names=self.variable_names)
         return self._models[key]
 
     def _attributes(self, name: str) -> str:
@@ -141,7 +152,7 @@ class Explorer:
     def redraw(self) -> None:
         label = self.traces[self.trace.value][0]
         report, _ = draw_model(self.model, f"{self.title}, trace {self.trace.value + 1}: {label} ({self.view.value})",
-                               max_nodes=self.max_nodes, expand=self.expanded)
+                               max_nodes=self.max_nodes, expand=self.expanded, ops=self.ops.value)
         self.drawing.value = report._repr_mimebundle_(include=["text/html"])["text/html"]
         if self.details.value.startswith("<i>The cell's drawing is below"):
             self.details.value = ""
@@ -150,7 +161,7 @@ class Explorer:
         """The explorer, ready to display."""
         top = [self.trace] if len(self.traces) > 1 else []
         return widgets.VBox([
-            widgets.HBox(top + [self.view]),
+            widgets.HBox(top + [self.view, self.ops]),
             widgets.HBox([self.scopes, widgets.VBox([self.expand_button, self.collapse_button])]),
             widgets.HBox([widgets.VBox([self.search, self.matches]), self.details]),
             self.drawing,

@@ -10,6 +10,7 @@ IPython.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 
@@ -58,6 +59,7 @@ class Edge:
     tensor: TensorInfo | None  # None for a control dependency
     src_index: int = 0
     on_path: bool = False
+    dst_index: int = 0  # which input of ``dst`` the tensor feeds
 
     @property
     def control(self) -> bool:
@@ -76,6 +78,11 @@ class Op:
         device: the device TensorFlow assigned, if any.
         detail: a short extra line: a constant's value, an input's parameter name.
         subgraphs: the functions a control-flow op runs, as ``(label, GraphModel)``.
+        mark: in a gradient drawing, ``path`` or a source's status.
+        stateful: TensorFlow keeps the op even when nothing reads its result (an assign, a print).
+        label: the user's name for it (``u``, ``steps``, ``hidden/kernel``), where it has one.
+        operands: in the readable view, the small constants it reads, as its label shows them (``+ 10``).
+        arg_names: the names TensorFlow gives its inputs (``x``, ``perm``), where they are one per input.
     """
 
     name: str
@@ -86,6 +93,10 @@ class Op:
     detail: str = ""
     subgraphs: list[tuple[str, "GraphModel"]] = field(default_factory=list)
     mark: str = ""  # "path" (between a source and the target), or a source's status
+    stateful: bool = False
+    label: str = ""
+    operands: list = field(default_factory=list)
+    arg_names: tuple[str, ...] = ()
 
     @property
     def scope(self) -> str:
@@ -101,6 +112,7 @@ class GraphModel:
     edges: list[Edge]
     inputs: list[str]
     outputs: list[str]
+    output_tensors: list[tuple[str, int]] = field(default_factory=list)  # the function's outputs, in order
 
     def count(self, kind: str | None = None) -> int:
         """How many ops (of a kind) the graph has, its sub-graphs not included."""
@@ -161,7 +173,9 @@ def _lookup_function(graph, name: str):
         return None
 
 
-def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dict | None = None) -> GraphModel:
+def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dict | None = None,
+                      labels: dict[str, str] | None = None, variable_names: dict[int, str] | None = None
+                      ) -> GraphModel:
     """Read a ``tf.Graph`` / ``FuncGraph`` into a :class:`GraphModel`.
 
     Args:
@@ -169,6 +183,9 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
         name: a label for the graph.
         depth: how deep this graph is nested in control flow (sub-graphs stop at :data:`MAX_DEPTH`).
         captured_names: names to show for captured inputs, by placeholder name.
+        labels: the user's names of ops (outputs: ``u``, ``result``), by op name (see ``naming.output_names``).
+        variable_names: the user's names of variables, by ``id`` of the variable's handle
+            (see ``naming.VariableNames``); other variables keep TensorFlow's name.
 
     Returns:
         The model.
@@ -176,9 +193,12 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
     import tensorflow as tf
 
     captured_names = dict(captured_names or {})
+    labels = dict(labels or {})
     captured = set()
     for external, internal in getattr(graph, "captures", ()):
         captured.add(internal.op.name)
+        if variable_names and id(external) in variable_names:
+            labels.setdefault(internal.op.name, variable_names[id(external)])
         var_name = getattr(external, "name", None) if not isinstance(external, tf.Tensor) else None
         if var_name:
             captured_names.setdefault(internal.op.name, var_name)
@@ -191,7 +211,8 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
             if external is handle:
                 captured_names.setdefault(internal.op.name, variable.name.split(":")[0])
 
-    output_ops = {t.op.name for t in getattr(graph, "outputs", ()) if t is not None}
+    output_tensors = [(t.op.name, t.value_index) for t in getattr(graph, "outputs", ()) if t is not None]
+    output_ops = {op_name for op_name, _ in output_tensors}
     input_ops = [t.op.name for t in getattr(graph, "inputs", ())]
     ops: dict[str, Op] = {}
     edges: list[Edge] = []
@@ -216,7 +237,8 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
             kind = "control_flow"
         else:
             kind = "op"
-        op = Op(tf_op.name, op_type, kind, outputs, tf_op.device or "", detail)
+        op = Op(tf_op.name, op_type, kind, outputs, tf_op.device or "", detail,
+                stateful=_is_stateful(tf_op), label=labels.get(tf_op.name, ""), arg_names=_arg_names(tf_op))
         if op_type in CONTROL_FLOW_ATTRS and depth < MAX_DEPTH:
             for label, fn_name in _function_attrs(tf_op):
                 sub_graph = _lookup_function(graph, fn_name)
@@ -224,10 +246,26 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
                     op.subgraphs.append((label, build_graph_model(sub_graph, fn_name, depth + 1)))
         ops[op.name] = op
         for index, tensor in enumerate(tf_op.inputs):
-            edges.append(Edge(tensor.op.name, op.name, _tensor_info(tensor), tensor.value_index))
+            edges.append(Edge(tensor.op.name, op.name, _tensor_info(tensor), tensor.value_index, dst_index=index))
         for control in tf_op.control_inputs:
             edges.append(Edge(control.name, op.name, None))
-    return GraphModel(name or getattr(graph, "name", "graph"), ops, edges, input_ops, sorted(output_ops))
+    return GraphModel(name or getattr(graph, "name", "graph"), ops, edges, input_ops, sorted(output_ops),
+                      output_tensors)
+
+
+def _arg_names(tf_op) -> tuple[str, ...]:
+    try:
+        names = tuple(arg.name for arg in tf_op.op_def.input_arg)
+    except Exception:  # an op TensorFlow cannot describe: its inputs go by number
+        return ()
+    return names if len(names) == len(tf_op.inputs) else ()
+
+
+def _is_stateful(tf_op) -> bool:
+    try:
+        return bool(tf_op.op_def.is_stateful)
+    except Exception:  # an op TensorFlow cannot describe: keep it, as TensorFlow would
+        return True
 
 
 def _function_attrs(tf_op) -> list[tuple[str, str]]:
@@ -247,7 +285,8 @@ def _function_attrs(tf_op) -> list[tuple[str, str]]:
 
 
 def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str, str],
-                       status: dict[str, str]) -> None:
+                       status: dict[str, str], gradients: dict[str, str] | None = None,
+                       target_name: str = "") -> None:
     """Mark a gradient drawing: the forward ops between each connected source and the target, and each source.
 
     Args:
@@ -255,6 +294,9 @@ def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str,
         target: the target's op name.
         sources: source name -> op name (a variable's captured handle, an input, a tensor the cell made).
         status: source name -> ``connected``, ``stopped`` or ``disconnected``.
+        gradients: source name -> the op name of its gradient output (labelled ``d target / d source``;
+            the zeros TensorFlow returns for a stopped or disconnected source say why).
+        target_name: the target as the user wrote it.
     """
     parents: dict[str, list[str]] = {}
     children: dict[str, list[str]] = {}
@@ -284,6 +326,7 @@ def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str,
         if op is None:
             continue
         op.mark = status.get(name, "")
+        op.label = op.label or name
         op.detail = f"source {name}: {op.mark}" if op.mark else op.detail
         if status.get(name) == "connected":
             path |= (walk(op_name, children) & upstream) - stops
@@ -295,6 +338,17 @@ def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str,
         model.ops[target].detail = "target"
     for edge in model.edges:
         edge.on_path = edge.src in path and edge.dst in path
+    why = {"stopped": "tf.stop_gradient blocks it", "disconnected": "no path to the target"}
+    for name, op_name in (gradients or {}).items():
+        out = model.ops.get(op_name)
+        if out is None:
+            continue
+        out.label = f"d {target_name or 'target'} / d {name}"
+        if status.get(name) in why:  # TensorFlow returns zeros (unconnected_gradients=ZERO): say why
+            for edge in model.edges:
+                feeding = model.ops.get(edge.src)
+                if edge.dst == op_name and feeding is not None and not edge.control:
+                    feeding.label = f"zeros for {name}: {why[status[name]]}"
 
 
 # ---------------------------------------------------------------------------
@@ -338,7 +392,7 @@ def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) ->
             # A control-flow op or call named by --expand keeps its function bodies, drawn collapsed too.
             bodies = [(label, collapse(sub, depth, expand)) for label, sub in only.subgraphs] if any(
                 fnmatch.fnmatchcase(only.name, g) for g in expand) else []
-            ops[key] = Op(only.name, only.type, only.kind, only.outputs, only.device, only.detail, bodies)
+            ops[key] = dataclasses.replace(only, subgraphs=bodies)
         else:
             kinds = {op.kind for op in inside}
             count = len(inside) + sum(sub.total_ops() for op in inside for _, sub in op.subgraphs)
@@ -363,7 +417,7 @@ def cut(model: GraphModel, max_nodes: int) -> GraphModel:
     for name, op in model.ops.items():
         if len(kept) >= max_nodes:
             break
-        kept[name] = Op(op.name, op.type, op.kind, op.outputs, op.device, op.detail)
+        kept[name] = dataclasses.replace(op, subgraphs=[])
     edges = [e for e in model.edges if e.src in kept and e.dst in kept]
     return GraphModel(model.name, kept, edges, [n for n in model.inputs if n in kept],
                       [n for n in model.outputs if n in kept])
@@ -379,14 +433,16 @@ def _first_branching_depth(model: GraphModel, deepest: int = 4) -> int:
 
 
 def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None = None,
-        expand: tuple[str, ...] = ()) -> tuple[GraphModel, str]:
+        expand: tuple[str, ...] = (), total: int | None = None) -> tuple[GraphModel, str]:
     """A model small enough to draw in reasonable time, and a note of what was summarised or left out.
 
     Small graphs (up to :data:`COLLAPSE_ABOVE` ops) come back whole; larger ones start collapsed, one
     node per top-level name scope (a Keras layer), and ``depth`` / ``expand`` open them; what does not
     fit in ``max_nodes`` is collapsed further, then cut, with a note of how much was left out.
+    ``total`` is the size of the graph TensorFlow traced, when ``model`` is a simplified view of it
+    (the readable view): whether a graph starts collapsed depends on TensorFlow's op count, in every view.
     """
-    total = model.total_ops()
+    total = model.total_ops() if total is None else total
     if depth is not None or expand or total > COLLAPSE_ABOVE:
         depth = depth or _first_branching_depth(model)
         view = collapse(model, depth, expand)
@@ -395,7 +451,7 @@ def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None
             note = (f"{total} ops drawn as {len(view.ops)} nodes, collapsed by name scope ({how}); "
                     "--expand SCOPE or --depth N opens them")
             return view, note
-    if total <= max_nodes:
+    if model.total_ops() <= max_nodes:  # the nodes drawn (fewer than TensorFlow's ops in the readable view)
         return model, ""
     for depth in (3, 2, 1):
         collapsed = collapse(model, depth)

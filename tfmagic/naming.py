@@ -7,10 +7,10 @@ the user wrote ``steps = tf.Variable(0)`` and ``u = t + 10``.  The drawings, ``%
 - a Keras weight by its layer path (``hidden/kernel``), whatever other name points at it;
 - any other variable by the name the notebook binds it to, preferring names bound by an
   assignment (``w1 = tf.Variable(5.)``) over names left over from a loop
-  (``for variable in model.variables:``) or a ``with ... as`` / comprehension target;
+  (``for variable in model.variables:``) or a ``with ... as`` target;
 - a function's outputs by the structure it returns (a cell's names and its result).
 
->>> sorted(loop_targets(["for variable in m.variables:\\n    pass", "w = 1", "[k for k in ks]"]))
+>>> sorted(loop_targets(["for variable in m.variables:\\n    pass", "w = 1", "with a as k: pass", "[j for j in js]"]))
 ['k', 'variable']
 >>> sorted(assignment_targets(["w1, w2 = a, b", "for v in vs: pass", "x: int = 3", "y += 1"]))
 ['w1', 'w2', 'x', 'y']
@@ -35,29 +35,32 @@ def _parse_all(sources: Iterable[str]):
             continue
 
 
+def loop_targets_of(node: ast.AST) -> set[str]:
+    """The names one statement binds as a loop or ``with ... as`` target (a comprehension's stay inside it)."""
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        return _targets(node.target)
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        return set().union(*(_targets(i.optional_vars) for i in node.items if i.optional_vars is not None))
+    return set()
+
+
+def assignment_targets_of(node: ast.AST) -> set[str]:
+    """The names one node binds by an assignment statement (plain, annotated, augmented or ``:=``)."""
+    if isinstance(node, ast.Assign):
+        return set().union(*(_targets(t) for t in node.targets))
+    if isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+        return _targets(node.target)
+    return set()
+
+
 def loop_targets(sources: Iterable[str]) -> set[str]:
-    """Names bound as loop, comprehension or ``with ... as`` targets anywhere in ``sources``."""
-    names: set[str] = set()
-    for tree in _parse_all(sources):
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
-                names |= _targets(node.target)
-            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
-                names |= _targets(node.optional_vars)
-    return names
+    """Names bound as loop or ``with ... as`` targets anywhere in ``sources``."""
+    return {name for tree in _parse_all(sources) for node in ast.walk(tree) for name in loop_targets_of(node)}
 
 
 def assignment_targets(sources: Iterable[str]) -> set[str]:
     """Names bound by an assignment statement (plain, annotated, augmented or ``:=``) in ``sources``."""
-    names: set[str] = set()
-    for tree in _parse_all(sources):
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    names |= _targets(target)
-            elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
-                names |= _targets(node.target)
-    return names
+    return {name for tree in _parse_all(sources) for node in ast.walk(tree) for name in assignment_targets_of(node)}
 
 
 def tf_variable(value: Any):
@@ -84,6 +87,42 @@ def layer_path(variable) -> str:
     return name if "/" in name else ""
 
 
+class HistoryTargets:
+    """How each name was last bound in a session's cells (an assignment or a loop target), read once per cell.
+
+    >>> t = HistoryTargets().update(["v = tf.Variable(1.)", "for v in vs: pass", "w = 2"])
+    >>> sorted(t.loops), sorted(t.assigned)
+    (['v'], ['w'])
+    """
+
+    def __init__(self):
+        self.seen = 0
+        self.kind: dict[str, str] = {}
+
+    def update(self, history: list[str]) -> HistoryTargets:
+        """Read the cells of ``history`` (IPython's ``In``) not read yet."""
+        if len(history) < self.seen:  # a new session's history: start again
+            self.__init__()
+        for source in history[self.seen:]:
+            for tree in _parse_all([source]):
+                for node in sorted((n for n in ast.walk(tree) if hasattr(n, "lineno")),
+                                   key=lambda n: (n.lineno, n.col_offset)):
+                    for name in assignment_targets_of(node):
+                        self.kind[name] = "assign"
+                    for name in loop_targets_of(node):
+                        self.kind[name] = "loop"
+        self.seen = len(history)
+        return self
+
+    @property
+    def assigned(self) -> set[str]:
+        return {n for n, k in self.kind.items() if k == "assign"}
+
+    @property
+    def loops(self) -> set[str]:
+        return {n for n, k in self.kind.items() if k == "loop"}
+
+
 class VariableNames:
     """Name the variables of a namespace as the user knows them.
 
@@ -92,17 +131,20 @@ class VariableNames:
         history: the cells run so far (``In``), to tell assignments from leftover loop targets.
     """
 
-    def __init__(self, namespace: dict, history: Iterable[str] = ()):
-        history = list(history)
-        self._assigned = assignment_targets(history)
-        self._loops = loop_targets(history) - self._assigned
+    def __init__(self, namespace: dict, history: Iterable[str] | HistoryTargets = ()):
+        if not isinstance(history, HistoryTargets):
+            history = HistoryTargets().update(list(history))
+        self._assigned = history.assigned
+        self._loops = history.loops
         self._by_id: dict[int, list[str]] = {}
+        self._values: dict[int, Any] = {}
         for name, value in list(namespace.items()):
             if name.startswith("_") or not name.isidentifier():
                 continue
             variable = tf_variable(value)
             if variable is not None:
                 self._by_id.setdefault(id(variable), []).append(name)
+                self._values[id(variable)] = variable
 
     def _rank(self, name: str) -> tuple:
         return (name in self._loops, name not in self._assigned, len(name), name)
@@ -120,8 +162,14 @@ class VariableNames:
             return min(names, key=self._rank)
         return fallback or variable.name.split(":")[0]
 
-    def by_handle(self, variables: Iterable[Any]) -> dict[int, str]:
-        """``id(variable.handle) -> name`` for each variable (to name a graph's captured handles)."""
+    def by_handle(self, variables: Iterable[Any] | None = None) -> dict[int, str]:
+        """``id(variable.handle) -> name`` for each variable (to name a graph's captured handles).
+
+        Args:
+            variables: the variables to name (default: every variable the namespace holds).
+        """
+        if variables is None:
+            variables = [value for value in self._values.values()]
         found = {}
         for value in variables:
             variable = tf_variable(value)

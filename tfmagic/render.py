@@ -10,6 +10,7 @@ kept out of the user's cell; anything else it says is passed on.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import html
 import os
@@ -269,9 +270,14 @@ def summarize(model) -> str:
     return text
 
 
+#: The views ``--ops`` chooses: the readable view (the default) and every op as TensorFlow has it.
+VIEWS = ("readable", "all")
+
+
 def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_nodes: int | None = None,
-               depth: int | None = None, expand: tuple[str, ...] = (), budget: float | None = None
-               ) -> tuple[GraphReport, dict[str, bytes]]:
+               depth: int | None = None, expand: tuple[str, ...] = (), budget: float | None = None,
+               ops: str = "readable", labels: dict[str, str] | None = None,
+               variable_names: dict[int, str] | None = None) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a traced graph: the inline report and the rendered bytes of each format asked for.
 
     Args:
@@ -282,32 +288,46 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_no
         depth: draw collapsed by name scope, this many levels deep.
         expand: name scopes (globs) to open one level further than ``depth``.
         budget: seconds a large layout may take (see :func:`draw_model`).
+        ops: ``readable`` (the user's program: see ``readable.py``) or ``all`` (every op).
+        labels: the user's names of output ops (``naming.output_names``).
+        variable_names: the user's names of variables by ``id`` of their handle (``naming.VariableNames``).
 
     Returns:
         ``(report, rendered)``.
     """
     from tfmagic.graph import build_graph_model
 
-    return draw_model(build_graph_model(tf_graph), title, formats, max_nodes=max_nodes, depth=depth, expand=expand,
-                      budget=budget)
+    model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
+    return draw_model(model, title, formats, max_nodes=max_nodes, depth=depth, expand=expand, budget=budget, ops=ops)
 
 
 def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient: bool = False,
                max_nodes: int | None = None, depth: int | None = None, expand: tuple[str, ...] = (),
-               budget: float | None = None) -> tuple[GraphReport, dict[str, bytes]]:
+               budget: float | None = None, ops: str = "readable") -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend.
 
-    A large layout gets ``budget`` seconds (:data:`LAYOUT_BUDGET` by default); past that, the drawing
-    falls back to one node per top-level name scope, with a note.
+    The readable view (``ops="readable"``) is drawn from :func:`tfmagic.readable.readable_view`, with a
+    line saying what it hid; large graphs are then collapsed by name scope as in every view.  A large
+    layout gets ``budget`` seconds (:data:`LAYOUT_BUDGET` by default); past that, the drawing falls back
+    to one node per top-level name scope, with a note.
     """
     budget = LAYOUT_BUDGET if budget is None else budget
     from tfmagic.dot import DotOptions, build_dot
     from tfmagic.graph import DEFAULT_MAX_NODES, fit
 
     summary = summarize(model)
-    view, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand)
-    caption = f"{title}\n{note}" if note else title
-    dot_source = build_dot(view, DotOptions(title=caption, gradient=gradient))
+    total = model.total_ops()
+    hidden = ""
+    if ops == "readable":
+        from tfmagic.readable import readable_view
+
+        model, hidden_ops = readable_view(model)
+        hidden = hidden_ops.line()
+    view, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand, total)
+    notes = [line for line in (note, hidden) if line]
+    caption = "\n".join([title, *notes])
+    options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable")
+    dot_source = build_dot(view, options)
     wanted = tuple(dict.fromkeys(("svg", *formats)))
     try:
         rendered = render_dot_within(dot_source, wanted, budget)
@@ -315,9 +335,10 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
         view, _ = fit(model, DEFAULT_MAX_NODES, 1, ())
         note = (f"{len(model.ops)} ops in {len(view.ops)} nodes, one per top-level name scope: {e} for the view "
                 "asked for")
-        dot_source = build_dot(view, DotOptions(title=f"{title}\n{note}", gradient=gradient))
+        notes = [line for line in (note, hidden) if line]
+        dot_source = build_dot(view, dataclasses.replace(options, title="\n".join([title, *notes])))
         rendered = render_dot_within(dot_source, wanted)
-    report = GraphReport(title, summary, _svg_element(rendered["svg"]), dot_source, [note] if note else [])
+    report = GraphReport(title, summary, _svg_element(rendered["svg"]), dot_source, notes)
     return report, rendered
 
 

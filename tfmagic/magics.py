@@ -38,6 +38,7 @@ class TFMagics(Magics):
         self._device_hooks = False
         self._cell_state = None  # what the pre-cell hook started: (namespace ids, placement capture)
         self._transformed_source = ""  # the source of the %%tfgraph cell running now (for the explorer)
+        self._history = None  # naming.HistoryTargets: how the session's cells bound each name
         self._install_error_handler()
 
     @property
@@ -82,6 +83,10 @@ class TFMagics(Magics):
     @argument("--show", dest="show", choices=("graph", "code", "optimized", "none"), default="graph",
               help="what to show below the result: the traced graph (default), the code AutoGraph generated, "
                    "the graph after Grappler beside the traced one, or nothing")
+    @argument("--ops", dest="ops", choices=("readable", "all"), default="readable",
+              help="readable (default): the program as written (variable reads, identities, NoOps, control "
+                   "edges and loop bookkeeping folded away, with a line saying what was hidden); "
+                   "all: every op as TensorFlow has it")
     @argument("--expand", dest="expand", action="append", default=[], metavar="SCOPE",
               help="open a name scope (a glob; repeat for more) in a collapsed drawing")
     @argument("--depth", dest="depth", type=int, metavar="N",
@@ -255,14 +260,27 @@ class TFMagics(Magics):
         for finding in run.findings:
             display(Notice(f"%%tfgraph: {finding.text}", level="warning"))
 
+    def variable_names(self) -> dict[int, str]:
+        """The notebook's names of its variables, by ``id`` of their handles (for drawings)."""
+        from tfmagic.naming import HistoryTargets, VariableNames
+
+        if self._history is None:
+            self._history = HistoryTargets()
+        history = self.shell.user_ns.get("In", [])
+        self._history.update(history if isinstance(history, list) else [])
+        return VariableNames(self.shell.user_ns, self._history).by_handle()
+
     def _draw(self, run, args) -> None:
+        from tfmagic.naming import output_names
         from tfmagic.render import Notice, draw_graph, file_format
 
         title = f"%%tfgraph {'-n ' + args.name + ' ' if args.name else ''}cell, trace {run.trace.number}"
         formats = (file_format(args.output),) if args.output else ()
         try:
             report, rendered = draw_graph(run.trace.graph, title, formats, args.max_nodes, args.depth,
-                                          tuple(args.expand))
+                                          tuple(args.expand), ops=args.ops,
+                                          labels=output_names(run.trace.graph, cell=True),
+                                          variable_names=self.variable_names())
             if args.output:
                 with open(args.output, "wb") as f:
                     f.write(rendered[formats[0]])
@@ -298,7 +316,8 @@ class TFMagics(Magics):
             records = cell.traces if cell is not None else [run.trace]
             traces = [(r.reason, r.graph) for r in records]
             selected = next((i for i, r in enumerate(records) if r is run.trace), len(records) - 1)
-            display(Explorer(traces, selected, title.rsplit(", trace ", 1)[0], args.max_nodes).widget())
+            display(Explorer(traces, selected, title.rsplit(", trace ", 1)[0], args.max_nodes, ops=args.ops,
+                             variable_names=self.variable_names(), cell=True).widget())
         except Exception as e:  # the explorer is an extra: the static drawing below still stands
             display(Notice(f"%%tfgraph: the explorer could not start: {type(e).__name__}: {e}", level="warning"))
 
@@ -309,7 +328,8 @@ class TFMagics(Magics):
         result = optimize(run.trace.graph)
         drawing = None
         if result.graph is not None:
-            drawing, _ = draw_graph(result.graph, f"after Grappler, trace {run.trace.number}", (), args.max_nodes)
+            drawing, _ = draw_graph(result.graph, f"after Grappler, trace {run.trace.number}", (), args.max_nodes,
+                                    ops=args.ops, variable_names=self.variable_names())
         return Comparison(traced, drawing, result.summary)
 
     def _draw_function(self, args):
@@ -331,12 +351,16 @@ class TFMagics(Magics):
         chosen = len(traces) - 1 if args.trace is None else args.trace - 1
         if not 0 <= chosen < len(traces):
             raise UsageError(f"--trace {args.trace}: {args.function} has traces 1 to {len(traces)}")
+        from tfmagic.naming import output_names
+
         formats = (file_format(args.output),) if args.output else ()
         reports = []
+        names = self.variable_names()
         for i, (label, graph) in enumerate(traces):
             report, rendered = draw_graph(graph, f"{args.function}, trace {i + 1}: {label}",
                                           formats if i == chosen else (), args.max_nodes, args.depth,
-                                          tuple(args.expand))
+                                          tuple(args.expand), ops=args.ops, labels=output_names(graph),
+                                          variable_names=names)
             reports.append(report)
             if i == chosen and args.output:
                 with open(args.output, "wb") as f:
@@ -425,8 +449,12 @@ class TFMagics(Magics):
             display(Notice("%%tape: the gradient graph could not be drawn: the cell does not trace as a "
                            "tf.function (the table above stands)", level="warning"))
             return
-        model = build_graph_model(run.graph.graph, "gradient")
-        mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status)
+        graph = run.graph.graph
+        model = build_graph_model(graph, "gradient", variable_names=self.variable_names())
+        outputs = [t.op.name for t in graph.outputs if t is not None]
+        gradients = dict(zip(run.graph.order, outputs)) if len(outputs) == len(run.graph.order) else {}
+        mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status, gradients,
+                           run.target_name)
         try:
             report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", gradient=True)
         except TfMagicError as e:

@@ -277,8 +277,18 @@ def signature_of(concrete) -> dict[str, Any]:
 
 def explain(signature: dict[str, Any], earlier: list[dict[str, Any]], reduce_retracing: bool = False
             ) -> tuple[list[ArgChange], list[str], int | None]:
-    """Compare a new signature with earlier ones: ``(changes, fixes, index of the nearest)``."""
-    best: tuple[int, list[ArgChange]] | None = None
+    """Compare a new signature with earlier ones: ``(changes, fixes, index of the nearest)``.
+
+    The nearest is the one that differs least, a change of kind (a Python value against a tensor)
+    counting more than a change within a kind (a shape); of two equally near, the later.
+
+    >>> spec = lambda shape: tf.TensorSpec(shape, tf.float32)
+    >>> from tensorflow.core.function.trace_type import default_types
+    >>> changes, fixes, nearest = explain({"x": spec([1, 2])}, [{"x": spec([])}, {"x": default_types.Literal(2)}])
+    >>> nearest, changes[0].text
+    (0, 'x: float32 -> float32[1,2]')
+    """
+    best: tuple[int, int, list[ArgChange]] | None = None
     for index, old in enumerate(earlier):
         changes = []
         for name, new_type in signature.items():
@@ -286,11 +296,17 @@ def explain(signature: dict[str, Any], earlier: list[dict[str, Any]], reduce_ret
                 changes.append(ArgChange(name, "new", "", describe(new_type)))
             else:
                 changes += compare(name, old[name], new_type)
-        if best is None or len(changes) < len(best[1]) or (len(changes) == len(best[1]) and index > best[0]):
-            best = (index, changes)
+        distance = sum(_DISTANCE.get(c.kind, 2) for c in changes)
+        if best is None or distance <= best[0]:
+            best = (distance, index, changes)
     if best is None:
         return [], [], None
-    return best[1], fixes_for(best[1], reduce_retracing), best[0]
+    return best[2], fixes_for(best[2], reduce_retracing), best[1]
+
+
+#: How far apart two traces are for one change of each kind (see :func:`explain`).
+_DISTANCE = {"shape": 1, "python_value": 1, "dtype": 2, "rank": 2, "keys": 2, "length": 2, "object": 2,
+             "captured": 2, "new": 3, "type": 4}
 
 
 def concrete_functions(function) -> list:
@@ -568,3 +584,22 @@ def watched_pitfalls(function, history: TraceHistory) -> list:
                                                     python_function.__code__.co_filename, first - 1)
     # Lines of the file (or notebook cell) the function is in, as the user sees them.
     return [dataclasses.replace(f, line=f.line + first - 1) if f.line else f for f in findings]
+
+
+_KERAS_STEPS = {"predict_function": "predict", "train_function": "training", "test_function": "evaluation"}
+
+
+def keras_step(name: str, function) -> str | None:
+    """``"predict"`` (``"training"``, ``"evaluation"``) when ``name`` is a Keras model's own step function
+    that Keras built with ``reduce_retracing`` (it retraces it itself, once, for a shape it then generalises)."""
+    _, _, attr = name.rpartition(".")
+    if not _ or attr not in _KERAS_STEPS or not getattr(function, "_reduce_retracing", False):
+        return None
+    return _KERAS_STEPS[attr]
+
+
+def keras_retrace_text(name: str, step: str) -> str:
+    """The one note for a Keras step function's own retrace."""
+    return (f"tfretrace {name}: Keras's own {step} step traced again for a new input shape: Keras builds it with "
+            "reduce_retracing=True, so it now runs one graph for any batch size; nothing to change in your code "
+            "(said once)")

@@ -296,7 +296,8 @@ def _restore(namespace: dict, snapshot: dict) -> None:
             namespace[key] = value
 
 
-def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(), draw: bool = False) -> TapeRun:
+def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(), draw: bool = False,
+             history: list[str] | tuple[str, ...] = ()) -> TapeRun:
     """Run ``source`` in ``namespace`` under a GradientTape and differentiate the target.
 
     Args:
@@ -304,6 +305,8 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
         namespace: the notebook's namespace: the cell runs in it, as a plain cell.
         options: the target, sources and what to compute.
         draw: also trace the gradient graph (for ``--show graph``).
+        history: the cells run so far (IPython's ``In``): a variable is named by an assignment of the
+            user's rather than by a leftover loop variable (``for variable in model.variables:``).
 
     Returns:
         The :class:`TapeRun`.
@@ -328,7 +331,8 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
     several = options.jacobian or options.hessian
     try:
         with recorder:
-            run = _differentiate(code, exec_code, eval_code, namespace, options, recorder, several, snapshot)
+            run = _differentiate(code, exec_code, eval_code, namespace, options, recorder, several, snapshot,
+                                 history)
     except (OptionError, tf.errors.InvalidArgumentError) as e:
         _restore(namespace, snapshot)
         if isinstance(e, OptionError):
@@ -373,7 +377,7 @@ class _CellFailed(Exception):
         self.error = error
 
 
-def _differentiate(code, exec_code, eval_code, namespace, options, recorder, several, before) -> TapeRun:
+def _differentiate(code, exec_code, eval_code, namespace, options, recorder, several, before, history=()) -> TapeRun:
     persistent = options.persistent or several
     outer = tf.GradientTape(persistent=True) if options.hessian else None
     if outer is not None:
@@ -392,7 +396,7 @@ def _differentiate(code, exec_code, eval_code, namespace, options, recorder, sev
             except Exception as e:  # the user's code failed
                 raise _CellFailed(e) from e
             target_name, target = _target(options.target, result, namespace)
-        names, values = _sources(options, tape, namespace, before)
+        names, values = _sources(options, tape, namespace, before, history)
         recorder.phase = "backward"
         gradients = tape.gradient(target, values, unconnected_gradients=tf.UnconnectedGradients.NONE)
     finally:
@@ -401,13 +405,17 @@ def _differentiate(code, exec_code, eval_code, namespace, options, recorder, sev
     hessians = {}
     if outer is not None:  # the gradients were recorded by the outer tape: differentiate them again
         for name_i, g in zip(names, gradients):
-            if g is None:
-                continue
-            second = outer.jacobian(g, values, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            # None where nested plain tapes give None: a first derivative that is None, or that does not
+            # depend on the second source (outer_tape.gradient(inner_gradient, sources) is None there)
+            second = [None] * len(values) if g is None else outer.jacobian(
+                g, values, unconnected_gradients=tf.UnconnectedGradients.NONE)
             for name_j, h in zip(names, second):
                 hessians[(name_i, name_j)] = h
     jacobians = {}
     if options.jacobian:
+        if not tf.is_tensor(target):
+            raise OptionError(f"--jacobian: the target ({target_name}) is a {type(target).__name__}: a jacobian "
+                              "is of one tensor; name one (%%tape z1 --jacobian)")
         for name, jac in zip(names, tape.jacobian(target, values)):
             jacobians[name] = jac
     sources = [SourceGradient(n, v, g) for n, v, g in zip(names, values, gradients)]
@@ -429,14 +437,25 @@ def _target(expression: str | None, result, namespace) -> tuple[str, Any]:
         name = expression
     if isinstance(value, tf.Variable):
         value = tf.convert_to_tensor(value)
+    what = name if expression is None else repr(name)
+    if isinstance(value, (list, tuple)) and value:  # tape.gradient sums the gradients of a list of targets
+        try:
+            leaves = tf.nest.flatten(value)
+        except (TypeError, ValueError):
+            leaves = [None]
+        bad = next((v for v in leaves if not tf.is_tensor(v)), None) if leaves else [None]
+        if bad is None:
+            return name, tf.nest.map_structure(
+                lambda v: tf.convert_to_tensor(v) if isinstance(v, tf.Variable) else v, value)
+        raise OptionError(f"the target ({what}) holds a {type(bad).__name__}, not a tensor: the tape "
+                          "differentiates tensors (or a list of tensors) only")
     if not tf.is_tensor(value):
-        what = name if expression is None else repr(name)
         raise OptionError(f"the target ({what}) is a {type(value).__name__}, not a tensor: the tape "
-                          "differentiates tensors only")
+                          "differentiates tensors (or a list of tensors) only")
     return name, value
 
 
-def _sources(options: TapeOptions, tape, namespace, before: dict) -> tuple[list[str], list[Any]]:
+def _sources(options: TapeOptions, tape, namespace, before: dict, history=()) -> tuple[list[str], list[Any]]:
     if options.wrt:
         names = list(options.wrt)
         values = []
@@ -446,20 +465,16 @@ def _sources(options: TapeOptions, tape, namespace, before: dict) -> tuple[list[
             except Exception as e:
                 raise OptionError(f"--wrt {name}: {type(e).__name__}: {e}") from e
         return names, values
-    by_id = {}
-    for space in (namespace, before):  # before: a variable the cell rebound (a = a * 2) keeps its name
-        for key, value in space.items():
-            if key.startswith("_"):
-                continue
-            if isinstance(value, tf.Variable):
-                by_id.setdefault(id(value), key)
-            elif isinstance(getattr(type(value), "value", None), property):  # a Keras variable
-                inner = value.value
-                if isinstance(inner, tf.Variable):
-                    by_id.setdefault(id(inner), key)
+    from tfmagic.naming import VariableNames, tf_variable
+
+    known = dict(namespace)
+    for key, value in before.items():  # a variable the cell rebound (a = a * 2) keeps its name
+        if tf_variable(value) is not None and tf_variable(known.get(key)) is None:
+            known[key] = value
+    naming = VariableNames(known, history)
     names, values = [], []
     for variable in tape.watched_variables():
-        name = by_id.get(id(variable), variable.name.split(":")[0])
+        name = naming.name_of(variable, variable.name.split(":")[0])
         while name in names:  # two unnamed variables: never one key for two gradients
             name += "'"
         names.append(name)
@@ -726,3 +741,33 @@ class GradientGraph:
     sources: dict[str, str]
     status: dict[str, str]
     order: list[str] = field(default_factory=list)  # the source of each gradient output, in order
+
+
+def split_target(line: str) -> tuple[str, str]:
+    """``%%tape``'s line as ``(target, options)``: the target is the text before the first option, as typed.
+
+    Option parsing splits words and drops quotes (``d["loss"]`` would become ``d[loss]``), so the target,
+    an expression, is cut off the line first: up to the first `` -x``/`` --x`` outside brackets and quotes.
+
+    >>> split_target('d["loss"] --wrt a,b')
+    ('d["loss"]', '--wrt a,b')
+    >>> split_target("[z1, z2, z3]")
+    ('[z1, z2, z3]', '')
+    >>> split_target("--hessian")
+    ('', '--hessian')
+    """
+    depth, quote = 0, ""
+    for i, char in enumerate(line):
+        if quote:
+            if char == quote and line[i - 1] != "\\":
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "-" and depth == 0 and (i == 0 or line[i - 1].isspace()) and \
+                i + 1 < len(line) and (line[i + 1].isalpha() or line[i + 1] == "-"):
+            return line[:i].strip(), line[i:].strip()
+    return line.strip(), ""

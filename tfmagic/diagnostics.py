@@ -426,3 +426,73 @@ def _needed_ops(graph) -> set:
                 seen.add(parent)
                 stack.append(parent)
     return seen
+
+
+_GRAPH_ONLY = [
+    (re.compile(r"object has no attribute 'numpy'|\.numpy\(\) is only available|numpy\(\) is only supported in eager"),
+     "{what}.numpy() needs a value, and inside a graph a tensor is symbolic: its value exists only when the graph runs",
+     "use the tensor itself (TensorFlow ops take it), or call .numpy() in a plain cell after this one"),
+    (re.compile(r"Cannot convert a symbolic (tf\.)?Tensor|You are passing .*SymbolicTensor.*to a NumPy call"
+                r"|__array__\(\) .* symbolic"),
+     "NumPy needs a tensor's value, and inside a graph a tensor is symbolic: its value exists only when the graph runs",
+     "use the TensorFlow op (tf.reduce_sum, tf.math...), or the NumPy call in a plain cell"),
+    (re.compile(r"(?i)symbolic `?tf\.Tensor`? as a Python `?bool`?|iterating over (a )?(symbolic )?`?tf\.Tensor`? "
+                r"is not allowed"),
+     "a tensor is used as a Python bool (or iterated) where AutoGraph does not convert it: it converts if, while "
+     "and for statements of the cell, not a tensor's truth or iteration inside comprehensions, lambdas or calls",
+     "write it as a statement (if/for at the cell's level), or with tf.where / tf.cond / tf.map_fn"),
+    (re.compile(r"argument must be a string, a bytes-like object or a (real )?number, not '(Symbolic)?Tensor'"
+                r"|float\(\) argument must be .*'(Symbolic)?Tensor'|only supported in eager mode"),
+     "this needs a value, and inside a graph a tensor (or dataset) is symbolic: values exist only when the graph "
+     "runs, and this is eager-only",
+     "keep it a tensor (tf.cast instead of int()/float()), or do this in a plain cell"),
+]
+
+
+def explain_graph_only(message: str, line: int | None, code: str) -> Finding | None:
+    """An error of eager-only code run as a graph (``x.numpy()``, NumPy on a tensor, a tensor as a bool), explained."""
+    for pattern, text, fix in _GRAPH_ONLY:
+        if pattern.search(message):
+            what = ""
+            m = re.search(r"([A-Za-z_][\w.\[\]]*)\.numpy\(\)", code)
+            if m:
+                what = m.group(1)
+            return Finding("graph_only", line, code, text.format(what=what or "a tensor's "), fix)
+    return None
+
+
+def find_converted_builtins(source: str, graph, filename: str, line_offset: int) -> list[Finding]:
+    """``int(t)`` / ``float(t)`` / ``bool(t)`` of a tensor: AutoGraph makes it a ``tf.cast``, so the name holds a
+    tensor where a plain cell holds a Python number.
+
+    Args:
+        source: the cell's or function's source.
+        graph: the traced graph (a ``Cast`` op made on the call's line tells that it got a tensor).
+        filename: the file name the function's source was compiled under.
+        line_offset: source line + offset = line in that file.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    calls = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("int", "float", "bool"):
+            calls.setdefault(node.lineno, node.func.id)
+    if not calls:
+        return []
+    cast_lines = set()
+    for op in graph.get_operations():
+        if op.type != "Cast":
+            continue
+        for frame in reversed(op.traceback):
+            if frame.filename == filename:
+                cast_lines.add(frame.lineno - line_offset)
+                break
+    lines = source.splitlines()
+    return [Finding("converted_builtin", line, lines[line - 1] if 0 < line <= len(lines) else "",
+                    f"{name}() of a tensor is a tf.cast in a graph (AutoGraph converts it): the result is a tensor, "
+                    f"where a plain cell gets a Python {name}",
+                    f"for a Python {name}, call {name}(t) in a plain cell; in the graph, tf.cast(t, ...) says what "
+                    "happens")
+            for line, name in sorted(calls.items()) if line in cast_lines]

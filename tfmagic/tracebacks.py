@@ -177,7 +177,8 @@ def explain(message: str, frames: list[CellFrame], namespace: dict):
     line, text = (last.lineno, last.code) if last else (None, "")
     return (diagnostics.explain_dtype_error(message, line, text, diagnostics.line_dtypes(text, namespace))
             or diagnostics.explain_variable_creation(message, line, text)
-            or diagnostics.explain_tape_reuse(message, line, text))
+            or diagnostics.explain_tape_reuse(message, line, text)
+            or diagnostics.explain_graph_only(message, line, text))
 
 
 def variables_note(names: list[str]) -> str:
@@ -188,7 +189,8 @@ def variables_note(names: list[str]) -> str:
 
 
 def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
-             phase: str | None = None, assigned: list[str] | None = None) -> BaseException:
+             phase: str | None = None, assigned: list[str] | None = None,
+             notes: list[str] | None = None) -> BaseException:
     """The exception to raise for a failing cell: the user's own, with a short cell traceback.
 
     Args:
@@ -197,6 +199,7 @@ def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
         namespace: the notebook's namespace (to name a NumPy float64 operand of a dtype mismatch).
         phase: what was happening (``tracing``, ``running``, ``eager``), when the caller knows better.
         assigned: variables the cell assigned (or may have) before it failed: TensorFlow cannot undo that.
+        notes: findings that explain why the cell fails as a graph (a try/except that cannot catch this).
 
     Returns:
         The user's exception (same type and message), with ``_render_traceback_``
@@ -211,6 +214,8 @@ def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
     rendered = format_cell_traceback(type(original).__name__, message, frames, code, phase)
     if assigned:
         rendered.append(variables_note(assigned))
+    for note in notes or ():
+        rendered.append(f"note: {note}")
     try:
         original._render_traceback_ = lambda: rendered
         original.tfmagic_frames = frames

@@ -23,6 +23,7 @@ import ast
 import builtins
 import collections
 import collections.abc
+import re
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,9 @@ class TraceRecord:
         functions: functions the cell defined that read its names: name -> how to define them again
             over the notebook's namespace (inside the graph they read the trace's values).
         dropped: names (and the result) that cannot leave the graph: name -> why (not written back).
+        slots: places in captured containers and objects where the cell put graph tensors
+            (``seen.append(y)``, ``cfg['k'] = y``, ``obj.t = y``): they leave the graph and go back in there.
+        texts: names bound to text that shows a symbolic tensor (``f"{y}"`` while tracing).
     """
 
     number: int
@@ -91,6 +95,8 @@ class TraceRecord:
     rebuild: dict[Any, Any] = field(default_factory=dict)
     functions: dict[str, Any] = field(default_factory=dict)
     dropped: dict[Any, str] = field(default_factory=dict)
+    slots: list = field(default_factory=list)
+    texts: list = field(default_factory=list)
 
     @property
     def reason(self) -> str:
@@ -161,6 +167,9 @@ class CellFunction:
         self._variables = {k: v for k, v in global_values.items() if isinstance(v, tf.Variable)}
         self._captured_objects = [v for v in global_values.values() if hasattr(v, "variables")
                                   and not isinstance(v, tf.Variable)]
+        self._globals = global_values
+        self._attributes = _attribute_targets(code.source)  # obj.t = ... on a captured object
+        self._changed_globals = [n for n in global_values if n in code.mutated or n in self._attributes]
         # A rebuilt cell (a new captured object, new code under -n NAME) goes on counting its traces.
         self.first_number = previous.trace_count if previous is not None else 0
         self.rebuild_changes = _rebuild_changes(previous, self) if previous is not None else []
@@ -214,6 +223,15 @@ class CellFunction:
                 record.python_values[name] = payload
             else:
                 record.dropped[name] = payload
+        for name, value in record.python_values.items():
+            if isinstance(value, str) and _SYMBOLIC_TEXT.search(value):
+                record.texts.append(name)
+        fill = []
+        for slot, tensor in self._captured_slots(graph):
+            record.slots.append(slot)
+            fill.append(tensor)
+        if fill:
+            tensors[_SLOTS_KEY] = tuple(fill)
         kind, payload = self._place(result, graph, values) if result is not None else ("python", None)
         out = None
         if kind == "tensor":
@@ -278,6 +296,22 @@ class CellFunction:
                             "used outside the graph; bind the tensors themselves (they are written back)")
         return "python", value
 
+    def _captured_slots(self, graph):
+        """``((name, kind, key), tensor)`` for each graph tensor the cell put into a captured list, dict or object."""
+        for name in self._changed_globals:
+            target = self._globals.get(name)
+            if isinstance(target, list):
+                items, kind = list(enumerate(target)), "item"
+            elif isinstance(target, dict):
+                items, kind = list(target.items()), "item"
+            elif hasattr(target, "__dict__") and not isinstance(target, (type, types.ModuleType)):
+                items, kind = [(k, v) for k, v in vars(target).items() if k in self._attributes.get(name, ())], "attr"
+            else:
+                continue
+            for key, item in items:
+                if isinstance(item, tf.Tensor) and tf.is_symbolic_tensor(item) and item.graph is graph:
+                    yield (name, kind, key), item
+
     def _variable_for(self, unread, graph, values: dict):
         """The variable behind an assign's result inside the graph (``v.assign(...)`` returns a graph view of v)."""
         handle = getattr(unread, "handle", None)
@@ -318,7 +352,8 @@ class CellFunction:
         except Exception as exc:  # the user's code failed: show it at the cell's lines
             assigned = self._assigned_variables(args) if isinstance(exc, tf.errors.OpError) else []
             self._pending.clear()
-            raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned) from None
+            notes = [f.text for f in self.code_findings() if f.kind == "try_except"]
+            raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes) from None
         traced = count() != before
         if traced:
             record = self._pending[-1]  # TensorFlow traces twice when a first call creates variables
@@ -332,6 +367,15 @@ class CellFunction:
         else:
             record = self.trace_for(args)
         model = record or self.traces[-1]
+        filled = tensors.pop(_SLOTS_KEY, ()) if isinstance(tensors, dict) else ()
+        for (name, kind, key), value in zip(model.slots, filled):  # the eager values, where the trace put tensors
+            try:
+                if kind == "attr":
+                    setattr(self._globals[name], key, value)
+                else:
+                    self._globals[name][key] = value
+            except (LookupError, TypeError, AttributeError):  # the container changed since: leave it
+                pass
         outputs = dict(model.python_values)
         outputs.update(tensors)
         for name, template in model.mixed.items():
@@ -402,6 +446,8 @@ class CellFunction:
             self.code.source, record.graph, self.code.filename, LINE_OFFSET)
         record.findings += diagnostics.find_pruned_lines(self.code.source, record.graph, self.code.filename,
                                                          LINE_OFFSET)
+        record.findings += diagnostics.find_converted_builtins(self.code.source, record.graph, self.code.filename,
+                                                               LINE_OFFSET)
         record.findings += self._write_back_notes(record)
         record.findings.sort(key=lambda f: f.line or 0)
 
@@ -409,6 +455,14 @@ class CellFunction:
         """One finding per name (or result) that does not leave the graph, at the line that binds it."""
         lines = self.code.source.splitlines()
         notes = []
+        for name in record.texts:
+            line = binding_line(self.code.source, name)
+            code = lines[line - 1] if line and 0 < line <= len(lines) else ""
+            notes.append(diagnostics.Finding(
+                "symbolic_text", line, code,
+                f"{name} holds the text of a symbolic tensor, formatted while tracing: it shows no values, where a "
+                "plain cell's text shows them", "format in the graph (tf.strings.format('{}', t), "
+                "tf.strings.as_string(t)), or format in a plain cell"))
         for name, reason in record.dropped.items():
             if name is _RESULT_KEY:
                 line = len(lines)
@@ -639,6 +693,21 @@ def _holds_tensors(value: Any) -> bool:
 
 
 _RESULT_KEY = object()  # the last expression's entry among a trace's mixed containers
+_SLOTS_KEY = "_tfmagic_slots"  # the outputs' entry for tensors put into captured containers
+_SYMBOLIC_TEXT = re.compile(r'Tensor\("[^"]*", shape=')
+
+
+def _attribute_targets(source: str) -> dict[str, set[str]]:
+    """``{name: {attr}}`` for each ``name.attr = ...`` in the cell."""
+    out: dict[str, set[str]] = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return out
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and isinstance(node.value, ast.Name):
+            out.setdefault(node.value.id, set()).add(node.attr)
+    return out
 
 
 def _is_mixed(value: Any) -> bool:

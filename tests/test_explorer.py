@@ -13,7 +13,9 @@ def explorer():
     fn = tf.function(lambda x: tf.reduce_sum(net(x)) + (tf.constant(1.0) + tf.constant(2.0)))
     graphs = [("x: float32[2,4]", fn.get_concrete_function(tf.TensorSpec([2, 4])).graph),
               ("x: float32[3,4]", fn.get_concrete_function(tf.TensorSpec([3, 4])).graph)]
-    return Explorer(graphs, 1, "explore")
+    explorer = Explorer(graphs, 1, "explore")
+    explorer.keep_alive = (net, fn)  # a FuncGraph holds its variables weakly: Grappler's view needs them
+    return explorer
 
 
 def test_starts_on_the_chosen_trace_and_draws_when_asked(explorer):

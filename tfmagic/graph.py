@@ -229,7 +229,7 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
         elif op_type in ("Const", "HostConst"):
             kind = "constant"
             detail = _constant_detail(tf_op)
-        elif tf_op.name in output_ops:
+        elif tf_op.name in output_ops or tf_op.name in labels:  # labels name outputs (Grappler's graph has none)
             kind = "output"
         elif tf_op.name.startswith(BACKWARD_SCOPE):
             kind = "backward"

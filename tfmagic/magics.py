@@ -328,8 +328,11 @@ class TFMagics(Magics):
         result = optimize(run.trace.graph)
         drawing = None
         if result.graph is not None:
+            from tfmagic.naming import output_names
+
             drawing, _ = draw_graph(result.graph, f"after Grappler, trace {run.trace.number}", (), args.max_nodes,
-                                    ops=args.ops, variable_names=self.variable_names())
+                                    ops=args.ops, labels=output_names(run.trace.graph, cell=True),
+                                    variable_names=self.variable_names())  # Grappler keeps the outputs' names
         return Comparison(traced, drawing, result.summary)
 
     def _draw_function(self, args):
@@ -391,6 +394,9 @@ class TFMagics(Magics):
               help="the name of the dict of gradients (default: grads)")
     @argument("--show", dest="show", choices=("table", "graph", "none"), default="table",
               help="show the gradient table (default), the table and the gradient graph, or nothing")
+    @argument("--ops", dest="ops", choices=("readable", "all"), default="readable",
+              help="the gradient graph: readable (default; plumbing folded away, with a line saying what was "
+                   "hidden) or all (every op)")
     @no_var_expand
     @cell_magic
     def tape(self, line, cell):
@@ -454,9 +460,9 @@ class TFMagics(Magics):
         outputs = [t.op.name for t in graph.outputs if t is not None]
         gradients = dict(zip(run.graph.order, outputs)) if len(outputs) == len(run.graph.order) else {}
         mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status, gradients,
-                           run.target_name)
+                           _short_target(run.target_name, cell))
         try:
-            report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", gradient=True)
+            report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", gradient=True, ops=ops)
         except TfMagicError as e:
             display(Notice(f"%%tape: the drawing failed: {e}", level="warning"))
             return
@@ -814,6 +820,20 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _short_target(target_name: str, cell: str) -> str:
+    """How a gradient drawing names the target: TARGET as given, or the cell's last expression when short."""
+    import ast
+
+    if not target_name.startswith("the cell"):
+        return target_name
+    try:
+        body = ast.parse(cell).body
+    except SyntaxError:
+        return "target"
+    text = ast.unparse(body[-1].value) if body and isinstance(body[-1], ast.Expr) else ""
+    return text if text and len(text) <= 24 else "target"
 
 
 def _first_line(source: str) -> str:

@@ -1,0 +1,198 @@
+"""The readable view of every drawing: the user's names, no plumbing, a notebook's width.
+
+Each test draws a cell of the tour or of the seed's chapter in a real shell and reads what the
+drawing shows: its DOT (through ``-o FILE.dot``, read back by Graphviz's own parser) and its SVG.
+"""
+
+import re
+
+import pygraphviz
+import pytest
+from IPython.core.error import UsageError
+
+from .shellutil import run
+
+SETUP = """
+t = tf.constant([[1., 2.], [3., 4.]])
+x = tf.constant([[1., 2., 3.]])
+layer = tf.keras.layers.Dense(2, name="hidden")
+steps = tf.Variable(0)
+n = tf.constant(5)
+xs = tf.constant([0.5, 3.0])
+w1, w2 = tf.Variable(5.), tf.Variable(3.)
+"""
+
+UV = "u = t + 10\nv = tf.square(t)\nu @ tf.transpose(v)"
+DENSE = "y = layer(x)\nsteps.assign_add(1)\ntf.reduce_mean(y)"
+LOOP_IF = "total = tf.constant(0)\nfor i in tf.range(n):\n    total += i * i\nif total > 10:\n    total = total // 2\ntotal"
+WHILE_TANH = "while tf.reduce_sum(xs) > 1:\n    xs = tf.tanh(xs)\nxs"
+STOP_GRADIENT = "z = 3 * w1 ** 2 + tf.stop_gradient(2 * w1 * w2)\nz"
+
+#: A notebook's output area shows about this many points at full scale.
+NOTEBOOK_WIDTH = 1000
+
+
+@pytest.fixture(autouse=True)
+def _setup(ip):
+    run(ip, SETUP)
+
+
+def _draw(ip, tmp_path, body, options=""):
+    """Run ``body`` under %%tfgraph and return (the DOT as Graphviz reads it, the inline SVG, the text)."""
+    path = tmp_path / "drawing.dot"
+    result, captured = run(ip, f"%%tfgraph {options} -o {path}\n{body}")
+    assert result.success, result.error_in_exec
+    data = next(o.data for o in captured.outputs if "image/svg+xml" in o.data)
+    return pygraphviz.AGraph(string=path.read_text()), data["image/svg+xml"], data["text/plain"]
+
+
+def _labels(graph) -> list[str]:
+    return [graph.get_node(n).attr["label"].replace("\\n", "\n") for n in graph.nodes()]
+
+
+def _width(svg: str) -> float:
+    return float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1))
+
+
+def _kind_of(node) -> str:
+    return {"#e3f4e1": "input", "#fff0d9": "variable", "#f2f2f2": "constant"}.get(node.attr["fillcolor"], "op")
+
+
+def _boxes(graph):
+    """Every name-scope box (dashed cluster), as (label, its drawn nodes, its child boxes)."""
+    found = []
+    for sub in graph.subgraphs():
+        if "dashed" in (sub.graph_attr.get("style") or ""):
+            found.append((sub.graph_attr["label"], set(sub.nodes()), sub.subgraphs()))
+        found.extend(_boxes(sub))
+    return found
+
+
+def test_outputs_are_named_by_the_names_the_cell_binds(ip, tmp_path):
+    graph, _, _ = _draw(ip, tmp_path, UV)
+    labels = _labels(graph)
+    assert "u\nfloat32[2,2]" in labels and "v\nfloat32[2,2]" in labels and "result\nfloat32[2,2]" in labels
+    assert not any(label.startswith("Identity") for label in labels)
+    assert "AddV2\n+ 10.0" in labels  # the constant is shown in the op that reads it
+
+
+def test_variables_by_notebook_name_and_layer_path_and_no_plumbing(ip, tmp_path):
+    graph, _, text = _draw(ip, tmp_path, DENSE)
+    labels = _labels(graph)
+    assert {"steps", "hidden/kernel", "hidden/bias"} <= set(labels)
+    assert not any(re.match(r"(NoOp|ReadVariableOp|Identity)\b", label) for label in labels)
+    assert not any(graph.get_edge(*e).attr["style"] == "dashed" for e in graph.edges())  # no control edges
+    assert "AssignAddVariableOp\nvalue: 1" in labels  # an effect with no consumer stays visible
+    full, _, _ = _draw(ip, tmp_path, DENSE, "--ops all")
+    full_labels = _labels(full)
+    assert any(label.startswith("NoOp") for label in full_labels)
+    assert sum(label.startswith("ReadVariableOp") for label in full_labels) == 2
+
+
+def test_the_hidden_line_counts_what_the_full_view_has_and_the_readable_one_lacks(ip, tmp_path):
+    _, _, text = _draw(ip, tmp_path, DENSE)
+    full, _, _ = _draw(ip, tmp_path, DENSE, "--ops all")
+    labels = _labels(full)
+    noops = sum(label.startswith("NoOp\n") for label in labels)
+    reads = sum(label.startswith("ReadVariableOp\n") for label in labels)
+    control = sum(full.get_edge(*e).attr["style"] == "dashed" for e in full.edges())
+    assert (noops, reads) == (1, 2) and control >= 3
+    assert f"hidden: {noops} NoOp, {control} control edges, {reads} variable reads" in text
+    assert text.rstrip().endswith("-- --ops all shows every op")
+
+
+def test_no_box_around_a_single_op_nor_a_box_holding_only_another_box(ip, tmp_path):
+    for body in (DENSE, UV, LOOP_IF):
+        graph, _, _ = _draw(ip, tmp_path, body)
+        for label, nodes, children in _boxes(graph):
+            ops = [n for n in nodes if _kind_of(graph.get_node(n)) == "op"]
+            assert len(ops) >= 2, f"box {label!r} around {sorted(nodes)}"
+            if len(children) == 1:
+                assert set(children[0].nodes()) != nodes, f"box {label!r} holds only box {children[0]}"
+    graph, _, _ = _draw(ip, tmp_path, DENSE)
+    assert [label for label, _, _ in _boxes(graph)] == ["hidden_1"] or all(
+        label.startswith("hidden") for label, _, _ in _boxes(graph))
+
+
+@pytest.mark.parametrize("body", [LOOP_IF, WHILE_TANH], ids=["loop+if", "while/tanh"])
+def test_control_flow_fits_a_notebook_and_keeps_the_users_ops(ip, tmp_path, body):
+    graph, svg, text = _draw(ip, tmp_path, body)
+    assert _width(svg) <= NOTEBOOK_WIDTH
+    labels = _labels(graph)
+    assert not any("maximum_iterations" in label or "loop_counter" in label for label in labels)
+    assert "loop bookkeeping ops" in text
+    if body == LOOP_IF:
+        assert "Mul" in labels and "FloorDiv\n// 2" in labels and "total, result\nint32[]" in labels
+        assert "n\nint32[]" in labels  # the loop's bound, inside the cond too
+    else:
+        assert "Tanh" in labels and "next xs\nfloat32[2]" in labels and "xs, result\nfloat32[2]" in labels
+    full, full_svg, _ = _draw(ip, tmp_path, body, "--ops all")
+    assert any("maximum_iterations" in label for label in _labels(full))  # nothing lost: --ops all has it
+
+
+def test_the_legend_names_every_style_the_drawing_uses(ip, tmp_path):
+    graph, _, _ = _draw(ip, tmp_path, LOOP_IF)
+    legend = graph.graph_attr["label"].replace("\\n", " ")
+    assert "purple box: a loop body, branch or called function" in legend
+    assert "dotted purple arrow" in legend and "green: input" in legend and "blue: output" in legend
+    assert "control dependency" not in legend  # none drawn
+    full, _, _ = _draw(ip, tmp_path, DENSE, "--ops all")
+    legend = full.graph_attr["label"].replace("\\n", " ")
+    assert "dashed grey arrow: control dependency" in legend and "dashed grey box: name scope" in legend
+
+
+def test_tape_graph_is_narrow_names_its_halves_and_says_why_zeros(ip):
+    _, captured = run(ip, f"%%tape --show graph\n{STOP_GRADIENT}")
+    data = next(o.data for o in captured.outputs if "image/svg+xml" in o.data)
+    svg = data["image/svg+xml"]
+    assert _width(svg) <= NOTEBOOK_WIDTH
+    assert ">zeros for w2: tf.stop_gradient blocks it<" in svg
+    assert ">d z / d w1<" in svg and ">d z / d w2<" in svg
+    assert ">StopGradient<" in svg and ">target<" in svg  # the forward half is drawn
+    assert "light brown: backward (gradient) op" in svg and "dashed orange border: stopped source" in svg
+    assert "hidden: " in data["text/plain"]
+
+
+def test_a_leftover_loop_variable_does_not_name_a_variable(ip, tmp_path):
+    ip.run_cell("plain = tf.Variable(2.)", store_history=True)
+    ip.run_cell("for variable in [plain] + layer.variables:\n    pass", store_history=True)
+    graph, _, _ = _draw(ip, tmp_path, "q = plain * 3.0\nr = layer(x)")
+    labels = _labels(graph)
+    assert "plain" in labels and "hidden/kernel" in labels and "hidden/bias" in labels
+    assert "variable" not in labels
+
+
+def test_function_outputs_and_grappler_view_are_readable(ip, tmp_path):
+    run(ip, "@tf.function\ndef losses(a):\n    return {'loss': tf.reduce_sum(a * a), 'n': tf.size(a)}\n"
+            "losses(tf.constant([1., 2.]))")
+    path = tmp_path / "f.dot"
+    result, captured = run(ip, f"%tfgraph losses -o {path}")
+    assert result.success, result.error_in_exec
+    labels = _labels(pygraphviz.AGraph(string=path.read_text()))
+    assert "result['loss']\nfloat32[]" in labels and "result['n']\nint32[]" in labels
+    result, captured = run(ip, "%%tfgraph --show optimized\nw3 = t * (tf.constant(1.) + tf.constant(2.))\nw3")
+    html = next(o.data["text/html"] for o in captured.outputs if "tfmagic-optimized" in o.data.get("text/html", ""))
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", html)  # what the drawings show
+    assert "NoOp" not in texts and "Identity" not in texts and texts.count("w3, result") == 2
+
+
+def test_bad_ops_option_is_a_usage_error(ip):
+    result, _ = run(ip, "%%tfgraph --ops some\ny = t + 1")
+    assert isinstance(result.error_in_exec, UsageError)
+
+
+def test_explorer_draws_the_readable_view_and_switches_to_every_op():
+    import tensorflow as tf
+
+    from tfmagic.explorer import Explorer
+
+    @tf.function
+    def f(a):
+        return tf.reduce_sum(a * 2.0)
+
+    graph = f.get_concrete_function(tf.constant([1.0, 2.0])).graph
+    explorer = Explorer([("first run", graph)], 0, "f")
+    explorer.redraw()
+    assert "hidden:" in explorer.drawing.value and ">result<" in explorer.drawing.value
+    explorer.ops.value = "all"
+    assert "hidden:" not in explorer.drawing.value and ">Identity<" in explorer.drawing.value

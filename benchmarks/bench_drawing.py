@@ -2,7 +2,9 @@
 
 For an MLP, a small CNN and keras.applications.ResNet50(weights=None) (forward at batch 1, and a
 training step under a GradientTape) this prints the op count, the drawn node count and the time to
-draw tfmagic's default (collapsed) view and the view of every op; then, on the same graphs:
+draw tfmagic's default (collapsed) view and the view of every op, each in the readable view (the default:
+readable.py) and with --ops all, side by side (the readable view must make no drawing slower); then, on
+the same graphs:
 - tfgraphviz (its DOT, laid out by the same in-process Graphviz engine, since no system `dot` is
   assumed), at layer level (depth 2) and with every op;
 - Graphviz alone: the DOT tfgraphviz wrote for every op, laid out with no tfmagic code (the floor a
@@ -50,14 +52,20 @@ def timed_layout(dot_source: str, budget: float):
     return queue.get() if not queue.empty() else None
 
 
-def timed_draw(graph, budget: float, **view):
-    """tfmagic's whole drawing (model, fit, DOT, layout) in a child process: (seconds, nodes) or (None, nodes)."""
+def timed_draw(graph, budget: float, ops: str = "readable", **view):
+    """tfmagic's whole drawing (model, readable view, fit, DOT, layout; the layout in a child process):
+    (seconds, nodes) or (None, nodes)."""
     from tfmagic.dot import DotOptions, build_dot
     from tfmagic.graph import build_graph_model, fit
+    from tfmagic.readable import readable_view
 
     start = time.perf_counter()
-    model, _ = fit(build_graph_model(graph), **view)
-    dot_source = build_dot(model, DotOptions())
+    model = build_graph_model(graph)
+    total = model.total_ops()
+    if ops == "readable":
+        model, _ = readable_view(model)
+    model, _ = fit(model, total=total, **view)
+    dot_source = build_dot(model, DotOptions(readable=ops == "readable"))
     prepare = time.perf_counter() - start
     layout = timed_layout(dot_source, budget)
     return (None if layout is None else prepare + layout), len(model.ops)
@@ -130,9 +138,11 @@ def main():
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per layout before giving up")
     parser.add_argument("--only", help="only this model (MLP, 'small CNN', ResNet-50)")
     args = parser.parse_args()
-    print(f"{'graph':28} {'ops':>6} {'default':>9} {'nodes':>6} {'every op':>9} {'nodes':>6} "
+    print("default / every op: tfmagic's readable view (the default); 'ops all': the same with --ops all")
+    print(f"{'graph':28} {'ops':>6} {'default':>9} {'nodes':>6} {'ops all':>9} {'nodes':>6} {'read/all':>8} "
+          f"{'every op':>9} {'nodes':>6} {'ops all':>9} {'nodes':>6} {'read/all':>8} "
           f"{'tfgv layer':>10} {'tfgv all':>9} {'gv alone':>9} {'gv+attrs':>9} {'TB route':>9}  "
-          f"all/tfgv  all/gv+attrs")
+          f"every/tfgv  every/gv+attrs")
     fallbacks = []
     for name, model, shape in models():
         if args.only and args.only != name:
@@ -141,7 +151,9 @@ def main():
             graph = concrete.graph
             ops = len(graph.get_operations())
             default, default_nodes = timed_draw(graph, args.budget)
+            default_all, default_all_nodes = timed_draw(graph, args.budget, "all")
             every, every_nodes = timed_draw(graph, args.budget, max_nodes=10**6, depth=99)
+            every_all, every_all_nodes = timed_draw(graph, args.budget, "all", max_nodes=10**6, depth=99)
             layer_dot, layer_build = tfgraphviz_dot(graph, 2)
             layer_layout = timed_layout(layer_dot, args.budget)
             all_dot, all_build = tfgraphviz_dot(graph, 99)
@@ -152,8 +164,10 @@ def main():
             attrs_dot = all_dot.replace("digraph G {", "digraph G {\n\tgraph [nslimit=1 splines=line]", 1)
             with_attrs = timed_layout(attrs_dot, args.budget)
             board = tensorboard_route(call)
-            print(f"{name + ' ' + kind:28} {ops:6d} {fmt(default):>9} {default_nodes:6d} {fmt(every):>9} "
-                  f"{every_nodes:6d} {fmt(tfgv_layer):>10} {fmt(tfgv_all):>9} {fmt(alone):>9} "
+            print(f"{name + ' ' + kind:28} {ops:6d} {fmt(default):>9} {default_nodes:6d} {fmt(default_all):>9} "
+                  f"{default_all_nodes:6d} {ratio(default, default_all):>8} {fmt(every):>9} {every_nodes:6d} "
+                  f"{fmt(every_all):>9} {every_all_nodes:6d} {ratio(every, every_all):>8} "
+                  f"{fmt(tfgv_layer):>10} {fmt(tfgv_all):>9} {fmt(alone):>9} "
                   f"{fmt(with_attrs):>9} {fmt(board):>9}  {ratio(every, tfgv_all):>8}  {ratio(every, with_attrs):>8}")
             if every is None:
                 fallbacks.append((f"{name} {kind}", graph))

@@ -1,20 +1,22 @@
 """Graph model -> DOT source, with tfmagic's colours and shapes.
 
-Legend (also printed under every drawing):
+Legend (under every drawing, it lists just the kinds and styles that drawing uses):
 
 - green, pointing in: an input (an argument of the function: a tensor, array or Python value);
 - orange cylinder: a variable (a ``tf.Variable``'s resource handle, captured or passed);
-- grey: a constant (its value shown when small);
-- blue, pointing out: an output of the function;
+- grey: a constant (its value shown when small; in the readable view small constants are shown
+  in the label of the op that reads them: ``AddV2 + 10``);
+- blue, pointing out: an output of the function (in the readable view, named as the notebook names it);
 - purple: control flow or a function call (``While``, ``If``, ``StatefulPartitionedCall``),
-  with the graphs of its functions drawn in clusters beside it;
+  with the graphs of its functions drawn in purple boxes (below it, in the readable view), reached
+  by a dotted purple arrow;
 - white: every other op.  Edges carry the tensor's dtype and shape (``float32[2,3]``);
-  dashed grey edges are control dependencies.  Dashed boxes are name scopes.
+  dashed grey arrows are control dependencies (``--ops all`` only).  Dashed grey boxes are name scopes.
 
 In a gradient drawing (``%%tape --show graph``) the backward ops are light brown,
 the forward path from each source to the target has a magenta border and magenta
-edges, a stopped source a dashed orange border, a disconnected one a dashed grey
-border.
+edges, a stopped source a dashed orange border, a disconnected one a dotted grey
+border; the zeros TensorFlow returns for such a source say why.
 
 Every string that comes from the user's code (op names, scopes, constant values)
 is escaped with :func:`quote`, so a name cannot break out of its DOT string.

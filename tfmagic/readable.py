@@ -24,7 +24,8 @@ Nothing is hidden silently: :meth:`Hidden.line` is printed under the drawing.
 
 from __future__ import annotations
 
-import dataclasses
+import collections
+import copy
 import re
 from dataclasses import dataclass, field
 
@@ -86,9 +87,27 @@ class _Simplifier:
         self.hidden = hidden
         self.role = role  # "" (the traced function), "while body", "while cond", "branch", "function"
         self.slot_labels = slot_labels or []  # per body input: (the user's name, or a constant's value)
-        self.ops = {name: dataclasses.replace(op, subgraphs=list(op.subgraphs), operands=list(op.operands))
-                    for name, op in model.ops.items()}
-        self.edges = [dataclasses.replace(e) for e in model.edges if e.src in model.ops and e.dst in model.ops]
+        self.ops = {name: _copy_op(op) for name, op in model.ops.items()}  # the model itself stays as it is
+        self.edges = [copy.copy(e) for e in model.edges if e.src in model.ops and e.dst in model.ops]
+        self._indexed = None  # the edge list the indexes below were built from
+        self._ins: dict[str, list[Edge]] = {}
+        self._outs: dict[str, list[Edge]] = {}
+
+    def _index(self) -> None:
+        if self._indexed is not self.edges:  # every step that changes edges makes a new list
+            self._ins, self._outs = {}, {}
+            for edge in self.edges:
+                self._ins.setdefault(edge.dst, []).append(edge)
+                self._outs.setdefault(edge.src, []).append(edge)
+            self._indexed = self.edges
+
+    def _in(self, name: str) -> list[Edge]:
+        self._index()
+        return self._ins.get(name, [])
+
+    def _out(self, name: str) -> list[Edge]:
+        self._index()
+        return self._outs.get(name, [])
 
     # -- the steps -----------------------------------------------------------------
 
@@ -118,8 +137,7 @@ class _Simplifier:
         control = [e for e in self.edges if e.control]
         self.hidden.add("control", len(control))
         self.edges = [e for e in self.edges if not e.control]
-        for name in [n for n, op in self.ops.items() if op.type == "NoOp"]:
-            self._remove(name, "noop")
+        self._remove_all({n: "noop" for n, op in self.ops.items() if op.type == "NoOp"})
 
     def _name_inputs(self) -> None:
         """A function body's inputs take the names of what feeds them outside; its outputs say what they are."""
@@ -167,7 +185,7 @@ class _Simplifier:
             if not op.subgraphs:
                 continue
             offset = 1 if op.type in _IF else 0
-            feeding = {e.dst_index: e for e in self.edges if e.dst == name}
+            feeding = {e.dst_index: e for e in self._in(name)}
             labels = []
             for slot in range(offset, 1 + max(feeding, default=-1)):
                 edge = feeding.get(slot)
@@ -187,8 +205,10 @@ class _Simplifier:
         for edge in self.edges:
             dst = self.ops.get(edge.dst)
             src = edge.src
-            while dst is not None and dst.type == "Identity" and dst.kind != "output":  # through identities
-                onward = [e for e in self.edges if e.src == dst.name]
+            for _ in range(len(self.ops)):  # through identities
+                if dst is None or dst.type != "Identity" or dst.kind == "output":
+                    break
+                onward = self._out(dst.name)
                 dst = self.ops.get(onward[0].dst) if len(onward) == 1 else None
             if dst is not None and dst.kind == "output" and dst.label:
                 found.setdefault((src, edge.src_index), dst.label.split(", ")[0])
@@ -209,22 +229,27 @@ class _Simplifier:
 
     def _fold(self, op_type: str, key: str) -> None:
         """Fold single-input ops of ``op_type`` (not outputs) into the edges they forward."""
-        for name in [n for n, op in self.ops.items() if op.type == op_type and op.kind != "output"]:
-            feeding = [e for e in self.edges if e.dst == name]
-            if len(feeding) != 1:
-                continue
-            source = feeding[0]
-            for edge in self.edges:
-                if edge.src == name:
-                    edge.src, edge.src_index = source.src, source.src_index
-                    if op_type == "Identity" and edge.tensor is None:
-                        edge.tensor = source.tensor
-            self._remove(name, key)
+        folding = {}
+        for name, op in self.ops.items():
+            if op.type == op_type and op.kind != "output" and len(self._in(name)) == 1:
+                folding[name] = self._in(name)[0]
+        for edge in self.edges:
+            source = edge
+            for _ in range(len(folding)):  # through a chain of folded ops, to the first one kept
+                if source.src not in folding:
+                    break
+                source = folding[source.src]
+            if source is not edge and edge.dst not in folding:
+                edge.src, edge.src_index = source.src, source.src_index
+                if edge.tensor is None:
+                    edge.tensor = source.tensor
+        self._remove_all(dict.fromkeys(folding, key))
 
     def _fold_constants(self) -> None:
         """A small constant (its value shown) becomes part of the label of each op that reads it."""
+        folded = {}
         for name in [n for n, op in self.ops.items() if op.kind == "constant" and op.detail and not op.label]:
-            readers = [e for e in self.edges if e.src == name]
+            readers = self._out(name)
             if not readers or any(self.ops[e.dst].kind in ("output", "variable") for e in readers):
                 continue
             value = self.ops[name].detail
@@ -232,7 +257,8 @@ class _Simplifier:
                 reader = self.ops[edge.dst]
                 if not reader.subgraphs:  # a loop or branch shows it where its body reads it
                     reader.operands.append((edge.dst_index, value))
-            self._remove(name, "constant")
+            folded[name] = "constant"
+        self._remove_all(folded)
 
     def _operands_text(self) -> None:
         """``+ 10`` beside a binary op reading a constant; ``2.0 - 1.0`` when it reads two; else ``perm: [1, 0]``."""
@@ -263,7 +289,7 @@ class _Simplifier:
             op = self.ops.get(name)
             if op is None:
                 continue
-            feeding = [e for e in self.edges if e.dst == name]
+            feeding = self._in(name)
             forwarded = (name == placeholders[index] if index < len(placeholders) else False) or (
                 op.kind == "output" and len(feeding) == 1 and index < len(placeholders)
                 and feeding[0].src == placeholders[index])
@@ -273,19 +299,27 @@ class _Simplifier:
                 self._remove(name, "forward")
 
     def _sweep(self, key: str, placeholders: bool) -> None:
-        """Hide ops whose results nothing reads (and that change nothing), until none is left."""
-        while True:
-            read = {e.src for e in self.edges}
-            dead = [n for n, op in self.ops.items() if n not in read and self._removable(op, placeholders)]
-            if not dead:
-                return
-            for name in dead:
-                op = self.ops[name]
-                category = key
-                if op.type == "Placeholder":
-                    index = self.model.inputs.index(name) if name in self.model.inputs else -1
-                    category = "bookkeeping" if self.role.startswith("while") and 0 <= index < 2 else "forward"
-                self._remove(name, category)
+        """Hide ops whose results nothing reads (and that change nothing), and then what only they read."""
+        readers = collections.Counter(e.src for e in self.edges)
+        work = [n for n, op in self.ops.items() if not readers[n] and self._removable(op, placeholders)]
+        removed: dict[str, str] = {}
+        while work:
+            name = work.pop()
+            if name in removed:
+                continue
+            removed[name] = self._category(name, key)
+            for edge in self._in(name):
+                readers[edge.src] -= 1
+                source = self.ops.get(edge.src)
+                if not readers[edge.src] and source is not None and self._removable(source, placeholders):
+                    work.append(edge.src)
+        self._remove_all(removed)
+
+    def _category(self, name: str, key: str) -> str:
+        if self.ops[name].type != "Placeholder":
+            return key
+        index = self.model.inputs.index(name) if name in self.model.inputs else -1
+        return "bookkeeping" if self.role.startswith("while") and 0 <= index < 2 else "forward"
 
     def _removable(self, op: Op, placeholders: bool) -> bool:
         if op.kind == "output" or op.stateful and op.type != "Placeholder":
@@ -299,11 +333,10 @@ class _Simplifier:
     def _merge_outputs(self) -> None:
         """Outputs that return the same tensor become one node carrying all their names."""
         first: dict[tuple[str, int], str] = {}
-        for name, op in list(self.ops.items()):
-            if op.kind != "output" or op.type != "Identity":
-                continue
-            feeding = [e for e in self.edges if e.dst == name]
-            if len(feeding) != 1:
+        merged = []
+        for name, op in self.ops.items():
+            feeding = self._in(name)
+            if op.kind != "output" or op.type != "Identity" or len(feeding) != 1:
                 continue
             key = (feeding[0].src, feeding[0].src_index)
             if key not in first:
@@ -312,13 +345,29 @@ class _Simplifier:
             kept = self.ops[first[key]]
             if op.label and op.label not in kept.label.split(", "):
                 kept.label = f"{kept.label}, {op.label}" if kept.label else op.label
-            self.edges = [e for e in self.edges if e.dst != name]
+            merged.append(name)
+        for name in merged:  # one output node, not something hidden: nothing to count
             del self.ops[name]
+        if merged:
+            self.edges = [e for e in self.edges if e.dst not in merged]
 
     def _remove(self, name: str, key: str) -> None:
-        self.ops.pop(name, None)
-        self.edges = [e for e in self.edges if e.src != name and e.dst != name]
-        self.hidden.add(key)
+        self._remove_all({name: key})
+
+    def _remove_all(self, names: dict[str, str]) -> None:
+        """Remove ops and their edges, counting each under its category (``names``: op -> category)."""
+        if not names:
+            return
+        for name, key in names.items():
+            if self.ops.pop(name, None) is not None:
+                self.hidden.add(key)
+        self.edges = [e for e in self.edges if e.src not in names and e.dst not in names]
+
+
+def _copy_op(op: Op) -> Op:
+    new = copy.copy(op)
+    new.subgraphs, new.operands = list(op.subgraphs), list(op.operands)
+    return new
 
 
 def short_name(op: Op) -> str:

@@ -124,6 +124,8 @@ def test_control_flow_fits_a_notebook_and_keeps_the_users_ops(ip, tmp_path, body
     if body == LOOP_IF:
         assert "Mul" in labels and "FloorDiv\n// 2" in labels and "total, result\nint32[]" in labels
         assert "n\nint32[]" in labels  # the loop's bound, inside the cond too
+        # the loop's and the branch's variables, named as AutoGraph names them
+        assert "StatelessWhile\ni, total" in labels and "next total\nint32[]" in labels and "i\nint32[]" in labels
     else:
         assert "Tanh" in labels and "next xs\nfloat32[2]" in labels and "xs, result\nfloat32[2]" in labels
     full, full_svg, _ = _draw(ip, tmp_path, body, "--ops all")

@@ -229,7 +229,8 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
         elif op_type in ("Const", "HostConst"):
             kind = "constant"
             detail = _constant_detail(tf_op)
-        elif tf_op.name in output_ops or tf_op.name in labels:  # labels name outputs (Grappler's graph has none)
+        elif tf_op.name in output_ops or (tf_op.name in labels and op_type not in CONTROL_FLOW_ATTRS):
+            # labels name the outputs (Grappler's graph has no list of them); a loop's label names its variables
             kind = "output"
         elif tf_op.name.startswith(BACKWARD_SCOPE):
             kind = "backward"

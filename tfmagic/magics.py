@@ -271,16 +271,19 @@ class TFMagics(Magics):
         return VariableNames(self.shell.user_ns, self._history).by_handle()
 
     def _draw(self, run, args) -> None:
-        from tfmagic.naming import output_names
+        from tfmagic.naming import control_flow_names, output_names
         from tfmagic.render import Notice, draw_graph, file_format
 
         title = f"%%tfgraph {'-n ' + args.name + ' ' if args.name else ''}cell, trace {run.trace.number}"
         formats = (file_format(args.output),) if args.output else ()
+        graph = run.trace.graph
+        labels = output_names(graph, cell=True)
+        if args.ops == "readable" and args.autograph and any(op.type in ("While", "StatelessWhile", "If", "StatelessIf")
+                                                             for op in graph.get_operations()):
+            labels.update(control_flow_names(graph, run.function.python_function))
         try:
-            report, rendered = draw_graph(run.trace.graph, title, formats, args.max_nodes, args.depth,
-                                          tuple(args.expand), ops=args.ops,
-                                          labels=output_names(run.trace.graph, cell=True),
-                                          variable_names=self.variable_names())
+            report, rendered = draw_graph(graph, title, formats, args.max_nodes, args.depth, tuple(args.expand),
+                                          ops=args.ops, labels=labels, variable_names=self.variable_names())
             if args.output:
                 with open(args.output, "wb") as f:
                     f.write(rendered[formats[0]])

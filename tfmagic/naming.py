@@ -225,3 +225,71 @@ def output_names(graph, cell: bool = False) -> dict[str, str]:
     else:
         walk(structure, "result")
     return found
+
+
+#: AutoGraph's calls that become control-flow ops, with the position of their ``symbol_names`` argument.
+_AUTOGRAPH_STATEMENTS = {"for_stmt": ("loop", 5), "while_stmt": ("loop", 4), "if_stmt": ("if", 5)}
+_LOOP_OPS = ("While", "StatelessWhile")
+_IF_OPS = ("If", "StatelessIf")
+
+
+def control_flow_names(graph, python_function) -> dict[str, str]:
+    """The names of the variables each loop and ``if`` of a function carries, read from AutoGraph's code.
+
+    AutoGraph turns ``for i in tf.range(n): total += i`` into ``ag__.for_stmt(..., ('total',),
+    {'iterate_names': 'i'})``: the loop's variables, in the order of the ``While`` op's loop slots.
+    The names are given only where the converted statements match the graph's control-flow ops one
+    for one (a Python ``if`` or ``range`` loop makes no op, and then nothing is named).
+
+    Returns:
+        ``{op name: "i, total"}`` for the top-level ``While`` and ``If`` ops of ``graph``.
+    """
+    import tensorflow as tf
+
+    try:
+        code = tf.autograph.to_code(python_function)
+        tree = ast.parse(code)
+    except Exception:  # no AutoGraph code (autograph off, a builtin): nothing to name
+        return {}
+    outer = next((n for n in tree.body if isinstance(n, ast.FunctionDef)), None)
+    if outer is None:
+        return {}
+    statements = []
+
+    def visit(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue  # a loop body's own statements are inside its op's function
+            if isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute) and \
+                    child.func.attr in _AUTOGRAPH_STATEMENTS:
+                kind, position = _AUTOGRAPH_STATEMENTS[child.func.attr]
+                names = _string_tuple(child.args[position]) if len(child.args) > position else None
+                iterate = _iterate_name(child.args[6]) if child.func.attr == "for_stmt" and len(child.args) > 6 else ""
+                statements.append((kind, names, iterate))
+            visit(child)
+
+    visit(outer)
+    ops = [op for op in graph.get_operations() if op.type in _LOOP_OPS + _IF_OPS]
+    kinds = ["loop" if op.type in _LOOP_OPS else "if" for op in ops]
+    if kinds != [kind for kind, _, _ in statements] or any(names is None for _, names, _ in statements):
+        return {}
+    found = {}
+    for op, (kind, names, iterate) in zip(ops, statements):
+        carried = ((iterate,) if iterate else ()) + names
+        if carried:
+            found[op.name] = ", ".join(carried)
+    return found
+
+
+def _string_tuple(node) -> tuple[str, ...] | None:
+    if isinstance(node, ast.Tuple) and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+        return tuple(e.value for e in node.elts)
+    return None
+
+
+def _iterate_name(node) -> str:
+    if isinstance(node, ast.Dict):
+        for key, value in zip(node.keys, node.values):
+            if isinstance(key, ast.Constant) and key.value == "iterate_names" and isinstance(value, ast.Constant):
+                return str(value.value) if "," not in str(value.value) else ""
+    return ""

@@ -82,11 +82,12 @@ class _Simplifier:
     """One graph (and, recursively, its function bodies) being simplified."""
 
     def __init__(self, model: GraphModel, hidden: Hidden, role: str = "",
-                 slot_labels: list[tuple[str, str]] | None = None):
+                 slot_labels: list[tuple[str, str]] | None = None, result_names: list[str] | None = None):
         self.model = model
         self.hidden = hidden
         self.role = role  # "" (the traced function), "while body", "while cond", "branch", "function"
         self.slot_labels = slot_labels or []  # per body input: (the user's name, or a constant's value)
+        self.result_names = result_names or []  # a branch's outputs, as the cell names them
         self.ops = {name: _copy_op(op) for name, op in model.ops.items()}  # the model itself stays as it is
         self.edges = [copy.copy(e) for e in model.edges if e.src in model.ops and e.dst in model.ops]
         self._indexed = None  # the edge list the indexes below were built from
@@ -123,11 +124,11 @@ class _Simplifier:
         self._drop_loop_bookkeeping()
         self._sweep("bookkeeping", placeholders=True)
         self._merge_outputs()
-        for name, (kind, labels) in bodies.items():
+        for name, (kind, labels, results) in bodies.items():
             op = self.ops.get(name)
             if op is not None:
                 op.subgraphs = [(label, _Simplifier(sub, self.hidden, f"while {label}" if kind == "while" else kind,
-                                                    labels).run()) for label, sub in op.subgraphs]
+                                                    labels, results).run()) for label, sub in op.subgraphs]
         inputs = [n for n in self.model.inputs if n in self.ops]
         kept = [(n, i) for n, i in self.model.output_tensors if n in self.ops]
         return GraphModel(self.model.name, self.ops, self.edges, inputs,
@@ -160,6 +161,8 @@ class _Simplifier:
                 op.label = f"next {user}" if user else f"next loop var (from {value})" if value else "next loop var"
             elif self.role == "while cond":
                 op.label = "go on?"
+            elif len(self.result_names) == len(self.model.output_tensors):
+                op.label = self.result_names[index]
             else:
                 op.label = "result" if len(self.model.output_tensors) == 1 else f"result {index}"
 
@@ -177,9 +180,9 @@ class _Simplifier:
                 forwarded.add(index)
         return forwarded
 
-    def _body_roles(self) -> dict[str, tuple[str, list[tuple[str, str]]]]:
-        """For each control-flow op: the kind of its bodies, and a name for each body input."""
-        named_results = self._named_results()
+    def _body_roles(self) -> dict[str, tuple[str, list[tuple[str, str]], list[str]]]:
+        """For each control-flow op: the kind of its bodies, a name for each body input and output."""
+        named_results = self._named_results()  # (op, output) -> name; loops add their variables' names below
         roles = {}
         for name, op in self.ops.items():
             if not op.subgraphs:
@@ -194,9 +197,19 @@ class _Simplifier:
                 source, value = self._source_label(edge, named_results, op.type in _WHILE) if edge else ("", "")
                 user = user or source
                 labels.append((user, value))
+            carried = op.label.split(", ") if op.label else []  # AutoGraph's names (naming.control_flow_names)
             if op.type in _WHILE:
                 labels[:2] = [("iteration counter", ""), ("maximum_iterations", "")][:len(labels)]
-            roles[name] = ("while" if op.type in _WHILE else "branch" if op.type in _IF else "function", labels)
+                body = next((sub for label, sub in op.subgraphs if label == "body"), None)
+                forwarded = _Simplifier(body, Hidden(), "while body")._forwarded_slots() if body else set()
+                slots = [k for k in range(2, len(labels)) if k not in forwarded]
+                if carried and len(slots) == len(carried):
+                    for slot, carried_name in zip(slots, carried):
+                        labels[slot] = (carried_name, labels[slot][1])
+                        named_results[(name, slot)] = carried_name  # what the loop's output slot holds
+            results = carried if op.type in _IF else []
+            roles[name] = ("while" if op.type in _WHILE else "branch" if op.type in _IF else "function", labels,
+                           results)
         return roles
 
     def _named_results(self) -> dict[tuple[str, int], str]:
@@ -218,6 +231,9 @@ class _Simplifier:
         src = self.ops.get(edge.src)
         if src is None:
             return "", ""
+        if src.kind == "control_flow":  # one of a loop's or branch's outputs: by its index
+            named = named_results.get((src.name, edge.src_index), "")
+            return named or ("" if loop else f"{src.name.rsplit('/', 1)[-1]} result"), ""
         if src.label:
             return src.label, ""
         if src.kind in ("input", "variable"):
@@ -381,5 +397,6 @@ def short_name(op: Op) -> str:
     last = op.name.rsplit("/", 1)[-1]
     base = re.sub(r"_\d+$", "", last).replace("_", "").lower()
     kind = re.sub(r"V\d+$", "", op.type).lower()
-    redundant = base in (kind, op.type.lower()) or kind.startswith(base) or base.startswith(kind) or kind.endswith(base)
+    redundant = (base in (kind, op.type.lower(), "cond", "case") or kind.startswith(base) or base.startswith(kind)
+                 or kind.endswith(base))
     return "" if redundant else last

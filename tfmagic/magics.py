@@ -108,9 +108,9 @@ class TFMagics(Magics):
         Usage::
 
             %%tfgraph [-n NAME] [--jit] [--reduce-retracing] [--no-autograph] [--max-traces N]
-                      [--show graph|code|optimized|none] [--expand SCOPE] [--depth N] [--max-nodes N]
-                      [-o FILE] [--tensorboard LOGDIR]
-            %tfgraph FUNC [--trace N] [--expand SCOPE] [--depth N] [--max-nodes N] [-o FILE]
+                      [--show graph|code|optimized|none] [--ops readable|all] [--expand SCOPE] [--depth N]
+                      [--max-nodes N] [-o FILE] [--tensorboard LOGDIR]
+            %tfgraph FUNC [--trace N] [--ops readable|all] [--expand SCOPE] [--depth N] [--max-nodes N] [-o FILE]
 
         The cell's body becomes a tf.function (AutoGraph converts its control flow).
         Tensors, NumPy arrays and Python scalars it reads from the namespace are the
@@ -123,10 +123,14 @@ class TFMagics(Magics):
         random calls that run only while tracing, unrolled range loops) are flagged
         with their line.
 
-        Below the result comes the traced graph, drawn with Graphviz: green inputs,
-        orange variables, grey constants, blue outputs, purple control flow (with the
-        graphs of its functions), name scopes as dashed boxes, edges labelled with
-        dtype and shape.  Graphs of more than 150 ops start collapsed, one node per
+        Below the result comes the traced graph, drawn with Graphviz as the cell was
+        written (the readable view): green inputs, orange variables named as the
+        notebook names them (a layer's weights by the layer's path), blue outputs
+        named by the names the cell binds, ops with the small constants they read,
+        purple control flow with the graphs of its functions below it, name scopes
+        as dashed boxes, edges labelled with dtype and shape.  Variable reads,
+        identities, NoOps, control edges, unused ops and loop bookkeeping are folded
+        away, and a line under the drawing counts them; --ops all draws every op.  Graphs of more than 150 ops start collapsed, one node per
         name scope (a Keras layer); --expand SCOPE (globs, repeatable) and --depth N
         open them, and --max-nodes N caps the drawing with a note of what it left out.
 

@@ -54,18 +54,20 @@ def timed_layout(dot_source: str, budget: float):
 
 def timed_draw(graph, budget: float, ops: str = "readable", **view):
     """tfmagic's whole drawing (model, readable view, fit, DOT, layout; the layout in a child process):
-    (seconds, nodes) or (None, nodes)."""
+    (seconds, nodes) or (None, nodes). ``ops="all"`` is the drawing with --ops all."""
     from tfmagic.dot import DotOptions, build_dot
     from tfmagic.graph import build_graph_model, fit
     from tfmagic.readable import readable_view
+    from tfmagic.render import gc_paused
 
     start = time.perf_counter()
-    model = build_graph_model(graph)
-    total = model.total_ops()
-    if ops == "readable":
-        model, _ = readable_view(model)
-    model, _ = fit(model, total=total, **view)
-    dot_source = build_dot(model, DotOptions(readable=ops == "readable"))
+    with gc_paused():  # as draw_graph builds a drawing
+        model = build_graph_model(graph)
+        total = model.total_ops()
+        if ops == "readable":
+            model, _ = readable_view(model)
+        model, _ = fit(model, total=total, **view)
+        dot_source = build_dot(model, DotOptions(readable=ops == "readable"))
     prepare = time.perf_counter() - start
     layout = timed_layout(dot_source, budget)
     return (None if layout is None else prepare + layout), len(model.ops)

@@ -304,7 +304,8 @@ class _Writer:
             self.cluster_count += 1
             self.used["scope_box"] = None
             self.lines.append(f"{indent}subgraph {quote(f'cluster_{self.cluster_count}')} {{")
-            self.lines.append(f'{indent}  label={quote(part)} tooltip={quote(scope_path)} '
+            caption = "backward pass: gradient_tape" if self.options.readable and scope_path == "gradient_tape" else part
+            self.lines.append(f'{indent}  label={quote(caption)} tooltip={quote(scope_path)} '
                               f'style="rounded,dashed" color="#9e9e9e" fontcolor="#616161"')
             self._scope(child, prefix, scope_path, indent + "  ")
             self.lines.append(f"{indent}}}")

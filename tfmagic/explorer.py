@@ -15,7 +15,7 @@ import re
 import ipywidgets as widgets
 
 from tfmagic.graph import GraphModel, build_graph_model
-from tfmagic.render import draw_model
+from tfmagic.render import draw_model, gc_paused
 
 _MAX_MATCHES = 200
 
@@ -122,8 +122,9 @@ class Explorer:
             from tfmagic.naming import output_names
 
             self._graphs[key] = graph
-            self._models[key] = build_graph_model(graph, labels=output_names(graph, cell=self.cell),
-                                                  variable_names=self.variable_names)
+            with gc_paused():
+                self._models[key] = build_graph_model(graph, labels=output_names(graph, cell=self.cell),
+                                                      variable_names=self.variable_names)
         return self._models[key]
 
     def _attributes(self, name: str) -> str:

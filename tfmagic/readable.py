@@ -301,17 +301,14 @@ class _Simplifier:
         if self.role != "while body":
             return
         placeholders = self.model.inputs
-        for index, (name, value_index) in enumerate(self.model.output_tensors):
+        for index, (name, _) in enumerate(self.model.output_tensors):
             op = self.ops.get(name)
-            if op is None:
+            if op is None or op.kind != "output":  # a placeholder returned as it is goes with the sweep
                 continue
             feeding = self._in(name)
-            forwarded = (name == placeholders[index] if index < len(placeholders) else False) or (
-                op.kind == "output" and len(feeding) == 1 and index < len(placeholders)
-                and feeding[0].src == placeholders[index])
-            if index < 2 and op.kind == "output":
+            if index < 2:
                 self._remove(name, "bookkeeping")
-            elif forwarded and op.kind == "output":
+            elif index < len(placeholders) and len(feeding) == 1 and feeding[0].src == placeholders[index]:
                 self._remove(name, "forward")
 
     def _sweep(self, key: str, placeholders: bool) -> None:

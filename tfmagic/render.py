@@ -54,6 +54,26 @@ def _engine_stderr():
                 print("\n".join(kept), file=sys.stderr)
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector paused while a drawing's model is built.
+
+    Building a model allocates one object per op and edge; each allocation burst sets off collections
+    that walk every object TensorFlow keeps (millions): for ResNet-50's training step they took most of
+    the time (0.55 s of model and view against 0.17 s with the collector paused). Nothing built here
+    is cyclic garbage, and the collector runs again as soon as the model is done.
+    """
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def render_dot(dot_source: str, formats: tuple[str, ...] = ("svg",), prog: str = "dot") -> dict[str, bytes]:
     """Lay ``dot_source`` out once and render it to each of ``formats``; the same drawing is not laid out twice.
 
@@ -297,7 +317,8 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_no
     """
     from tfmagic.graph import build_graph_model
 
-    model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
+    with gc_paused():
+        model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
     return draw_model(model, title, formats, max_nodes=max_nodes, depth=depth, expand=expand, budget=budget, ops=ops)
 
 
@@ -315,19 +336,20 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
     from tfmagic.dot import DotOptions, build_dot
     from tfmagic.graph import DEFAULT_MAX_NODES, fit
 
-    summary = summarize(model)
-    total = model.total_ops()
-    hidden = ""
-    if ops == "readable":
-        from tfmagic.readable import readable_view
+    with gc_paused():
+        summary = summarize(model)
+        total = model.total_ops()
+        hidden = ""
+        if ops == "readable":
+            from tfmagic.readable import readable_view
 
-        model, hidden_ops = readable_view(model)
-        hidden = hidden_ops.line()
-    view, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand, total)
-    notes = [line for line in (note, hidden) if line]
-    caption = "\n".join([title, *notes])
-    options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable")
-    dot_source = build_dot(view, options)
+            model, hidden_ops = readable_view(model)
+            hidden = hidden_ops.line()
+        view, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand, total)
+        notes = [line for line in (note, hidden) if line]
+        caption = "\n".join([title, *notes])
+        options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable")
+        dot_source = build_dot(view, options)
     wanted = tuple(dict.fromkeys(("svg", *formats)))
     try:
         rendered = render_dot_within(dot_source, wanted, budget)

@@ -42,9 +42,10 @@ def test_last_expression_becomes_the_result_keeping_line_numbers():
     code = analyze_cell("y = x\n(y +\n 1)  # note\n")
     source = code.function_source(("x",))
     lines = source.splitlines()
-    assert lines[2].strip().startswith("_tfmagic_result = ((y +")
-    assert lines[3].strip() == "1))  # note"
-    assert code.cell_line(3) == 2
+    assert lines[1].strip() == "pass"  # the line for `global NAMES` when the cell rebinds captured names
+    assert lines[3].strip().startswith("_tfmagic_result = ((y +")
+    assert lines[4].strip() == "1))  # note"
+    assert code.cell_line(4) == 2
 
 
 def test_multiline_string_is_not_reindented():
@@ -86,7 +87,7 @@ def test_global_statement_is_refused_with_its_line():
 def test_source_is_registered_for_autograph_and_dropped():
     code = analyze_cell("y = x\n", tag="t")
     code.register(("x",))
-    assert linecache.getlines(code.filename)[1] == "    y = x\n"
+    assert linecache.getlines(code.filename)[2] == "    y = x\n"
     code.unregister()
     assert code.filename not in linecache.cache
 
@@ -103,3 +104,25 @@ def test_comprehension_and_lambda_variables_are_their_own(source, candidates, de
     code = analyze_cell(source)
     assert code.candidates == candidates
     assert code.definite == definite
+
+
+def test_rebinding_after_del_keeps_the_name_and_with_bodies_are_not_certain():
+    code = analyze_cell("y = x\ndel y\ny = 3\nwith s:\n    r = 1\n")
+    assert code.deleted == () and "y" in code.definite and "r" not in code.definite and "r" in code.assigned
+
+
+def test_captured_names_the_cell_binds_are_declared_global():
+    code = analyze_cell("items += [4]\nseen = [1]\n")
+    assert "items" in code.mutated
+    assert code.function_source((), ("items", "seen")).splitlines()[1] == "    global items, seen"
+
+
+@pytest.mark.parametrize("source,namespace,names", [
+    ("for k, v in zip(a, b):\n    last = v * k\n", {"a": [1], "b": [2]}, ("k", "v", "last")),
+    ("for k in range(3):\n    pass\n", {}, ("k",)),
+    ("for k in tf.range(3):\n    t = k\n", {}, ()),
+    ("for e in x:\n    t = e\n", {"x": object()}, ()),
+    ("for k, v in cfg.items():\n    if v:\n        w = k\n", {"cfg": {}}, ("k", "v")),
+])
+def test_python_loops_are_told_from_graph_loops(source, namespace, names):
+    assert analyze_cell(source).python_loop_names(namespace) == names

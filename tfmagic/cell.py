@@ -3,7 +3,8 @@
 A ``%%tfgraph`` cell becomes the body of a Python function::
 
     def _tfgraph_cell(x, n):          # names the cell reads before it binds them
-        <the cell, indented>          # line k of the cell is line k + 1 here
+        global seen                   # captured names the cell binds (else: pass)
+        <the cell, indented>          # line k of the cell is line k + 2 here
         return _tfmagic_return(locals(), (y, z), _tfmagic_result)
 
 The generated source is registered in :mod:`linecache` under a file name of its
@@ -16,6 +17,7 @@ IPython: this is pure source analysis.
 (('x',), ('y',), True)
 >>> print(code.function_source(("x",)))
 def _tfgraph_cell(x):
+    pass
     y = x * 2
     _tfmagic_result = (y + 1)
     return _tfmagic_return(None, (y,), _tfmagic_result)
@@ -38,7 +40,7 @@ FUNCTION_NAME = "_tfgraph_cell"
 RESULT_NAME = "_tfmagic_result"
 RETURN_HELPER = "_tfmagic_return"
 #: Line k of the cell is line ``k + LINE_OFFSET`` of the generated source.
-LINE_OFFSET = 1
+LINE_OFFSET = 2
 _INDENT = "    "
 
 
@@ -54,8 +56,9 @@ class CellCode:
         assigned: every name the cell binds at its top level.
         definite: the names certainly bound when the cell ends (returned explicitly).
         deleted: names the cell deletes with ``del NAME`` at its top level.
-        mutated: names whose objects the cell changes in place (``seen.append(x)``, ``d[k] = v``):
-            passed as arguments, TensorFlow would refuse the change, so they are captured.
+        mutated: names whose objects the cell may change in place (``seen.append(x)``, ``d[k] = v``,
+            ``items += [4]``): a list, dict or set passed as an argument, TensorFlow would refuse the change,
+            so those are captured.
         has_result: whether the cell ends with an expression (its displayed result).
         quiet: whether that expression ends with ``;`` (no display, as IPython does).
     """
@@ -71,31 +74,66 @@ class CellCode:
     quiet: bool
     _body: str
     magic: str = "%%tfgraph"
+    loop_bound: dict = None  # name -> line of the top-level loop that binds it (and nothing else binds it)
 
-    def function_source(self, params: tuple[str, ...]) -> str:
-        """The generated function's source, with ``params`` as its parameters."""
-        names = self.returned_names(params)
+    def function_source(self, params: tuple[str, ...], global_names: tuple[str, ...] = (),
+                        forced: tuple[str, ...] = ()) -> str:
+        """The generated function's source.
+
+        Args:
+            params: its parameters (the cell's inputs that are values).
+            global_names: captured names the cell binds: declared ``global``, so the cell reads the captured
+                object, changes it in place (``seen += [y]``) and rebinds it as a plain cell does.
+            forced: names bound in Python loops, returned explicitly (AutoGraph keeps a name a loop binds
+                only when it is read after the loop; a Python loop's names are plain values, safe to read).
+        """
+        names = self.returned_names(params, forced)
         returned = "(" + "".join(f"{n}, " for n in names).rstrip(" ") + ")"
         result = RESULT_NAME if self.has_result else "None"
         # locals() (costly under AutoGraph) only where a name may be bound: in a branch or a loop.
         maybe = "locals()" if set(self.assigned) - set(names) else "None"
+        declared = f"global {', '.join(global_names)}" if global_names else "pass"
         return (
             f"def {FUNCTION_NAME}({', '.join(params)}):\n"
+            f"{_INDENT}{declared}\n"
             f"{self._body}"
             f"{_INDENT}return {RETURN_HELPER}({maybe}, {returned}, {result})\n"
         )
 
-    def returned_names(self, params: tuple[str, ...]) -> list[str]:
-        """The names the function returns explicitly: those certainly bound, and assigned inputs."""
-        return [n for n in self.definite if n not in params] + [n for n in params if n in self.assigned]
+    def returned_names(self, params: tuple[str, ...], forced: tuple[str, ...] = ()) -> list[str]:
+        """The names the function returns explicitly: those certainly bound, assigned inputs, and ``forced``."""
+        names = [n for n in self.definite if n not in params] + [n for n in params if n in self.assigned]
+        return names + [n for n in forced if n not in names]
+
+    def python_loop_names(self, namespace: dict) -> tuple[str, ...]:
+        """Names bound by the cell's top-level ``for`` loops over evident Python iterables.
+
+        ``for k, v in zip(items, vals):`` over a list of the namespace, a literal or ``range`` of Python
+        ints is a Python loop: what it binds is a plain value after it, as in a plain cell.  Loops over
+        anything that may be a tensor or dataset (a graph loop) are left to AutoGraph.
+        """
+        try:
+            tree = ast.parse(self.source)
+        except SyntaxError:
+            return ()
+        assigned = set(self.assigned)
+        names: dict[str, None] = {}
+        for stmt in tree.body:
+            if isinstance(stmt, ast.For) and _python_iterable(stmt.iter, namespace, assigned):
+                for name in sorted(_store_names(stmt.target)) + [
+                        n for s in stmt.body if not isinstance(s, (ast.If, ast.For, ast.While, ast.Try, ast.With))
+                        for n in scope_names(s)[1]]:
+                    names.setdefault(name, None)
+        return tuple(names)
 
     def cell_line(self, function_line: int) -> int:
         """The cell's line number for a line number of the generated source."""
         return function_line - LINE_OFFSET
 
-    def register(self, params: tuple[str, ...]) -> str:
+    def register(self, params: tuple[str, ...], global_names: tuple[str, ...] = (),
+                 forced: tuple[str, ...] = ()) -> str:
         """Put the generated source in linecache (for AutoGraph and tracebacks)."""
-        text = self.function_source(params)
+        text = self.function_source(params, global_names, forced)
         linecache.cache[self.filename] = (len(text), None, text.splitlines(True), self.filename)
         return text
 
@@ -138,9 +176,7 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
     flow.block(tree.body)
     definite = _definite(tree.body)
     assigned = assigned_names(tree.body)
-    deleted = tuple(
-        dict.fromkeys(t.id for s in tree.body if isinstance(s, ast.Delete) for t in s.targets if isinstance(t, ast.Name))
-    )
+    deleted = _deleted_at_end(tree.body)
     last = tree.body[-1]
     has_result = isinstance(last, ast.Expr)
     body = _indented_body(source, last if has_result else None)
@@ -155,6 +191,7 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
         has_result=has_result,
         quiet=has_result and _ends_with_semicolon(source),
         _body=body,
+        loop_bound=_loop_bound(tree.body),
     )
 
 
@@ -264,6 +301,65 @@ class _Flow:
             bound |= _simple_bindings(stmt)
 
 
+def _loop_bound(stmts: list[ast.stmt]) -> dict[str, int]:
+    """Names bound only by top-level ``for``/``while`` loops (their targets and bodies), with the loop's line."""
+    elsewhere = set(assigned_names([s for s in stmts if not isinstance(s, (ast.For, ast.AsyncFor, ast.While))]))
+    out: dict[str, int] = {}
+    for stmt in stmts:
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            for name in assigned_names([stmt]):
+                if name not in elsewhere:
+                    out.setdefault(name, stmt.lineno)
+    return out
+
+
+def _deleted_at_end(stmts: list[ast.stmt]) -> tuple[str, ...]:
+    """Names whose last top-level statement is a ``del`` (``y = x; del y; y = 3`` leaves ``y`` bound)."""
+    state: dict[str, bool] = {}
+    for stmt in stmts:
+        if isinstance(stmt, ast.Delete):
+            for target in stmt.targets:
+                if isinstance(target, ast.Name):
+                    state[target.id] = True
+        else:
+            for name in assigned_names([stmt]):
+                state[name] = False
+    return tuple(n for n, gone in state.items() if gone)
+
+
+_EVIDENT_ATTRIBUTES = frozenset({"variables", "trainable_variables", "non_trainable_variables", "weights",
+                                 "trainable_weights", "non_trainable_weights", "layers", "submodules"})
+_EVIDENT_CALLS = frozenset({"range", "zip", "enumerate", "reversed", "sorted", "list", "tuple", "dict", "set"})
+
+
+def _python_iterable(node: ast.AST, namespace: dict, assigned: set[str]) -> bool:
+    """Whether an expression is evidently a Python iterable (never a tensor or a dataset)."""
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)):
+        return True
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (str, bytes, int))
+    if isinstance(node, ast.Name):
+        value = namespace.get(node.id)
+        return node.id not in assigned and type(value) in (list, tuple, dict, set, frozenset, str, range, int, bool)
+    if isinstance(node, ast.Attribute) and node.attr in _EVIDENT_ATTRIBUTES and isinstance(node.value, ast.Name) \
+            and node.value.id not in assigned and node.value.id in namespace:
+        try:
+            return type(getattr(namespace[node.value.id], node.attr)) in (list, tuple)
+        except Exception:  # a property that fails: not evident
+            return False
+    if isinstance(node, ast.UnaryOp):
+        return _python_iterable(node.operand, namespace, assigned)
+    if isinstance(node, ast.BinOp):
+        return _python_iterable(node.left, namespace, assigned) and _python_iterable(node.right, namespace, assigned)
+    if isinstance(node, ast.Call) and not node.keywords:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in _EVIDENT_CALLS and func.id not in assigned:
+            return all(_python_iterable(a, namespace, assigned) for a in node.args)
+        if isinstance(func, ast.Attribute) and func.attr in ("items", "keys", "values") and not node.args:
+            return _python_iterable(func.value, namespace, assigned)
+    return False
+
+
 def _store_names(node: ast.AST | None) -> set[str]:
     if node is None:
         return set()
@@ -342,7 +438,9 @@ def _definite(stmts: list[ast.stmt]) -> list[str]:
                 both = visit(stmt.body) & visit(stmt.orelse)
                 new = both
             elif isinstance(stmt, (ast.With, ast.AsyncWith)):
-                new = set().union(*(_store_names(i.optional_vars) for i in stmt.items)) | visit(stmt.body)
+                # the body's names only maybe: a context manager may suppress an exception (contextlib.suppress)
+                new = set().union(*(_store_names(i.optional_vars) for i in stmt.items))
+                visit(stmt.body)
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 new = {stmt.name}
             elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.Try)) or not isinstance(stmt, ast.stmt):
@@ -417,6 +515,8 @@ def _mutated(tree: ast.AST) -> frozenset[str]:
         elif isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)) \
                 and isinstance(node.value, ast.Name):
             names.add(node.value.id)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)  # items += [4] extends the list in place
     return frozenset(names)
 
 

@@ -144,6 +144,8 @@ _NUMPY_TO_TF = {
     "transpose": "tf.transpose", "where": "tf.where", "clip": "tf.clip_by_value", "cumsum": "tf.cumsum",
     "std": "tf.math.reduce_std", "var": "tf.math.reduce_variance", "sin": "tf.sin", "cos": "tf.cos",
 }
+_IN_PLACE = {"extend", "insert", "pop", "remove", "clear", "update", "setdefault", "popitem", "add", "discard",
+             "sort", "reverse"}
 _TIME_FUNCTIONS = {"time", "perf_counter", "monotonic", "process_time", "time_ns"}
 _SEED_FUNCTIONS = {"tf.random.set_seed", "tf.keras.utils.set_random_seed", "keras.utils.set_random_seed",
                    "tf.compat.v1.set_random_seed", "tf.compat.v1.random.set_random_seed", "set_random_seed"}
@@ -216,13 +218,15 @@ def _dotted(node: ast.AST) -> str:
 
 
 def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "numpy"),
-                         local_names: frozenset[str] = frozenset()) -> list[Finding]:
+                         local_names: frozenset[str] = frozenset(),
+                         in_place: frozenset[str] = frozenset()) -> list[Finding]:
     """Python code in a function's source that runs only while tracing.
 
     Args:
         source: the cell's (or function's) source.
         numpy_names: names NumPy is imported as.
         local_names: names bound inside the function (lists it makes itself are fine to append to).
+        in_place: names of the notebook's lists, dicts and sets that the cell changes with ``+=`` and the like.
 
     Returns:
         The findings, in source order.
@@ -241,9 +245,19 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
         findings.append(Finding(kind, node.lineno, code, message, fix))
 
     where = _enclosing_blocks(tree)
+    once = ("changes {name} in Python, while tracing only: a re-run that reuses the graph does not change it "
+            "again (a plain cell does, every run)")
+    once_fix = "build a new value in the cell (it is written back), or change it in a plain cell"
     for node in ast.walk(tree):
         if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
             _check_try(node, add)
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id in in_place:
+            add(node, "side_effect", once.format(name=node.target.id), once_fix)
+        if isinstance(node, ast.Delete):
+            for target in node.targets:
+                if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
+                        and target.value.id not in bound:
+                    add(node, "side_effect", "del " + once.format(name=target.value.id), once_fix)
         if not isinstance(node, ast.Call):
             continue
         name = _dotted(node.func)
@@ -282,6 +296,9 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
             add(node, "side_effect",
                 f"{name}() appends to a Python list while tracing only: {node.func.value.id} grows once per "
                 "trace, not once per call", "return the values, or collect them in a tf.TensorArray")
+        elif last in _IN_PLACE and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
+                and node.func.value.id not in bound and head.split(".")[0] not in numpy_names + ("tf",):
+            add(node, "side_effect", f"{name}() " + once.format(name=node.func.value.id), once_fix)
         elif (head.split(".")[0] in numpy_names and "random" in head.split(".")[1:]) or head in _RANDOM_MODULES:
             add(node, "side_effect",
                 f"{name}() draws its random number once, while tracing: every call of the graph reuses it",
@@ -429,7 +446,7 @@ def _needed_ops(graph) -> set:
 
 
 _GRAPH_ONLY = [
-    (re.compile(r"object has no attribute 'numpy'|\.numpy\(\) is only available|numpy\(\) is only supported in eager"),
+    (re.compile(r"object has no attribute 'numpy'|numpy\(\) is only (available|supported) (when|in) eager"),
      "{what}.numpy() needs a value, and inside a graph a tensor is symbolic: its value exists only when the graph runs",
      "use the tensor itself (TensorFlow ops take it), or call .numpy() in a plain cell after this one"),
     (re.compile(r"Cannot convert a symbolic (tf\.)?Tensor|You are passing .*SymbolicTensor.*to a NumPy call"
@@ -439,14 +456,20 @@ _GRAPH_ONLY = [
     (re.compile(r"(?i)symbolic `?tf\.Tensor`? as a Python `?bool`?|iterating over (a )?(symbolic )?`?tf\.Tensor`? "
                 r"is not allowed"),
      "a tensor is used as a Python bool (or iterated) where AutoGraph does not convert it: it converts if, while "
-     "and for statements of the cell, not a tensor's truth or iteration inside comprehensions, lambdas or calls",
-     "write it as a statement (if/for at the cell's level), or with tf.where / tf.cond / tf.map_fn"),
+     "and for statements of the cell, not a tensor's truth in an assert, or iteration inside comprehensions, "
+     "lambdas or calls",
+     "write it as a statement (if/for at the cell's level), or with tf.where / tf.cond / tf.map_fn; checks: "
+     "tf.debugging.assert_*"),
     (re.compile(r"argument must be a string, a bytes-like object or a (real )?number, not '(Symbolic)?Tensor'"
                 r"|float\(\) argument must be .*'(Symbolic)?Tensor'|only supported in eager mode"),
      "this needs a value, and inside a graph a tensor (or dataset) is symbolic: values exist only when the graph "
      "runs, and this is eager-only",
      "keep it a tensor (tf.cast instead of int()/float()), or do this in a plain cell"),
 ]
+
+
+_SHAPE_ERROR = re.compile(r"Shapes must be equal rank|Dimensions must be equal|Shape must be rank|"
+                          r"are incompatible|with input shapes:")
 
 
 def explain_graph_only(message: str, line: int | None, code: str) -> Finding | None:
@@ -458,6 +481,12 @@ def explain_graph_only(message: str, line: int | None, code: str) -> Finding | N
             if m:
                 what = m.group(1)
             return Finding("graph_only", line, code, text.format(what=what or "a tensor's "), fix)
+    if _SHAPE_ERROR.search(message) and "[Op:" not in message:
+        core = message.split("\n")[0].split(" for '{{node")[0].strip()
+        return Finding("shape", line, code,
+                       f"{core}: TensorFlow checks shapes while tracing, so a graph fails here with a ValueError, "
+                       "where eager code raises InvalidArgumentError when the op runs",
+                       "make the shapes agree (tf.reshape, tf.expand_dims, or broadcasting shapes)")
     return None
 
 

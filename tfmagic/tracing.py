@@ -78,6 +78,7 @@ class TraceRecord:
         slots: places in captured containers and objects where the cell put graph tensors
             (``seen.append(y)``, ``cfg['k'] = y``, ``obj.t = y``): they leave the graph and go back in there.
         texts: names bound to text that shows a symbolic tensor (``f"{y}"`` while tracing).
+        kept_inside: names a graph loop binds that AutoGraph kept inside the graph (not written back).
     """
 
     number: int
@@ -97,6 +98,7 @@ class TraceRecord:
     dropped: dict[Any, str] = field(default_factory=dict)
     slots: list = field(default_factory=list)
     texts: list = field(default_factory=list)
+    kept_inside: list = field(default_factory=list)
 
     @property
     def reason(self) -> str:
@@ -158,7 +160,8 @@ class CellFunction:
     """A cell's source turned into a ``tf.function``, reused while its inputs keep their kinds."""
 
     def __init__(self, code: CellCode, params: tuple[str, ...], global_values: dict[str, Any],
-                 options: FunctionOptions, signature: tuple = (), previous: CellFunction | None = None):
+                 options: FunctionOptions, signature: tuple = (), previous: CellFunction | None = None,
+                 forced: tuple[str, ...] = ()):
         self.code = code
         self.signature = signature  # what must stay the same for this function to be reused
         self.params = params
@@ -182,7 +185,11 @@ class CellFunction:
         namespace["__builtins__"] = builtins
         namespace[RETURN_HELPER] = tf.autograph.experimental.do_not_convert(self._collect)
         namespace["__name__"] = "__tfmagic_cell__"
-        source = code.register(params)
+        # captured names the cell binds are the function's globals (it reads, changes and rebinds them)
+        self.global_names = tuple(n for n in dict.fromkeys(code.assigned + code.deleted) if n in global_values)
+        self.forced = forced if options.autograph else ()
+        self._namespace = namespace
+        source = code.register(params, self.global_names, self.forced)
         exec(compile(source, code.filename, "exec", dont_inherit=True), namespace)
         python_function = namespace[FUNCTION_NAME]
         self.function = tf.function(
@@ -200,7 +207,11 @@ class CellFunction:
         (a generator, an object of the cell's own class holding tensors) is not written back, and the
         trace says why.  Returns the function's outputs: ``({name: tensors}, result tensors or None)``.
         """
-        values = dict(zip(self.code.returned_names(self.params), explicit))
+        values = dict(zip(self.code.returned_names(self.params, self.forced), explicit))
+        values = {k: v for k, v in values.items() if _is_defined(v)}  # a Python loop that did not run
+        for name in self.global_names:  # rebound in a branch or loop: the function's globals have it
+            if name not in values and name in self._namespace and self._namespace[name] is not self._globals[name]:
+                values[name] = self._namespace[name]
         for name in self.code.assigned if local_values else ():
             # names bound only in a branch or loop, when AutoGraph kept them
             if name not in values and name in local_values and _is_defined(local_values[name]):
@@ -245,6 +256,7 @@ class CellFunction:
         else:
             record.dropped[_RESULT_KEY] = payload
         record.result_is_tensor = kind in ("tensor", "mixed", "rebuild")
+        record.kept_inside = [n for n in self.code.loop_bound if n not in values and n not in self.code.deleted]
         self._pending.append(record)
         return tensors, out
 
@@ -254,6 +266,8 @@ class CellFunction:
             if not tf.is_symbolic_tensor(value.flow):
                 return "python", value
             return "rebuild", (value.flow, _tensor_array_rebuilder(value))
+        if type(value).__module__.startswith("keras") and isinstance(getattr(value, "value", None), tf.Variable):
+            return "python", value  # a Keras variable: the object itself, as the plain cell binds it
         if isinstance(value, tf.Variable):
             if not _graph_bound(value):
                 return "python", value
@@ -266,7 +280,7 @@ class CellFunction:
             return "drop", (f"a {type(value).__name__} made while tracing would run later, outside the graph, on the "
                             "trace's values (and a re-run that reuses the graph would give back the same, used "
                             "one); make a list (list(...)) or a tf.data.Dataset")
-        if tf.is_tensor(value):
+        if tf.is_tensor(value) or isinstance(value, tf.data.Dataset):
             try:
                 leaves = tf.nest.flatten(value, expand_composites=True)
             except (TypeError, ValueError, AttributeError):
@@ -275,10 +289,18 @@ class CellFunction:
                 return "tensor", value
             if not _graph_bound(value):
                 return "python", value  # tf.IndexedSlices(values=[[1.]], indices=[0]): lists, as the plain cell has
-            if isinstance(value, tf.IndexedSlices):
-                shape = None if value.dense_shape is None else tf.convert_to_tensor(value.dense_shape)
-                return "tensor", tf.IndexedSlices(tf.convert_to_tensor(value.values),
-                                                  tf.convert_to_tensor(value.indices), shape)
+            if isinstance(value, tf.IndexedSlices):  # tensor parts leave the graph; lists stay, as in a plain cell
+                parts = (value.values, value.indices, value.dense_shape)
+                kept = tuple(_LEAVES if isinstance(p, tf.Tensor) else p for p in parts)
+                if not _graph_bound(kept):
+                    leaving = tuple(p for p in parts if isinstance(p, tf.Tensor))
+
+                    def rebuild(tensors, kept=kept):
+                        flowing = iter(tensors)
+                        values, indices, shape = [next(flowing) if p is _LEAVES else p for p in kept]
+                        return tf.IndexedSlices(values, indices, shape)
+
+                    return "rebuild", (leaving, rebuild)
             return "drop", f"a {type(value).__name__} whose parts are not all tensors cannot leave the graph"
         if isinstance(value, (list, tuple, dict)):
             if _holds_graph_objects(value):
@@ -342,6 +364,8 @@ class CellFunction:
             max_traces: fail (with the reason) instead of tracing the cell more than this many times.
         """
         args = [namespace[name] for name in self.params]
+        for name in self.global_names:  # a trace reads the captured objects, not what an earlier trace rebound
+            self._namespace[name] = self._globals[name]
         if max_traces is not None and self.trace_count >= max_traces:
             self._check_trace_limit(args, max_traces)
         count = self.function.experimental_get_tracing_count
@@ -463,6 +487,25 @@ class CellFunction:
                 f"{name} holds the text of a symbolic tensor, formatted while tracing: it shows no values, where a "
                 "plain cell's text shows them", "format in the graph (tf.strings.format('{}', t), "
                 "tf.strings.as_string(t)), or format in a plain cell"))
+        by_loop: dict[int, list[str]] = {}
+        for name in record.kept_inside:
+            by_loop.setdefault(self.code.loop_bound[name], []).append(name)
+        for line, names in by_loop.items():
+            listed = ", ".join(names)
+            verb = "is" if len(names) == 1 else "are"
+            notes.append(diagnostics.Finding(
+                "loop_name", line, lines[line - 1] if 0 < line <= len(lines) else "",
+                f"{listed} {verb} not written back: bound inside a graph loop, AutoGraph keeps them inside the "
+                "graph unless the cell reads them after the loop (a plain cell leaves them bound)",
+                "bind what you need before the loop and read it after the loop"))
+        for name in record.rebuild:
+            if isinstance(name, str) and f"{name}.read(" in self.code.source:
+                line = binding_line(self.code.source, name)
+                notes.append(diagnostics.Finding(
+                    "tensorarray", line, lines[line - 1] if line and 0 < line <= len(lines) else "",
+                    f"{name} comes back as an eager TensorArray rebuilt from its contents: every element is there, "
+                    "where an eager TensorArray clears an element when it is read (clear_after_read)",
+                    "read the elements you need in the cell (they are written back)"))
         for name, reason in record.dropped.items():
             if name is _RESULT_KEY:
                 line = len(lines)
@@ -480,7 +523,8 @@ class CellFunction:
         """Trace-time pitfalls visible in the cell's source (computed once)."""
         if self._code_findings is None:
             self._code_findings = diagnostics.find_source_pitfalls(
-                self.code.source, local_names=frozenset(self.code.assigned))
+                self.code.source, local_names=frozenset(self.code.assigned) - set(self.code.candidates),
+                in_place=frozenset(n for n in self.global_names if isinstance(self._globals[n], _MUTABLE)))
         return self._code_findings
 
     def _check_trace_limit(self, args: list, max_traces: int) -> None:
@@ -547,7 +591,7 @@ class CellCache:
         old = self._cells.pop(key, None)
         if old is not None and old is not cell:
             old.release()
-            cell.code.register(cell.params)  # the same cell's source: keep it registered
+            cell.code.register(cell.params, cell.global_names, cell.forced)  # the same cell's source: keep it
         self._cells[key] = cell
         while len(self._cells) > self.max_cells:
             _, dropped = self._cells.popitem(last=False)
@@ -594,7 +638,8 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
     code = cache.analyze(source, name or "") if cache is not None else analyze_cell(source, name or "")
     params, global_values = split_inputs(code.candidates, namespace, code.mutated)
     key = (name,) if name else (source,)
-    signature = (source, options, params, tuple((k, id(v)) for k, v in global_values.items()))
+    forced = code.python_loop_names({**namespace, **{n: None for n in code.assigned if n not in namespace}})
+    signature = (source, options, params, tuple((k, id(v)) for k, v in global_values.items()), forced)
     previous = None
     if cache is not None:
         previous = cache.get(key)
@@ -602,7 +647,7 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
             if len(previous.traces) < MAX_TRACES_PER_FUNCTION or not retracing.would_trace(
                     previous.function, [namespace[p] for p in params]):
                 return previous
-    cell = CellFunction(code, params, global_values, options, signature, previous)
+    cell = CellFunction(code, params, global_values, options, signature, previous, forced)
     if cache is not None:
         cache.put(key, cell)
     return cell
@@ -663,12 +708,15 @@ def split_inputs(candidates: tuple[str, ...], namespace: dict, mutated: frozense
         if name not in namespace:
             continue
         value = namespace[name]
-        if (isinstance(value, _VALUE_TYPES) and name not in mutated) or _is_array_like(value):
+        if (isinstance(value, _VALUE_TYPES) and not (name in mutated and isinstance(value, _MUTABLE))) \
+                or _is_array_like(value):
             params.append(name)
         else:
             captured[name] = value
     return tuple(params), captured
 
+
+_MUTABLE = (list, dict, set, bytearray)  # what a cell can change in place
 
 _ARRAY_TYPES = (tf.Tensor, tf.SparseTensor, tf.RaggedTensor, np.ndarray, np.generic)
 
@@ -693,6 +741,7 @@ def _holds_tensors(value: Any) -> bool:
 
 
 _RESULT_KEY = object()  # the last expression's entry among a trace's mixed containers
+_LEAVES = object()  # marks the parts of a value that leave the graph as tensors
 _SLOTS_KEY = "_tfmagic_slots"  # the outputs' entry for tensors put into captured containers
 _SYMBOLIC_TEXT = re.compile(r'Tensor\("[^"]*", shape=')
 
@@ -765,6 +814,9 @@ def _graph_bound(value: Any, depth: int = 0) -> bool:
         return tf.is_symbolic_tensor(value.flow)
     if isinstance(value, tf.Tensor):
         return tf.is_symbolic_tensor(value)
+    if isinstance(value, tf.data.Dataset):
+        variant = getattr(value, "_variant_tensor", None)
+        return variant is not None and tf.is_symbolic_tensor(variant)
     if depth > 3:
         return False
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -101,6 +101,9 @@ CASES = [
     C("nested function", "def deco(fn):\n    def wrapped(t):\n        return fn(t) + 1\n    return wrapped\n"
       "@deco\ndef base(t):\n    return t * 3\ny = base(x)", probe="base(tf.constant(1.))"),
     C("nested function", "def stats(t):\n    return tf.reduce_mean(t), tf.reduce_max(t)\nmu, mx = stats(x)"),
+    C("nested function", "import functools\ndef deco2(fn):\n    @functools.wraps(fn)\n    def wrapped(t):\n"
+      "        return fn(t) * 10\n    return wrapped\nk = x + 1\n@deco2\ndef plus(t):\n    return t + k\ny = plus(x)",
+      probe="plus(tf.constant(1.))"),
     C("nested function", "def varargs(*ts):\n    return tf.add_n(list(ts))\ny = varargs(x, x, x)"),
     C("nested function", "y = helper(x) + helper(1.0)"),
     C("nested function", "def uses_n(t):\n    return t * n\ny = uses_n(x)", probe="uses_n(tf.constant(1.))"),

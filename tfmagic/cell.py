@@ -75,6 +75,7 @@ class CellCode:
     _body: str
     magic: str = "%%tfgraph"
     loop_bound: dict = None  # name -> line of the top-level loop that binds it (and nothing else binds it)
+    for_loops: tuple = ()  # (iterable, names its target and body bind) of each top-level for loop
 
     def function_source(self, params: tuple[str, ...], global_names: tuple[str, ...] = (),
                         forced: tuple[str, ...] = ()) -> str:
@@ -112,18 +113,13 @@ class CellCode:
         ints is a Python loop: what it binds is a plain value after it, as in a plain cell.  Loops over
         anything that may be a tensor or dataset (a graph loop) are left to AutoGraph.
         """
-        try:
-            tree = ast.parse(self.source)
-        except SyntaxError:
+        if not self.for_loops:
             return ()
         assigned = set(self.assigned)
         names: dict[str, None] = {}
-        for stmt in tree.body:
-            if isinstance(stmt, ast.For) and _python_iterable(stmt.iter, namespace, assigned):
-                for name in sorted(_store_names(stmt.target)) + [
-                        n for s in stmt.body if not isinstance(s, (ast.If, ast.For, ast.While, ast.Try, ast.With))
-                        for n in scope_names(s)[1]]:
-                    names.setdefault(name, None)
+        for iterable, bound in self.for_loops:
+            if _python_iterable(iterable, namespace, assigned):
+                names.update(dict.fromkeys(bound))
         return tuple(names)
 
     def cell_line(self, function_line: int) -> int:
@@ -192,6 +188,9 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
         quiet=has_result and _ends_with_semicolon(source),
         _body=body,
         loop_bound=_loop_bound(tree.body),
+        for_loops=tuple((stmt.iter, tuple(sorted(_store_names(stmt.target))) + tuple(
+            n for s in stmt.body if not isinstance(s, (ast.If, ast.For, ast.While, ast.Try, ast.With))
+            for n in scope_names(s)[1])) for stmt in tree.body if isinstance(stmt, ast.For)),
     )
 
 

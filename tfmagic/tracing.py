@@ -957,10 +957,30 @@ def _read_names_from(obj: Any, namespace: dict) -> None:
             functions += [f for f in (member.fget, member.fset, member.fdel) if f is not None]
         elif isinstance(member, types.FunctionType):
             functions.append(member)
-    for function in functions:
+    seen: set[int] = set()
+    while functions:
+        function = functions.pop()
+        if id(function) in seen:
+            continue
+        seen.add(id(function))
+        # Its own code's scope (functools.wraps copies a wrapped function's __qualname__, not its code's).
+        scope, _, _ = getattr(function.__code__, "co_qualname", function.__qualname__).rpartition(".<locals>.")
+        in_cell = scope.endswith(FUNCTION_NAME)
         for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ()):
-            if name != "__class__" and name in namespace:
+            if not _cell_filled(cell):
+                continue
+            if in_cell and name != "__class__" and name in namespace:
                 cell.cell_contents = namespace[name]
+            elif isinstance(cell.cell_contents, types.FunctionType):  # a decorator's wrapper: the function inside
+                functions.append(cell.cell_contents)
+
+
+def _cell_filled(cell) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
 
 
 def _function_node(code: CellCode, name: str):
@@ -972,7 +992,7 @@ def _function_node(code: CellCode, name: str):
     found = None
     for stmt in tree.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
-            found = stmt
+            found = None if stmt.decorator_list else stmt  # a decorated one keeps its object (closures pointed)
         elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Lambda) and \
                 [t.id for t in stmt.targets if isinstance(t, ast.Name)] == [name]:
             found = stmt.value

@@ -385,7 +385,8 @@ def build_dot(model: GraphModel, options: DotOptions = DotOptions()) -> str:
     writer = _Writer(options, edge_count, colours)
     writer.graph(model, "", "  ")
     body = writer.lines
-    lines = wrap(options.title or model.name)
+    lines = [part for line in (options.title or model.name).split("\n")  # a list of counts breaks at its commas
+             for part in wrap(line, ", " if ", " in line else " ")]
     if options.legend:
         lines += legend(writer.used)
     if colours:

@@ -355,7 +355,7 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
         rendered = render_dot_within(dot_source, wanted, budget)
     except LayoutTimeout as e:  # too slow to lay out: one node per top-level scope, which is quick
         view, _ = fit(model, DEFAULT_MAX_NODES, 1, ())
-        note = (f"{len(model.ops)} ops in {len(view.ops)} nodes, one per top-level name scope: {e} for the view "
+        note = (f"{total} ops in {len(view.ops)} nodes, one per top-level name scope: {e} for the view "
                 "asked for")
         notes = [line for line in (note, hidden) if line]
         dot_source = build_dot(view, dataclasses.replace(options, title="\n".join([title, *notes])))

@@ -57,6 +57,10 @@ layer = tf.keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="ze
 model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2, kernel_initializer="ones",
                              bias_initializer="zeros", name="d1")], name="net")
 ds = tf.data.Dataset.range(4)
+sgd = tf.keras.optimizers.SGD(0.1, name="sgd")
+adam = tf.keras.optimizers.Adam(0.1, name="adam")
+mean = tf.keras.metrics.Mean(name="mean")
+_ = layer(tf.ones((1, 3)))
 def helper(t):
     return t * 2
 class Box:
@@ -66,7 +70,7 @@ tf.random.set_seed(0)
 """
 
 #: Names whose state (not identity) every variant compares.
-STATE = ("v", "w", "M", "layer", "model", "seen", "cfg", "obj", "items")
+STATE = ("v", "w", "M", "layer", "model", "seen", "cfg", "obj", "items", "mean")
 
 CASES = [
     # -- comprehensions -------------------------------------------------------
@@ -341,6 +345,15 @@ CASES = [
     C("keras", "ws = [tf.reduce_sum(t) for t in model.trainable_variables]"),
     C("keras", "out = model(tf.ones((2, 3)))\nprobs = tf.nn.softmax(out)", tape="probs[0, 0]"),
     C("keras", "for variable in model.variables:\n    pass\nloss = tf.reduce_sum(model(x[None]))", tape="loss"),
+    C("keras", "with tf.GradientTape() as tp:\n    loss = tf.reduce_mean((model(x[None]) - 1.) ** 2)\n"
+      "gs = tp.gradient(loss, model.trainable_variables)\nsgd.apply_gradients(zip(gs, model.trainable_variables))"),
+    C("keras", "with tf.GradientTape() as tp:\n    loss = tf.reduce_mean((model(x[None]) - 1.) ** 2)\n"
+      "gs = tp.gradient(loss, model.trainable_variables)\nadam.apply_gradients(zip(gs, model.trainable_variables))"),
+    C("keras", "mean.update_state(x)\nr = mean.result()"),
+    C("keras", "acc = tf.keras.metrics.Mean()\nacc.update_state(x)", once=True, explained=(1, "variable")),
+    C("keras", "def huber(y_true, y_pred):\n    err = y_true - y_pred\n    small = tf.abs(err) < 1\n"
+      "    return tf.where(small, tf.square(err) / 2, tf.abs(err) - 0.5)\nh = huber(x, x * 1.5)", probe="huber(1., 3.)"),
+    C("keras", "w_k = layer.kernel\nlayer.kernel.assign(tf.ones((3, 2)) * 2)\nout = layer(x[None])"),
     # -- tf.data -----------------------------------------------------------------------------------------------
     C("tf.data", "ds2 = ds.map(lambda e: e * 2)", probe="list(ds2.as_numpy_iterator())"),
     C("tf.data", "total = ds.reduce(tf.constant(0, tf.int64), lambda a, e: a + e)"),
@@ -374,4 +387,21 @@ CASES = [
     C("builtins", "y = x * 2; z = y + 1"),
     C("builtins", "y = tf.reduce_sum(x)\ny"),
     C("builtins", "global gz\ngz = 1", once=True, explained=(1, "'global'")),
+]
+
+CASES += [
+    C("builtins", "arr = np.ones(3) * x"),
+    C("builtins", "lst = x.shape.as_list()\nrk = tf.rank(m)"),
+    C("builtins", "txt = '%s-%d' % ('a', n)"),
+    C("builtins", "tf.print(x)\ny = x"),
+    C("builtins", "print(x)", explained=(1, "print() runs only while TensorFlow traces")),
+    C("builtins", "lst = x.numpy().tolist()", explained=(1, ".numpy() needs a value")),
+    C("builtins", "z = np.array([1, 2]) + 1"),
+    C("control flow", "y = x\nif n > 5:\n    y = -x\nelif n > 2:\n    y = x * 2"),
+    C("control flow", "y = tf.constant(0.)\nif tf.reduce_sum(x) > 100:\n    y = x\nelif tf.reduce_sum(x) > 1:\n"
+      "    y = x * 2\nelse:\n    y = -x"),
+    C("control flow", "y = tf.case([(tf.reduce_sum(x) > 10, lambda: x), (tf.reduce_sum(x) > 1, lambda: -x)], "
+      "default=lambda: x * 0)"),
+    C("loop", "y = tf.while_loop(lambda k, a: k < 3, lambda k, a: (k + 1, a * 2), (0, x))[1]"),
+    C("loop", "out = tf.scan(lambda a, e: a + e, x)\nfolded = tf.foldl(lambda a, e: a * e, x)"),
 ]

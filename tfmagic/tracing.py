@@ -515,8 +515,8 @@ class CellFunction:
             else:
                 line = binding_line(self.code.source, name)
                 what = f"{name} is not written back"
-            code = lines[line - 1] if line and 0 < line <= len(lines) else ""
-            notes.append(diagnostics.Finding("write_back", line, code, f"{what}: {reason}"))
+            # one line: what the cell binds that stays behind, and why
+            notes.append(diagnostics.Finding("write_back", None, "", f"line {line}: {what}: {reason}"))
         return notes
 
     def code_findings(self) -> list:

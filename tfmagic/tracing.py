@@ -237,12 +237,11 @@ class CellFunction:
         for name, value in record.python_values.items():
             if isinstance(value, str) and _SYMBOLIC_TEXT.search(value):
                 record.texts.append(name)
-        fill = []
-        for slot, tensor in self._captured_slots(graph):
-            record.slots.append(slot)
-            fill.append(tensor)
-        if fill:
-            tensors[_SLOTS_KEY] = tuple(fill)
+        for slot, tensor in self._captured_slots(graph):  # by the place's name: seen.append(y) -> seen[0]
+            name, kind, key = slot
+            label = f"{name}.{key}" if kind == "attr" else f"{name}[{key!r}]"
+            record.slots.append((label, slot))
+            tensors[label] = tensor
         kind, payload = self._place(result, graph, values) if result is not None else ("python", None)
         out = None
         if kind == "tensor":
@@ -391,8 +390,10 @@ class CellFunction:
         else:
             record = self.trace_for(args)
         model = record or self.traces[-1]
-        filled = tensors.pop(_SLOTS_KEY, ()) if isinstance(tensors, dict) else ()
-        for (name, kind, key), value in zip(model.slots, filled):  # the eager values, where the trace put tensors
+        for label, (name, kind, key) in model.slots:  # the eager values, where the trace put tensors
+            value = tensors.get(label)
+            if value is None:
+                continue
             try:
                 if kind == "attr":
                     setattr(self._globals[name], key, value)
@@ -401,7 +402,7 @@ class CellFunction:
             except (LookupError, TypeError, AttributeError):  # the container changed since: leave it
                 pass
         outputs = dict(model.python_values)
-        outputs.update(tensors)
+        outputs.update((k, v) for k, v in tensors.items() if k.isidentifier())  # not the slots' labels
         for name, template in model.mixed.items():
             if name == _RESULT_KEY:
                 tensor_result = _join_mixed(template, tensor_result)
@@ -742,7 +743,6 @@ def _holds_tensors(value: Any) -> bool:
 
 _RESULT_KEY = object()  # the last expression's entry among a trace's mixed containers
 _LEAVES = object()  # marks the parts of a value that leave the graph as tensors
-_SLOTS_KEY = "_tfmagic_slots"  # the outputs' entry for tensors put into captured containers
 _SYMBOLIC_TEXT = re.compile(r'Tensor\("[^"]*", shape=')
 
 

@@ -15,6 +15,8 @@ rules for TensorFlow functions:
 
 >>> [f.message for f in find_source_pitfalls("y = x * 2\\nprint(y)\\n")]
 ['print() runs only while TensorFlow traces the function: it printed now, and will not print on calls that reuse the graph']
+>>> [f.message[:62] for f in find_source_pitfalls("if c:\\n    print(y)\\n")]
+['print() runs only while TensorFlow traces the function (if thi']
 """
 
 from __future__ import annotations
@@ -161,6 +163,9 @@ def _enclosing_blocks(tree: ast.AST) -> dict[int, str]:
     """id(node) -> ``"except"`` for nodes in an except branch, ``"block"`` for nodes in any other compound
     statement's body (a branch or loop that may not run while tracing); top-level nodes are absent."""
     out: dict[int, str] = {}
+    # a function's own source (a user's tf.function): its body is the top level
+    own = tree.body[0] if len(getattr(tree, "body", [])) == 1 and isinstance(
+        tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
     def mark(node, kind):
         for sub in ast.walk(node):
@@ -168,6 +173,8 @@ def _enclosing_blocks(tree: ast.AST) -> dict[int, str]:
                 out[id(sub)] = kind
 
     for node in ast.walk(tree):
+        if node is own:
+            continue
         if isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.With, ast.AsyncWith,
                              ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.Match)) \
                 or type(node).__name__ == "TryStar":

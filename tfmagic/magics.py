@@ -80,9 +80,16 @@ class TFMagics(Magics):
               help="trace without AutoGraph: Python control flow is not converted")
     @argument("--max-traces", dest="max_traces", type=int, metavar="N",
               help="fail the cell, with the reason, instead of tracing it more than N times")
-    @argument("--show", dest="show", choices=("graph", "code", "optimized", "none"), default="graph",
+    @argument("--show", dest="show", choices=("graph", "code", "optimized", "diff", "none"), default="graph",
               help="what to show below the result: the traced graph (default), the code AutoGraph generated, "
-                   "the graph after Grappler beside the traced one, or nothing")
+                   "the graph after Grappler beside the traced one, the new trace drawn against the one it was "
+                   "compared with (when the cell retraced), or nothing")
+    @argument("--profile", dest="profile", nargs="?", type=int, const=10, metavar="N",
+              help="run the traced function N more times (default 10, after one warm-up call; the variables it "
+                   "writes are put back) under TensorFlow's profiler: the ops that take the time, by op and by "
+                   "layer or name scope, wall time beside op time, devices; the drawing filled by each op's share")
+    @argument("--diff", dest="diff", nargs=2, type=int, metavar=("A", "B"),
+              help="(line form) draw trace B of FUNC against trace A: ops added and removed, tensors changed")
     @argument("--ops", dest="ops", choices=("readable", "all"), default="readable",
               help="readable (default): the program as written (variable reads, identities, NoOps, control "
                    "edges and loop bookkeeping folded away, with a line saying what was hidden); "
@@ -157,6 +164,7 @@ class TFMagics(Magics):
 
         source = self._transformed(cell)
         self._transformed_source = source
+        before = dict(self.shell.user_ns) if args.profile else None  # the inputs the profiled calls get
         try:
             run = trace_cell(source, self.shell.user_ns, cache=self.cells, name=args.name, options=options,
                              max_traces=args.max_traces)
@@ -169,8 +177,14 @@ class TFMagics(Magics):
             self.shell.displayhook(run.result)
         if args.tensorboard:
             self._write_tensorboard(run, args.tensorboard)
-        if args.show in ("graph", "optimized") or args.output:
-            self._draw(run, args)
+        profile = None
+        if args.profile:
+            values = [before[name] for name in run.inputs]
+            profile = self._profile(lambda: run.function(*values), run.trace.graph, "%%tfgraph --profile", args)
+        if args.show == "diff":
+            self._draw_cell_diff(run, args)
+        elif args.show in ("graph", "optimized") or args.output:
+            self._draw(run, args, profile)
         elif args.show == "code":
             self._show_code(run, args)
 
@@ -246,6 +260,7 @@ class TFMagics(Magics):
     def _write_back(self, run, name) -> None:
         namespace = self.shell.user_ns
         namespace.update(run.outputs)
+        run.redefine_functions(namespace)  # the cell's functions read the notebook's names, as a plain cell's do
         for deleted in run.deleted:
             if deleted not in run.outputs:
                 namespace.pop(deleted, None)
@@ -274,7 +289,75 @@ class TFMagics(Magics):
         self._history.update(history if isinstance(history, list) else [])
         return VariableNames(self.shell.user_ns, self._history).by_handle()
 
-    def _draw(self, run, args) -> None:
+    def _profile(self, call, graph, title: str, args):
+        """Profile ``call`` and show the tables; ``None`` (with a one-line note) when the profiler cannot run."""
+        from tfmagic.graph import build_graph_model
+        from tfmagic.profile import (ProfilerUnavailable, VariablesKept, keras_layer_names, layer_grouper,
+                                     profile_calls)
+        from tfmagic.render import Notice, ProfileReport
+
+        if args.profile < 1:
+            raise UsageError(f"--profile {args.profile}: N must be 1 or more")
+        layer_of = layer_grouper(keras_layer_names(self.shell.user_ns))
+        try:
+            with VariablesKept(graph):  # an interrupt goes on up, once the profiler is stopped (profile_calls)
+                profile = profile_calls(call, args.profile, layer_of)
+        except ProfilerUnavailable as e:
+            display(Notice(f"{title}: {e}; the cell's result stands", level="warning"))
+            return None
+        except Exception as e:  # a later call failed (an assert on a variable, say): the first run stands
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            display(Notice(f"{title}: a profiled call failed ({type(e).__name__}: {first}); the profiler is "
+                           "stopped, the variables put back, and the cell's result stands", level="warning"))
+            return None
+        model = build_graph_model(graph)
+        shapes = {name: ", ".join(t.label for t in op.outputs) for name, op in model.ops.items()}
+        display(ProfileReport(title, profile, shapes))
+        return profile
+
+    def _draw_cell_diff(self, run, args) -> None:
+        """``--show diff``: the new trace drawn against the trace it was compared with."""
+        from tfmagic.render import Notice
+
+        key = (args.name,) if args.name else (self._transformed_source,)
+        cell = self.cells.get(key)
+        earlier = None
+        if run.retraced and run.trace.nearest and cell is not None:
+            earlier = next((r for r in cell.traces if r.number == run.trace.nearest), None)
+        if earlier is None:
+            display(Notice("%%tfgraph --show diff: this run did not retrace, so there is no earlier trace to draw it "
+                           "against; the graph it ran is drawn"))
+            self._draw(run, args)
+            return
+        self._show_diff(earlier.graph, run.trace.graph, f"%%tfgraph cell: trace {run.trace.number} against trace "
+                        f"{earlier.number}", args, cell=True)
+
+    def _show_diff(self, old_graph, new_graph, title: str, args, cell: bool = False) -> None:
+        from tfmagic.graph import build_graph_model
+        from tfmagic.naming import output_names
+        from tfmagic.render import Notice, draw_model, gc_paused
+        from tfmagic.tracediff import diff_models
+
+        names = self.variable_names()
+        with gc_paused():
+            old = build_graph_model(old_graph, labels=output_names(old_graph, cell=cell), variable_names=names)
+            new = build_graph_model(new_graph, labels=output_names(new_graph, cell=cell), variable_names=names)
+            merged, counts = diff_models(old, new)
+        from tfmagic.render import file_format
+
+        formats = (file_format(args.output),) if args.output else ()
+        try:
+            report, rendered = draw_model(merged, f"{title}: {counts.text}", formats, max_nodes=args.max_nodes,
+                                          depth=args.depth, expand=tuple(args.expand), ops=args.ops)
+            if args.output:
+                with open(args.output, "wb") as f:
+                    f.write(rendered[formats[0]])
+        except (TfMagicError, OSError) as e:
+            display(Notice(f"the diff drawing failed: {e}", level="warning"))
+            return
+        display(report)
+
+    def _draw(self, run, args, profile=None) -> None:
         from tfmagic.naming import control_flow_names, output_names
         from tfmagic.render import Notice, draw_graph, file_format
 
@@ -287,7 +370,8 @@ class TFMagics(Magics):
             labels.update(control_flow_names(graph, run.function.python_function))
         try:
             report, rendered = draw_graph(graph, title, formats, args.max_nodes, args.depth, tuple(args.expand),
-                                          ops=args.ops, labels=labels, variable_names=self.variable_names())
+                                          ops=args.ops, labels=labels, variable_names=self.variable_names(),
+                                          profile=profile)
             if args.output:
                 with open(args.output, "wb") as f:
                     f.write(rendered[formats[0]])
@@ -361,6 +445,9 @@ class TFMagics(Magics):
         chosen = len(traces) - 1 if args.trace is None else args.trace - 1
         if not 0 <= chosen < len(traces):
             raise UsageError(f"--trace {args.trace}: {args.function} has traces 1 to {len(traces)}")
+        if args.diff:
+            return self._draw_function_diff(args, traces)
+        profile = self._profile_function(target, chosen, traces[chosen][1], args) if args.profile else None
         from tfmagic.naming import output_names
 
         formats = (file_format(args.output),) if args.output else ()
@@ -370,7 +457,7 @@ class TFMagics(Magics):
             report, rendered = draw_graph(graph, f"{args.function}, trace {i + 1}: {label}",
                                           formats if i == chosen else (), args.max_nodes, args.depth,
                                           tuple(args.expand), ops=args.ops, labels=output_names(graph),
-                                          variable_names=names)
+                                          variable_names=names, profile=profile if i == chosen else None)
             reports.append(report)
             if i == chosen and args.output:
                 with open(args.output, "wb") as f:
@@ -385,6 +472,33 @@ class TFMagics(Magics):
             if menu is not None:
                 display(menu)
         return None
+
+    def _draw_function_diff(self, args, traces) -> None:
+        """``%tfgraph FUNC --diff A B``: trace B drawn against trace A."""
+        first, second = args.diff
+        for number in (first, second):
+            if not 1 <= number <= len(traces):
+                raise UsageError(f"--diff {first} {second}: {args.function} has traces 1 to {len(traces)}")
+        self._show_diff(traces[first - 1][1], traces[second - 1][1],
+                        f"{args.function}: trace {second} ({traces[second - 1][0]}) against trace {first} "
+                        f"({traces[first - 1][0]})", args)
+
+    def _profile_function(self, target, chosen: int, graph, args):
+        """``%tfgraph FUNC --profile``: the chosen trace called with zeros of its arguments' shapes."""
+        from tfmagic.profile import zeros_call
+        from tfmagic.render import Notice
+        from tfmagic.retracing import is_tf_function, trace_history
+
+        if is_tf_function(target):
+            concrete = trace_history(target).traces[chosen].concrete
+        elif hasattr(target, "function_type"):
+            concrete = target
+        else:
+            display(Notice(f"%tfgraph {args.function} --profile: a Keras model is profiled through a %%tfgraph "
+                           "cell that calls it (with your inputs)", level="warning"))
+            return None
+        return self._profile(zeros_call(concrete), graph, f"%tfgraph {args.function} --profile (trace {chosen + 1}, "
+                             "called with zeros of its arguments' shapes)", args)
 
     # -- %%tape ----------------------------------------------------------------
 
@@ -433,28 +547,37 @@ class TFMagics(Magics):
             y = x ** 2
             y
         """
-        from tfmagic.tape import TapeOptions, run_tape
+        from tfmagic.tape import TapeOptions, run_tape, split_target
 
-        args = parse_argstring(self.tape, line)
+        target, rest = split_target(line)  # the target as typed (option parsing would drop its quotes)
+        args = parse_argstring(self.tape, rest)
         if not args.output.isidentifier() or keyword.iskeyword(args.output):
             raise UsageError(f"-o {args.output!r}: NAME must be a Python identifier")
-        options = TapeOptions(target=" ".join(args.target) or None, wrt=_names(args.wrt), watch=_names(args.watch) or (),
+        target = target or " ".join(args.target)
+        options = TapeOptions(target=target or None, wrt=_names(args.wrt), watch=_names(args.watch) or (),
                               persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian)
         try:
-            run = run_tape(self._transformed(cell), self.shell.user_ns, options, draw=args.show == "graph")
+            run = run_tape(self._transformed(cell), self.shell.user_ns, options, draw=args.show == "graph",
+                           history=self.shell.user_ns.get("In", []))
         except (CellSourceError, OptionError) as e:
             raise UsageError(f"%%tape: {e}") from e
         self.shell.user_ns[args.output] = run.gradients
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
         if args.show != "none":
-            from tfmagic.render import TapeReport
+            import dataclasses
 
-            display(TapeReport(run))
+            from tfmagic.render import Notice, TapeReport
+
+            nones = [pair for pair, h in run.hessians.items() if h is None]
+            shown = dataclasses.replace(run, hessians={k: h for k, h in run.hessians.items() if h is not None})
+            display(TapeReport(shown))
+            if nones:  # as nested plain tapes give them
+                display(Notice("\n".join(f"hessian d2({run.target_name})/d({a}) d({b}): None" for a, b in nones)))
         if args.show == "graph":
-            self._draw_gradient(run)
+            self._draw_gradient(run, cell, args.ops)
 
-    def _draw_gradient(self, run) -> None:
+    def _draw_gradient(self, run, cell: str = "", ops: str = "readable") -> None:
         from tfmagic.graph import build_graph_model, mark_gradient_path
         from tfmagic.render import Notice, draw_model
 
@@ -766,10 +889,17 @@ class TFMagics(Magics):
         if self._watch is None:
             return
         from tfmagic.render import Notice
-        from tfmagic.retracing import retrace_text, trace_history, watched_pitfalls
+        from tfmagic.retracing import keras_retrace_text, keras_step, retrace_text, trace_history, watched_pitfalls
 
         functions = self._watched()
+        keras_noted = self.__dict__.setdefault("_keras_retraces", set())  # Keras's own steps: said once each
         for name, new in self._watch.update(functions).items():
+            step = keras_step(name, functions[name])
+            if step is not None:
+                if id(functions[name]) not in keras_noted and functions[name].experimental_get_tracing_count() > 1:
+                    keras_noted.add(id(functions[name]))
+                    display(Notice(keras_retrace_text(name, step)))
+                continue
             history = trace_history(functions[name], name)
             for trace in history.traces[-new:]:
                 if trace.number > 1:

@@ -49,6 +49,8 @@ MARKS: dict[str, tuple[str, str, str]] = {
     "connected": ("#d81b60", "2.6", ""),
     "stopped": ("#e65100", "2.6", "dashed"),
     "disconnected": ("#9e9e9e", "2.0", "dotted"),
+    "added": ("#1b9e3e", "3.0", ""),
+    "removed": ("#c62828", "2.4", "dashed"),
 }
 
 #: The legend's words for each kind of node, in the order the legend lists them.
@@ -60,7 +62,11 @@ STYLE_WORDS = {"scope_box": "dashed grey box: name scope", "body_box": "purple b
                "body_link": "dotted purple arrow: op -> the functions it runs",
                "control": "dashed grey arrow: control dependency (runs before)",
                "path": "magenta: path from a source to the target", "stopped": "dashed orange border: stopped source",
-               "disconnected": "dotted grey border: disconnected source"}
+               "disconnected": "dotted grey border: disconnected source",
+               "added": "thick green border: op added by this trace",
+               "removed": "dashed red border and arrows: op of the earlier trace, gone from this one",
+               "changed": "orange arrow: dtype or shape changed (earlier -> now)",
+               "heat": "fill: share of the measured op time (white 0% -> yellow 4% -> orange 50% -> red 100%)"}
 
 #: Above this many edges, dtype/shape labels become external labels (cheaper to lay out).
 EDGE_LABEL_LIMIT = 400
@@ -75,6 +81,8 @@ class DotOptions:
     title: str = ""
     gradient: bool = False
     readable: bool = False  # the readable view's labels and scope boxes (see readable.py)
+    heat: dict | None = None  # node name -> share of the profiled op time (profile.py), fills the nodes
+    times: dict | None = None  # node name -> tooltip text of its time
 
 
 def quote(text: str) -> str:
@@ -242,15 +250,26 @@ class _Writer:
     def node(self, node_id: str, op: Op, indent: str) -> None:
         self.used[op.kind] = None
         if op.mark:
-            self.used[op.mark if op.mark in ("stopped", "disconnected") else "path"] = None
+            self.used[op.mark if op.mark in ("stopped", "disconnected", "added", "removed") else "path"] = None
         fill, border, shape = STYLES[op.kind]
         if op.device in self.device_colours and op.kind in ("op", "control_flow", "output", "backward"):
             fill = self.device_colours[op.device]
+        label = _readable_label(op) if self.options.readable else _label(op)
+        tooltip = op.type + " " + op.name
+        heat = self.options.heat
+        if heat is not None and node_id in heat:  # a profiled drawing: filled by its share of the time
+            from tfmagic.profile import share_colour
+
+            fill = share_colour(heat[node_id])
+            self.used["heat"] = None
+            timing = (self.options.times or {}).get(node_id, f"{heat[node_id]:.1%}")
+            tooltip += ": " + timing
+            if heat[node_id] >= 0.01:
+                label += "\n" + timing
         extra = ' fontsize=8 height=0.2' if op.kind == "constant" else ""
         style = '"rounded,filled"' if shape == "box" and op.kind != "constant" else "filled"
         if op.kind == "control_flow":
             style = '"filled,bold"'
-        label = _readable_label(op) if self.options.readable else _label(op)
         if op.mark:
             border, width, extra_style = MARKS[op.mark]
             extra += f" penwidth={width}"
@@ -258,7 +277,7 @@ class _Writer:
                 style = f'"{style.strip(chr(34))},{extra_style}"'
         self.lines.append(
             f"{indent}{quote(node_id)} [label={quote(label)} shape={shape} style={style} "
-            f'fillcolor="{fill}" color="{border}"{extra} tooltip={quote(op.type + " " + op.name)}]'
+            f'fillcolor="{fill}" color="{border}"{extra} tooltip={quote(tooltip)}]'
         )
 
     def graph(self, model: GraphModel, prefix: str, indent: str, strip: str = "") -> None:
@@ -274,9 +293,16 @@ class _Writer:
                 self.lines.append(f'{indent}{src} -> {dst} [style=dashed color="#aaaaaa" arrowhead=empty]')
             else:
                 label = edge.tensor.label if edge.tensor else ""
+                if edge.change and edge.change != "removed":
+                    label = f"{edge.change} -> {label}"
                 attr = f" {self.edge_attr}={quote(label)}" if self.options.edge_labels and label else ""
                 if edge.on_path:
                     attr += ' color="#d81b60" penwidth=2'
+                if edge.change == "removed":
+                    attr += ' color="#c62828" style=dashed'
+                elif edge.change:
+                    attr += ' color="#ef6c00" fontcolor="#ef6c00" penwidth=2.2'
+                    self.used["changed"] = None
                 self.lines.append(f"{indent}{src} -> {dst} [{attr.strip()}]" if attr else f"{indent}{src} -> {dst}")
         for op in model.ops.values():
             for label, sub in op.subgraphs:

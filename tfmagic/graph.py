@@ -60,6 +60,7 @@ class Edge:
     src_index: int = 0
     on_path: bool = False
     dst_index: int = 0  # which input of ``dst`` the tensor feeds
+    change: str = ""  # in a drawn trace diff: the earlier trace's label, or "removed" (see tracediff.py)
 
     @property
     def control(self) -> bool:
@@ -78,7 +79,7 @@ class Op:
         device: the device TensorFlow assigned, if any.
         detail: a short extra line: a constant's value, an input's parameter name.
         subgraphs: the functions a control-flow op runs, as ``(label, GraphModel)``.
-        mark: in a gradient drawing, ``path`` or a source's status.
+        mark: in a gradient drawing, ``path`` or a source's status; in a trace diff, ``added`` or ``removed``.
         stateful: TensorFlow keeps the op even when nothing reads its result (an assign, a print).
         label: the user's name for it (``u``, ``steps``, ``hidden/kernel``), where it has one.
         operands: in the readable view, the small constants it reads, as its label shows them (``+ 10``).

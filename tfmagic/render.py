@@ -297,7 +297,7 @@ VIEWS = ("readable", "all")
 def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_nodes: int | None = None,
                depth: int | None = None, expand: tuple[str, ...] = (), budget: float | None = None,
                ops: str = "readable", labels: dict[str, str] | None = None,
-               variable_names: dict[int, str] | None = None) -> tuple[GraphReport, dict[str, bytes]]:
+               variable_names: dict[int, str] | None = None, profile=None) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a traced graph: the inline report and the rendered bytes of each format asked for.
 
     Args:
@@ -311,6 +311,7 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_no
         ops: ``readable`` (the user's program: see ``readable.py``) or ``all`` (every op).
         labels: the user's names of output ops (``naming.output_names``).
         variable_names: the user's names of variables by ``id`` of their handle (``naming.VariableNames``).
+        profile: a ``profile.Profile`` of the function: nodes filled by their share of the op time.
 
     Returns:
         ``(report, rendered)``.
@@ -319,18 +320,20 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_no
 
     with gc_paused():
         model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
-    return draw_model(model, title, formats, max_nodes=max_nodes, depth=depth, expand=expand, budget=budget, ops=ops)
+    return draw_model(model, title, formats, max_nodes=max_nodes, depth=depth, expand=expand, budget=budget, ops=ops,
+                      profile=profile)
 
 
 def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient: bool = False,
                max_nodes: int | None = None, depth: int | None = None, expand: tuple[str, ...] = (),
-               budget: float | None = None, ops: str = "readable") -> tuple[GraphReport, dict[str, bytes]]:
+               budget: float | None = None, ops: str = "readable", profile=None) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend.
 
     The readable view (``ops="readable"``) is drawn from :func:`tfmagic.readable.readable_view`, with a
     line saying what it hid; large graphs are then collapsed by name scope as in every view.  A large
     layout gets ``budget`` seconds (:data:`LAYOUT_BUDGET` by default); past that, the drawing falls back
-    to one node per top-level name scope, with a note.
+    to one node per top-level name scope, with a note.  With a ``profile`` (``profile.Profile``) each
+    node is filled by its share of the measured op time (a collapsed scope sums its ops).
     """
     budget = LAYOUT_BUDGET if budget is None else budget
     from tfmagic.dot import DotOptions, build_dot
@@ -348,7 +351,8 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
         view, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand, total)
         notes = [line for line in (note, hidden) if line]
         caption = "\n".join([title, *notes])
-        options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable")
+        heat, times = _heat(view, profile) if profile is not None else (None, None)
+        options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat, times=times)
         dot_source = build_dot(view, options)
     wanted = tuple(dict.fromkeys(("svg", *formats)))
     try:
@@ -362,6 +366,96 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
         rendered = render_dot_within(dot_source, wanted)
     report = GraphReport(title, summary, _svg_element(rendered["svg"]), dot_source, notes)
     return report, rendered
+
+
+def _heat(view, profile) -> tuple[dict[str, float], dict[str, str]]:
+    """Each drawn node's share of the profiled op time and its label text (a collapsed scope sums its ops)."""
+    micros = {op.name: op.total_us for op in profile.ops}
+    whole = profile.op_us or 1.0
+    heat, times = {}, {}
+    for name, op in view.ops.items():
+        names = [k for k in micros if k.startswith(name + "/")] if op.kind == "scope" else []
+        names += [name] if name in micros else []
+        if names:
+            spent = sum(micros[k] for k in names)
+            heat[name] = spent / whole
+            times[name] = f"{spent / whole:.0%} · {format_us(spent)}"
+    return heat, times
+
+
+def format_us(micros: float) -> str:
+    """``850 us``, ``12.3 ms``, ``1.20 s``.
+
+    >>> format_us(850.4), format_us(12345), format_us(1.2e6)
+    ('850 us', '12.3 ms', '1.20 s')
+    """
+    if micros >= 1e6:
+        return f"{micros / 1e6:.2f} s"
+    if micros >= 1e3:
+        return f"{micros / 1e3:.1f} ms"
+    return f"{micros:.0f} us"
+
+
+@dataclass
+class ProfileReport:
+    """``--profile``'s tables: the ops that take the time, and the same by Keras layer or name scope.
+
+    Attributes:
+        title: what was profiled.
+        profile: the ``profile.Profile``.
+        shapes: op name -> its outputs' dtype and shape (from the traced graph).
+        top: how many ops the table lists.
+    """
+
+    title: str
+    profile: Any
+    shapes: dict[str, str] = field(default_factory=dict)
+    top: int = 15
+
+    def _summary(self) -> list[str]:
+        p = self.profile
+        outside = p.wall_us - p.op_us
+        lines = [f"{self.title}: {p.steps} calls measured (after one warm-up call); per call: wall "
+                 f"{format_us(p.wall_us)}, ops {format_us(p.op_us)}"
+                 + (f", outside ops (dispatch, Python, copies) {format_us(outside)} ({outside / p.wall_us:.0%})"
+                    if outside > 0 and p.wall_us else "")
+                 + f"; ops ran on {', '.join(p.devices()) or 'no device'}"]
+        if p.op_us > p.wall_us:
+            lines.append("the ops ran in parallel: their times add up to more than the wall time")
+        return lines
+
+    def _rows(self):
+        p = self.profile
+        for op in p.ops[:self.top]:
+            scope = op.name.rsplit("/", 1)[0] if "/" in op.name else ""
+            yield [op.name, op.type, scope, f"{op.calls:g}", format_us(op.total_us), format_us(op.mean_us),
+                   f"{p.share(op):.1%}", self.shapes.get(op.name, ""), op.device]
+
+    _HEADERS = ["op", "type", "scope / layer", "calls", "total", "mean", "share", "output", "device"]
+
+    def _group_rows(self):
+        p = self.profile
+        whole = p.op_us or 1.0
+        return [[group, format_us(us), f"{us / whole:.1%}", str(count)] for group, us, count in p.groups[:self.top]]
+
+    def _text(self) -> str:
+        table = Table("slowest ops (per call)", self._HEADERS, list(self._rows()))._text()
+        groups = Table("by layer / name scope", ["layer / scope", "total", "share", "ops"], self._group_rows())._text()
+        more = len(self.profile.ops) - self.top
+        tail = [f"... and {more} more ops"] if more > 0 else []
+        return "\n".join(self._summary() + [table, *tail, groups])
+
+    def _html(self) -> str:
+        top = Table("slowest ops (per call)", self._HEADERS, list(self._rows()))._html()
+        groups = Table("by layer / name scope", ["layer / scope", "total", "share", "ops"], self._group_rows())._html()
+        head = "".join(f"<div>{html.escape(line)}</div>" for line in self._summary())
+        return f"<div class='tfmagic-profile'>{head}{top}{groups}</div>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
+
+    def __repr__(self) -> str:
+        return self._text()
 
 
 @dataclass

@@ -1,0 +1,156 @@
+"""--profile (where the time goes) and drawn trace diffs (what a retrace changed), in a real shell."""
+
+import re
+import signal
+
+import pygraphviz
+import pytest
+import tensorflow as tf
+
+from tfmagic.profile import share_colour
+
+from .shellutil import run
+
+SETUP = """
+a = tf.random.normal((768, 768), seed=1)
+b = tf.random.normal((768, 768), seed=2)
+steps = tf.Variable(0)
+"""
+
+#: One large matmul, then a few tiny ops that wait for it: op times add up within the wall time.
+MATMUL_CELL = "c = tf.matmul(a, b)\nd = c * 2.0\nsteps.assign_add(1)\ntf.reduce_sum(d) + 1.0"
+
+
+def _texts(captured):
+    return [o.data.get("text/plain", "") for o in captured.outputs]
+
+
+def _report(captured):
+    return next(t for t in _texts(captured) if "calls measured" in t)
+
+
+def _per_call(report: str, what: str) -> float:
+    """``wall 13.2 ms`` -> microseconds."""
+    value, unit = re.search(rf"{what} ([\d.]+) (us|ms|s)\b", report).groups()
+    return float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+
+
+@pytest.fixture(autouse=True)
+def _setup(ip):
+    run(ip, SETUP)
+
+
+def test_the_matmul_ranks_first_with_the_largest_share_and_colour(ip, tmp_path):
+    path = tmp_path / "p.dot"
+    result, captured = run(ip, f"%%tfgraph --profile 5 -o {path}\n{MATMUL_CELL}")
+    assert result.success, result.error_in_exec
+    report = _report(captured)
+    rows = [line for line in report.splitlines()[2:] if re.match(r"^\S+\s+\S+", line) and " CPU" in line]
+    assert rows[0].split()[0] == "MatMul"
+    shares = [float(s) for s in re.findall(r"([\d.]+)%  ", report.split("by layer / name scope")[0])]
+    assert shares[0] == max(shares) and shares[0] > 50
+    wall, ops = _per_call(report, "wall"), _per_call(report, "ops")
+    assert 0 < ops <= wall
+    graph = pygraphviz.AGraph(string=path.read_text())
+    fills = {graph.get_node(n).attr["label"].split("\\n")[0]: graph.get_node(n).attr["fillcolor"] for n in graph.nodes()}
+    assert fills["MatMul"] == share_colour(shares[0] / 100) != "#ffffff"
+    heat = [share_colour(s / 100) for s in shares]
+    assert fills["MatMul"] == heat[0]  # the reddest fill of the drawing's scale goes to the slowest op
+    assert "fill: share of the measured op time" in graph.graph_attr["label"]
+    assert int(ip.user_ns["steps"].numpy()) == 1  # the profiled calls put the variable back
+
+
+def test_a_keras_training_step_groups_by_layer(ip):
+    run(ip, "net = tf.keras.Sequential([tf.keras.Input((32,)), tf.keras.layers.Dense(128, name='wide'), "
+            "tf.keras.layers.Dense(2, name='narrow')])\nxin = tf.random.normal((256, 32))\n"
+            "sgd = tf.keras.optimizers.SGD()")
+    kernel = ip.user_ns["net"].layers[0].kernel.numpy().copy()
+    result, captured = run(ip, "%%tfgraph --profile 3 --show none\nwith tf.GradientTape() as tape:\n"
+                               "    loss = tf.reduce_mean(net(xin) ** 2)\n"
+                               "grads = tape.gradient(loss, net.trainable_variables)\n"
+                               "sgd.apply_gradients(zip(grads, net.trainable_variables))\nloss")
+    assert result.success, result.error_in_exec
+    groups = _report(captured).split("by layer / name scope")[1]
+    names = [line.split()[0] for line in groups.strip().splitlines()[1:]]
+    assert any(n.endswith("wide_1") or n.endswith("wide") for n in names)
+    assert any("narrow" in n for n in names)
+    assert "(backward)" in groups
+    # one training step ran (the cell); the profiled ones were put back
+    stepped = ip.user_ns["net"].layers[0].kernel.numpy()
+    result, _ = run(ip, "%%tfgraph --show none\nwith tf.GradientTape() as tape:\n"
+                        "    loss = tf.reduce_mean(net(xin) ** 2)\n"
+                        "grads = tape.gradient(loss, net.trainable_variables)\n"
+                        "sgd.apply_gradients(zip(grads, net.trainable_variables))\nloss")
+    assert not (stepped == kernel).all()
+
+
+def _profile_works_again(ip):
+    result, captured = run(ip, "%%tfgraph --profile 2 --show none\ne = tf.matmul(a, b)")
+    assert result.success and "calls measured" in "".join(_texts(captured))
+
+
+def test_a_failing_profiled_call_stops_the_profiler(ip):
+    run(ip, "count = tf.Variable(0)")
+    cell = "count.assign_add(1)\ntf.debugging.assert_less(count, 3)\nf = a * 2.0"
+    result, captured = run(ip, f"%%tfgraph --profile 4 --show none\n{cell}")
+    assert result.success  # the cell ran once; its third profiled call failed
+    note = next(t for t in _texts(captured) if "a profiled call failed" in t)
+    assert "InvalidArgumentError" in note and len(note.splitlines()) == 1
+    assert int(ip.user_ns["count"].numpy()) == 1
+    _profile_works_again(ip)
+
+
+def test_an_interrupted_profiled_cell_stops_the_profiler(ip):
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        result, _ = run(ip, "%%tfgraph --profile 100000 --show none\ng = tf.matmul(a, b)")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    _profile_works_again(ip)
+
+
+def test_a_profiler_already_running_is_one_line_and_the_result_stands(ip, tmp_path):
+    tf.profiler.experimental.start(str(tmp_path))
+    try:
+        result, captured = run(ip, "%%tfgraph --profile 2 --show none\nh = a + 1.0\ntf.reduce_sum(h)")
+    finally:
+        tf.profiler.experimental.stop()
+    assert result.success
+    note = next(t for t in _texts(captured) if "--profile" in t)
+    assert "profiler could not start" in note and len(note.splitlines()) == 1
+    assert "h" in ip.user_ns and "tf.Tensor" in captured.stdout  # written back, and the result shown
+
+
+def test_a_retrace_on_a_new_shape_draws_the_changed_edges(ip):
+    run(ip, "xs = tf.constant([1., 2.])")
+    run(ip, "%%tfgraph --show diff\nys = xs * 2\nys")
+    run(ip, "xs = tf.constant([[1., 2.]])")
+    result, captured = run(ip, "%%tfgraph --show diff\nys = xs * 2\nys")
+    assert result.success
+    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    assert "float32[2] &#45;&gt; float32[1,2]" in svg and "#ef6c00" in svg
+    assert "trace 2 (against trace 1): xs: float32[2] -> float32[1,2]" in " ".join(_texts(captured))  # words above
+    assert "orange arrow: dtype or shape changed" in svg
+
+
+def test_a_retrace_that_adds_a_branch_draws_the_added_ops(ip, tmp_path):
+    run(ip, "@tf.function\ndef fb(x, flag):\n    y = x + 1\n    if flag:\n        y = tf.sqrt(y)\n    return y\n"
+            "fb(tf.constant(1.), False); fb(tf.constant(2.), True)")
+    path = tmp_path / "d.dot"
+    result, captured = run(ip, f"%tfgraph fb --diff 1 2 -o {path}")
+    assert result.success, result.error_in_exec
+    text = " ".join(_texts(captured))
+    assert "1 ops added" in text
+    graph = pygraphviz.AGraph(string=path.read_text())
+    sqrt = next(n for n in graph.nodes() if graph.get_node(n).attr["label"].startswith("Sqrt"))
+    assert graph.get_node(sqrt).attr["color"] == "#1b9e3e"
+    result, captured = run(ip, "%tfgraph fb --diff 2 1")
+    assert "1 ops removed" in " ".join(_texts(captured))
+    result, _ = run(ip, "%tfgraph fb --diff 1 3")
+    assert result.error_in_exec is not None and "traces 1 to 2" in str(result.error_in_exec)

@@ -1,0 +1,100 @@
+"""What the magics share in a session: the cells' functions, memos, the user's names, and plain cells' errors.
+
+:class:`SessionMagics` is the base of every magic's class (``tfgraph.py``, ``tape.py``, ``tfdevice.py``,
+``tfretrace.py``). It holds the state they share, and installs the handler that shows a plain cell's
+eager dtype mismatch (``float32 + int32``) short, at the user's line. Each magic's class adds its own
+state in its ``__init__`` and undoes its own side effects in its ``close``, then calls ``super()``.
+"""
+
+from __future__ import annotations
+
+from IPython.core.magic import Magics, magics_class
+
+from tfmagic.magics.display import MAX_MEMO
+
+
+@magics_class
+class SessionMagics(Magics):
+    """The state the magics share; no magic of its own."""
+
+    def __init__(self, shell):
+        super().__init__(shell)
+        self._cells = None  # tracing.CellCache, made on first use (it imports TensorFlow)
+        self._sources: dict = {}  # cell text -> transformed source
+        self._history = None  # naming.HistoryTargets: how the session's cells bound each name
+        self._previous_custom_exc = None
+        self._install_error_handler()
+
+    @property
+    def cells(self):
+        """The ``%%tfgraph`` cells' functions (``tracing.CellCache``)."""
+        if self._cells is None:
+            from tfmagic.tracing import CellCache
+
+            self._cells = CellCache()
+        return self._cells
+
+    def close(self) -> None:
+        """Undo what the magics added: the error handler, cached functions, the magics themselves."""
+        self._remove_error_handler()
+        if self._cells is not None:
+            self._cells.clear()
+        manager = self.shell.magics_manager
+        for kind, names in self.magics.items():
+            for name in names:
+                manager.magics[kind].pop(name, None)
+        configurables = getattr(self.shell, "configurables", [])
+        if self in configurables:  # Magics.__init__ put it there
+            configurables.remove(self)
+
+    def _transformed(self, cell: str) -> str:
+        """The cell after IPython's input transforms (``!cmd``, ``%magic``), memoised by text."""
+        source = self._sources.get(cell)
+        if source is None:
+            source = self.shell.transform_cell(cell)
+            if len(self._sources) < MAX_MEMO:
+                self._sources[cell] = source
+        return source
+
+    def variable_names(self) -> dict[int, str]:
+        """The notebook's names of its variables, by ``id`` of their handles (for drawings)."""
+        from tfmagic.naming import HistoryTargets, VariableNames
+
+        if self._history is None:
+            self._history = HistoryTargets()
+        history = self.shell.user_ns.get("In", [])
+        self._history.update(history if isinstance(history, list) else [])
+        return VariableNames(self.shell.user_ns, self._history).by_handle()
+
+    def _install_error_handler(self) -> None:
+        """Show eager dtype mismatches (``float32 + int32``) short, at the user's line; others as before."""
+        import tensorflow as tf
+
+        from tfmagic.errors import CellSyntaxError
+
+        self._previous_custom_exc = (self.shell.custom_exceptions, self.shell.CustomTB)
+        types = (tf.errors.InvalidArgumentError, TypeError, ValueError, CellSyntaxError)
+        previous_types, previous_handler = self._previous_custom_exc
+
+        def handler(shell, etype, value, tb, tb_offset=None):
+            from tfmagic.tracebacks import annotate_eager_error
+
+            if isinstance(value, CellSyntaxError):  # IPython would add the magic's frames to any SyntaxError
+                shell._showtraceback(etype, value, value._render_traceback_())
+                return None
+
+            if not hasattr(value, "_render_traceback_"):
+                handled = annotate_eager_error(value, shell.user_ns)
+                if not handled and previous_types and isinstance(value, previous_types):
+                    return previous_handler(etype, value, tb, tb_offset)
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return None
+
+        self.shell.set_custom_exc(tuple(previous_types or ()) + types, handler)
+
+    def _remove_error_handler(self) -> None:
+        if self._previous_custom_exc is not None:
+            types, handler = self._previous_custom_exc
+            self.shell.custom_exceptions = types
+            self.shell.CustomTB = handler
+            self._previous_custom_exc = None

@@ -155,7 +155,7 @@ def test_graph_svg_is_drawn_with_visible_nodes(page):
 
 
 def test_retrace_explanation_is_shown(page):
-    note = page.get_by_text("traced again: trace 2").first
+    note = page.get_by_text("retraced: trace 2").first
     box = _show(page, note, "retrace.png")
     assert box and box["height"] > 0
     assert "a: float32[2] -> float32[3]" in note.inner_text()

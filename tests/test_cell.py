@@ -16,7 +16,7 @@ def test_reads_before_binding_are_candidates_in_order():
 
 def test_name_bound_before_use_is_not_an_input():
     # `y` is bound by the cell before it is read: it must not become an argument,
-    # or the cell's second run (with `y` now in the namespace) would trace again.
+    # or the cell's second run (with `y` now in the namespace) would retrace.
     code = analyze_cell("y = x + 1\nz = y * 2\n")
     assert "y" not in code.candidates
 

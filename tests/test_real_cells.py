@@ -113,7 +113,7 @@ def test_a_retrace_is_compared_with_the_trace_of_its_kind(ip):
         _, captured = run(ip, "fr(tf.constant(2.)); fr(2); fr(tf.constant([[1., 2.]]))")
     finally:
         run(ip, "%tfretrace --off")
-    third = next(t for t in _notices(captured).split("tfretrace fr: ") if t.startswith("traced again: trace 3"))
+    third = next(t for t in _notices(captured).split("tfretrace fr: ") if t.startswith("retraced: trace 3"))
     assert "trace 3 (against trace 1): x: float32 -> float32[1,2]" in third
     assert "pass x as a tensor" not in third and "Python int" not in third
 
@@ -127,7 +127,7 @@ def test_keras_predict_retracing_is_said_to_be_keras_once(ip):
         run(ip, "%tfretrace --off")
     joined = "\n".join(texts)
     assert joined.count("Keras's own predict step") == 1 and "nothing to change in your code" in joined
-    assert "traced again: trace" not in joined
+    assert "retraced: trace" not in joined
 
 
 # -- 6. %%tape ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Why a function traced again, dtype mismatches and trace-time pitfalls, in a real shell."""
+"""Why a function retraced, dtype mismatches and trace-time pitfalls, in a real shell."""
 
 import re
 
@@ -20,7 +20,7 @@ def _retrace(ip, setup_before, setup_after, body, options=""):
     run(ip, setup_before)
     first, c1 = run(ip, f"%%tfgraph --show none {options}\n{body}")
     assert first.success, first.error_in_exec
-    assert "traced again" not in _notices(c1)
+    assert "retraced" not in _notices(c1)
     run(ip, setup_after)
     second, c2 = run(ip, f"%%tfgraph --show none {options}\n{body}")
     assert second.success, second.error_in_exec
@@ -29,7 +29,7 @@ def _retrace(ip, setup_before, setup_after, body, options=""):
 
 def test_shape_change_names_the_argument_and_the_fix(ip):
     text = _retrace(ip, "xs = tf.constant([1.0, 2.0])", "xs = tf.constant([1.0, 2.0, 3.0])", "ys = xs * 2.0")
-    assert "traced again: trace 2" in text
+    assert "retraced: trace 2" in text
     assert "xs: float32[2] -> float32[3]" in text
     assert "input_signature=[tf.TensorSpec([None], tf.float32)]" in text and "reduce_retracing=True" in text
     assert "graph:" in text and "shapes changed" in text
@@ -134,13 +134,13 @@ def test_watch_reports_a_retrace_after_the_cell_and_off_stops(ip):
     _, captured = run(ip, "%tfretrace --watch")
     assert "watching" in captured.stdout
     _, quiet = run(ip, "area(tf.constant(4.0), tf.constant(5.0))")  # same signature: nothing to say
-    assert "traced again" not in _notices(quiet)
+    assert "retraced" not in _notices(quiet)
     _, loud = run(ip, "area(tf.constant([4.0]), tf.constant(5.0))")
     text = _notices(loud)
-    assert "tfretrace area: traced again: trace 2" in text and "w: float32 -> float32[1]" in text
+    assert "tfretrace area: retraced: trace 2" in text and "w: float32 -> float32[1]" in text
     run(ip, "%tfretrace --off")
     _, after = run(ip, "area(tf.constant([4.0, 1.0]), tf.constant(5.0))")
-    assert "traced again" not in _notices(after)
+    assert "retraced" not in _notices(after)
 
 
 def test_watch_reports_pitfalls_of_a_users_function(ip):

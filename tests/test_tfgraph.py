@@ -83,12 +83,12 @@ def test_rerun_reuses_the_trace_and_a_new_shape_retraces(ip):
     body = "%%tfgraph --show none\nb = a * 3.0\n"
     _, first = run(ip, body)
     _, second = run(ip, body)
-    assert "traced again" not in str(first.outputs) + first.stdout
-    assert "traced again" not in str(second.outputs) + second.stdout
+    assert "retraced" not in str(first.outputs) + first.stdout
+    assert "retraced" not in str(second.outputs) + second.stdout
     run(ip, "a = tf.constant([1.0, 2.0, 3.0])")
     _, third = run(ip, body)
     notices = [o.data["text/plain"] for o in third.outputs]
-    assert any("traced again: trace 2" in t and "a: float32[2] -> float32[3]" in t for t in notices), notices
+    assert any("retraced: trace 2" in t and "a: float32[2] -> float32[3]" in t for t in notices), notices
     assert ip.user_ns["b"].numpy().tolist() == [3.0, 6.0, 9.0]
 
 

@@ -460,7 +460,7 @@ class ProfileReport:
 
 @dataclass
 class RetraceTable:
-    """``%tfretrace``'s table: every tf.function, its trace count and why it traced again.
+    """``%tfretrace``'s table: every tf.function, its trace count and why it last retraced.
 
     Attributes:
         rows: ``(name, traces, last reason, fix)`` per function.
@@ -475,7 +475,7 @@ class RetraceTable:
         if not self.rows:
             return "no tf.function in the namespace"
         width = max(len(r[0]) for r in self.rows)
-        lines = [f"{'function':<{width}}  traces  why it traced last"]
+        lines = [f"{'function':<{width}}  traces  why it last retraced"]
         for name, count, reason, fix in self.rows:
             lines.append(f"{name:<{width}}  {count:>6}  {reason}")
             if fix:
@@ -490,7 +490,7 @@ class RetraceTable:
             f"<td style='text-align:right'>{count}</td><td style='text-align:left'>{html.escape(reason)}</td>"
             f"<td style='text-align:left'>{html.escape(fix)}</td></tr>"
             for name, count, reason, fix in self.rows)
-        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("function", "traces", "why it traced last",
+        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("function", "traces", "why it last retraced",
                                                                           "fix"))
         return f"<table class='tfmagic-retrace'><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
 

@@ -526,7 +526,7 @@ def retrace_text(label: str, number: int, changes: list[ArgChange], fixes: list[
     """The message for one retrace: what changed, the graph's changes, the fixes."""
     reason = "; ".join(c.text for c in changes) or "a signature TensorFlow could not reuse"
     against = f" (against trace {nearest})" if nearest else ""
-    lines = [f"{label}: traced again: trace {number}{against}: {reason}"]
+    lines = [f"{label}: retraced: trace {number}{against}: {reason}"]
     if diff is not None:
         lines.append(f"  graph: {diff.text}")
     lines += [f"  fix: {fix}" for fix in fixes]
@@ -600,6 +600,6 @@ def keras_step(name: str, function) -> str | None:
 
 def keras_retrace_text(name: str, step: str) -> str:
     """The one note for a Keras step function's own retrace."""
-    return (f"tfretrace {name}: Keras's own {step} step traced again for a new input shape: Keras builds it with "
+    return (f"tfretrace {name}: Keras's own {step} step retraced for a new input shape: Keras builds it with "
             "reduce_retracing=True, so it now runs one graph for any batch size; nothing to change in your code "
             "(said once)")

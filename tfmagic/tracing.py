@@ -118,7 +118,7 @@ class CellRun:
         result: the value of the cell's last expression (``None`` without one).
         has_result: whether the cell ends with an expression that should be displayed.
         traced: whether this run traced (a first trace or a retrace).
-        retraced: whether this run traced again a cell that had been traced before.
+        retraced: whether this run retraced a cell that had been traced before.
         trace_count: how many times the cell has traced (across rebuilds of its function).
         function: the ``tf.function``.
         inputs: the names passed as arguments, in order.
@@ -689,7 +689,7 @@ def split_inputs(candidates: tuple[str, ...], namespace: dict, mutated: frozense
     """Which of the names a cell reads are arguments, and which are captured.
 
     Values are arguments: tensors, NumPy arrays and scalars, Python numbers,
-    strings and containers, so a new shape, dtype or Python value traces again.
+    strings and containers, so a new shape, dtype or Python value is a retrace.
     Everything else (variables, layers, models, functions, modules, classes) is
     captured as the function's global, the way ``tf.function`` captures what a
     function reads from its module; the cell's function is rebuilt when one of

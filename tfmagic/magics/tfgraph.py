@@ -82,7 +82,7 @@ class TfGraphMagics(SessionMagics):
 
         The cell's body becomes a tf.function (AutoGraph converts its control flow).
         Tensors, NumPy arrays and Python scalars it reads from the namespace are the
-        function's arguments, so a new shape, dtype or Python value traces again, and
+        function's arguments, so a new shape, dtype or Python value retraces it, and
         the output says which argument changed, how, and the fix; variables, layers,
         models and functions are captured.  Names the cell assigns are written back
         (tensors as eager tensors) and a last expression is the cell's result.  If the
@@ -226,7 +226,7 @@ class TfGraphMagics(SessionMagics):
         trace = run.trace
         if run.retraced:
             display(Notice(retrace_text("%%tfgraph", trace.number, trace.changes, trace.fixes, trace.diff,
-                                        trace.nearest) + f"\n  the cell has traced {run.trace_count} times",
+                                        trace.nearest) + f"\n  the cell's function has {run.trace_count} traces",
                            level="warning"))
         for finding in run.findings:
             display(Notice(f"%%tfgraph: {finding.text}", level="warning"))

@@ -35,7 +35,7 @@ class RetraceMagics(SessionMagics):
     @argument("--off", dest="off", action="store_true", help="stop watching")
     @line_magic
     def tfretrace(self, line):
-        """List every tf.function in the namespace with its traces and why it traced again.
+        """List every tf.function in the namespace with its traces and why each retraced.
 
         Usage::
 

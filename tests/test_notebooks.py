@@ -1,6 +1,7 @@
 """Every notebook in notebooks/ runs on a real Jupyter kernel without unexpected errors."""
 
 import pathlib
+import re
 
 import nbformat
 import pytest
@@ -63,6 +64,11 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert "----> 2 d = c + tf.constant(1)" in traceback
     assert "AddV2 got float32 and int32" in traceback and "tf.cast(..., tf.float32)" in traceback
     assert (tmp_path / "tour_graph.svg").read_bytes().lstrip().startswith(b"<?xml")
+    # TensorFlow's C++ start-up lines (absl's "I0000 ... cudart_stub.cc:31] ...", printed whatever
+    # TF_CPP_MIN_LOG_LEVEL says) are left out when %load_ext tfmagic imports TensorFlow
+    streams = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert not re.search(r"(?m)^[IWE]\d{4} \d\d:\d\d:", streams), streams[:2000]
+    assert "absl::InitializeLog" not in streams and "cuda" not in streams.lower()
 
 
 @pytest.mark.notebook

@@ -162,7 +162,7 @@ def test_show_graph_draws_forward_and_backward_ops_with_the_path(ip):
 
 def test_output_name_and_show_none(ip):
     run(ip, "w1 = tf.Variable(5.)")
-    _, captured = run(ip, "%%tape -o g1 --show none\nz = w1 * 4.0\nz")
+    _, captured = run(ip, "%%tape --store g1 --show none\nz = w1 * 4.0\nz")
     assert _grads(ip, "g1") == {"w1": 4.0}
     assert not any("%%tape: gradients" in o.data.get("text/plain", "") for o in captured.outputs)
 
@@ -182,7 +182,10 @@ def _user_names(ip):
     ("--wrt w9", "z = w1 * 2.0\nz", "--wrt w9: no such name in the namespace"),
     ("missing_name", "z = w1 * 2.0", "target 'missing_name': NameError"),
     ("", "z = w1 * 2.0", "no target: end the cell with the expression to differentiate"),
-    ("-o 3x", "z = w1 * 2.0\nz", "NAME must be a Python identifier"),
+    ("--store 3x", "z = w1 * 2.0\nz", "NAME must be a Python identifier"),
+    ("-o g1", "z = w1 * 2.0\nz", "-o writes the gradient drawing to a file (.svg, .png, .pdf or .dot), as in every "
+                                 "magic; the gradients' dict is named with --store g1"),
+    ("-o drawing.gif", "z = w1 * 2.0\nz", "the file's extension must be one of .svg, .png, .pdf, .dot"),
     ("--show pictures", "z = w1\nz", "invalid choice: 'pictures'"),
 ])
 def test_bad_targets_and_options_are_one_line_errors_and_change_nothing(ip, line, body, message):

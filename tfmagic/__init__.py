@@ -19,6 +19,9 @@ def load_ipython_extension(ipython):
     """Register tfmagic's magics (``%load_ext tfmagic``); a second call does nothing."""
     if _MAGICS_KEY in ipython.magics_manager.registry:
         return
+    from tfmagic.quiet import import_tensorflow
+
+    import_tensorflow()  # without its start-up log lines, when the extension is what imports it
     from tfmagic.magics import TFMagics  # IPython is imported only here
 
     ipython.register_magics(TFMagics(ipython))

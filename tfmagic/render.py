@@ -15,8 +15,6 @@ import functools
 import html
 import os
 import sys
-import tempfile
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,29 +27,13 @@ STYLE_LEFT = " style='text-align:left'"
 FILE_FORMATS = ("svg", "png", "pdf", "dot")
 
 _NOISE = ("Fontconfig warning", "Fontconfig error", "layout may take a long time")
-_stderr_lock = threading.Lock()
 
 
-@contextlib.contextmanager
 def _engine_stderr():
-    """Capture what the C engine writes to fd 2; pass on all but known noise."""
-    with _stderr_lock, tempfile.TemporaryFile(mode="w+b") as sink:
-        try:
-            sys.stderr.flush()
-        except (AttributeError, ValueError):
-            pass
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode("utf-8", "replace")
-            kept = [ln for ln in text.splitlines() if ln.strip() and not any(n in ln for n in _NOISE)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
+    """What the C engine writes to fd 2, less known noise (fontconfig's warnings about the system's files)."""
+    from tfmagic.quiet import filtered_fd2
+
+    return filtered_fd2(lambda line: any(n in line for n in _NOISE))
 
 
 @contextlib.contextmanager
@@ -233,6 +215,7 @@ class GraphReport:
     svg: str
     dot: str
     notes: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # the drawing as text (text_view): what a terminal shows
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         # Frontends show HTML before SVG: the drawing sits inline (JupyterLab would show an SVG
@@ -242,10 +225,71 @@ class GraphReport:
                         "text/plain": self._text}, include, exclude)
 
     def _text(self) -> str:
-        return "\n".join([f"{self.title}: {self.summary}", *self.notes])
+        return "\n".join([f"{self.title}: {self.summary}", *self.notes, *self.text, *([DRAWING_HINT] if self.text else [])])
 
     def __repr__(self) -> str:
         return f"<GraphReport {self._text()!r}>"
+
+
+#: The text view's last line: where the drawing is, for a terminal.
+DRAWING_HINT = "the drawing: -o FILE.svg (or .png, .pdf) writes it to a file; a notebook shows it inline"
+
+#: How many lines the text view of a graph holds.
+TEXT_VIEW_LINES = 80
+
+
+def text_view(model, limit: int = TEXT_VIEW_LINES) -> list[str]:
+    """A graph model as text, one line per node in the order TensorFlow made them, as Keras' ``summary()``:
+    its name (as the drawing labels it), its type, its output's dtype and shape, and what it reads.
+    The bodies of loops, branches and calls follow their op, indented."""
+    rows: list[list[str]] = []
+
+    def walk(graph, indent: str) -> None:
+        from tfmagic.dot import _readable_label
+
+        names = {}
+        for name, op in graph.ops.items():
+            label = _readable_label(op).split("\n")
+            shape = op.outputs[0].label if op.outputs else ""
+            label = [part for part in label if part != shape] or [name]
+            names[name] = label[0] if op.kind in ("input", "output", "variable") else " ".join(label)
+        reads: dict[str, list[tuple[int, str]]] = {}
+        for edge in graph.edges:
+            if not edge.control and edge.src in names:
+                reads.setdefault(edge.dst, []).append((edge.dst_index, names[edge.src]))
+        for name, op in graph.ops.items():
+            kind = op.type if op.kind in ("op", "control_flow", "backward", "scope") else op.kind
+            inputs = ", ".join(dict.fromkeys(n for _, n in sorted(reads.get(name, []))))
+            rows.append([indent + names[name], kind, op.outputs[0].label if op.outputs else "", inputs])
+            for label, sub in op.subgraphs:
+                rows.append([f"{indent}  {op.type} {label}:", "", "", ""])
+                walk(sub, indent + "    ")
+
+    walk(model, "")
+    shown, left = rows[:limit], len(rows) - limit
+    headers = ["node", "type", "output", "reads"]
+    widths = [min(40, max([len(h)] + [len(r[i]) for r in shown])) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in shown]
+    if left > 0:
+        lines.append(f"... {left} more nodes (the drawing has them all)")
+    return lines
+
+
+@dataclass
+class TextReport:
+    """Text shown as text in a terminal and as preformatted text in a notebook (``--show text``)."""
+
+    title: str
+    lines: list[str]
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        text = "\n".join([self.title, *self.lines])
+        return _bundle({"text/plain": lambda: text,
+                        "text/html": lambda: f"<pre class='tfmagic-text'>{html.escape(text)}</pre>"}, include, exclude)
+
+    def __repr__(self) -> str:
+        return "\n".join([self.title, *self.lines])
 
 
 @dataclass
@@ -340,16 +384,7 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
     from tfmagic.graph import DEFAULT_MAX_NODES, fit
 
     with gc_paused():
-        summary = summarize(model)
-        total = model.total_ops()
-        hidden = ""
-        if ops == "readable":
-            from tfmagic.readable import readable_view
-
-            model, hidden_ops = readable_view(model)
-            hidden = hidden_ops.line()
-        view, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand, total)
-        notes = [line for line in (note, hidden) if line]
+        summary, total, model, view, notes, hidden = _view(model, max_nodes, depth, expand, ops)
         caption = "\n".join([title, *notes])
         heat, times = _heat(view, profile) if profile is not None else (None, None)
         options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat, times=times)
@@ -364,8 +399,37 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
         notes = [line for line in (note, hidden) if line]
         dot_source = build_dot(view, dataclasses.replace(options, title="\n".join([title, *notes])))
         rendered = render_dot_within(dot_source, wanted)
-    report = GraphReport(title, summary, _svg_element(rendered["svg"]), dot_source, notes)
+    report = GraphReport(title, summary, _svg_element(rendered["svg"]), dot_source, notes, text_view(view))
     return report, rendered
+
+
+def _view(model, max_nodes, depth, expand, ops):
+    """What a drawing of ``model`` shows: (summary, TensorFlow's op count, the model in the view asked for,
+    that model fitted to ``max_nodes``, the notes under it, the hidden line)."""
+    from tfmagic.graph import DEFAULT_MAX_NODES, fit
+
+    summary = summarize(model)
+    total = model.total_ops()
+    hidden = ""
+    if ops == "readable":
+        from tfmagic.readable import readable_view
+
+        model, hidden_ops = readable_view(model)
+        hidden = hidden_ops.line()
+    view, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand, total)
+    return summary, total, model, view, [line for line in (note, hidden) if line], hidden
+
+
+def describe_graph(tf_graph, title: str, max_nodes: int | None = None, depth: int | None = None,
+                   expand: tuple[str, ...] = (), ops: str = "readable", labels: dict[str, str] | None = None,
+                   variable_names: dict[int, str] | None = None) -> TextReport:
+    """The graph :func:`draw_graph` would draw, as text (``--show text``): no layout, no Graphviz."""
+    from tfmagic.graph import build_graph_model
+
+    with gc_paused():
+        model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
+        summary, _, _, view, notes, _ = _view(model, max_nodes, depth, expand, ops)
+    return TextReport(f"{title}: {summary}", [*notes, *text_view(view)])
 
 
 def _heat(view, profile) -> tuple[dict[str, float], dict[str, str]]:
@@ -537,6 +601,7 @@ class TapeReport:
     """``%%tape``'s table: one row per source with its gradient, and why a gradient is None or not finite."""
 
     run: Any
+    stored: tuple[str, ...] = ("grads",)  # the names the magic stored the values under
 
     def _rows(self):
         for source in self.run.sources:
@@ -553,7 +618,12 @@ class TapeReport:
         for name, jac in run.jacobians.items():
             lines.append(f"jacobian d({run.target_name})/d({name}): shape {list(jac.shape)}{_small_values(jac)}")
         for (a, b), h in run.hessians.items():
-            lines.append(f"hessian d2({run.target_name})/d({a}) d({b}): shape {list(h.shape)}{_small_values(h)}")
+            if h is None:  # as nested plain tapes give it
+                lines.append(f"hessian d2({run.target_name})/d({a}) d({b}): None")
+            else:
+                lines.append(f"hessian d2({run.target_name})/d({a}) d({b}): shape {list(h.shape)}{_small_values(h)}")
+        if self.stored:
+            lines.append("stored: " + ", ".join(self.stored))
         return lines
 
     def _text(self) -> str:

@@ -27,8 +27,11 @@ class TapeMagics(SessionMagics):
     @argument("--persistent", dest="persistent", action="store_true", help="make the tape persistent")
     @argument("--jacobian", dest="jacobian", action="store_true", help="also compute tape.jacobian per source")
     @argument("--hessian", dest="hessian", action="store_true", help="also compute second derivatives")
-    @argument("-o", "--output", dest="output", metavar="NAME", default="grads",
-              help="the name of the dict of gradients (default: grads)")
+    @argument("--store", dest="store", metavar="NAME", default="grads",
+              help="the name of the dict of gradients (default: grads); --jacobian and --hessian store theirs "
+                   "in `jacobians` and `hessians`")
+    @argument("-o", "--output", dest="output", metavar="FILE",
+              help="also write the gradient graph to FILE (.svg, .png, .pdf or .dot), as -o does in every magic")
     @argument("--show", dest="show", choices=("table", "graph", "none"), default="table",
               help="show the gradient table (default), the table and the gradient graph, or nothing")
     @argument("--ops", dest="ops", choices=("readable", "all"), default="readable",
@@ -42,19 +45,23 @@ class TapeMagics(SessionMagics):
         Usage::
 
             %%tape [TARGET] [--wrt a,b] [--watch c1,c2] [--persistent] [--jacobian] [--hessian]
-                   [-o NAME] [--show table|graph|none]
+                   [--store NAME] [--show table|graph|none] [--ops readable|all] [-o FILE]
 
         The cell runs as a plain cell would (its assignments stay), recorded by a tape.
         TARGET (default: the last expression) is differentiated with respect to the
         sources: --wrt, or every tf.Variable the cell reads (Keras layers' weights
         included) and the names given to --watch.  The gradients go to the namespace
-        as a dict name -> tensor (None where disconnected), under `grads` or -o NAME.
+        as a dict name -> tensor (None where disconnected), under `grads` or --store
+        NAME; --jacobian stores `jacobians` (name -> tape.jacobian(target, source)),
+        --hessian stores `hessians` ((name_i, name_j) -> second derivatives, None where
+        nested plain tapes give None).
 
         The table shows each source's shape, dtype and gradient; a None gradient says
         why (a constant not watched, no path, tf.stop_gradient at a line, an integer
         dtype, NumPy in between, a variable rebound to a tensor, an assign, a
         non-differentiable op) and a NaN/Inf gradient names the op and line where the
-        first non-finite value appeared.  --show graph also draws the gradient graph.
+        first non-finite value appeared.  --show graph also draws the gradient graph
+        (readable, or every op with --ops all); -o FILE writes it to a file.
 
         Example::
 
@@ -67,35 +74,49 @@ class TapeMagics(SessionMagics):
 
         target, rest = split_target(line)  # the target as typed (option parsing would drop its quotes)
         args = parse_argstring(self.tape, rest)
-        if not args.output.isidentifier() or keyword.iskeyword(args.output):
-            raise UsageError(f"-o {args.output!r}: NAME must be a Python identifier")
+        if not args.store.isidentifier() or keyword.iskeyword(args.store):
+            raise UsageError(f"--store {args.store!r}: NAME must be a Python identifier")
+        if args.output:
+            self._check_drawing_file(args.output)
         target = target or " ".join(args.target)
         options = TapeOptions(target=target or None, wrt=split_names(args.wrt), watch=split_names(args.watch) or (),
                               persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian)
         try:
-            run = run_tape(self._transformed(cell), self.shell.user_ns, options, draw=args.show == "graph",
-                           history=self.shell.user_ns.get("In", []))
+            run = run_tape(self._transformed(cell), self.shell.user_ns, options,
+                           draw=args.show == "graph" or bool(args.output), history=self.shell.user_ns.get("In", []))
         except (CellSourceError, OptionError) as e:
             raise UsageError(f"%%tape: {e}") from e
-        self.shell.user_ns[args.output] = run.gradients
+        stored = {args.store: run.gradients}
+        if args.jacobian:
+            stored["jacobians"] = dict(run.jacobians)
+        if args.hessian:
+            stored["hessians"] = dict(run.hessians)
+        self.shell.user_ns.update(stored)
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
         if args.show != "none":
-            import dataclasses
+            from tfmagic.render import TapeReport
 
-            from tfmagic.render import Notice, TapeReport
+            display(TapeReport(run, stored=tuple(stored)))
+        if args.show == "graph" or args.output:
+            self._draw_gradient(run, cell, args.ops, args.output, show=args.show == "graph")
 
-            nones = [pair for pair, h in run.hessians.items() if h is None]
-            shown = dataclasses.replace(run, hessians={k: h for k, h in run.hessians.items() if h is not None})
-            display(TapeReport(shown))
-            if nones:  # as nested plain tapes give them
-                display(Notice("\n".join(f"hessian d2({run.target_name})/d({a}) d({b}): None" for a, b in nones)))
-        if args.show == "graph":
-            self._draw_gradient(run, cell, args.ops)
+    def _check_drawing_file(self, path: str) -> None:
+        """``-o FILE`` must be a drawing file; ``-o NAME`` (the old spelling of --store) says so in one line."""
+        from tfmagic.render import check_writable
 
-    def _draw_gradient(self, run, cell: str = "", ops: str = "readable") -> None:
+        if "." not in path.rsplit("/", 1)[-1] and path.isidentifier():
+            raise UsageError(f"%%tape -o {path}: -o writes the gradient drawing to a file (.svg, .png, .pdf or "
+                             f".dot), as in every magic; the gradients' dict is named with --store {path}")
+        try:
+            check_writable(path)
+        except OptionError as e:
+            raise UsageError(f"%%tape: {e}") from e
+
+    def _draw_gradient(self, run, cell: str = "", ops: str = "readable", output: str | None = None,
+                       show: bool = True) -> None:
         from tfmagic.graph import build_graph_model, mark_gradient_path
-        from tfmagic.render import Notice, draw_model
+        from tfmagic.render import Notice, draw_model, file_format
 
         if run.graph is None:
             display(Notice("%%tape: the gradient graph could not be drawn: the cell does not trace as a "
@@ -107,9 +128,15 @@ class TapeMagics(SessionMagics):
         gradients = dict(zip(run.graph.order, outputs)) if len(outputs) == len(run.graph.order) else {}
         mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status, gradients,
                            short_target(run.target_name, cell))
+        formats = (file_format(output),) if output else ()
         try:
-            report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", gradient=True, ops=ops)
-        except TfMagicError as e:
+            report, rendered = draw_model(model, f"%%tape: gradient of {run.target_name}", formats, gradient=True,
+                                          ops=ops)
+            if output:
+                with open(output, "wb") as f:
+                    f.write(rendered[formats[0]])
+        except (TfMagicError, OSError) as e:
             display(Notice(f"%%tape: the drawing failed: {e}", level="warning"))
             return
-        display(report)
+        if show:
+            display(report)

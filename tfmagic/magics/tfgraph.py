@@ -41,10 +41,11 @@ class TfGraphMagics(SessionMagics):
               help="trace without AutoGraph: Python control flow is not converted")
     @argument("--max-traces", dest="max_traces", type=int, metavar="N",
               help="fail the cell, with the reason, instead of tracing it more than N times")
-    @argument("--show", dest="show", choices=("graph", "code", "optimized", "diff", "none"), default="graph",
-              help="what to show below the result: the traced graph (default), the code AutoGraph generated, "
-                   "the graph after Grappler beside the traced one, the new trace drawn against the one it was "
-                   "compared with (when the cell retraced), or nothing")
+    @argument("--show", dest="show", choices=("graph", "text", "code", "optimized", "diff", "none"), default="graph",
+              help="what to show below the result: the traced graph (default), the same as text (ops in order "
+                   "with types, shapes and inputs), the code AutoGraph generated, the graph after Grappler "
+                   "beside the traced one, the new trace drawn against the one it was compared with (when the "
+                   "cell retraced), or nothing")
     @argument("--profile", dest="profile", nargs="?", type=int, const=10, metavar="N",
               help="run the traced function N more times (default 10, after one warm-up call; the variables it "
                    "writes are put back) under TensorFlow's profiler: the ops that take the time, by op and by "
@@ -60,8 +61,8 @@ class TfGraphMagics(SessionMagics):
     @argument("--depth", dest="depth", type=int, metavar="N",
               help="draw collapsed by name scope, N levels deep")
     @argument("--max-nodes", dest="max_nodes", type=int, metavar="N",
-              help="draw at most N nodes: larger graphs are collapsed by name scope, then cut, with a note "
-                   "(default 500)")
+              help="the most nodes a drawing holds (default 500): a graph that still has more after graphs of "
+                   "more than 150 ops start collapsed is collapsed further, then cut, with a note")
     @argument("--trace", dest="trace", type=int, metavar="N",
               help="(line form) which trace of FUNC to draw first (default: the latest)")
     @argument("-o", "--output", dest="output", metavar="FILE",
@@ -76,9 +77,10 @@ class TfGraphMagics(SessionMagics):
         Usage::
 
             %%tfgraph [-n NAME] [--jit] [--reduce-retracing] [--no-autograph] [--max-traces N]
-                      [--show graph|code|optimized|none] [--ops readable|all] [--expand SCOPE] [--depth N]
-                      [--max-nodes N] [-o FILE] [--tensorboard LOGDIR]
-            %tfgraph FUNC [--trace N] [--ops readable|all] [--expand SCOPE] [--depth N] [--max-nodes N] [-o FILE]
+                      [--show graph|text|code|optimized|diff|none] [--ops readable|all] [--profile [N]]
+                      [--expand SCOPE] [--depth N] [--max-nodes N] [-o FILE] [--tensorboard LOGDIR]
+            %tfgraph FUNC [--trace N] [--diff A B] [--profile [N]] [--ops readable|all] [--expand SCOPE]
+                          [--depth N] [--max-nodes N] [-o FILE]
 
         The cell's body becomes a tf.function (AutoGraph converts its control flow).
         Tensors, NumPy arrays and Python scalars it reads from the namespace are the
@@ -98,16 +100,26 @@ class TfGraphMagics(SessionMagics):
         purple control flow with the graphs of its functions below it, name scopes
         as dashed boxes, edges labelled with dtype and shape.  Variable reads,
         identities, NoOps, control edges, unused ops and loop bookkeeping are folded
-        away, and a line under the drawing counts them; --ops all draws every op.  Graphs of more than 150 ops start collapsed, one node per
-        name scope (a Keras layer); --expand SCOPE (globs, repeatable) and --depth N
-        open them, and --max-nodes N caps the drawing with a note of what it left out.
+        away, and a line under the drawing counts them; --ops all draws every op.
+        Graphs of more than 150 ops start collapsed by name scope (one node per Keras
+        layer); --expand SCOPE (globs, repeatable) and --depth N open them.
+        --max-nodes N (default 500) caps the nodes a drawing holds: a graph that still
+        has more is collapsed further, then cut, with a note of what it left out.
 
-        --show optimized draws the graph after Grappler (constant folding, pruning,
-        arithmetic simplification) beside the traced one and says what changed;
-        --show code shows the code AutoGraph generated from the cell.
+        --show text lists the graph's ops as text (type, output, what each reads): a
+        terminal shows that below every drawing.  --show optimized draws the graph
+        after Grappler (constant folding, pruning, arithmetic simplification) beside
+        the traced one and says what changed; --show code shows the code AutoGraph
+        generated from the cell; --show diff draws a retrace against the trace it was
+        compared with (ops added and removed, tensors whose dtype or shape changed).
+        --profile [N] runs the traced function N more times under TensorFlow's
+        profiler: the ops that take the time, by op and by Keras layer, wall time
+        beside op time, and the drawing filled by each op's share of the time.
 
         The line form draws the traces of an existing tf.function (a menu draws the
-        others where widgets run), a concrete function, or a Keras model.
+        others where widgets run), a concrete function, or a Keras model; --diff A B
+        draws trace B against trace A, --profile [N] profiles the trace drawn (called
+        with zeros of its arguments' shapes).
 
         Example::
 
@@ -142,6 +154,8 @@ class TfGraphMagics(SessionMagics):
         if args.profile:
             values = [before[name] for name in run.inputs]
             profile = self._profile(lambda: run.function(*values), run.trace.graph, "%%tfgraph --profile", args)
+        if args.show == "text":
+            self._describe(run, args)
         if args.show == "diff":
             self._draw_cell_diff(run, args)
         elif args.show in ("graph", "optimized") or args.output:
@@ -299,17 +313,32 @@ class TfGraphMagics(SessionMagics):
             return
         display(report)
 
-    def _draw(self, run, args, profile=None) -> None:
+    def _labels(self, run, args) -> dict[str, str]:
+        """The user's names in the cell's graph: outputs, and (readable view) loops' and branches' variables."""
         from tfmagic.naming import control_flow_names, output_names
-        from tfmagic.render import Notice, draw_graph, file_format
 
-        title = f"%%tfgraph {'-n ' + args.name + ' ' if args.name else ''}cell, trace {run.trace.number}"
-        formats = (file_format(args.output),) if args.output else ()
         graph = run.trace.graph
         labels = output_names(graph, cell=True)
         if args.ops == "readable" and args.autograph and any(op.type in ("While", "StatelessWhile", "If", "StatelessIf")
                                                              for op in graph.get_operations()):
             labels.update(control_flow_names(graph, run.function.python_function))
+        return labels
+
+    def _describe(self, run, args) -> None:
+        """``--show text``: the graph as text, ops in order with their types, shapes and inputs."""
+        from tfmagic.render import describe_graph
+
+        display(describe_graph(run.trace.graph, f"%%tfgraph cell, trace {run.trace.number}", args.max_nodes,
+                               args.depth, tuple(args.expand), args.ops, self._labels(run, args),
+                               self.variable_names()))
+
+    def _draw(self, run, args, profile=None) -> None:
+        from tfmagic.render import Notice, draw_graph, file_format
+
+        title = f"%%tfgraph {'-n ' + args.name + ' ' if args.name else ''}cell, trace {run.trace.number}"
+        formats = (file_format(args.output),) if args.output else ()
+        graph = run.trace.graph
+        labels = self._labels(run, args)
         try:
             report, rendered = draw_graph(graph, title, formats, args.max_nodes, args.depth, tuple(args.expand),
                                           ops=args.ops, labels=labels, variable_names=self.variable_names(),

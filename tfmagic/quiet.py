@@ -1,0 +1,79 @@
+"""Keep C-level chatter out of the user's cells: what a library writes to file descriptor 2.
+
+Two sources write there, below Python's ``sys.stderr``, where a notebook shows it in the cell's output:
+
+- TensorFlow, while it is imported and finds its devices, logs lines about its build and this machine
+  (``cudart_stub.cc ... Could not find cuda drivers``, ``cuda_platform.cc ... failed call to cuInit``,
+  ``oneDNN custom operations are on``, the CPU instructions it was not built for). They print before
+  ``TF_CPP_MIN_LOG_LEVEL`` takes effect, and they say nothing about the user's code. When
+  ``%load_ext tfmagic`` is what imports TensorFlow, :func:`import_tensorflow` leaves exactly these
+  lines out and passes on everything else. Set ``TFMAGIC_STARTUP_LOG=1`` to see them (on a machine
+  whose GPU TensorFlow does not find, they say why). A TensorFlow imported before the extension, and
+  anything TensorFlow logs later (the user's warnings and errors), is left alone.
+- Graphviz's bundled fontconfig warns about the system's configuration files (``render.py``).
+
+>>> is_tensorflow_startup_line("I0000 00:00:1796068461.362197   21359 cudart_stub.cc:31] Could not find cuda drivers")
+True
+>>> is_tensorflow_startup_line("E0000 00:00:1.0  1 op_kernel.cc:1]  OP_REQUIRES failed: Incompatible shapes")
+False
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+
+#: TensorFlow's sources of start-up lines (absl's format: ``I0000 time thread file.cc:line] message``).
+_STARTUP_SOURCES = ("port.cc", "cudart_stub.cc", "cpu_feature_guard.cc", "cuda_platform.cc", "cuda_executor.cc",
+                    "cuda_diagnostics.cc", "cuda_dnn.cc", "cuda_fft.cc", "cuda_blas.cc", "dso_loader.cc",
+                    "gpu_device.cc")
+_ABSL_LINE = re.compile(r"^[IWE]\d{4} [\d:.]+\s+\d+ (?P<source>[\w.]+):\d+\]")
+_STARTUP_TEXT = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+                 "To enable the following instructions:")
+
+_lock = threading.Lock()
+
+
+def is_tensorflow_startup_line(line: str) -> bool:
+    """Whether a line is one of TensorFlow's start-up log lines (see the module's docstring)."""
+    match = _ABSL_LINE.match(line)
+    if match:
+        return match.group("source") in _STARTUP_SOURCES
+    return line.startswith(_STARTUP_TEXT)
+
+
+@contextlib.contextmanager
+def filtered_fd2(drop: Callable[[str], bool]):
+    """Catch what is written to file descriptor 2 inside the block; pass on every line ``drop`` does not."""
+    with _lock, tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines() if line.strip() and not drop(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow and find its devices, leaving its start-up lines out (unless TFMAGIC_STARTUP_LOG=1)."""
+    if "tensorflow" in sys.modules or os.environ.get("TFMAGIC_STARTUP_LOG") == "1":
+        return
+    with filtered_fd2(is_tensorflow_startup_line):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the cuInit line comes now, not in the user's first cell

@@ -56,3 +56,19 @@ def test_switch_trace_and_view_after_grappler(explorer):
     assert "(after Grappler)" in explorer.drawing.value
     assert len(explorer.model.ops) < traced_ops  # 1. + 2. folded, identities gone
     explorer.view.value = "traced"
+
+
+def test_the_diff_view_draws_a_trace_against_the_one_it_was_compared_with():
+    @tf.function
+    def g(x, flag):
+        y = x * 2.0
+        return tf.sqrt(y) if flag else y
+
+    traces = [("flag: False", g.get_concrete_function(tf.TensorSpec([2]), False).graph),
+              ("flag: True", g.get_concrete_function(tf.TensorSpec([2]), True).graph)]
+    explorer = Explorer(traces, 1, "g", compared=[None, 0])
+    explorer.view.value = "diff"
+    assert "(against trace 1)" in explorer.drawing.value and "#1b9e3e" in explorer.drawing.value  # Sqrt added
+    assert "thick green border: op added by this trace" in explorer.drawing.value
+    explorer.trace.value = 0
+    assert "nothing to compare" in explorer.drawing.value

@@ -31,21 +31,28 @@ class Explorer:
         ops: the view drawn first: ``readable`` or ``all`` (every op).
         variable_names: the notebook's names of variables, by ``id`` of their handles.
         cell: the traces are a ``%%tfgraph`` cell's (its outputs are named by the names it binds).
+        compared: for each trace, the index of the trace it was compared with when it was made (``None``
+            for the first): the "diff" view draws a trace against it (``tracediff.py``).
     """
 
     def __init__(self, traces: list[tuple[str, object]], selected: int, title: str, max_nodes: int | None = None,
-                 ops: str = "readable", variable_names: dict[int, str] | None = None, cell: bool = False):
+                 ops: str = "readable", variable_names: dict[int, str] | None = None, cell: bool = False,
+                 compared: list[int | None] | None = None):
         self.traces = traces
         self.title = title
         self.max_nodes = max_nodes
         self.variable_names = variable_names or {}
         self.cell = cell
+        self.compared = compared if compared is not None else [None] + list(range(len(traces) - 1))
         self.expanded: tuple[str, ...] = ()
         self._models: dict[tuple[int, str], GraphModel] = {}
         self._graphs: dict[tuple[int, str], object] = {}
         self.trace = widgets.Dropdown(options=[(f"{i + 1}: {label}", i) for i, (label, _) in enumerate(traces)],
                                       value=selected, description="trace", layout=widgets.Layout(width="max-content"))
-        self.view = widgets.ToggleButtons(options=["traced", "after Grappler"], value="traced")
+        views = ["traced", "after Grappler"] + (["diff"] if len(traces) > 1 else [])
+        self.view = widgets.ToggleButtons(options=views, value="traced",
+                                          tooltips=["the graph TensorFlow traced", "the graph Grappler optimised",
+                                                    "this trace against the one it was compared with"][:len(views)])
         self.ops = widgets.ToggleButtons(options=[("readable", "readable"), ("every op", "all")], value=ops)
         self.scopes = widgets.SelectMultiple(options=[], rows=6, description="scopes",
                                              layout=widgets.Layout(width="420px"))
@@ -113,14 +120,35 @@ class Explorer:
     @property
     def model(self) -> GraphModel:
         key = (self.trace.value, self.view.value)
-        if key not in self._models:
-            graph = self.traces[self.trace.value][1]
-            if self.view.value != "traced":
-                from tfmagic.grappler import optimize
+        if key not in self._models and self.view.value == "diff":
+            from tfmagic.tracediff import diff_models
 
-                graph = optimize(graph).graph or graph
+            earlier = self.compared[self.trace.value]
+            new = self._traced(self.trace.value)
+            self._graphs[key] = self.traces[self.trace.value][1]
+            self._models[key] = diff_models(self._traced(earlier), new)[0] if earlier is not None else new
+            return self._models[key]
+        if key not in self._models and self.view.value == "traced":
+            return self._traced(self.trace.value)
+        if key not in self._models:  # after Grappler
+            from tfmagic.grappler import optimize
             from tfmagic.naming import output_names
 
+            traced = self.traces[self.trace.value][1]
+            graph = optimize(traced).graph or traced
+            self._graphs[key] = graph
+            with gc_paused():  # Grappler keeps the outputs' names: label them as traced
+                self._models[key] = build_graph_model(graph, labels=output_names(traced, cell=self.cell),
+                                                      variable_names=self.variable_names)
+        return self._models[key]
+
+    def _traced(self, index: int) -> GraphModel:
+        """The model of a trace as traced (built once)."""
+        key = (index, "traced")
+        if key not in self._models:
+            from tfmagic.naming import output_names
+
+            graph = self.traces[index][1]
             self._graphs[key] = graph
             with gc_paused():
                 self._models[key] = build_graph_model(graph, labels=output_names(graph, cell=self.cell),
@@ -152,7 +180,11 @@ class Explorer:
 
     def redraw(self) -> None:
         label = self.traces[self.trace.value][0]
-        report, _ = draw_model(self.model, f"{self.title}, trace {self.trace.value + 1}: {label} ({self.view.value})",
+        view = self.view.value
+        if view == "diff":
+            earlier = self.compared[self.trace.value]
+            view = f"against trace {earlier + 1}" if earlier is not None else "the first trace: nothing to compare"
+        report, _ = draw_model(self.model, f"{self.title}, trace {self.trace.value + 1}: {label} ({view})",
                                max_nodes=self.max_nodes, expand=self.expanded, ops=self.ops.value)
         self.drawing.value = report._repr_mimebundle_(include=["text/html"])["text/html"]
         if self.details.value.startswith("<i>The cell's drawing is below"):

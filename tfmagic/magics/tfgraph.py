@@ -378,8 +378,10 @@ class TfGraphMagics(SessionMagics):
             records = cell.traces if cell is not None else [run.trace]
             traces = [(r.reason, r.graph) for r in records]
             selected = next((i for i, r in enumerate(records) if r is run.trace), len(records) - 1)
+            numbers = [r.number for r in records]
+            compared = [numbers.index(r.nearest) if r.nearest in numbers else None for r in records]
             display(Explorer(traces, selected, title.rsplit(", trace ", 1)[0], args.max_nodes, ops=args.ops,
-                             variable_names=self.variable_names(), cell=True).widget())
+                             variable_names=self.variable_names(), cell=True, compared=compared).widget())
         except Exception as e:  # the explorer is an extra: the static drawing below still stands
             display(Notice(f"%%tfgraph: the explorer could not start: {type(e).__name__}: {e}", level="warning"))
 

@@ -399,7 +399,7 @@ def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) ->
             kinds = {op.kind for op in inside}
             count = len(inside) + sum(sub.total_ops() for op in inside for _, sub in op.subgraphs)
             kind = "variable" if kinds == {"variable"} else "scope"
-            ops[key] = Op(key, f"{count} ops", kind, [], inside[0].device, f"scope {key}")
+            ops[key] = Op(key, f"{count} op{'s' if count != 1 else ''}", kind, [], inside[0].device, f"scope {key}")
     seen: set[tuple[str, str]] = set()
     edges = []
     for edge in model.edges:

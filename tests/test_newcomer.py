@@ -136,7 +136,7 @@ def test_show_text_in_a_notebook(ip):
     result, captured = run(ip, "%%tfgraph --show text\nts = tf.reduce_sum(tt * 2.0)")
     assert result.success
     report = next(o.data for o in captured.outputs if "tfmagic-text" in o.data.get("text/html", ""))
-    assert "Mul x 2.0" in report["text/plain"] and "ts" in report["text/plain"]
+    assert "Mul × 2.0" in report["text/plain"] and "ts" in report["text/plain"]
     assert not any("image/svg+xml" in o.data for o in captured.outputs)
 
 

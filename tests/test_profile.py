@@ -74,8 +74,7 @@ def test_a_keras_training_step_groups_by_layer(ip):
     assert result.success, result.error_in_exec
     groups = _report(captured).split("by layer / name scope")[1]
     names = [line.split()[0] for line in groups.strip().splitlines()[1:]]
-    assert any(n.endswith("wide_1") or n.endswith("wide") for n in names)
-    assert any("narrow" in n for n in names)
+    assert any(n.endswith("/wide") for n in names) and any(n.endswith("/narrow") for n in names)  # layers' names
     assert "(backward)" in groups
     # one training step ran (the cell); the profiled ones were put back
     stepped = ip.user_ns["net"].layers[0].kernel.numpy()
@@ -156,3 +155,26 @@ def test_a_retrace_that_adds_a_branch_draws_the_added_ops(ip, tmp_path):
     assert "1 ops removed" in " ".join(_texts(captured))
     result, _ = run(ip, "%tfgraph fb --diff 1 3")
     assert result.error_in_exec is not None and "traces 1 to 2" in str(result.error_in_exec)
+
+
+def test_a_bad_profile_count_is_refused_before_the_cell_runs(ip):
+    from IPython.core.error import UsageError
+
+    run(ip, "ran = 0")
+    for count in ("0", "-3"):
+        result, _ = run(ip, f"%%tfgraph --profile {count} --show none\nran = 1")
+        assert type(result.error_in_exec) is UsageError and "N must be 1 or more" in str(result.error_in_exec)
+    assert ip.user_ns["ran"] == 0
+
+
+def test_a_profile_where_no_op_ran_says_so(ip):
+    result, captured = run(ip, "%%tfgraph --profile 2 --show none\ntf.linalg.matmul(tf.ones((20, 20)), tf.ones((20, 20)))")
+    assert result.success
+    assert "no op ran in the measured calls" in _report(captured)
+
+
+def test_show_diff_without_a_retrace_draws_the_graph(ip):
+    result, captured = run(ip, "%%tfgraph --show diff\nnd = a[0] * 2")
+    assert result.success
+    assert any("did not retrace" in t for t in _texts(captured))
+    assert any("image/svg+xml" in o.data for o in captured.outputs)

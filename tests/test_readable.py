@@ -111,14 +111,13 @@ def test_no_box_around_a_single_op_nor_a_box_holding_only_another_box(ip, tmp_pa
             if len(children) == 1:
                 assert set(children[0].nodes()) != nodes, f"box {label!r} holds only box {children[0]}"
     graph, _, _ = _draw(ip, tmp_path, DENSE)
-    assert [label for label, _, _ in _boxes(graph)] == ["hidden_1"] or all(
-        label.startswith("hidden") for label, _, _ in _boxes(graph))
+    assert [label for label, _, _ in _boxes(graph)] == ["hidden"]  # the layer's name, not Keras's hidden_1
 
 
 @pytest.mark.parametrize("body", [LOOP_IF, WHILE_TANH], ids=["loop+if", "while/tanh"])
 def test_control_flow_fits_a_notebook_and_keeps_the_users_ops(ip, tmp_path, body):
     graph, svg, text = _draw(ip, tmp_path, body)
-    assert _width(svg) <= NOTEBOOK_WIDTH
+    assert _width(svg) <= NOTEBOOK_WIDTH and "to fit a notebook's width" not in text  # at full scale
     labels = _labels(graph)
     assert not any("maximum_iterations" in label or "loop_counter" in label for label in labels)
     assert "loop bookkeeping ops" in text
@@ -126,7 +125,8 @@ def test_control_flow_fits_a_notebook_and_keeps_the_users_ops(ip, tmp_path, body
         assert "Mul" in labels and "FloorDiv\n// 2" in labels and "total, result\nint32[]" in labels
         assert "n\nint32[]" in labels  # the loop's bound, inside the cond too
         # the loop's and the branch's variables, named as AutoGraph names them
-        assert "StatelessWhile\ni, total" in labels and "next total\nint32[]" in labels and "i\nint32[]" in labels
+        assert "StatelessWhile\ni, total" in labels and "next total\nint32[]" in labels
+        assert "i (from 0)\nint32[]" in labels and "total (from 0)\nint32[]" in labels  # where the loop starts
     else:
         assert "Tanh" in labels and "next xs\nfloat32[2]" in labels and "xs, result\nfloat32[2]" in labels
     full, full_svg, _ = _draw(ip, tmp_path, body, "--ops all")
@@ -148,7 +148,7 @@ def test_tape_graph_is_narrow_names_its_halves_and_says_why_zeros(ip):
     _, captured = run(ip, f"%%tape --show graph\n{STOP_GRADIENT}")
     data = next(o.data for o in captured.outputs if "image/svg+xml" in o.data)
     svg = data["image/svg+xml"]
-    assert _width(svg) <= NOTEBOOK_WIDTH
+    assert _width(svg) <= NOTEBOOK_WIDTH and "to fit a notebook's width" not in data["text/plain"]
     assert ">zeros for w2: tf.stop_gradient blocks it<" in svg
     assert ">d z / d w1<" in svg and ">d z / d w2<" in svg
     assert ">StopGradient<" in svg and ">target<" in svg  # the forward half is drawn
@@ -199,3 +199,49 @@ def test_explorer_draws_the_readable_view_and_switches_to_every_op():
     assert "hidden:" in explorer.drawing.value and ">result<" in explorer.drawing.value
     explorer.ops.value = "all"
     assert "hidden:" not in explorer.drawing.value and ">Identity<" in explorer.drawing.value
+
+
+def test_a_drawing_wider_than_a_notebook_is_shown_scaled_with_a_note_and_written_full_size(ip, tmp_path):
+    path = tmp_path / "wide.svg"
+    result, captured = run(ip, f"%%tfgraph -o {path}\n" + "\n".join(f"o{i} = tf.square(t) + {i}.0" for i in range(14)))
+    assert result.success
+    data = next(o.data for o in captured.outputs if "image/svg+xml" in o.data)
+    full = _width(path.read_text()[path.read_text().index("<svg"):])
+    assert full > NOTEBOOK_WIDTH and _width(data["image/svg+xml"]) == NOTEBOOK_WIDTH
+    assert f"drawn at {NOTEBOOK_WIDTH / full:.0%} to fit a notebook's width ({full:,.0f} pt" in data["text/plain"]
+
+
+def test_expand_takes_the_layers_own_name_and_says_when_nothing_matches(ip, tmp_path):
+    graph, _, text = _draw(ip, tmp_path, DENSE, "--depth 1 --expand hidden")
+    labels = _labels(graph)
+    assert "MatMul" in labels and "hidden, expanded" not in text and "hidden expanded" in text
+    _, _, text = _draw(ip, tmp_path, DENSE, "--depth 1 --expand nothere")
+    assert "no scope matches --expand nothere" in text
+
+
+def test_a_cells_function_drawn_by_name_keeps_the_cells_names(ip, tmp_path):
+    run(ip, f"%%tfgraph -n named_cell --show none\n{LOOP_IF}")
+    path = tmp_path / "f.dot"
+    result, _ = run(ip, f"%tfgraph named_cell -o {path}")
+    assert result.success
+    labels = _labels(pygraphviz.AGraph(string=path.read_text()))
+    assert "total, result\nint32[]" in labels and "StatelessWhile\ni, total" in labels
+
+
+def test_constants_read_as_written_and_tape_inputs_by_their_names(ip):
+    run(ip, "lr = tf.constant(0.1)\nxin = tf.constant([1., 2.])\nwv = tf.Variable([3., 4.])")
+    _, captured = run(ip, "%%tfgraph --show text\nstep = xin * 0.1 + tf.constant([0.2, 0.3])")
+    text = next(o.data["text/plain"] for o in captured.outputs if "node" in o.data.get("text/plain", ""))
+    assert "× 0.1" in text and "[0.2, 0.3]" in text and "0.10000000149011612" not in text
+    _, captured = run(ip, "%%tape --show graph\nzz = tf.reduce_sum(wv * xin)\nzz")
+    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)  # what the drawing shows (ids may be TensorFlow's)
+    assert "xin" in texts and not any("call_args" in t for t in texts)
+
+
+def test_a_composite_output_is_named_by_its_parts(ip, tmp_path):
+    run(ip, "emb = tf.Variable(tf.ones((5, 2)))\nids = tf.constant([1, 3])")
+    graph, _, _ = _draw(ip, tmp_path, "with tf.GradientTape() as gt:\n    rows = tf.gather(emb, ids)\n"
+                                      "    l = tf.reduce_sum(rows)\nge = gt.gradient(l, emb)")
+    labels = " ".join(_labels(graph))
+    assert "ge.values" in labels and "ge.indices" in labels and "ge.dense_shape" in labels

@@ -207,9 +207,9 @@ def _check_try(node, add) -> None:
                 caught.append(name)
     if caught:
         add(node, "try_except",
-            f"try/except {', '.join(caught)} around graph code: an op's error happens when the graph runs, after "
-            "tracing and outside this try, so it is not caught here; while tracing, TensorFlow raises other "
-            "errors (a dtype mismatch is a TypeError)",
+            f"try/except {', '.join(caught)} around graph code catches only what is raised while TensorFlow "
+            "traces the cell (an assert on constants, say); an op's error when the graph runs happens after "
+            "tracing, outside this try, and is not caught here (and while tracing a dtype mismatch is a TypeError)",
             "check values in the graph (tf.debugging.assert_*, tf.where, tf.cond), or run the try in a plain cell")
 
 

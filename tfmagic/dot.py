@@ -92,7 +92,34 @@ def quote(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _readable_label(op: Op) -> str:
+def layer_names(model: GraphModel) -> frozenset[str]:
+    """The Keras layers a model's variables belong to, by their own names (``hidden`` of ``hidden/kernel``)."""
+    found: set[str] = set()
+    for op in model.ops.values():
+        name = op.label or op.detail  # a weight no notebook name points at is named by TensorFlow: its path
+        if op.kind == "variable" and "/" in name:
+            found.update(name.split("/")[:-1])
+        for _, sub in op.subgraphs:
+            found |= layer_names(sub)
+    return frozenset(found)
+
+
+def shown_scope(scope: str, layers: frozenset[str]) -> str:
+    """A scope as the user named it where it is a Keras layer's (``hidden_1`` -> ``hidden``), else as it is.
+
+    >>> shown_scope("net_1/wide_1/BiasAdd", frozenset({"net", "wide"}))
+    'net/wide/BiasAdd'
+    """
+    import re
+
+    parts = []
+    for part in scope.split("/"):
+        base = re.sub(r"_\d+$", "", part)
+        parts.append(base if base in layers else part)
+    return "/".join(parts)
+
+
+def _readable_label(op: Op, layers: frozenset[str] = frozenset()) -> str:
     """A node's label in the readable view: the user's names first, TensorFlow's type for the rest."""
     from tfmagic.readable import short_name
 
@@ -110,7 +137,7 @@ def _readable_label(op: Op) -> str:
         value = op.detail or f"Const {shape}"
         return f"{value}\n{op.label}" if op.label else value
     if op.kind == "scope":
-        return f"{op.name}\n{op.type}"
+        return f"{shown_scope(op.name, layers)}\n{op.type}"
     lines = [op.type]
     name = short_name(op)
     if name:
@@ -246,6 +273,7 @@ class _Writer:
         self.cluster_count = 0
         self.used: dict[str, None] = {}  # node kinds and line/box styles drawn, for the legend
         self.consumers: dict[str, list[str]] = {}  # node id -> the nodes its tensors feed
+        self.layers: frozenset[str] = frozenset()  # Keras layers' own names (readable view's scope labels)
 
     def node(self, node_id: str, op: Op, indent: str) -> None:
         self.used[op.kind] = None
@@ -254,7 +282,7 @@ class _Writer:
         fill, border, shape = STYLES[op.kind]
         if op.device in self.device_colours and op.kind in ("op", "control_flow", "output", "backward"):
             fill = self.device_colours[op.device]
-        label = _readable_label(op) if self.options.readable else _label(op)
+        label = _readable_label(op, self.layers) if self.options.readable else _label(op)
         tooltip = op.type + " " + op.name
         heat = self.options.heat
         if heat is not None and node_id in heat:  # a profiled drawing: filled by its share of the time
@@ -330,7 +358,10 @@ class _Writer:
             self.cluster_count += 1
             self.used["scope_box"] = None
             self.lines.append(f"{indent}subgraph {quote(f'cluster_{self.cluster_count}')} {{")
-            caption = "backward pass: gradient_tape" if self.options.readable and scope_path == "gradient_tape" else part
+            caption = part
+            if self.options.readable:
+                caption = "backward pass: gradient_tape" if scope_path == "gradient_tape" else shown_scope(
+                    part, self.layers)
             self.lines.append(f'{indent}  label={quote(caption)} tooltip={quote(scope_path)} '
                               f'style="rounded,dashed" color="#9e9e9e" fontcolor="#616161"')
             self._scope(child, prefix, scope_path, indent + "  ")
@@ -409,6 +440,8 @@ def build_dot(model: GraphModel, options: DotOptions = DotOptions()) -> str:
     devices = devices_of(model)
     colours = {d: DEVICE_COLOURS[i % len(DEVICE_COLOURS)] for i, d in enumerate(devices)} if len(devices) > 1 else {}
     writer = _Writer(options, edge_count, colours)
+    if options.readable:
+        writer.layers = layer_names(model)
     writer.graph(model, "", "  ")
     body = writer.lines
     lines = [part for line in (options.title or model.name).split("\n")  # a list of counts breaks at its commas

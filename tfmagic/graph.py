@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 from dataclasses import dataclass, field
 
 #: Op types whose function attributes are sub-graphs worth drawing, with the attributes' labels.
@@ -145,13 +146,18 @@ def _constant_detail(op) -> str:
         value = tensor_util.MakeNdarray(op.get_attr("value"))
     except Exception:  # a constant of an exotic dtype: draw it without its value
         return ""
-    if value.size == 1:
+    if value.size > 4:
+        return ""
+    if value.dtype.kind == "f":  # as written: float32's 0.1 is 0.1, not 0.10000000149011612
+        import numpy as np
+
+        items = [np.format_float_positional(x, trim="0") for x in value.reshape(-1)]
+        text = items[0] if value.size == 1 else f"[{', '.join(items)}]"
+    elif value.size == 1:
         item = value.reshape(()).item()
         text = repr(item.decode("utf-8", "replace") if isinstance(item, bytes) else item)
-    elif value.size <= 4:
-        text = repr(value.tolist())
     else:
-        return ""
+        text = repr(value.tolist())
     return text if len(text) <= 24 else text[:21] + "..."
 
 
@@ -363,12 +369,27 @@ DEFAULT_MAX_NODES = 500
 COLLAPSE_ABOVE = 150
 
 
+def user_scope(scope: str) -> str:
+    """A name scope as the user named it: Keras adds ``_N`` to a layer's scope when it is called again
+    (``hidden_1`` for ``Dense(name="hidden")``).
+
+    >>> user_scope("cnn_1/conv1_1"), user_scope("block3")
+    ('cnn/conv1', 'block3')
+    """
+    return "/".join(re.sub(r"_\d+$", "", part) for part in scope.split("/"))
+
+
+def scope_matches(scope: str, pattern: str) -> bool:
+    """Whether ``--expand`` glob ``pattern`` names ``scope``, as TensorFlow or the user names it."""
+    return fnmatch.fnmatchcase(scope, pattern) or fnmatch.fnmatchcase(user_scope(scope), pattern)
+
+
 def _group_key(name: str, depth: int, expand: tuple[str, ...]) -> str:
     """The collapsed node an op belongs to: its scope ``depth`` levels deep, opened further where
-    ``expand`` globs match (``dense_1``, ``conv*``, ``block3/*``)."""
+    ``expand`` globs match (``dense_1``, ``conv*``, ``block3/*``; Keras's ``_N`` may be left out)."""
     parts = name.split("/")
     level = depth
-    while level < len(parts) and any(fnmatch.fnmatchcase("/".join(parts[:level]), g) for g in expand):
+    while level < len(parts) and any(scope_matches("/".join(parts[:level]), g) for g in expand):
         level += 1
     return "/".join(parts[:level]) if len(parts) > level else name
 
@@ -393,7 +414,7 @@ def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) ->
             only = inside[0]
             # A control-flow op or call named by --expand keeps its function bodies, drawn collapsed too.
             bodies = [(label, collapse(sub, depth, expand)) for label, sub in only.subgraphs] if any(
-                fnmatch.fnmatchcase(only.name, g) for g in expand) else []
+                scope_matches(only.name, g) for g in expand) else []
             ops[key] = dataclasses.replace(only, subgraphs=bodies)
         else:
             kinds = {op.kind for op in inside}
@@ -448,7 +469,12 @@ def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None
     if depth is not None or expand or total > COLLAPSE_ABOVE:
         depth = depth or _first_branching_depth(model)
         view = collapse(model, depth, expand)
-        how = (f"depth {depth}" + (f", {', '.join(expand)} expanded" if expand else ""))
+        scopes = {op.name.rsplit("/", 1)[0] for op in model.ops.values()} | set(model.ops)
+        scopes |= {"/".join(s.split("/")[:i]) for s in list(scopes) for i in range(1, s.count("/") + 1)}
+        unmatched = [g for g in expand if not any(scope_matches(s, g) for s in scopes)]
+        opened = [g for g in expand if g not in unmatched]
+        how = (f"depth {depth}" + (f", {', '.join(opened)} expanded" if opened else "")
+               + (f"; no scope matches --expand {', '.join(unmatched)}" if unmatched else ""))
         if len(view.ops) <= max_nodes:
             note = (f"{total} ops drawn as {len(view.ops)} nodes, collapsed by name scope ({how}); "
                     "--expand SCOPE or --depth N opens them")

@@ -196,27 +196,28 @@ def output_names(graph, cell: bool = False) -> dict[str, str]:
     structure = getattr(graph, "structured_outputs", None)
     found: dict[str, str] = {}
 
+    import tensorflow as tf
+
     def walk(value, label):
         if value is None:
             return
-        op = getattr(value, "op", None)
-        if op is not None and hasattr(value, "dtype"):
-            found.setdefault(op.name, label)
+        if isinstance(value, tf.Tensor):
+            found.setdefault(value.op.name, label)
         elif isinstance(value, dict):
             for key in value:
                 walk(value[key], f"{label}[{key!r}]")
         elif isinstance(value, (list, tuple)):
             for i, item in enumerate(value):
                 walk(item, f"{label}[{i}]")
-        else:  # a composite tensor: its component tensors
-            import tensorflow as tf
-
+        else:  # a composite tensor: its component tensors, by the attribute that holds each
             try:
                 parts = tf.nest.flatten(value, expand_composites=True)
             except (TypeError, ValueError):
                 return
+            fields = ("values", "indices", "dense_shape", "flat_values", "row_splits", "row_lengths")
             for i, part in enumerate(parts):
-                walk(part, f"{label}.{i}" if len(parts) > 1 else label)
+                name = next((f for f in fields if getattr(value, f, None) is part), str(i))
+                walk(part, f"{label}.{name}" if len(parts) > 1 else label)
 
     if cell and isinstance(structure, (tuple, list)) and len(structure) == 2 and isinstance(structure[0], dict):
         for key, value in structure[0].items():

@@ -48,6 +48,7 @@ class OpTime:
         device: where it ran (``CPU``, ``/device:GPU:0``).
         calls: how many times it ran per step.
         total_us: its time per step, in microseconds.
+        group: its Keras layer (``net/wide``, ``net/wide (backward)``) or first name scope.
     """
 
     name: str
@@ -55,6 +56,7 @@ class OpTime:
     device: str
     calls: float
     total_us: float
+    group: str = ""  # its Keras layer or name scope (see layer_grouper)
 
     @property
     def mean_us(self) -> float:
@@ -150,7 +152,8 @@ def profile_calls(call: Callable[[], object], steps: int = DEFAULT_STEPS, scope_
     scope_of = scope_of or (lambda name: name.split("/")[0] if "/" in name else "(top level)")
     groups: dict[str, list] = {}
     for op in ops:
-        entry = groups.setdefault(scope_of(op.name), [0.0, 0])
+        op.group = scope_of(op.name)
+        entry = groups.setdefault(op.group, [0.0, 0])
         entry[0] += op.total_us
         entry[1] += 1
     ranked = sorted(((k, v[0], v[1]) for k, v in groups.items()), key=lambda g: -g[1])
@@ -289,9 +292,11 @@ def layer_grouper(layer_names: set[str]) -> Callable[[str], str]:
     layer go by their first name scope.  A gradient op (``gradient_tape/...``) goes with its layer,
     marked ``(backward)``.
 
+    The group is named by the layers' own names (``sequential/wide``, as their weights are).
+
     >>> group = layer_grouper({"sequential", "wide"})
     >>> group("sequential_1/wide_1/MatMul"), group("gradient_tape/sequential_1/wide_1/MatMul/MatMul")
-    ('sequential_1/wide_1', 'sequential_1/wide_1 (backward)')
+    ('sequential/wide', 'sequential/wide (backward)')
     >>> group("sgd/Mul"), group("add")
     ('sgd', '(top level)')
     """
@@ -301,10 +306,9 @@ def layer_grouper(layer_names: set[str]) -> Callable[[str], str]:
         parts = name.split("/")
         backward = parts[0] == "gradient_tape" and len(parts) > 1
         parts = parts[1:] if backward else parts
-        last = -1
-        for i, part in enumerate(parts[:-1]):
-            if re.sub(r"_\d+$", "", part) in layer_names:
-                last = i
+        parts = [re.sub(r"_\d+$", "", part) if re.sub(r"_\d+$", "", part) in layer_names else part
+                 for part in parts]
+        last = max((i for i, part in enumerate(parts[:-1]) if part in layer_names), default=-1)
         key = "/".join(parts[:last + 1]) if last >= 0 else (parts[0] if len(parts) > 1 else "(top level)")
         return f"{key} (backward)" if backward else key
 

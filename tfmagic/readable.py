@@ -43,8 +43,8 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "constant": ("constant shown in the op that reads it", "constants shown in the ops that read them"),
 }
 
-#: How a constant operand reads beside a binary op: ``+ 10``, ``x 3.0``.
-_SYMBOLS = {"AddV2": "+", "Add": "+", "Sub": "-", "Mul": "x", "RealDiv": "/", "Div": "/", "FloorDiv": "//",
+#: How a constant operand reads beside a binary op: ``+ 10``, ``\u00d7 3.0``.
+_SYMBOLS = {"AddV2": "+", "Add": "+", "Sub": "-", "Mul": "\u00d7", "RealDiv": "/", "Div": "/", "FloorDiv": "//",
             "FloorMod": "%", "Pow": "**", "Maximum": "max", "Minimum": "min", "Greater": ">", "GreaterEqual": ">=",
             "Less": "<", "LessEqual": "<=", "Equal": "==", "NotEqual": "!="}
 
@@ -150,8 +150,11 @@ class _Simplifier:
             if op is not None and not op.label and index < len(self.slot_labels):
                 user, value = self.slot_labels[index]
                 loop_var = self.role.startswith("while") and index not in forwarded
-                op.label = user or (f"loop var (from {value})" if loop_var and value else
-                                    "loop var" if loop_var else value or op.label)
+                if user and loop_var and value:  # where the loop starts: the constant it was folded from
+                    op.label = f"{user} (from {value})"
+                else:
+                    op.label = user or (f"loop var (from {value})" if loop_var and value else
+                                        "loop var" if loop_var else value or op.label)
         for index, (name, _) in enumerate(self.model.output_tensors):
             op = self.ops.get(name)
             if op is None or op.kind != "output" or op.label:

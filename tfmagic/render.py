@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import html
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,6 +217,7 @@ class GraphReport:
     dot: str
     notes: list[str] = field(default_factory=list)
     text: list[str] = field(default_factory=list)  # the drawing as text (text_view): what a terminal shows
+    hint: str = ""  # the text's last line: where the drawing is (DRAWING_HINT unless a file was written)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         # Frontends show HTML before SVG: the drawing sits inline (JupyterLab would show an SVG
@@ -225,7 +227,8 @@ class GraphReport:
                         "text/plain": self._text}, include, exclude)
 
     def _text(self) -> str:
-        return "\n".join([f"{self.title}: {self.summary}", *self.notes, *self.text, *([DRAWING_HINT] if self.text else [])])
+        hint = [self.hint or DRAWING_HINT] if self.text else []
+        return "\n".join([f"{self.title}: {self.summary}", *self.notes, *self.text, *hint])
 
     def __repr__(self) -> str:
         return f"<GraphReport {self._text()!r}>"
@@ -399,8 +402,31 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
         notes = [line for line in (note, hidden) if line]
         dot_source = build_dot(view, dataclasses.replace(options, title="\n".join([title, *notes])))
         rendered = render_dot_within(dot_source, wanted)
-    report = GraphReport(title, summary, _svg_element(rendered["svg"]), dot_source, notes, text_view(view))
+    svg, scaled = fit_width(_svg_element(rendered["svg"]))
+    report = GraphReport(title, summary, svg, dot_source, notes + ([scaled] if scaled else []), text_view(view))
     return report, rendered
+
+
+#: A notebook's output area shows about this many points at full scale.
+NOTEBOOK_WIDTH = 1000
+
+
+def fit_width(svg: str, width: float = NOTEBOOK_WIDTH) -> tuple[str, str]:
+    """An inline SVG wider than a notebook shown smaller (its viewBox keeps the drawing), and a note saying so.
+
+    The files ``-o`` writes keep the full size.
+
+    >>> fit_width('<svg width="2000pt" height="100pt" viewBox="0 0 2000 100">')
+    ('<svg width="1000pt" height="50pt" viewBox="0 0 2000 100">', "drawn at 50% to fit a notebook's width (2,000 pt wide at full size; -o FILE.svg keeps it; --depth N or --max-nodes N draws less)")
+    """
+    match = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
+    if match is None or float(match.group(1)) <= width:
+        return svg, ""
+    full, height = float(match.group(1)), float(match.group(2))
+    scale = width / full
+    svg = svg.replace(match.group(0), f'<svg width="{width:.0f}pt" height="{height * scale:.0f}pt"', 1)
+    return svg, (f"drawn at {scale:.0%} to fit a notebook's width ({full:,.0f} pt wide at full size; -o FILE.svg "
+                 "keeps it; --depth N or --max-nodes N draws less)")
 
 
 def _view(model, max_nodes, depth, expand, ops):
@@ -486,16 +512,19 @@ class ProfileReport:
                  + f"; ops ran on {', '.join(p.devices()) or 'no device'}"]
         if p.op_us > p.wall_us:
             lines.append("the ops ran in parallel: their times add up to more than the wall time")
+        if not p.ops:
+            lines.append("no op ran in the measured calls: Grappler folded the graph to constants, or the calls "
+                         "had nothing to do (a loop run zero times)")
         return lines
 
     def _rows(self):
         p = self.profile
         for op in p.ops[:self.top]:
-            scope = op.name.rsplit("/", 1)[0] if "/" in op.name else ""
-            yield [op.name, op.type, scope, f"{op.calls:g}", format_us(op.total_us), format_us(op.mean_us),
+            name = op.name if len(op.name) <= 40 else ".../" + "/".join(op.name.split("/")[-2:])[-36:]
+            yield [name, op.type, op.group, f"{op.calls:g}", format_us(op.total_us), format_us(op.mean_us),
                    f"{p.share(op):.1%}", self.shapes.get(op.name, ""), op.device]
 
-    _HEADERS = ["op", "type", "scope / layer", "calls", "total", "mean", "share", "output", "device"]
+    _HEADERS = ["op", "type", "layer / scope", "calls", "total", "mean", "share", "output", "device"]
 
     def _group_rows(self):
         p = self.profile

@@ -729,7 +729,8 @@ def trace_gradient_graph(code: TapeCode, before: dict, options: TapeOptions, run
                 found["sources"][name] = internal.op.name
     status = {s.name: ("stopped" if "stop_gradient" in s.cause else "disconnected") if s.gradient is None
               else "connected" for s in run.sources}
-    return GradientGraph(graph, found.get("target"), found["sources"], status, list(found["order"]))
+    return GradientGraph(graph, found.get("target"), found["sources"], status, list(found["order"]),
+                         list(cell.params))
 
 
 @dataclass
@@ -741,6 +742,7 @@ class GradientGraph:
     sources: dict[str, str]
     status: dict[str, str]
     order: list[str] = field(default_factory=list)  # the source of each gradient output, in order
+    params: list[str] = field(default_factory=list)  # the notebook names passed as the graph's first inputs
 
 
 def split_target(line: str) -> tuple[str, str]:

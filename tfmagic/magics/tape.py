@@ -123,7 +123,8 @@ class TapeMagics(SessionMagics):
                            "tf.function (the table above stands)", level="warning"))
             return
         graph = run.graph.graph
-        model = build_graph_model(graph, "gradient", variable_names=self.variable_names())
+        inputs = {t.op.name: name for t, name in zip(graph.inputs, run.graph.params)}  # call_args_0 -> x
+        model = build_graph_model(graph, "gradient", labels=inputs, variable_names=self.variable_names())
         outputs = [t.op.name for t in graph.outputs if t is not None]
         gradients = dict(zip(run.graph.order, outputs)) if len(outputs) == len(run.graph.order) else {}
         mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status, gradients,

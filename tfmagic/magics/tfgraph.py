@@ -220,6 +220,8 @@ class TfGraphMagics(SessionMagics):
             raise OptionError(f"--max-nodes {args.max_nodes}: N must be 1 or more")
         if args.depth is not None and args.depth < 1:
             raise OptionError(f"--depth {args.depth}: N must be 1 or more")
+        if args.profile is not None and args.profile < 1:
+            raise OptionError(f"--profile {args.profile}: N must be 1 or more")
         return FunctionOptions(jit_compile=args.jit, reduce_retracing=args.reduce_retracing,
                                autograph=args.autograph)
 
@@ -252,8 +254,6 @@ class TfGraphMagics(SessionMagics):
                                      profile_calls)
         from tfmagic.render import Notice, ProfileReport
 
-        if args.profile < 1:
-            raise UsageError(f"--profile {args.profile}: N must be 1 or more")
         layer_of = layer_grouper(keras_layer_names(self.shell.user_ns))
         try:
             with VariablesKept(graph):  # an interrupt goes on up, once the profiler is stopped (profile_calls)
@@ -281,23 +281,26 @@ class TfGraphMagics(SessionMagics):
         if run.retraced and run.trace.nearest and cell is not None:
             earlier = next((r for r in cell.traces if r.number == run.trace.nearest), None)
         if earlier is None:
+            import argparse
+
             display(Notice("%%tfgraph --show diff: this run did not retrace, so there is no earlier trace to draw it "
                            "against; the graph it ran is drawn"))
-            self._draw(run, args)
+            self._draw(run, argparse.Namespace(**{**vars(args), "show": "graph"}))
             return
         self._show_diff(earlier.graph, run.trace.graph, f"%%tfgraph cell: trace {run.trace.number} against trace "
-                        f"{earlier.number}", args, cell=True)
+                        f"{earlier.number}", args, cell=True, function=run.function)
 
-    def _show_diff(self, old_graph, new_graph, title: str, args, cell: bool = False) -> None:
+    def _show_diff(self, old_graph, new_graph, title: str, args, cell: bool = False, function=None) -> None:
         from tfmagic.graph import build_graph_model
-        from tfmagic.naming import output_names
         from tfmagic.render import Notice, draw_model, gc_paused
         from tfmagic.tracediff import diff_models
 
         names = self.variable_names()
         with gc_paused():
-            old = build_graph_model(old_graph, labels=output_names(old_graph, cell=cell), variable_names=names)
-            new = build_graph_model(new_graph, labels=output_names(new_graph, cell=cell), variable_names=names)
+            old = build_graph_model(old_graph, labels=self._graph_labels(old_graph, function, cell, args),
+                                    variable_names=names)
+            new = build_graph_model(new_graph, labels=self._graph_labels(new_graph, function, cell, args),
+                                    variable_names=names)
             merged, counts = diff_models(old, new)
         from tfmagic.render import file_format
 
@@ -315,14 +318,24 @@ class TfGraphMagics(SessionMagics):
 
     def _labels(self, run, args) -> dict[str, str]:
         """The user's names in the cell's graph: outputs, and (readable view) loops' and branches' variables."""
+        return self._graph_labels(run.trace.graph, run.function, True, args)
+
+    @staticmethod
+    def _graph_labels(graph, function, cell: bool, args) -> dict[str, str]:
+        """Outputs by what they become (a cell's names, or the returned structure), and in the readable view
+        the variables of loops and branches as AutoGraph names them."""
         from tfmagic.naming import control_flow_names, output_names
 
-        graph = run.trace.graph
-        labels = output_names(graph, cell=True)
-        if args.ops == "readable" and args.autograph and any(op.type in ("While", "StatelessWhile", "If", "StatelessIf")
-                                                             for op in graph.get_operations()):
-            labels.update(control_flow_names(graph, run.function.python_function))
+        labels = output_names(graph, cell=cell)
+        python_function = getattr(function, "python_function", None)
+        if args.ops == "readable" and python_function is not None and getattr(args, "autograph", True) and any(
+                op.type in ("While", "StatelessWhile", "If", "StatelessIf") for op in graph.get_operations()):
+            labels.update(control_flow_names(graph, python_function))
         return labels
+
+    def _is_cell_function(self, function) -> bool:
+        """Whether ``function`` is a %%tfgraph cell's (its outputs are the cell's names and result)."""
+        return self._cells is not None and any(c.function is function for _, c in self._cells.cells())
 
     def _describe(self, run, args) -> None:
         """``--show text``: the graph as text, ops in order with their types, shapes and inputs."""
@@ -346,6 +359,7 @@ class TfGraphMagics(SessionMagics):
             if args.output:
                 with open(args.output, "wb") as f:
                     f.write(rendered[formats[0]])
+                report.hint = f"the drawing: written to {args.output}"
         except (TfMagicError, OSError) as e:  # the cell's result and write-back stand
             display(Notice(f"%%tfgraph: the drawing failed: {e}", level="warning"))
             return
@@ -419,17 +433,17 @@ class TfGraphMagics(SessionMagics):
         if not 0 <= chosen < len(traces):
             raise UsageError(f"--trace {args.trace}: {args.function} has traces 1 to {len(traces)}")
         if args.diff:
-            return self._draw_function_diff(args, traces)
+            return self._draw_function_diff(args, traces, target)
         profile = self._profile_function(target, chosen, traces[chosen][1], args) if args.profile else None
-        from tfmagic.naming import output_names
-
         formats = (file_format(args.output),) if args.output else ()
         reports = []
         names = self.variable_names()
+        cell = self._is_cell_function(target)
         for i, (label, graph) in enumerate(traces):
             report, rendered = draw_graph(graph, f"{args.function}, trace {i + 1}: {label}",
                                           formats if i == chosen else (), args.max_nodes, args.depth,
-                                          tuple(args.expand), ops=args.ops, labels=output_names(graph),
+                                          tuple(args.expand), ops=args.ops,
+                                          labels=self._graph_labels(graph, target, cell, args),
                                           variable_names=names, profile=profile if i == chosen else None)
             reports.append(report)
             if i == chosen and args.output:
@@ -441,12 +455,12 @@ class TfGraphMagics(SessionMagics):
         if len(reports) > 1:
             labels = [f"{i + 1}: {label}" for i, (label, _) in enumerate(traces)]
             print(f"{args.function} has {len(reports)} traces: " + "; ".join(labels))
-            menu = make_trace_menu(labels, reports)
+            menu = make_trace_menu(labels, reports) if self._widgets_run_here() else None
             if menu is not None:
                 display(menu)
         return None
 
-    def _draw_function_diff(self, args, traces) -> None:
+    def _draw_function_diff(self, args, traces, target) -> None:
         """``%tfgraph FUNC --diff A B``: trace B drawn against trace A."""
         first, second = args.diff
         for number in (first, second):
@@ -454,7 +468,7 @@ class TfGraphMagics(SessionMagics):
                 raise UsageError(f"--diff {first} {second}: {args.function} has traces 1 to {len(traces)}")
         self._show_diff(traces[first - 1][1], traces[second - 1][1],
                         f"{args.function}: trace {second} ({traces[second - 1][0]}) against trace {first} "
-                        f"({traces[first - 1][0]})", args)
+                        f"({traces[first - 1][0]})", args, cell=self._is_cell_function(target), function=target)
 
     def _profile_function(self, target, chosen: int, graph, args):
         """``%tfgraph FUNC --profile``: the chosen trace called with zeros of its arguments' shapes."""

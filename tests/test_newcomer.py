@@ -160,3 +160,19 @@ def test_loading_before_tensorflow_leaves_out_its_startup_lines(tmp_path, keep):
     startup = [line for line in plain.stderr.splitlines() if is_tensorflow_startup_line(line)]
     shown = [line for line in quiet.stderr.splitlines() if is_tensorflow_startup_line(line)]
     assert (len(shown) > 0) == (keep and len(startup) > 0)
+
+
+TERMINAL_FUNCTION = """
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
+shell = TerminalInteractiveShell.instance(colors="NoColor")
+shell.run_line_magic("load_ext", "tfmagic")
+shell.run_cell("import tensorflow as tf\\n@tf.function\\ndef sq(x):\\n    return x * x\\nsq(tf.ones(2)); sq(tf.ones(3))")
+shell.run_cell("%tfgraph sq")
+"""
+
+
+def test_a_terminal_gets_no_widget_text_for_a_function_with_several_traces(tmp_path):
+    done = subprocess.run([sys.executable, "-c", TERMINAL_FUNCTION], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sq has 2 traces" in done.stdout and "VBox(" not in done.stdout and "Dropdown" not in done.stdout

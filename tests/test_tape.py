@@ -213,3 +213,11 @@ def test_a_users_own_tape_used_twice_is_explained(ip):
     assert isinstance(result.error_in_exec, RuntimeError)
     assert "----> 4 b = t.gradient(y, w1)" in captured.stdout
     assert "persistent=True" in captured.stdout
+
+
+def test_an_infinite_gradient_is_counted_and_its_way_out_fits_the_op(ip):
+    run(ip, "ws = tf.Variable([0., 4.])")
+    _, captured = run(ip, "%%tape\nr = tf.sqrt(ws)\nloss = tf.reduce_sum(r * 2)\nloss")
+    text = _table(captured)
+    assert "[inf, 0.5] 1 inf; finite values: norm 0.5, min 0.5, max 0.5" in text
+    assert "gradient op SqrtGrad" in text and "the derivative of tf.sqrt is infinite at 0" in text

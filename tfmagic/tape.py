@@ -106,8 +106,29 @@ class NonFinite:
             return f"{self.op} made the first {self.value} of the forward pass{where}{inside}"
         return f"the backward pass made the first {self.value} (gradient op {self.op}); the forward pass was finite"
 
-    fix = ("compute it in a stable form: a primitive such as tf.nn.softplus / tf.math.log1p / "
-           "tf.math.reduce_logsumexp, or tf.custom_gradient with an analytic derivative")
+    @property
+    def fix(self) -> str:
+        """The way out, for the op that made it (its gradient op's forward op, in the backward pass)."""
+        op = self.op[:-4] if self.op.endswith("Grad") else self.op
+        return _NON_FINITE_FIXES.get(op, _STABLE_FORM)
+
+
+_STABLE_FORM = ("compute it in a stable form: a primitive such as tf.nn.softplus / tf.math.log1p / "
+                "tf.math.reduce_logsumexp, or tf.custom_gradient with an analytic derivative")
+
+#: The way out of an infinite or NaN value, by the op that made it.
+_NON_FINITE_FIXES = {
+    "Sqrt": "the derivative of tf.sqrt is infinite at 0: keep its input away from 0 (tf.sqrt(x + 1e-12)), or "
+            "tf.custom_gradient with the derivative you want there",
+    "Rsqrt": "tf.math.rsqrt and its derivative are infinite at 0: keep its input away from 0 (x + 1e-12)",
+    "Reciprocal": "1/x is infinite at 0: keep the denominator away from 0, or use tf.math.divide_no_nan",
+    "RealDiv": "a division by 0: keep the denominator away from 0, or use tf.math.divide_no_nan",
+    "Div": "a division by 0: keep the denominator away from 0, or use tf.math.divide_no_nan",
+    "Log": "log(0) is -inf: keep its input above 0 (tf.math.log(x + 1e-12)), or tf.math.log1p / tf.nn.softplus "
+           "for log(1 + x)",
+    "Pow": "a power of 0 with an exponent below 1 has an infinite derivative: keep the base away from 0",
+    "Exp": _STABLE_FORM,
+}
 
 
 @dataclass
@@ -158,6 +179,10 @@ class SourceGradient:
         finite = flat[np.isfinite(flat)]
         stats = (f"norm {np.linalg.norm(finite):.4g}, min {finite.min():.4g}, max {finite.max():.4g}"
                  if finite.size else "no finite value")
+        if finite.size < flat.size:  # say what the statistics leave out
+            counts = [f"{int(n)} {what}" for n, what in ((np.isposinf(flat).sum(), "inf"),
+                                                         (np.isneginf(flat).sum(), "-inf"), (np.isnan(flat).sum(), "nan")) if n]
+            stats = f"{', '.join(counts)}; " + (f"finite values: {stats}" if finite.size else stats)
         return f"[{head}] {stats}"
 
 

@@ -455,7 +455,8 @@ class TfGraphMagics(SessionMagics):
         if len(reports) > 1:
             labels = [f"{i + 1}: {label}" for i, (label, _) in enumerate(traces)]
             print(f"{args.function} has {len(reports)} traces: " + "; ".join(labels))
-            menu = make_trace_menu(labels, reports) if self._widgets_run_here() else None
+            terminal = type(self.shell).__name__ == "TerminalInteractiveShell"  # it would print the widget's repr
+            menu = None if terminal else make_trace_menu(labels, reports)
             if menu is not None:
                 display(menu)
         return None

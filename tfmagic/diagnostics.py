@@ -90,6 +90,9 @@ def explain_dtype_error(message: str, line: int | None = None, code: str = "",
     AddV2 got float32 and int32: TensorFlow never converts dtypes implicitly
     >>> print(f.fix)
     cast the int32 operand: tf.cast(..., tf.float32) (or write the integer literal as a float: 40 -> 40.0)
+    >>> print(explain_dtype_error("cannot compute AddV2 as input #1(zero-based) was expected to be a "
+    ...                           "int32 tensor but is a float tensor [Op:AddV2]", 1, "tf.constant(1) + tf.constant(2.0)").fix)
+    cast the int32 operand: tf.cast(..., tf.float32) (or write the integer literal as a float: 1 -> 1.0)
     """
     for pattern in _DTYPE_PATTERNS:
         m = pattern.search(message)
@@ -101,6 +104,8 @@ def explain_dtype_error(message: str, line: int | None = None, code: str = "",
     want, got = _dtype_name(groups["want"]), _dtype_name(groups["got"])
     op = groups.get("op") or _operator_op(code)
     text = f"{op + ' got' if op else 'an op got'} {want} and {got}: TensorFlow never converts dtypes implicitly"
+    if want.startswith("int") and got.startswith(("float", "bfloat", "complex")):
+        want, got = got, want  # casting the float to an integer would lose its fraction: cast the integer up
     fix = f"cast the {got} operand: tf.cast(..., tf.{want})"
     if "float64" in (want, got) and "float32" in (want, got):
         names = [n for n, d in (operand_dtypes or {}).items() if d == "float64"]

@@ -111,10 +111,6 @@ def share_colour(share: float) -> str:
     return "#d7301f"
 
 
-#: The legend of the colour scale, as drawn under a profiled drawing.
-SCALE = ((0.0, "0%"), (0.04, "4%"), (0.16, "16%"), (0.5, "50%"), (1.0, "100%"))
-
-
 def profile_calls(call: Callable[[], object], steps: int = DEFAULT_STEPS, scope_of: Callable[[str], str] | None = None
                   ) -> Profile:
     """Profile ``steps`` calls of ``call`` (one unmeasured warm-up call first).
@@ -158,17 +154,6 @@ def profile_calls(call: Callable[[], object], steps: int = DEFAULT_STEPS, scope_
         entry[1] += 1
     ranked = sorted(((k, v[0], v[1]) for k, v in groups.items()), key=lambda g: -g[1])
     return Profile(ops, steps, wall * 1e6, ranked)
-
-
-def stop_if_running() -> bool:
-    """Stop a profile left running (by an interrupted call elsewhere); say whether there was one."""
-    import tensorflow as tf
-
-    try:
-        tf.profiler.experimental.stop()
-    except Exception:  # noqa: BLE001 - "no profile running" is the usual answer
-        return False
-    return True
 
 
 def _wait(result) -> None:

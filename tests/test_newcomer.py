@@ -110,19 +110,26 @@ def test_o_is_a_drawing_file_in_every_magic_and_store_names_the_gradients(ip, tm
 # -- terminals --------------------------------------------------------------------
 
 TERMINAL = """
+import sys
 from IPython.terminal.interactiveshell import TerminalInteractiveShell
 shell = TerminalInteractiveShell.instance(colors="NoColor")
 shell.run_line_magic("load_ext", "tfmagic")
-shell.run_cell("import tensorflow as tf\\nt = tf.constant([[1., 2.], [3., 4.]])")
-shell.run_cell("%%tfgraph\\nu = t + 10\\nv = tf.square(t)\\nu @ tf.transpose(v)")
+for cell in sys.argv[1:]:
+    shell.run_cell(cell)
 """
 
 
-def test_a_terminal_shows_the_graph_as_text_and_how_to_get_the_drawing(tmp_path):
-    done = subprocess.run([sys.executable, "-c", TERMINAL], capture_output=True, text=True, cwd=tmp_path,
+def _terminal(tmp_path, *cells) -> str:
+    """What a real terminal IPython prints for ``cells`` (run in a fresh process)."""
+    done = subprocess.run([sys.executable, "-c", TERMINAL, *cells], capture_output=True, text=True, cwd=tmp_path,
                           timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
+    return done.stdout
+
+
+def test_a_terminal_shows_the_graph_as_text_and_how_to_get_the_drawing(tmp_path):
+    out = _terminal(tmp_path, "import tensorflow as tf\nt = tf.constant([[1., 2.], [3., 4.]])",
+                    "%%tfgraph\nu = t + 10\nv = tf.square(t)\nu @ tf.transpose(v)")
     lines = [" ".join(line.split()) for line in out.splitlines()]
     assert "node type output reads" in lines
     assert "AddV2 + 10.0 AddV2 float32[2,2] t" in lines
@@ -162,17 +169,7 @@ def test_loading_before_tensorflow_leaves_out_its_startup_lines(tmp_path, keep):
     assert (len(shown) > 0) == (keep and len(startup) > 0)
 
 
-TERMINAL_FUNCTION = """
-from IPython.terminal.interactiveshell import TerminalInteractiveShell
-shell = TerminalInteractiveShell.instance(colors="NoColor")
-shell.run_line_magic("load_ext", "tfmagic")
-shell.run_cell("import tensorflow as tf\\n@tf.function\\ndef sq(x):\\n    return x * x\\nsq(tf.ones(2)); sq(tf.ones(3))")
-shell.run_cell("%tfgraph sq")
-"""
-
-
 def test_a_terminal_gets_no_widget_text_for_a_function_with_several_traces(tmp_path):
-    done = subprocess.run([sys.executable, "-c", TERMINAL_FUNCTION], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "sq has 2 traces" in done.stdout and "VBox(" not in done.stdout and "Dropdown" not in done.stdout
+    out = _terminal(tmp_path, "import tensorflow as tf\n@tf.function\ndef sq(x):\n    return x * x\n"
+                              "sq(tf.ones(2)); sq(tf.ones(3))", "%tfgraph sq")
+    assert "sq has 2 traces" in out and "VBox(" not in out and "Dropdown" not in out

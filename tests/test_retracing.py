@@ -44,7 +44,7 @@ def test_dtype_change(ip):
 def test_python_value_change(ip):
     text = _retrace(ip, "xs = tf.constant([1.0, 2.0])\nk = 10", "k = 20", "ys = xs * k")
     assert "k: Python int 10 -> 20" in text
-    assert "tf.constant(k)" in text and "every new Python value traces a new graph" in text
+    assert "tf.constant(k, tf.float32)" in text and "every new Python value traces a new graph" in text
 
 
 def test_dict_keys_change(ip):

@@ -23,6 +23,7 @@ applies.
 from __future__ import annotations
 
 import dataclasses
+import re
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,25 @@ def describe(trace_type: Any) -> str:
 def describe_object(obj: Any) -> str:
     """A short text for a captured Python object: ``<ResourceVariable 'w:0'>``."""
     return _object_text(obj)
+
+
+def describe_argument(obj: Any) -> str:
+    """What a Python object passed to a ``tf.function`` holds, as a signature tells objects apart:
+    ``Apple(flavor=int32[2])`` (its type, and its attributes that are tensors or plain values)."""
+    parts = []
+    try:
+        attributes = [(k, v) for k, v in vars(obj).items() if not k.startswith("_")]
+    except TypeError:
+        attributes = []
+    if not attributes:
+        attributes = [(k, getattr(type(obj), k)) for k in vars(type(obj)) if not k.startswith("_")
+                      and not callable(getattr(type(obj), k, None))][:4]
+    for key, value in attributes[:4]:
+        if tf.is_tensor(value) and hasattr(value, "shape"):
+            parts.append(f"{key}={_spec_text(tf.TensorSpec(value.shape, value.dtype))}")
+        elif isinstance(value, (int, float, bool, str)) or value is None:
+            parts.append(f"{key}={value!r}")
+    return f"{type(obj).__name__}({', '.join(parts)})"
 
 
 def _object_text(obj: Any) -> str:
@@ -130,10 +150,6 @@ class ArgChange:
         return f"{self.name}: {self.before} -> {self.after}"
 
 
-def _is_tensor_type(t) -> bool:
-    return isinstance(t, tf.TensorSpec) or type(t).__name__ == "VariableSpec"
-
-
 def compare(name: str, before: Any, after: Any) -> list[ArgChange]:
     """The changes between two trace types of the same argument (nested ones by path)."""
     if before == after:
@@ -175,28 +191,40 @@ def compare(name: str, before: Any, after: Any) -> list[ArgChange]:
     return [ArgChange(name, "type", describe(before), describe(after))]
 
 
-def fixes_for(changes: list[ArgChange], reduce_retracing: bool = False) -> list[str]:
-    """The fixes that apply to a retrace's changes, most useful first, without repeats."""
+def fixes_for(changes: list[ArgChange], reduce_retracing: bool = False, signature: dict[str, Any] | None = None
+              ) -> list[str]:
+    """The fixes that apply to a retrace's changes, most useful first, without repeats.
+
+    Each fix is code that works when pasted: an ``input_signature`` covers every argument of the function
+    (``signature``, the new trace's), in order, with the dims that changed as ``None``.
+
+    >>> spec = lambda *shape: tf.TensorSpec(shape, tf.float32)
+    >>> changes = [ArgChange("x", "shape", "float32[32,8]", "float32[6,8]")]
+    >>> print(fixes_for(changes, signature={"x": spec(6, 8), "lr": spec()})[0])
+    let one graph take every shape: @tf.function(input_signature=[tf.TensorSpec([None,8], tf.float32), \
+tf.TensorSpec([], tf.float32)]), or @tf.function(reduce_retracing=True) (%%tfgraph --reduce-retracing)
+    """
     out: dict[str, None] = {}
+    shapes = [c for c in changes if c.kind == "shape"]
+    if shapes:
+        if reduce_retracing:
+            out["reduce_retracing is on: TensorFlow traced a generalised graph that the next calls of new shapes "
+                "reuse"] = None
+        else:
+            generic = _input_signature(signature, shapes)
+            one = f"@tf.function(input_signature={generic}), or " if generic else ""
+            out[f"let one graph take every shape: {one}@tf.function(reduce_retracing=True) "
+                "(%%tfgraph --reduce-retracing)"] = None
+        if _smaller_last_batch(shapes):
+            out["if these are a tf.data.Dataset's batches, its last batch is smaller: "
+                "dataset.batch(BATCH_SIZE, drop_remainder=True) drops it, so every batch has one shape"] = None
     for change in changes:
-        if change.kind == "shape":
-            before = change.before.split("[", 1)[1].rstrip("]").split(",")
-            after = change.after.split("[", 1)[1].rstrip("]").split(",")
-            generic = ",".join(a if a == b and a != "?" else "None" for a, b in zip(after, before))
-            dtype = change.after.split("[", 1)[0]
-            if not reduce_retracing:
-                out[f"let one graph take every shape: input_signature=[tf.TensorSpec([{generic}], tf.{dtype})], "
-                    "or reduce_retracing=True (@tf.function(reduce_retracing=True), %%tfgraph --reduce-retracing)"
-                    ] = None
-            else:
-                out["reduce_retracing is on: the next call of a new shape reuses a generalised graph"] = None
-        elif change.kind == "rank":
+        if change.kind == "rank":
             dtype = change.after.split("[", 1)[0]
             out[f"pass tensors of one rank, or input_signature=[tf.TensorSpec(None, tf.{dtype})] "
                 "to accept any shape"] = None
         elif change.kind == "dtype":
-            target = change.before.split("[", 1)[0]
-            out[f"cast before the call so every call has one dtype: tf.cast({change.name}, tf.{target})"] = None
+            out[_dtype_fix(change)] = None
         elif change.kind in ("python_value", "type") and "Python" in change.after + change.before:
             out[f"pass {change.name} as a tensor (tf.constant({change.name})): every new Python value "
                 "traces a new graph, a tensor's value does not"] = None
@@ -204,7 +232,9 @@ def fixes_for(changes: list[ArgChange], reduce_retracing: bool = False) -> list[
             out[f"keep the structure of {change.name.split('[')[0]} fixed (same keys and lengths), "
                 "or pass its varying part as tensors"] = None
         elif change.kind == "object":
-            out[f"reuse one object for {change.name}: a new Python object is a new signature"] = None
+            out[f"each call passes {change.name} a new Python object, and a new object is a new signature: reuse "
+                "one object, or pass the data it holds as tensors (a class can let its objects share a graph "
+                "with __tf_tracing_type__)"] = None
         elif change.kind == "captured":
             out[f"{change.name} names a new object, so the cell's graph was built again: "
                 "rebind it only when you mean to"] = None
@@ -216,6 +246,68 @@ def fixes_for(changes: list[ArgChange], reduce_retracing: bool = False) -> list[
             out["pass inputs of a few signatures (tensors instead of Python values, input_signature with None "
                 "dims) so that the cell's traces are reused"] = None
     return list(out)
+
+
+def _dims(text: str) -> list[str]:
+    return text.split("[", 1)[1].rstrip("]").split(",") if "[" in text else []
+
+
+def _input_signature(signature: dict[str, Any] | None, shapes: list[ArgChange]) -> str | None:
+    """``[tf.TensorSpec(...), ...]`` for every argument, changed dims as ``None``; ``None`` when an argument is
+    not a plain tensor (an input_signature takes tensors only) or the arguments are not known."""
+    if signature is None:
+        signature = {c.name: None for c in shapes}
+    changed = {c.name: c for c in shapes}
+    specs = []
+    for name, spec in signature.items():
+        change = changed.get(name)
+        if change is not None:
+            dtype = change.after.split("[", 1)[0]
+            dims = [a if a == b and a != "?" else "None" for a, b in zip(_dims(change.after), _dims(change.before))]
+        elif isinstance(spec, tf.TensorSpec) and spec.shape.rank is not None:
+            dtype = spec.dtype.name
+            dims = ["None" if d is None else str(d) for d in spec.shape.as_list()]
+        else:
+            return None
+        specs.append(f"tf.TensorSpec([{','.join(dims)}], tf.{dtype})")
+    if any("[" in c.name for c in shapes):  # a part of a nested argument: no flat signature fits
+        return None
+    return "[" + ", ".join(specs) + "]"
+
+
+def _smaller_last_batch(shapes: list[ArgChange]) -> bool:
+    """Every changed tensor got a smaller first dim, the same one, and nothing else changed (a last batch)."""
+    firsts = set()
+    for change in shapes:
+        before, after = _dims(change.before), _dims(change.after)
+        if not before or before[1:] != after[1:] or not (before[0].isdigit() and after[0].isdigit()):
+            return False
+        if int(after[0]) >= int(before[0]):
+            return False
+        firsts.add(after[0])
+    return len(firsts) == 1
+
+
+#: Numeric dtypes by how much they hold: a cast to the later never loses values of the earlier.
+_WIDTH = ["bool", "uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+          "bfloat16", "float16", "float32", "float64", "complex64", "complex128"]
+
+
+def _dtype_fix(change: ArgChange) -> str:
+    """Pass one dtype on every call, cast at the call site to the wider one; strings are not cast."""
+    before, after = change.before.split("[", 1)[0], change.after.split("[", 1)[0]
+    if "string" in (before, after):
+        number = after if before == "string" else before
+        return (f"{change.name} was a string tensor on one call and a {number} tensor on another: tf.cast does not "
+                "convert between strings and numbers; convert at the call site so every call passes one dtype "
+                f"(tf.strings.to_number(s, tf.{number}) or tf.strings.as_string(n))")
+    wider = max((before, after), key=lambda d: _WIDTH.index(d) if d in _WIDTH else -1)
+    if before.startswith(("int", "uint")) and after.startswith(("float", "bfloat")):
+        wider = after
+    elif after.startswith(("int", "uint")) and before.startswith(("float", "bfloat")):
+        wider = before
+    return (f"pass {change.name} with one dtype on every call: cast at the call site to the wider one, "
+            f"tf.cast({change.name}, tf.{wider}) (not down to the narrower dtype, which loses values)")
 
 
 # ---------------------------------------------------------------------------
@@ -301,7 +393,7 @@ def explain(signature: dict[str, Any], earlier: list[dict[str, Any]], reduce_ret
             best = (distance, index, changes)
     if best is None:
         return [], [], None
-    return best[2], fixes_for(best[2], reduce_retracing), best[1]
+    return best[2], fixes_for(best[2], reduce_retracing, signature), best[1]
 
 
 #: How far apart two traces are for one change of each kind (see :func:`explain`).
@@ -380,46 +472,13 @@ def _call_type(function, args: list):
 # What changed in the graph
 
 
-@dataclass
-class GraphDiff:
-    """Ops added and removed, and output shapes that changed, between two traced graphs."""
+def graph_diff(before, after):
+    """What changed between two traced graphs, in words (``tracediff.GraphDiff``: ops matched by structure,
+    not by name, so a graph that only got new name counters is "the same ops")."""
+    from tfmagic.graph import build_graph_model
+    from tfmagic.tracediff import diff_graphs
 
-    added: list[str]
-    removed: list[str]
-    reshaped: list[str]
-
-    @property
-    def text(self) -> str:
-        parts = []
-        if self.added:
-            parts.append(f"+{len(self.added)} ops ({_some(self.added)})")
-        if self.removed:
-            parts.append(f"-{len(self.removed)} ops ({_some(self.removed)})")
-        if self.reshaped:
-            parts.append(f"{len(self.reshaped)} shapes changed ({_some(self.reshaped)})")
-        return "; ".join(parts) or "the same ops and shapes"
-
-
-def _some(items: list[str], n: int = 4) -> str:
-    return ", ".join(items[:n]) + (f", ... {len(items) - n} more" if len(items) > n else "")
-
-
-def graph_diff(before, after) -> GraphDiff:
-    """Compare two traced graphs by op name and type, and by their ops' output shapes."""
-    def ops(graph):
-        return {op.name: op for op in graph.get_operations()}
-
-    old, new = ops(before), ops(after)
-    added = [f"{new[n].type} {n}" for n in new if n not in old or old[n].type != new[n].type]
-    removed = [f"{old[n].type} {n}" for n in old if n not in new or old[n].type != new[n].type]
-    reshaped = []
-    for n in new:
-        if n in old and old[n].type == new[n].type and new[n].outputs and old[n].outputs:
-            a, b = old[n].outputs[0], new[n].outputs[0]
-            if a.shape != b.shape or a.dtype != b.dtype:
-                reshaped.append(f"{n}: {_spec_text(tf.TensorSpec(a.shape, a.dtype))} -> "
-                                f"{_spec_text(tf.TensorSpec(b.shape, b.dtype))}")
-    return GraphDiff(added, removed, reshaped)
+    return diff_graphs(build_graph_model(before), build_graph_model(after))
 
 
 # ---------------------------------------------------------------------------
@@ -468,10 +527,33 @@ def _is_keras_model(value: Any) -> bool:
     return any(c.__name__ in ("Model", "Layer") and "keras" in c.__module__ for c in cls.__mro__)
 
 
+#: Keras 3's step functions: the model's attribute -> the names to list its tf.functions under. Keras keeps
+#: them in closures (``keras/src/backend/tensorflow/trainer.py``: ``train_function`` is a plain function whose
+#: closure holds the tf.function ``multi_step_on_iterator`` that fit/evaluate run, and ``one_step_on_data``,
+#: which train_on_batch/test_on_batch run); ``predict_function`` is a tf.function itself.
+_KERAS_FUNCTIONS = {
+    "train_function": {"multi_step_on_iterator": "train_function", "one_step_on_data": "train_on_batch"},
+    "test_function": {"multi_step_on_iterator": "test_function", "one_step_on_data": "test_on_batch"},
+    "predict_function": {"one_step_on_data": "predict_function/one_step"},
+}
+
+
 def _model_functions(model) -> list[tuple[str, Any]]:
+    """A Keras model's tf.functions by attribute: its own steps (found in Keras's closures) and methods."""
     out = []
-    for attr, value in list(vars(model).items()):
+    state = vars(model)
+    for attr, names in _KERAS_FUNCTIONS.items():
+        value = state.get(attr)
+        if value is None:
+            continue
         if is_tf_function(value):
+            out.append((attr, value))
+            continue
+        for fn in _closure_functions(value):
+            base = getattr(fn, "__name__", "") or getattr(getattr(fn, "python_function", None), "__name__", "")
+            out.append((names.get(base, f"{attr}/{base}"), fn))
+    for attr, value in list(state.items()):
+        if is_tf_function(value) and attr not in _KERAS_FUNCTIONS:
             out.append((attr, value))
     for attr in dir(type(model)):
         if attr.startswith("__"):
@@ -483,6 +565,31 @@ def _model_functions(model) -> list[tuple[str, Any]]:
         if is_tf_function(class_value):
             out.append((attr, getattr(model, attr)))
     return out
+
+
+def _closure_functions(function, depth: int = 3) -> list:
+    """The tf.functions a plain function holds in its closure (and their closures', ``depth`` deep)."""
+    found, seen = [], set()
+    todo = [(function, 0)]
+    while todo:
+        fn, level = todo.pop(0)
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if is_tf_function(fn) and fn is not function:
+            found.append(fn)
+            continue
+        wrapped = getattr(fn, "__wrapped__", None)
+        if wrapped is not None and level < depth:
+            todo.append((wrapped, level + 1))
+        for cell in getattr(fn, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if callable(value) and level < depth:
+                todo.append((value, level + 1))
+    return found
 
 
 class TraceCounts:
@@ -521,7 +628,7 @@ class TraceCounts:
         return out
 
 
-def retrace_text(label: str, number: int, changes: list[ArgChange], fixes: list[str], diff: GraphDiff | None,
+def retrace_text(label: str, number: int, changes: list[ArgChange], fixes: list[str], diff: Any,
                  nearest: int | None = None) -> str:
     """The message for one retrace: what changed, the graph's changes, the fixes."""
     reason = "; ".join(c.text for c in changes) or "a signature TensorFlow could not reuse"
@@ -529,8 +636,21 @@ def retrace_text(label: str, number: int, changes: list[ArgChange], fixes: list[
     lines = [f"{label}: retraced: trace {number}{against}: {reason}"]
     if diff is not None:
         lines.append(f"  graph: {diff.text}")
-    lines += [f"  fix: {fix}" for fix in fixes]
+    lines += [f"  fix: {fix}" for fix in with_constant_dtype(fixes, diff)]
     return "\n".join(lines)
+
+
+def with_constant_dtype(fixes: list[str], diff: Any) -> list[str]:
+    """``tf.constant(k)`` made to give the dtype the Python value became in the graph (``tf.constant(k,
+    tf.float32)`` where ``x * k`` made ``k`` a float32 constant): the fix must work when pasted, and an int32
+    tensor would not meet ``x``."""
+    dtypes = set(getattr(diff, "constant_dtypes", ()) or ())
+    if len(dtypes) != 1:
+        return fixes
+    dtype = dtypes.pop()
+    if dtype in ("int32", "string"):  # what tf.constant of a Python int or str gives already
+        return fixes
+    return [re.sub(r"tf\.constant\((\w+)\)", rf"tf.constant(\1, tf.{dtype})", fix) for fix in fixes]
 
 
 def traces_of(target) -> list[tuple[str, Any]]:
@@ -586,20 +706,15 @@ def watched_pitfalls(function, history: TraceHistory) -> list:
     return [dataclasses.replace(f, line=f.line + first - 1) if f.line else f for f in findings]
 
 
-_KERAS_STEPS = {"predict_function": "predict", "train_function": "training", "test_function": "evaluation"}
+_KERAS_STEPS = {"predict_function": "predict", "train_function": "training", "test_function": "evaluation",
+                "train_on_batch": "train_on_batch", "test_on_batch": "test_on_batch",
+                "predict_function/one_step": "predict"}
 
 
 def keras_step(name: str, function) -> str | None:
     """``"predict"`` (``"training"``, ``"evaluation"``) when ``name`` is a Keras model's own step function
     that Keras built with ``reduce_retracing`` (it retraces it itself, once, for a shape it then generalises)."""
-    _, _, attr = name.rpartition(".")
-    if not _ or attr not in _KERAS_STEPS or not getattr(function, "_reduce_retracing", False):
+    _, dot, attr = name.partition(".")
+    if not dot or attr not in _KERAS_STEPS or not getattr(function, "_reduce_retracing", False):
         return None
     return _KERAS_STEPS[attr]
-
-
-def keras_retrace_text(name: str, step: str) -> str:
-    """The one note for a Keras step function's own retrace."""
-    return (f"tfretrace {name}: Keras's own {step} step retraced for a new input shape: Keras builds it with "
-            "reduce_retracing=True, so it now runs one graph for any batch size; nothing to change in your code "
-            "(said once)")

@@ -21,15 +21,24 @@ class RetraceMagics(SessionMagics):
 
     def __init__(self, shell):
         super().__init__(shell)
+        from tfmagic.tracelog import TraceLog
+
         self._watch = None  # retracing.TraceCounts while %tfretrace --watch is on
         self._watched_pitfalls: set[int] = set()  # functions whose source pitfalls were reported
         self._keras_retraces: set[int] = set()  # Keras's own steps whose retracing was said (once each)
+        self._log = TraceLog()  # every call that traced, from now on (families of functions made anew)
+        self._log.install()
+        self._log_mark = 0  # the log's count when the watched cell started
 
     def close(self) -> None:
         self._stop_watch()
+        self._log.uninstall()
         super().close()
 
     @magic_arguments()
+    @argument("name", nargs="?", default=None,
+              help="one function (a name or an expression: f, model.train_function, obj.step) or one family of "
+                   "functions made anew (by its Python name): every trace, its signature and what it changed")
     @argument("--watch", dest="watch", action="store_true",
               help="from now on, after every cell, report any retrace it caused in any tf.function")
     @argument("--off", dest="off", action="store_true", help="stop watching")
@@ -40,14 +49,19 @@ class RetraceMagics(SessionMagics):
         Usage::
 
             %tfretrace            # the table
+            %tfretrace NAME       # one function (or family) in full
             %tfretrace --watch    # report retraces after every cell
             %tfretrace --off      # stop reporting
 
         The table covers the user's own @tf.function's, the functions of Keras models
-        (their compiled steps and @tf.function methods) and %%tfgraph cells.  Each row
-        says how many traces the function holds and, for the last retrace, which
+        (their compiled steps, which fit/evaluate/predict and *_on_batch run, and
+        @tf.function methods), %%tfgraph cells, and functions made anew from the same
+        code (a @tf.function defined in a loop, a method traced once per object).  Each
+        row says how many traces the function holds and, for the last retrace, which
         argument changed and how (`x: float32[2] -> float32[3]`, `n: Python int 10 -> 20`),
-        with the fix.
+        with the fix.  While --watch is on, TensorFlow's own "N out of the last N calls
+        ... triggered tf.function retracing" warning is left out (tfmagic says it, with
+        the argument and the fix); --off brings it back.
 
         Example::
 
@@ -56,6 +70,8 @@ class RetraceMagics(SessionMagics):
         args = parse_argstring(self.tfretrace, line)
         if args.watch and args.off:
             raise UsageError("%tfretrace: --watch and --off exclude each other")
+        if args.name and (args.watch or args.off):
+            raise UsageError("%tfretrace: NAME shows one function; --watch and --off take no name")
         if args.watch:
             self._start_watch()
             print("tfretrace: watching every tf.function; %tfretrace --off stops")
@@ -64,11 +80,14 @@ class RetraceMagics(SessionMagics):
             self._stop_watch()
             print("tfretrace: stopped watching")
             return None
+        if args.name:
+            return self._one_function(args.name)
         return self._retrace_table()
 
     def _retrace_table(self):
         from tfmagic.render import RetraceTable
         from tfmagic.retracing import find_functions, trace_history
+        from tfmagic.watch import family_rows
 
         rows = []
         cell_functions = set()
@@ -89,20 +108,47 @@ class RetraceMagics(SessionMagics):
                 continue
             last = history.traces[-1]
             rows.append((name, len(history.traces), last.reason, last.fixes[0] if last.fixes else ""))
+        rows += family_rows(self._log)
         return RetraceTable(rows)
+
+    def _one_function(self, name: str):
+        from tfmagic.retracing import find_functions, is_tf_function
+        from tfmagic.watch import family_report, function_report
+
+        report = family_report(self._log, name)  # functions made anew: all of them, not the last alone
+        if report is not None:
+            return report
+        found = find_functions(self.shell.user_ns)
+        target = found.get(name)
+        if target is None:
+            try:
+                target = eval(name, self.shell.user_ns)  # noqa: S307 -- the user's own expression, as %timeit does
+            except Exception:
+                target = None
+        if target is not None and is_tf_function(target):
+            return function_report(name, target)
+        if target is None:
+            raise UsageError(f"%tfretrace: no tf.function or family of functions named {name!r} "
+                             "(%tfretrace lists them)")
+        raise UsageError(f"%tfretrace: {name} is a {type(target).__name__}, not a tf.function")
 
     def _start_watch(self) -> None:
         from tfmagic.retracing import TraceCounts
 
         if self._watch is None:
             self._watch = TraceCounts()
+            self.shell.events.register("pre_run_cell", self._before_cell)
             self.shell.events.register("post_run_cell", self._after_cell)
         self._watch.snapshot(self._watched())
+        self._log.quiet = True
+        self._log_mark = self._log.count
 
     def _stop_watch(self) -> None:
         if self._watch is not None:
+            self.shell.events.unregister("pre_run_cell", self._before_cell)
             self.shell.events.unregister("post_run_cell", self._after_cell)
             self._watch = None
+            self._log.quiet = False
 
     def _watched(self) -> dict:
         from tfmagic.retracing import find_functions
@@ -111,34 +157,26 @@ class RetraceMagics(SessionMagics):
         found = find_functions(self.shell.user_ns, self._watch.kinds)
         return {k: v for k, v in found.items() if id(v) not in cell_functions}
 
+    def _before_cell(self, info=None) -> None:
+        self._log_mark = self._log.count
+
     def _after_cell(self, result=None) -> None:
-        """Report the retraces the cell caused; the counts seen now are the next cell's baseline."""
+        """Report what the cell traced, one summary per function; the counts seen now are the next cell's baseline."""
         if self._watch is None:
             return
         from tfmagic.render import Notice
-        from tfmagic.retracing import keras_retrace_text, keras_step, retrace_text, trace_history, watched_pitfalls
+        from tfmagic.retracing import trace_history, watched_pitfalls
+        from tfmagic.watch import cell_summaries
 
         functions = self._watched()
-        keras_noted = self._keras_retraces
-        for name, new in self._watch.update(functions).items():
-            step = keras_step(name, functions[name])
-            if step is not None:
-                if id(functions[name]) not in keras_noted and functions[name].experimental_get_tracing_count() > 1:
-                    keras_noted.add(id(functions[name]))
-                    display(Notice(keras_retrace_text(name, step)))
-                continue
-            history = trace_history(functions[name], name)
-            for trace in history.traces[-new:]:
-                if trace.number > 1:
-                    diff = None
-                    if trace.nearest:
-                        from tfmagic.retracing import graph_diff
-
-                        diff = graph_diff(history.traces[trace.nearest - 1].concrete.graph, trace.concrete.graph)
-                    display(Notice(retrace_text(f"tfretrace {name}", trace.number, trace.changes, trace.fixes, diff,
-                                                trace.nearest), level="warning"))
+        new = self._watch.update(functions)
+        events = self._log.since(self._log_mark)
+        self._log_mark = self._log.count
+        for summary in cell_summaries(functions, new, events, self._keras_retraces):
+            display(Notice(summary.text, level=summary.level))
+        for name in new:
             fn = functions[name]
             if id(fn) not in self._watched_pitfalls:
                 self._watched_pitfalls.add(id(fn))
-                for finding in watched_pitfalls(fn, history):
+                for finding in watched_pitfalls(fn, trace_history(fn, name)):
                     display(Notice(f"tfretrace {name}: {finding.text}", level="warning"))

@@ -23,6 +23,8 @@ def _shown(ip, line):
 
 def _watched(ip, source):
     """Run a cell with --watch on and again with it off: (the watch's messages, the two namespaces' values)."""
+    for name in [k for k in ip.user_ns if k.startswith("out")]:
+        del ip.user_ns[name]
     run(ip, "%tfretrace --watch")
     result, captured = run(ip, source)
     assert result.success, result.error_in_exec
@@ -208,3 +210,12 @@ def test_a_graph_that_only_got_new_names_is_the_same_ops(ip):
     assert graph_diff(old, new).text == "the same ops and shapes"
     _, counts = diff_models(build_graph_model(old), build_graph_model(new))
     assert (counts.added, counts.removed) == (0, 0)
+
+
+def test_a_function_no_name_holds_is_summarised_too(ip):
+    run(ip, "def sweep():\n    scale = tf.function(lambda x, k: x * k)\n    return [scale(tf.constant(1.0), k) for k in range(6)]")
+    text, watched, plain = _watched(ip, "out_sweep = sweep()")
+    _same(watched, plain)
+    assert "tfretrace sweep.<lambda> (a tf.function no name holds, line 2 of its cell): 5 retraces in this cell" in text
+    assert "k: Python int 0 -> 1 -> 2 -> ... -> 5" in text and text.count("fix:") == 1
+    assert "tf.constant(k, tf.float32) where it meets float32 tensors" in text  # no graph left to read k's dtype

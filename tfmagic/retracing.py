@@ -226,7 +226,10 @@ tf.TensorSpec([], tf.float32)]), or @tf.function(reduce_retracing=True) (%%tfgra
         elif change.kind == "dtype":
             out[_dtype_fix(change)] = None
         elif change.kind in ("python_value", "type") and "Python" in change.after + change.before:
-            out[f"pass {change.name} as a tensor (tf.constant({change.name})): every new Python value "
+            make = f"tf.constant({change.name})"
+            if "Python int" in change.after:  # an int tensor does not meet a float one: say which dtype
+                make += f", or tf.constant({change.name}, tf.float32) where it meets float32 tensors"
+            out[f"pass {change.name} as a tensor ({make}): every new Python value "
                 "traces a new graph, a tensor's value does not"] = None
         elif change.kind in ("keys", "length"):
             out[f"keep the structure of {change.name.split('[')[0]} fixed (same keys and lengths), "
@@ -515,7 +518,7 @@ def find_functions(namespace: dict, kinds: dict | None = None) -> dict[str, Any]
                 seen.add(id(value))
                 found[name] = value
         elif kind == "model":
-            for attr, fn in _model_functions(value):
+            for attr, fn in _model_functions(value, kinds):
                 if id(fn) not in seen:
                     seen.add(id(fn))
                     found[f"{name}.{attr}"] = fn
@@ -538,8 +541,9 @@ _KERAS_FUNCTIONS = {
 }
 
 
-def _model_functions(model) -> list[tuple[str, Any]]:
-    """A Keras model's tf.functions by attribute: its own steps (found in Keras's closures) and methods."""
+def _model_functions(model, kinds: dict) -> list[tuple[str, Any]]:
+    """A Keras model's tf.functions by attribute: its own steps (found in Keras's closures) and methods
+    (which attributes of its class are tf.functions is found once per class, in ``kinds``)."""
     out = []
     state = vars(model)
     for attr, names in _KERAS_FUNCTIONS.items():
@@ -555,15 +559,25 @@ def _model_functions(model) -> list[tuple[str, Any]]:
     for attr, value in list(state.items()):
         if is_tf_function(value) and attr not in _KERAS_FUNCTIONS:
             out.append((attr, value))
-    for attr in dir(type(model)):
+    methods = kinds.get(("methods", type(model)))
+    if methods is None:
+        methods = kinds[("methods", type(model))] = tuple(_class_functions(type(model)))
+    out += [(attr, getattr(model, attr)) for attr in methods]
+    return out
+
+
+def _class_functions(cls) -> list[str]:
+    """The attributes of a class that are ``tf.function``\\ s (decorated methods)."""
+    out = []
+    for attr in dir(cls):
         if attr.startswith("__"):
             continue
         try:
-            class_value = getattr(type(model), attr)
+            class_value = getattr(cls, attr)
         except AttributeError:
             continue
         if is_tf_function(class_value):
-            out.append((attr, getattr(model, attr)))
+            out.append(attr)
     return out
 
 
@@ -648,9 +662,11 @@ def with_constant_dtype(fixes: list[str], diff: Any) -> list[str]:
     if len(dtypes) != 1:
         return fixes
     dtype = dtypes.pop()
-    if dtype in ("int32", "string"):  # what tf.constant of a Python int or str gives already
+    if dtype == "string":
         return fixes
-    return [re.sub(r"tf\.constant\((\w+)\)", rf"tf.constant(\1, tf.{dtype})", fix) for fix in fixes]
+    made = r"tf.constant(\1)" if dtype == "int32" else rf"tf.constant(\1, tf.{dtype})"
+    return [re.sub(r"tf\.constant\((\w+)\)(, or tf\.constant\(\w+, tf\.float32\) where it meets float32 tensors)?",
+                   made, fix) for fix in fixes]
 
 
 def traces_of(target) -> list[tuple[str, Any]]:

@@ -221,7 +221,7 @@ def _unnamed_summaries(events: list, known: set[int]) -> list[Summary]:
             traces.append(retracing.Trace(number, event.signature, changes if number > 1 else [],
                                           fixes if number > 1 else [], None if number == 1 else nearest + 1))
         family = calls[0].family
-        label = f"tfretrace {family.name} (a tf.function no name holds, {where(family)})"
+        label = f"tfretrace {family.name.replace('.<locals>', '')} (a tf.function no name holds, {where(family)})"
         summary = _function_summary(label, traces, traces, {})
         if summary is not None:
             out.append(summary)

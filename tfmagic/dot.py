@@ -138,8 +138,8 @@ def _readable_label(op: Op, layers: frozenset[str] = frozenset()) -> str:
         return f"{value}\n{op.label}" if op.label else value
     if op.kind == "scope":
         return f"{shown_scope(op.name, layers)}\n{op.type}"
-    lines = [op.type]
-    name = short_name(op)
+    lines = [f"call {op.callee}"] if op.callee else [f"print {op.prints}"] if op.prints else [op.type]
+    name = "" if op.callee or op.prints else short_name(op)
     if name:
         lines.append(name)
     if op.operands:
@@ -373,7 +373,10 @@ class _Writer:
         cluster = f"cluster_{self.cluster_count}"
         sub_prefix = f"{prefix}{op.name}/{label}:"
         self.lines.append(f"{indent}subgraph {quote(cluster)} {{")
-        caption = f"{op.type} {label}" if self.options.readable else f"{op.type} {label}: {sub.name}"
+        if op.callee:  # a call of the user's tf.function: its box is named by the function
+            caption = op.callee if self.options.readable else f"{op.type} {op.callee}: {sub.name}"
+        else:
+            caption = f"{op.type} {label}" if self.options.readable else f"{op.type} {label}: {sub.name}"
         self.lines.append(f'{indent}  label={quote(caption)} tooltip={quote(sub.name)} style="rounded,filled" '
                           f'fillcolor="#faf7ff" color="#6a3fb5" fontcolor="#6a3fb5"')
         self.graph(sub, sub_prefix, indent + "  ", op.name + "/" if self.options.readable else "")

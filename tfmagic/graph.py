@@ -34,7 +34,7 @@ KINDS = ("input", "variable", "constant", "output", "control_flow", "op", "backw
 BACKWARD_SCOPE = "gradient_tape/"
 
 #: How deep function sub-graphs are read (a While inside an If inside a call ...).
-MAX_DEPTH = 4
+MAX_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,11 @@ class Op:
         label: the user's name for it (``u``, ``steps``, ``hidden/kernel``), where it has one.
         operands: in the readable view, the small constants it reads, as its label shows them (``+ 10``).
         arg_names: the names TensorFlow gives its inputs (``x``, ``perm``), where they are one per input.
+        callee: for a call of a ``tf.function`` (``PartitionedCall``), the Python function's name
+            (``inner_function``).
+        prints: in the readable view, what a ``tf.print`` prints (``'Fizz'``, ``i``).
+        bound: for an op whose result a loop, branch or call reads, the name the user's code binds it to
+            (``input_data = tf.transpose(input_data, [1, 0, 2])``: ``input_data``), from the op's traceback.
     """
 
     name: str
@@ -99,6 +104,9 @@ class Op:
     label: str = ""
     operands: list = field(default_factory=list)
     arg_names: tuple[str, ...] = ()
+    callee: str = ""
+    prints: str = ""
+    bound: str = ""
 
     @property
     def scope(self) -> str:
@@ -161,7 +169,7 @@ def _constant_detail(op) -> str:
     return text if len(text) <= 24 else text[:21] + "..."
 
 
-def _lookup_function(graph, name: str):
+def lookup_function(graph, name: str):
     """The function ``name`` as a ``FuncGraph``, looked up in ``graph`` and the graphs around it."""
     current = graph
     while current is not None:
@@ -181,8 +189,8 @@ def _lookup_function(graph, name: str):
 
 
 def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dict | None = None,
-                      labels: dict[str, str] | None = None, variable_names: dict[int, str] | None = None
-                      ) -> GraphModel:
+                      labels: dict[str, str] | None = None, variable_names: dict[int, str] | None = None,
+                      called: bool = False) -> GraphModel:
     """Read a ``tf.Graph`` / ``FuncGraph`` into a :class:`GraphModel`.
 
     Args:
@@ -190,9 +198,11 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
         name: a label for the graph.
         depth: how deep this graph is nested in control flow (sub-graphs stop at :data:`MAX_DEPTH`).
         captured_names: names to show for captured inputs, by placeholder name.
-        labels: the user's names of ops (outputs: ``u``, ``result``), by op name (see ``naming.output_names``).
+        labels: the user's names of ops (outputs: ``u``, ``result``), by op name (see ``naming.output_names``);
+            a key ``(function name, op name)`` names an op of that function's body (a called function's loops).
         variable_names: the user's names of variables, by ``id`` of the variable's handle
             (see ``naming.VariableNames``); other variables keep TensorFlow's name.
+        called: the graph is the body of a call of a ``tf.function``: its inputs are named by its parameters.
 
     Returns:
         The model.
@@ -218,6 +228,10 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
             if external is handle:
                 captured_names.setdefault(internal.op.name, variable.name.split(":")[0])
 
+    parameters = parameter_names(graph) if depth == 0 or called else {}  # a loop's or branch's are TensorFlow's
+    for placeholder, parameter in parameters.items():  # vs_1 -> vs[1]
+        if parameter != placeholder or called:  # a called function's inputs are its parameters
+            labels.setdefault(placeholder, parameter)
     output_tensors = [(t.op.name, t.value_index) for t in getattr(graph, "outputs", ()) if t is not None]
     output_ops = {op_name for op_name, _ in output_tensors}
     input_ops = [t.op.name for t in getattr(graph, "inputs", ())]
@@ -239,6 +253,12 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
         elif tf_op.name in output_ops or (tf_op.name in labels and op_type not in CONTROL_FLOW_ATTRS):
             # labels name the outputs (Grappler's graph has no list of them); a loop's label names its variables
             kind = "output"
+        elif op_type == "StringFormat":  # tf.print's text: its template, as the drawing shows what it prints
+            kind = "output" if tf_op.name in output_ops else "op"
+            try:
+                detail = tf_op.get_attr("template").decode("utf-8", "replace")
+            except (ValueError, AttributeError):
+                detail = ""
         elif tf_op.name.startswith(BACKWARD_SCOPE):
             kind = "backward"
         elif op_type in CONTROL_FLOW_ATTRS:
@@ -247,18 +267,126 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
             kind = "op"
         op = Op(tf_op.name, op_type, kind, outputs, tf_op.device or "", detail,
                 stateful=_is_stateful(tf_op), label=labels.get(tf_op.name, ""), arg_names=_arg_names(tf_op))
+        if op_type in ("PartitionedCall", "StatefulPartitionedCall"):
+            op.callee = python_name(function_attrs(tf_op)[0][1]) if function_attrs(tf_op) else ""
         if op_type in CONTROL_FLOW_ATTRS and depth < MAX_DEPTH:
-            for label, fn_name in _function_attrs(tf_op):
-                sub_graph = _lookup_function(graph, fn_name)
+            for label, fn_name in function_attrs(tf_op):
+                sub_graph = lookup_function(graph, fn_name)
                 if sub_graph is not None:
-                    op.subgraphs.append((label, build_graph_model(sub_graph, fn_name, depth + 1)))
+                    body_labels = {key[1]: text for key, text in labels.items()
+                                   if isinstance(key, tuple) and key[0] == fn_name}
+                    op.subgraphs.append((label, build_graph_model(sub_graph, fn_name, depth + 1, labels=body_labels,
+                                                                  called=bool(op.callee))))
         ops[op.name] = op
         for index, tensor in enumerate(tf_op.inputs):
             edges.append(Edge(tensor.op.name, op.name, _tensor_info(tensor), tensor.value_index, dst_index=index))
         for control in tf_op.control_inputs:
             edges.append(Edge(control.name, op.name, None))
+    for tf_op in graph.get_operations():  # what loops, branches and calls read: by the code's names
+        if tf_op.type in CONTROL_FLOW_ATTRS:
+            for tensor in tf_op.inputs:
+                producer = tensor.op
+                if producer.type not in ("Placeholder", "Const") and producer.name in ops and len(producer.outputs) == 1:
+                    ops[producer.name].bound = ops[producer.name].bound or _bound_name(producer)
     return GraphModel(name or getattr(graph, "name", "graph"), ops, edges, input_ops, sorted(output_ops),
                       output_tensors)
+
+
+#: A line that binds one name: ``state = cell(x, state)`` (not ``a == b``, not ``a, b = ...``).
+_ASSIGNMENT = re.compile(r"\s*([A-Za-z_]\w*)\s*(?::[^=]+)?=(?!=)")
+
+#: Where library code lives: frames there are not the user's.
+_LIBRARY = re.compile(r"[/\\](site-packages|dist-packages|tensorflow|keras|tfmagic)[/\\]")
+
+
+def _bound_name(tf_op) -> str:
+    """The name the user's line that made ``tf_op`` binds, where that line binds one name and ``tf_op`` is the
+    last op it made that the line's own ops do not read further (``y = tf.matmul(x, w) + b``: the add, not the
+    matmul)."""
+    import linecache
+
+    def user_line(op):
+        try:
+            frames = op.traceback
+        except Exception:  # no traceback kept (a graph read from a GraphDef)
+            return None
+        for frame in reversed(frames):
+            if not _LIBRARY.search(frame.filename) and not frame.filename.startswith("<frozen"):
+                return frame.filename, frame.lineno
+        return None
+
+    where = user_line(tf_op)
+    if where is None:
+        return ""
+    match = _ASSIGNMENT.match(linecache.getline(*where))
+    if match is None:
+        return ""
+    for consumer in tf_op.outputs[0].consumers():
+        if consumer.type not in CONTROL_FLOW_ATTRS and user_line(consumer) == where:
+            return ""  # the line goes on computing with it: not what it binds
+    return match.group(1)
+
+
+def python_name(function_name: str) -> str:
+    """The Python name of a traced function: ``__inference_inner_function_42`` -> ``inner_function``.
+
+    >>> python_name("__inference_inner_function_42"), python_name("my_fn")
+    ('inner_function', 'my_fn')
+    """
+    match = re.match(r"^__inference_(.+?)_\d+$", function_name)
+    return match.group(1) if match else function_name
+
+
+def parameter_names(graph) -> dict[str, str]:
+    """A traced function's input placeholders by the parameter (or part of one) each holds: ``x``,
+    ``vs[0]``, ``vs[1]``, ``cfg['k']`` (from the graph's structured input signature; empty where the
+    placeholders do not match it one for one, as with composite tensors)."""
+    signature = getattr(graph, "structured_input_signature", None)
+    inputs = list(getattr(graph, "inputs", ()))
+    if not signature or not inputs:
+        return {}
+    args, kwargs = signature
+    names: list[str] = []
+
+    def leaves(value, path):
+        if isinstance(value, dict):
+            for key in sorted(value):
+                leaves(value[key], f"{path}[{key!r}]")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                leaves(item, f"{path}[{index}]")
+        elif hasattr(value, "dtype") and hasattr(value, "shape") and type(value).__name__ == "TensorSpec":
+            names.append(path)
+        elif hasattr(value, "_type_spec") or type(value).__name__.endswith("Spec"):
+            raise ValueError("composite")  # several placeholders per value: no one-for-one names
+
+    try:
+        for value in list(args) + [kwargs[k] for k in sorted(kwargs)]:
+            if type(value).__name__ == "TensorSpec":
+                names.append(value.name or "")
+                continue
+            first = next(iter(_specs(value)), None)
+            base = re.sub(r"_\d+$", "", first.name) if first is not None and first.name else ""
+            if not base:
+                return {}
+            leaves(value, base)
+    except ValueError:
+        return {}
+    captured = len(getattr(graph, "captures", ()) or ())
+    if len(names) != len(inputs) - captured or not all(names):
+        return {}
+    return {tensor.op.name: name for tensor, name in zip(inputs, names)}
+
+
+def _specs(value):
+    if isinstance(value, dict):
+        for key in sorted(value):
+            yield from _specs(value[key])
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _specs(item)
+    elif type(value).__name__ == "TensorSpec":
+        yield value
 
 
 def _arg_names(tf_op) -> tuple[str, ...]:
@@ -276,7 +404,7 @@ def _is_stateful(tf_op) -> bool:
         return True
 
 
-def _function_attrs(tf_op) -> list[tuple[str, str]]:
+def function_attrs(tf_op) -> list[tuple[str, str]]:
     """The ``(label, function name)`` pairs of a control-flow op."""
     found = []
     for attr, label in CONTROL_FLOW_ATTRS[tf_op.type]:

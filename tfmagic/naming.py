@@ -282,6 +282,29 @@ def control_flow_names(graph, python_function) -> dict[str, str]:
     return found
 
 
+def called_control_flow_names(graph, python_function) -> dict[tuple[str, str], str]:
+    """:func:`control_flow_names` for the bodies of the ``tf.function``\\ s that ``graph`` calls, found by
+    name in the calling function's globals (a cell's: the notebook's names).
+
+    Returns:
+        ``{(function name, op name): "i"}`` (the keys :func:`tfmagic.graph.build_graph_model` reads for bodies).
+    """
+    from tfmagic.graph import function_attrs, lookup_function, python_name
+
+    found = {}
+    names = getattr(python_function, "__globals__", {})
+    for op in graph.get_operations():
+        if op.type not in ("PartitionedCall", "StatefulPartitionedCall"):
+            continue
+        for _, fn_name in function_attrs(op):
+            callee = names.get(python_name(fn_name))
+            inner = getattr(callee, "python_function", None)
+            body = lookup_function(graph, fn_name) if inner is not None else None
+            if body is not None:
+                found.update({(fn_name, k): v for k, v in control_flow_names(body, inner).items()})
+    return found
+
+
 def _string_tuple(node) -> tuple[str, ...] | None:
     if isinstance(node, ast.Tuple) and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
         return tuple(e.value for e in node.elts)

@@ -28,6 +28,7 @@ import collections
 import copy
 import re
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclasses_replace
 
 from tfmagic.graph import Edge, GraphModel, Op
 
@@ -41,6 +42,7 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "forward": ("body input only forwarded or unread", "body inputs only forwarded or unread"),
     "unused": ("unused op (never runs)", "unused ops (never run)"),
     "constant": ("constant shown in the op that reads it", "constants shown in the ops that read them"),
+    "format": ("tf.print format shown in its print", "tf.print formats shown in their prints"),
 }
 
 #: How a constant operand reads beside a binary op: ``+ 10``, ``\u00d7 3.0``.
@@ -120,6 +122,7 @@ class _Simplifier:
         self._fold("Identity", "identity")
         self._sweep("unused", placeholders=False)
         self._fold_constants()
+        self._fold_prints()
         self._operands_text()
         self._drop_loop_bookkeeping()
         self._sweep("bookkeeping", placeholders=True)
@@ -140,6 +143,26 @@ class _Simplifier:
         self.edges = [e for e in self.edges if not e.control]
         self._remove_all({n: "noop" for n, op in self.ops.items() if op.type == "NoOp"})
 
+    def _fold_prints(self) -> None:
+        """``tf.print``: the StringFormat that makes its text goes into the print, which says what it prints
+        (``print 'Fizz'``, ``print i``); what the format read feeds the print."""
+        for name, op in list(self.ops.items()):
+            ins = self._in(name)
+            if op.type != "PrintV2" or len(ins) != 1 or self.ops.get(ins[0].src) is None:
+                continue
+            fmt = self.ops[ins[0].src]
+            if fmt.type != "StringFormat" or len(self._out(fmt.name)) != 1 or fmt.kind == "output":
+                continue
+            reads = self._in(fmt.name)
+            if fmt.detail == "{}" and len(reads) == 1 and reads[0].src in self.ops:
+                op.prints = _shown_name(self.ops[reads[0].src])
+            else:
+                op.prints = repr(fmt.detail)
+            moved = [dataclasses_replace(e, dst=name) for e in reads]
+            self.edges = [e for e in self.edges if e.dst != fmt.name and e.src != fmt.name] + moved
+            del self.ops[fmt.name]
+            self.hidden.add("format")
+
     def _name_inputs(self) -> None:
         """A function body's inputs take the names of what feeds them outside; its outputs say what they are."""
         if not self.role:
@@ -147,6 +170,11 @@ class _Simplifier:
         forwarded = self._forwarded_slots()
         for index, name in enumerate(self.model.inputs):
             op = self.ops.get(name)
+            if op is not None and op.label and self.role == "function" and index < len(self.slot_labels):
+                value = self.slot_labels[index][1]  # a parameter fed a constant: the value it was called with
+                if value:
+                    op.label = f"{op.label} = {value}"
+                continue
             if op is not None and not op.label and index < len(self.slot_labels):
                 user, value = self.slot_labels[index]
                 loop_var = self.role.startswith("while") and index not in forwarded
@@ -239,6 +267,8 @@ class _Simplifier:
             return named or ("" if loop else f"{src.name.rsplit('/', 1)[-1]} result"), ""
         if src.label:
             return src.label, ""
+        if src.bound:  # input_data = tf.transpose(input_data, ...): the name the code gives it
+            return src.bound, ""
         if src.kind in ("input", "variable"):
             return (src.detail if src.detail and src.detail != "captured" else src.name.rsplit("/", 1)[-1]), ""
         if src.kind == "constant":
@@ -384,6 +414,12 @@ def _copy_op(op: Op) -> Op:
     new = copy.copy(op)
     new.subgraphs, new.operands = list(op.subgraphs), list(op.operands)
     return new
+
+
+def _shown_name(op: Op) -> str:
+    """How the drawing names what an op holds, without the notes about where a loop started (``i``)."""
+    name = op.label or (op.detail if op.kind in ("input", "constant") and op.detail else "") or op.name
+    return re.sub(r" (\(from .*\)|= .*)$", "", name)
 
 
 def short_name(op: Op) -> str:

@@ -324,13 +324,15 @@ class TfGraphMagics(SessionMagics):
     def _graph_labels(graph, function, cell: bool, args) -> dict[str, str]:
         """Outputs by what they become (a cell's names, or the returned structure), and in the readable view
         the variables of loops and branches as AutoGraph names them."""
-        from tfmagic.naming import control_flow_names, output_names
+        from tfmagic.naming import called_control_flow_names, control_flow_names, output_names
 
         labels = output_names(graph, cell=cell)
         python_function = getattr(function, "python_function", None)
         if args.ops == "readable" and python_function is not None and getattr(args, "autograph", True) and any(
                 op.type in ("While", "StatelessWhile", "If", "StatelessIf") for op in graph.get_operations()):
             labels.update(control_flow_names(graph, python_function))
+        if args.ops == "readable" and python_function is not None:
+            labels.update(called_control_flow_names(graph, python_function))
         return labels
 
     def _is_cell_function(self, function) -> bool:

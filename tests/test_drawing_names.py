@@ -1,0 +1,124 @@
+"""Drawings of code written in the styles public tutorials use speak the code's names (issue 19): calls by the
+Python function's name, inputs by their parameters (a list's parts as vs[0]), what a loop reads by the name
+the code binds, every branch of nested ifs inside a loop, and what each tf.print prints.
+
+Each test draws in a real shell and reads the drawing's own texts (its DOT, read back by Graphviz) and the
+inline SVG's width at full scale.
+"""
+
+import re
+
+import pygraphviz
+
+from .shellutil import run
+
+#: A notebook's output area shows about this many points at full scale.
+NOTEBOOK_WIDTH = 1000
+
+FUNCTIONS = '''
+@tf.function
+def inner_function(x, y, b):
+    return tf.matmul(x, y) + b
+
+@tf.function
+def outer_function(x):
+    y = tf.constant([[2.0], [3.0]])
+    b = tf.constant(4.0)
+    return inner_function(x, y, b)
+
+@tf.function
+def weighted(x, vs):
+    return x * vs[0] + vs[1]
+
+rnn_cell = lambda x, s: tf.tanh(x + s)
+
+@tf.function
+def dynamic_rnn(rnn_cell, input_data, initial_state):
+    input_data = tf.transpose(input_data, [1, 0, 2])
+    max_seq_len = input_data.shape[0]
+    states = tf.TensorArray(tf.float32, size=max_seq_len)
+    state = initial_state
+    for i in tf.range(max_seq_len):
+        state = rnn_cell(input_data[i], state)
+        states = states.write(i, state)
+    return tf.transpose(states.stack(), [1, 0, 2])
+
+@tf.function
+def fizzbuzz(n):
+    for i in tf.range(1, n + 1):
+        if i % 15 == 0:
+            tf.print('FizzBuzz')
+        elif i % 3 == 0:
+            tf.print('Fizz')
+        elif i % 5 == 0:
+            tf.print('Buzz')
+        else:
+            tf.print(i)
+'''
+
+
+def _drawing(ip, tmp_path, line_or_cell):
+    """Draw (a %tfgraph line, or a %%tfgraph cell) and return (the labels of every node and box, the SVG)."""
+    path = tmp_path / "drawing.dot"
+    if line_or_cell.startswith("%%"):
+        head, _, body = line_or_cell.partition("\n")
+        source = f"{head} -o {path}\n{body}"
+    else:
+        source = f"{line_or_cell} -o {path}"
+    result, captured = run(ip, source)
+    assert result.success, result.error_in_exec
+    graph = pygraphviz.AGraph(string=path.read_text())
+    labels = [graph.get_node(n).attr["label"].replace("\\n", "\n") for n in graph.nodes()]
+    labels += [sub.graph_attr.get("label", "") for sub in _clusters(graph)]
+    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    return labels, svg
+
+
+def _clusters(graph):
+    for sub in graph.subgraphs():
+        yield sub
+        yield from _clusters(sub)
+
+
+def _width(svg: str) -> float:
+    return float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1))
+
+
+def test_a_call_is_named_by_the_function_and_its_inputs_by_its_parameters(ip, tmp_path):
+    run(ip, FUNCTIONS)
+    run(ip, "outer_function(tf.constant([[1.0, 2.0]]))")
+    labels, svg = _drawing(ip, tmp_path, "%tfgraph outer_function")
+    text = "\n".join(labels)
+    assert "call inner_function" in labels and "inner_function" in labels  # the node and its body's box
+    assert "PartitionedCall" not in text
+    inputs = {label.split("\n")[0] for label in labels}
+    assert {"x", "y = [2.0, 3.0]", "b = 4.0"} <= inputs  # the parameters, with the values they were called with
+    assert _width(svg) <= NOTEBOOK_WIDTH
+
+
+def test_a_list_arguments_parts_are_named_by_index(ip, tmp_path):
+    run(ip, FUNCTIONS)
+    run(ip, "weighted(tf.constant(1.0), [tf.constant(2.0), tf.constant(3.0)])")
+    labels, _ = _drawing(ip, tmp_path, "%tfgraph weighted")
+    inputs = {label.split("\n")[0] for label in labels}
+    assert {"x", "vs[0]", "vs[1]"} <= inputs and "vs_1" not in inputs
+
+
+def test_what_a_loop_reads_is_named_as_the_code_binds_it(ip, tmp_path):
+    run(ip, FUNCTIONS)
+    run(ip, "dynamic_rnn(rnn_cell, tf.random.uniform([2, 5, 3]), tf.zeros([2, 3]))")
+    labels, svg = _drawing(ip, tmp_path, "%tfgraph dynamic_rnn")
+    text = "\n".join(labels)
+    assert "while/" not in text and "strided_slice/transpose" not in text
+    assert "input_data\nfloat32[5,2,3]" in labels  # the transposed input, inside the loop body
+    assert "state\nfloat32[2,3]" in labels and "next state\nfloat32[2,3]" in labels
+    assert _width(svg) <= NOTEBOOK_WIDTH
+
+
+def test_every_branch_of_fizzbuzz_is_drawn_with_what_it_prints(ip, tmp_path):
+    run(ip, FUNCTIONS)
+    labels, svg = _drawing(ip, tmp_path, "%%tfgraph\nfizzbuzz(tf.constant(15))")  # a cell calling it: one level more
+    for printed in ("print 'FizzBuzz'", "print 'Fizz'", "print 'Buzz'", "print i"):
+        assert printed in labels, printed
+    assert "call fizzbuzz" in labels and not any(label.startswith(("StringFormat", "PrintV2")) for label in labels)
+    assert _width(svg) <= NOTEBOOK_WIDTH

@@ -122,3 +122,46 @@ def test_every_branch_of_fizzbuzz_is_drawn_with_what_it_prints(ip, tmp_path):
         assert printed in labels, printed
     assert "call fizzbuzz" in labels and not any(label.startswith(("StringFormat", "PrintV2")) for label in labels)
     assert _width(svg) <= NOTEBOOK_WIDTH
+
+
+def test_a_jacobian_is_one_node_and_the_forward_pass_is_what_one_sees(ip, tmp_path):
+    run(ip, "dense = tf.keras.layers.Dense(2, name='dense')\nxj = tf.random.normal([3, 4])\n_ = dense(xj)")
+    cell = "%%tfgraph\nwith tf.GradientTape() as tape:\n    yj = dense(xj)\nj = tape.jacobian(yj, dense.kernel)"
+    labels, svg = _drawing(ip, tmp_path, cell)
+    call = next(label for label in labels if label.startswith("jacobian(yj, dense.kernel)"))
+    assert re.search(r"\n1\d\d ops$", call)  # the backward pass and pfor's plumbing, counted in the node
+    assert "MatMul" in labels and "BiasAdd" in labels  # the forward pass, op by op
+    assert not any("pfor" in label or "gradient_tape" in label for label in labels)
+    assert len(labels) < 20 and _width(svg) <= NOTEBOOK_WIDTH
+    labels_all, _ = _drawing(ip, tmp_path, cell.replace("%%tfgraph", "%%tfgraph --ops all", 1))
+    assert len(labels_all) > 100  # --ops all opens it
+
+
+BLOCK = '''
+mha = tf.keras.layers.MultiHeadAttention(num_heads=2, key_dim=8, name="attention")
+norm1 = tf.keras.layers.LayerNormalization(name="norm1")
+norm2 = tf.keras.layers.LayerNormalization(name="norm2")
+ffn = tf.keras.layers.Dense(16, name="ffn")
+
+@tf.function
+def block(x):
+    h = norm1(x + mha(x, x))
+    return norm2(h + ffn(h))
+
+_ = block(tf.random.normal([2, 5, 16]))
+'''
+
+
+def test_an_attention_block_too_tall_to_read_starts_collapsed_by_layer(ip, tmp_path):
+    run(ip, BLOCK)
+    result, captured = run(ip, f"%tfgraph block -o {tmp_path / 'b.svg'}")
+    assert result.success
+    note = captured.outputs[0].data["text/plain"]
+    assert re.search(r"111 ops drawn as \d+ nodes, collapsed by name scope \(depth 1; expanded, it would be about "
+                     r"[\d,]+ pt tall\)", note)
+    labels, svg = _drawing(ip, tmp_path, "%tfgraph block")
+    names = {label.split("\n")[0] for label in labels}
+    assert {"attention", "norm1", "norm2", "ffn"} <= names  # the layers, by the names the code gave them
+    assert _width(svg) <= NOTEBOOK_WIDTH and float(re.search(r'height="([\d.]+)pt"', svg).group(1)) < 1000
+    labels, _ = _drawing(ip, tmp_path, "%tfgraph block --expand attention")
+    assert "Softmax" in labels  # --expand opens a layer

@@ -83,6 +83,7 @@ class DotOptions:
     readable: bool = False  # the readable view's labels and scope boxes (see readable.py)
     heat: dict | None = None  # node name -> share of the profiled op time (profile.py), fills the nodes
     times: dict | None = None  # node name -> tooltip text of its time
+    layers: frozenset | None = None  # the Keras layers' names, read before collapsing hid the variables
 
 
 def quote(text: str) -> str:
@@ -444,7 +445,7 @@ def build_dot(model: GraphModel, options: DotOptions = DotOptions()) -> str:
     colours = {d: DEVICE_COLOURS[i % len(DEVICE_COLOURS)] for i, d in enumerate(devices)} if len(devices) > 1 else {}
     writer = _Writer(options, edge_count, colours)
     if options.readable:
-        writer.layers = layer_names(model)
+        writer.layers = options.layers if options.layers is not None else layer_names(model)
     writer.graph(model, "", "  ")
     body = writer.lines
     lines = [part for line in (options.title or model.name).split("\n")  # a list of counts breaks at its commas

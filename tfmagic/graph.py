@@ -90,6 +90,8 @@ class Op:
         prints: in the readable view, what a ``tf.print`` prints (``'Fizz'``, ``i``).
         bound: for an op whose result a loop, branch or call reads, the name the user's code binds it to
             (``input_data = tf.transpose(input_data, [1, 0, 2])``: ``input_data``), from the op's traceback.
+        made_by: for an op a ``tape.gradient`` / ``jacobian`` / ``batch_jacobian`` call made, that call as
+            the user's line writes it (``jacobian(y, layer.kernel)``): the readable view draws each as one node.
     """
 
     name: str
@@ -107,6 +109,7 @@ class Op:
     callee: str = ""
     prints: str = ""
     bound: str = ""
+    made_by: str = ""
 
     @property
     def scope(self) -> str:
@@ -282,6 +285,9 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
             edges.append(Edge(tensor.op.name, op.name, _tensor_info(tensor), tensor.value_index, dst_index=index))
         for control in tf_op.control_inputs:
             edges.append(Edge(control.name, op.name, None))
+    if any(name.startswith(BACKWARD_SCOPE) for name in ops):  # a tape's gradient in the graph: which call made it
+        for tf_op in graph.get_operations():
+            ops[tf_op.name].made_by = _gradient_call(tf_op)
     for tf_op in graph.get_operations():  # what loops, branches and calls read: by the code's names
         if tf_op.type in CONTROL_FLOW_ATTRS:
             for tensor in tf_op.inputs:
@@ -299,30 +305,46 @@ _ASSIGNMENT = re.compile(r"\s*([A-Za-z_]\w*)\s*(?::[^=]+)?=(?!=)")
 _LIBRARY = re.compile(r"[/\\](site-packages|dist-packages|tensorflow|keras|tfmagic)[/\\]")
 
 
+#: A tape's gradient call on a user's line: ``tape.jacobian(y, layer.kernel)``.
+_GRADIENT_CALL = re.compile(r"\.(gradient|jacobian|batch_jacobian)\((.*)\)")
+
+
+def _user_line(tf_op) -> tuple[str, int] | None:
+    """Where in the user's code (not TensorFlow's, Keras's or tfmagic's) ``tf_op`` was made."""
+    try:
+        frames = tf_op.traceback
+    except Exception:  # no traceback kept (a graph read from a GraphDef)
+        return None
+    for frame in reversed(frames):
+        if not _LIBRARY.search(frame.filename) and not frame.filename.startswith("<frozen"):
+            return frame.filename, frame.lineno
+    return None
+
+
+def _gradient_call(tf_op) -> str:
+    import linecache
+
+    where = _user_line(tf_op)
+    if where is None:
+        return ""
+    match = _GRADIENT_CALL.search(linecache.getline(*where))
+    return f"{match.group(1)}({match.group(2).strip()})" if match else ""
+
+
 def _bound_name(tf_op) -> str:
     """The name the user's line that made ``tf_op`` binds, where that line binds one name and ``tf_op`` is the
     last op it made that the line's own ops do not read further (``y = tf.matmul(x, w) + b``: the add, not the
     matmul)."""
     import linecache
 
-    def user_line(op):
-        try:
-            frames = op.traceback
-        except Exception:  # no traceback kept (a graph read from a GraphDef)
-            return None
-        for frame in reversed(frames):
-            if not _LIBRARY.search(frame.filename) and not frame.filename.startswith("<frozen"):
-                return frame.filename, frame.lineno
-        return None
-
-    where = user_line(tf_op)
+    where = _user_line(tf_op)
     if where is None:
         return ""
     match = _ASSIGNMENT.match(linecache.getline(*where))
     if match is None:
         return ""
     for consumer in tf_op.outputs[0].consumers():
-        if consumer.type not in CONTROL_FLOW_ATTRS and user_line(consumer) == where:
+        if consumer.type not in CONTROL_FLOW_ATTRS and _user_line(consumer) == where:
             return ""  # the line goes on computing with it: not what it binds
     return match.group(1)
 
@@ -562,6 +584,50 @@ def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) ->
     return GraphModel(model.name, ops, edges, inputs, outputs)
 
 
+#: A drawing expected taller than this (points, about two screens) starts collapsed by name scope, where
+#: that leaves at most half the nodes: one sees the layers first, and --expand opens them.
+TALL = 2000
+
+#: About how many points one rank of a drawing takes (a node and the labelled edge below it).
+_RANK_HEIGHT = 72
+
+
+def _height(model: GraphModel) -> int:
+    """About how tall a drawing of ``model`` is, from its longest chain of ops (bodies below their op)."""
+    inputs: dict[str, list[str]] = {name: [] for name in model.ops}
+    for edge in model.edges:
+        if not edge.control and edge.dst in inputs and edge.src in model.ops:
+            inputs[edge.dst].append(edge.src)
+    ranks: dict[str, int] = {}
+
+    def rank(name: str) -> int:
+        stack = [name]
+        while stack:
+            current = stack[-1]
+            pending = [src for src in inputs[current] if src not in ranks]
+            if pending and current not in ranks:
+                ranks.setdefault(current, 0)  # a cycle (none in a traced graph) ends here
+                stack.extend(pending)
+                continue
+            stack.pop()
+            ranks[current] = 1 + max((ranks.get(src, 0) for src in inputs[current]), default=0)
+        return ranks[name]
+
+    longest = max((rank(name) for name in model.ops), default=0)
+    bodies = max((_height(sub) for op in model.ops.values() for _, sub in op.subgraphs), default=0)
+    return longest * _RANK_HEIGHT + bodies
+
+
+def _tall_enough_to_collapse(model: GraphModel) -> int:
+    """The expected height when the expanded drawing is taller than :data:`TALL` and collapsing by name
+    scope leaves at most half the nodes; else 0."""
+    height = _height(model)
+    if height <= TALL:
+        return 0
+    collapsed = collapse(model, _first_branching_depth(model))
+    return height if 1 < len(collapsed.ops) <= len(model.ops) // 2 else 0
+
+
 def cut(model: GraphModel, max_nodes: int) -> GraphModel:
     """The first ``max_nodes`` ops (in the order they were made), the edges among them, no function bodies."""
     kept = {}
@@ -594,7 +660,10 @@ def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None
     (the readable view): whether a graph starts collapsed depends on TensorFlow's op count, in every view.
     """
     total = model.total_ops() if total is None else total
-    if depth is not None or expand or total > COLLAPSE_ABOVE:
+    tall = 0
+    if depth is None and not expand and total <= COLLAPSE_ABOVE:
+        tall = _tall_enough_to_collapse(model)
+    if depth is not None or expand or total > COLLAPSE_ABOVE or tall:
         depth = depth or _first_branching_depth(model)
         view = collapse(model, depth, expand)
         scopes = {op.name.rsplit("/", 1)[0] for op in model.ops.values()} | set(model.ops)
@@ -604,7 +673,8 @@ def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None
         how = (f"depth {depth}" + (f", {', '.join(opened)} expanded" if opened else "")
                + (f"; no scope matches --expand {', '.join(unmatched)}" if unmatched else ""))
         if len(view.ops) <= max_nodes:
-            note = (f"{total} ops drawn as {len(view.ops)} nodes, collapsed by name scope ({how}); "
+            why = f"; expanded, it would be about {tall:,} pt tall" if tall else ""
+            note = (f"{total} ops drawn as {len(view.ops)} nodes, collapsed by name scope ({how}{why}); "
                     "--expand SCOPE or --depth N opens them")
             return view, note
     if model.total_ops() <= max_nodes:  # the nodes drawn (fewer than TensorFlow's ops in the readable view)

@@ -43,6 +43,7 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "unused": ("unused op (never runs)", "unused ops (never run)"),
     "constant": ("constant shown in the op that reads it", "constants shown in the ops that read them"),
     "format": ("tf.print format shown in its print", "tf.print formats shown in their prints"),
+    "gradient": ("op of a tape's gradient call drawn as its call", "ops of tape gradient calls drawn as their calls"),
 }
 
 #: How a constant operand reads beside a binary op: ``+ 10``, ``\u00d7 3.0``.
@@ -116,6 +117,7 @@ class _Simplifier:
 
     def run(self) -> GraphModel:
         self._drop_control()
+        self._fold_gradient_calls()
         self._name_inputs()
         bodies = self._body_roles()  # before bookkeeping goes: the slot labels read what feeds each op
         self._fold("ReadVariableOp", "read")
@@ -142,6 +144,38 @@ class _Simplifier:
         self.hidden.add("control", len(control))
         self.edges = [e for e in self.edges if not e.control]
         self._remove_all({n: "noop" for n, op in self.ops.items() if op.type == "NoOp"})
+
+    def _fold_gradient_calls(self) -> None:
+        """Each ``tape.gradient`` / ``jacobian`` / ``batch_jacobian`` call is one node (``jacobian(y, x)``, with
+        what it reads and returns), not the hundred ops of its backward pass and ``pfor`` plumbing."""
+        groups: dict[str, list[str]] = {}
+        for name, op in self.ops.items():
+            if op.made_by and op.kind not in ("input", "variable", "output"):
+                groups.setdefault(op.made_by, []).append(name)
+        for call, members in groups.items():
+            if len(members) < 2:
+                continue
+            inside = set(members)
+            count = len(members) + sum(sub.total_ops() for n in members for _, sub in self.ops[n].subgraphs)
+            node = Op(call, f"{count} ops", "scope", [], self.ops[members[0]].device, f"scope {call}")
+            edges, seen = [], set()
+            for edge in self.edges:
+                src = call if edge.src in inside else edge.src
+                dst = call if edge.dst in inside else edge.dst
+                if src == dst == call:
+                    continue
+                if call in (src, dst):
+                    key = (src, edge.src_index if src != call else 0, dst)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    edge = dataclasses_replace(edge, src=src, dst=dst, src_index=edge.src_index if src != call else 0)
+                edges.append(edge)
+            for name in members:
+                del self.ops[name]
+            self.ops[call] = node
+            self.edges = edges
+            self.hidden.add("gradient", len(members) - 1)
 
     def _fold_prints(self) -> None:
         """``tf.print``: the StringFormat that makes its text goes into the print, which says what it prints

@@ -390,7 +390,11 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
         summary, total, model, view, notes, hidden = _view(model, max_nodes, depth, expand, ops)
         caption = "\n".join([title, *notes])
         heat, times = _heat(view, profile) if profile is not None else (None, None)
-        options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat, times=times)
+        from tfmagic.dot import layer_names
+
+        layers = layer_names(model) if ops == "readable" else None  # the collapsed view has no variables to read
+        options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat, times=times,
+                             layers=layers)
         dot_source = build_dot(view, options)
     wanted = tuple(dict.fromkeys(("svg", *formats)))
     try:

@@ -36,7 +36,8 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert any("MatMul" in s for s in svgs)
     texts = [o.get("data", {}).get("text/plain", "") for o in outputs]
     assert any("retraced: trace 2" in t and "a: float32[2] -> float32[3]" in t for t in texts)
-    assert any("tfretrace tf_cube: retraced: trace 4" in t and "x: Python int 10 -> 20" in t for t in texts)
+    assert any("tfretrace tf_cube: 2 retraces in this cell (4 traces now):" in t and
+               "trace 4 (against trace 3): x: Python int 10 -> 20" in t for t in texts)  # one summary per cell
     assert any("this Python for loop over range() was unrolled" in t for t in texts)
     assert any("w1      scalar     float32  36" in t and "w2      scalar     float32  10" in t for t in texts)
     assert any("c1 is a constant tensor" in t and "add --watch c1" in t for t in texts)

@@ -23,6 +23,9 @@ from tfmagic import retracing
 #: A summary lists at most this many values of a changing argument (the first ones, then the last).
 MAX_VALUES = 5
 
+#: A cell's retraces of one function up to this many are listed one a line; more are told as a sequence.
+MAX_LISTED = 3
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -165,10 +168,18 @@ def _function_summary(label: str, traces: list, new: list, objects: dict[str, li
         changes = [_with_objects(c, objects) for c in trace.changes]
         diff = _diff(traces, trace)
         return Summary(retracing.retrace_text(label, trace.number, changes, trace.fixes, diff, trace.nearest))
-    names = list(dict.fromkeys(c.name for t in retraces for c in t.changes))
-    first = min((t.nearest or t.number) for t in retraces) - 1
-    parts = [_sequence(n, traces, first) for n in names] or ["a signature TensorFlow could not reuse"]
-    lines = [f"{label}: {len(retraces)} retraces in this cell ({len(traces)} traces now): " + "; ".join(parts)]
+    head = f"{label}: {len(retraces)} retraces in this cell ({len(traces)} traces now)"
+    if len(retraces) <= MAX_LISTED:  # a few: each on its line, against the trace it was compared with
+        lines = [head + ":"]
+        for trace in retraces:
+            changes = "; ".join(_with_objects(c, objects).text for c in trace.changes) or \
+                "a signature TensorFlow could not reuse"
+            lines.append(f"  trace {trace.number} (against trace {trace.nearest}): {changes}")
+    else:  # many: the sequence of each argument's values
+        names = list(dict.fromkeys(c.name for t in retraces for c in t.changes))
+        first = min((t.nearest or t.number) for t in retraces) - 1
+        parts = [_sequence(n, traces, first) for n in names] or ["a signature TensorFlow could not reuse"]
+        lines = [f"{head}: " + "; ".join(parts)]
     diff = _diff(traces, retraces[-1])
     if diff is not None:
         lines.append(f"  graph (trace {retraces[-1].number} against trace {retraces[-1].nearest}): {diff.text}")

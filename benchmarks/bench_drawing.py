@@ -16,6 +16,9 @@ is reported as such. Targets (issue 8): ResNet-50 forward default view <= 1 s; e
 than tfgraphviz and within 1.25x of Graphviz alone with the same attributes; training step default
 view <= 3 s.
 
+The tfgraphviz and Graphviz-alone columns need `pip install tfgraphviz` (not one of tfmagic's
+dependencies); without it the script says so once and prints "-" there.
+
 Usage: python benchmarks/bench_drawing.py [--budget S] [--only NAME]
 """
 
@@ -127,12 +130,18 @@ def tensorboard_route(call):
     return time.perf_counter() - start
 
 
+#: A column left out (tfgraphviz not installed).
+SKIPPED = "skipped"
+
+
 def fmt(seconds):
+    if seconds is SKIPPED:
+        return "-"
     return "timeout" if seconds is None else f"{seconds:7.2f}s"
 
 
 def ratio(a, b):
-    return "   -  " if a is None or b is None or b == 0 else f"{a / b:5.2f}x"
+    return "   -  " if a is None or b is None or SKIPPED in (a, b) or b == 0 else f"{a / b:5.2f}x"
 
 
 def main():
@@ -140,6 +149,12 @@ def main():
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per layout before giving up")
     parser.add_argument("--only", help="only this model (MLP, 'small CNN', ResNet-50)")
     args = parser.parse_args()
+    try:
+        import tfgraphviz  # noqa: F401
+        have_tfgraphviz = True
+    except ImportError:
+        have_tfgraphviz = False
+        print("tfgraphviz is not installed (pip install tfgraphviz): its columns and Graphviz alone's are left out")
     print("default / every op: tfmagic's readable view (the default); 'ops all': the same with --ops all")
     print(f"{'graph':28} {'ops':>6} {'default':>9} {'nodes':>6} {'ops all':>9} {'nodes':>6} {'read/all':>8} "
           f"{'every op':>9} {'nodes':>6} {'ops all':>9} {'nodes':>6} {'read/all':>8} "
@@ -156,15 +171,17 @@ def main():
             default_all, default_all_nodes = timed_draw(graph, args.budget, "all")
             every, every_nodes = timed_draw(graph, args.budget, max_nodes=10**6, depth=99)
             every_all, every_all_nodes = timed_draw(graph, args.budget, "all", max_nodes=10**6, depth=99)
-            layer_dot, layer_build = tfgraphviz_dot(graph, 2)
-            layer_layout = timed_layout(layer_dot, args.budget)
-            all_dot, all_build = tfgraphviz_dot(graph, 99)
-            all_layout = timed_layout(all_dot, args.budget)
-            tfgv_layer = None if layer_layout is None else layer_build + layer_layout
-            tfgv_all = None if all_layout is None else all_build + all_layout
-            alone = all_layout
-            attrs_dot = all_dot.replace("digraph G {", "digraph G {\n\tgraph [nslimit=1 splines=line]", 1)
-            with_attrs = timed_layout(attrs_dot, args.budget)
+            tfgv_layer = tfgv_all = alone = with_attrs = SKIPPED
+            if have_tfgraphviz:
+                layer_dot, layer_build = tfgraphviz_dot(graph, 2)
+                layer_layout = timed_layout(layer_dot, args.budget)
+                all_dot, all_build = tfgraphviz_dot(graph, 99)
+                all_layout = timed_layout(all_dot, args.budget)
+                tfgv_layer = None if layer_layout is None else layer_build + layer_layout
+                tfgv_all = None if all_layout is None else all_build + all_layout
+                alone = all_layout
+                attrs_dot = all_dot.replace("digraph G {", "digraph G {\n\tgraph [nslimit=1 splines=line]", 1)
+                with_attrs = timed_layout(attrs_dot, args.budget)
             board = tensorboard_route(call)
             print(f"{name + ' ' + kind:28} {ops:6d} {fmt(default):>9} {default_nodes:6d} {fmt(default_all):>9} "
                   f"{default_all_nodes:6d} {ratio(default, default_all):>8} {fmt(every):>9} {every_nodes:6d} "

@@ -285,9 +285,8 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
             edges.append(Edge(tensor.op.name, op.name, _tensor_info(tensor), tensor.value_index, dst_index=index))
         for control in tf_op.control_inputs:
             edges.append(Edge(control.name, op.name, None))
-    if any(name.startswith(BACKWARD_SCOPE) for name in ops):  # a tape's gradient in the graph: which call made it
-        for tf_op in graph.get_operations():
-            ops[tf_op.name].made_by = _gradient_call(tf_op)
+    for op_name, call in _gradient_calls(graph.get_operations()).items():  # a tape's gradient: which call made it
+        ops[op_name].made_by = call
     for tf_op in graph.get_operations():  # what loops, branches and calls read: by the code's names
         if tf_op.type in CONTROL_FLOW_ATTRS:
             for tensor in tf_op.inputs:
@@ -321,14 +320,50 @@ def _user_line(tf_op) -> tuple[str, int] | None:
     return None
 
 
-def _gradient_call(tf_op) -> str:
+def _gradient_calls(tf_ops: list) -> dict[str, str]:
+    """Op name -> the tape call that made it (``jacobian(y, layer.kernel)``), for the ops a ``tape.gradient`` /
+    ``jacobian`` / ``batch_jacobian`` line made.
+
+    A line's ops are made one after another, so the lines are read at the edges of runs only (halving
+    each stretch whose two ends are on different lines), from just before the first backward op on:
+    reading an op's traceback costs tens of microseconds, and a training step has thousands of ops.
+    """
     import linecache
 
-    where = _user_line(tf_op)
-    if where is None:
-        return ""
-    match = _GRADIENT_CALL.search(linecache.getline(*where))
-    return f"{match.group(1)}({match.group(2).strip()})" if match else ""
+    first = next((i for i, op in enumerate(tf_ops) if op.name.startswith(BACKWARD_SCOPE)), None)
+    if first is None:
+        return {}
+    lines: dict[int, tuple[str, int] | None] = {}
+
+    def line(i):
+        if i not in lines:
+            lines[i] = _user_line(tf_ops[i])
+        return lines[i]
+
+    start = first
+    while start > 0 and line(start - 1) == line(first):  # what the call made before its backward pass (pfor's)
+        start -= 1
+    owner: dict[int, tuple[str, int] | None] = {}
+    stretches = [(start, len(tf_ops) - 1)]
+    while stretches:
+        lo, hi = stretches.pop()
+        if line(lo) == line(hi) or hi - lo <= 1:
+            for i in range(lo, hi + 1):
+                owner[i] = line(lo) if line(lo) == line(hi) or i == lo else line(hi)
+            continue
+        mid = (lo + hi) // 2
+        stretches += [(lo, mid), (mid, hi)]
+    calls: dict[tuple[str, int], str] = {}
+    found = {}
+    for i, where in owner.items():
+        if where is None:
+            continue
+        if where not in calls:
+            match = _GRADIENT_CALL.search(linecache.getline(*where))
+            calls[where] = f"{match.group(1)}({match.group(2).strip()})" if match else ""
+        if calls[where]:
+            found[tf_ops[i].name] = calls[where]
+    return found
 
 
 def _bound_name(tf_op) -> str:

@@ -219,3 +219,16 @@ def test_a_function_no_name_holds_is_summarised_too(ip):
     assert "tfretrace sweep.<lambda> (a tf.function no name holds, line 2 of its cell): 5 retraces in this cell" in text
     assert "k: Python int 0 -> 1 -> 2 -> ... -> 5" in text and text.count("fix:") == 1
     assert "tf.constant(k, tf.float32) where it meets float32 tensors" in text  # no graph left to read k's dtype
+
+
+def test_a_rebuilt_cells_diff_reads_an_earlier_trace_whose_variables_are_gone(ip):
+    import gc
+
+    run(ip, "xv = tf.ones([1, 3])\ndv = tf.keras.layers.Dense(2)")
+    first, _ = run(ip, "%%tfgraph --show none\nyv = dv(xv)")
+    run(ip, "dv = tf.keras.layers.Dense(2)")
+    gc.collect()  # the first layer's variables go
+    second, captured = run(ip, "%%tfgraph --show none\nyv = dv(xv)")
+    assert first.success and second.success, second.error_in_exec
+    text = "\n".join(_texts(captured))
+    assert "dv: a new object is captured" in text and "graph: the same ops" in text

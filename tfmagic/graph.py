@@ -222,7 +222,11 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
         var_name = getattr(external, "name", None) if not isinstance(external, tf.Tensor) else None
         if var_name:
             captured_names.setdefault(internal.op.name, var_name)
-    for variable in getattr(graph, "variables", ()) or ():
+    try:
+        variables = list(getattr(graph, "variables", ()) or ())
+    except AssertionError:  # an earlier trace whose variables were deleted since (a retrace's diff reads it)
+        variables = []
+    for variable in variables:
         try:
             handle = variable.handle
         except Exception:  # a distributed variable without a single handle

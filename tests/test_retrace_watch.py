@@ -232,3 +232,47 @@ def test_a_rebuilt_cells_diff_reads_an_earlier_trace_whose_variables_are_gone(ip
     assert first.success and second.success, second.error_in_exec
     text = "\n".join(_texts(captured))
     assert "dv: a new object is captured" in text and "graph: the same ops" in text
+
+
+def test_what_public_code_hit_a_tf_function_of_a_tf_function_and_keras_first_steps(ip):
+    """From the TensorFlow guide and Keras's guides, run through --watch: no crash, no false retrace."""
+    run(ip, "%tfretrace --watch")
+    try:
+        result, captured = run(ip, "@tf.function\ndef twice_g(x):\n    return x * 2\nh_of_g = tf.function(twice_g)\n"
+                                   "out_h = h_of_g(tf.constant(1.))")
+        assert result.success and not any("Traceback" in t for t in _texts(captured))
+        result, captured = run(ip, "import numpy as np\nnet_r = tf.keras.Sequential([tf.keras.Input((4,)), "
+                                   "tf.keras.layers.Dense(1)])\nnet_r.compile('rmsprop', 'mse')\n"
+                                   "_ = net_r.fit(np.ones((64, 4), 'float32'), np.ones((64, 1), 'float32'), "
+                                   "batch_size=32, verbose=0)")
+        assert result.success
+        assert not any("retraced" in t for t in _texts(captured))  # RMSprop's variables: a 2nd trace, not a retrace
+    finally:
+        run(ip, "%tfretrace --off")
+    assert "net_r.train_function.one_step" in _shown(ip, "%tfretrace")
+
+
+def test_a_shape_fix_warns_where_the_function_reads_the_static_shape(ip):
+    run(ip, "%tfretrace --watch")
+    _, captured = run(ip, "@tf.function\ndef zeros_like_rows(x):\n    return tf.zeros((x.shape[0], 1))\n"
+                          "_ = zeros_like_rows(tf.ones((3, 2)))\n_ = zeros_like_rows(tf.ones((5, 2)))")
+    run(ip, "%tfretrace --off")
+    text = "\n".join(_texts(captured))
+    assert "the function reads x.shape" in text and "tf.shape(x)[0]" in text
+    result, _ = run(ip, "@tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])\n"
+                        "def rows_fixed(x):\n    return tf.zeros((tf.shape(x)[0], 1))\n"
+                        "_ = rows_fixed(tf.ones((3, 2)))\n_ = rows_fixed(tf.ones((5, 2)))\n"
+                        "n_rows = rows_fixed.experimental_get_tracing_count()")
+    assert result.success and ip.user_ns["n_rows"] == 1
+
+
+def test_a_python_value_that_became_a_tensor_is_a_note_and_the_diff_names_the_constant_it_replaced(ip):
+    run(ip, "%tfretrace --watch")
+    _, captured = run(ip, "@tf.function\ndef summed(num_steps):\n    total = tf.constant(0)\n"
+                          "    for i in tf.range(num_steps):\n        total += i\n    return total\n"
+                          "_ = summed(num_steps=20)\n_ = summed(num_steps=tf.constant(20))")
+    run(ip, "%tfretrace --off")
+    text = "\n".join(_texts(captured))
+    assert "num_steps: Python int 20 -> int32 tensor" in text
+    assert "+1 op (Placeholder num_steps), -1 op (Const range/limit)" in text and "constants changed" not in text
+    assert "note: num_steps is a tensor now" in text and "fix:" not in text

@@ -67,7 +67,10 @@ def describe(trace_type: Any) -> str:
         return f"{kind}({', '.join(describe(p) for p in parts)})" if len(parts) <= 4 else f"{kind} of {len(parts)}"
     if hasattr(trace_type, "dtype") and hasattr(trace_type, "shape"):
         return f"{name} " + _spec_text(trace_type)
-    return str(trace_type)
+    text = str(trace_type)
+    if text.startswith("<") and " object at 0x" in text:  # a class's own __tf_tracing_type__: what it holds
+        return describe_argument(trace_type)
+    return text
 
 
 def describe_object(obj: Any) -> str:
@@ -225,6 +228,9 @@ tf.TensorSpec([], tf.float32)]), or @tf.function(reduce_retracing=True) (%%tfgra
                 "to accept any shape"] = None
         elif change.kind == "dtype":
             out[_dtype_fix(change)] = None
+        elif change.kind == "type" and change.before.startswith("Python") and not change.after.startswith("Python"):
+            out[f"{change.name} is a tensor now (it was a Python value): calls with tensors of this dtype and shape "
+                "reuse this trace"] = None
         elif change.kind in ("python_value", "type") and "Python" in change.after + change.before:
             make = f"tf.constant({change.name})"
             if "Python int" in change.after:  # an int tensor does not meet a float one: say which dtype
@@ -533,11 +539,12 @@ def _is_keras_model(value: Any) -> bool:
 #: Keras 3's step functions: the model's attribute -> the names to list its tf.functions under. Keras keeps
 #: them in closures (``keras/src/backend/tensorflow/trainer.py``: ``train_function`` is a plain function whose
 #: closure holds the tf.function ``multi_step_on_iterator`` that fit/evaluate run, and ``one_step_on_data``,
-#: which train_on_batch/test_on_batch run); ``predict_function`` is a tf.function itself.
+#: the step of one batch, which that one calls and train_on_batch/test_on_batch call directly);
+#: ``predict_function`` is a tf.function itself.
 _KERAS_FUNCTIONS = {
-    "train_function": {"multi_step_on_iterator": "train_function", "one_step_on_data": "train_on_batch"},
-    "test_function": {"multi_step_on_iterator": "test_function", "one_step_on_data": "test_on_batch"},
-    "predict_function": {"one_step_on_data": "predict_function/one_step"},
+    "train_function": {"multi_step_on_iterator": "train_function", "one_step_on_data": "train_function.one_step"},
+    "test_function": {"multi_step_on_iterator": "test_function", "one_step_on_data": "test_function.one_step"},
+    "predict_function": {"one_step_on_data": "predict_function.one_step"},
 }
 
 
@@ -650,8 +657,35 @@ def retrace_text(label: str, number: int, changes: list[ArgChange], fixes: list[
     lines = [f"{label}: retraced: trace {number}{against}: {reason}"]
     if diff is not None:
         lines.append(f"  graph: {diff.text}")
-    lines += [f"  fix: {fix}" for fix in with_constant_dtype(fixes, diff)]
+    lines += fix_lines(with_constant_dtype(fixes, diff))
     return "\n".join(lines)
+
+
+def fix_lines(fixes: list[str]) -> list[str]:
+    """The fixes as the message's lines, once each; what only explains (a function that already
+    generalises shapes, an argument that became a tensor) is a note, not a fix."""
+    notes = ("reduce_retracing is on", "is a tensor now")
+    return [f"  {'note' if any(n in fix for n in notes) else 'fix'}: {fix}" for fix in dict.fromkeys(fixes)]
+
+
+def static_shape_caveat(function, changes: list[ArgChange]) -> str | None:
+    """A caveat for shape fixes where the function reads an argument's static shape (``x.shape[0]``): with
+    ``None`` dims that is ``None`` in the graph, so the code must read ``tf.shape(x)[0]`` instead."""
+    import inspect
+
+    python_function = getattr(function, "python_function", None)
+    while hasattr(python_function, "python_function"):
+        python_function = python_function.python_function
+    try:
+        source = inspect.getsource(python_function)
+    except (OSError, TypeError):
+        return None
+    for change in changes:
+        if change.kind == "shape" and re.search(rf"\b{re.escape(change.name)}\.shape\b", source):
+            return (f"the function reads {change.name}.shape: under input_signature with None dims or "
+                    f"reduce_retracing it holds None there, so read the size as tf.shape({change.name}) "
+                    f"(tf.shape({change.name})[0]) first, or keep one shape (drop_remainder=True)")
+    return None
 
 
 def with_constant_dtype(fixes: list[str], diff: Any) -> list[str]:
@@ -707,7 +741,9 @@ def watched_pitfalls(function, history: TraceHistory) -> list:
     from tfmagic import diagnostics
 
     python_function = getattr(function, "python_function", None)
-    if python_function is None:
+    while hasattr(python_function, "python_function"):  # tf.function(tf.function(f))
+        python_function = python_function.python_function
+    if getattr(python_function, "__code__", None) is None:
         return []
     try:
         lines, first = inspect.getsourcelines(python_function)
@@ -723,8 +759,8 @@ def watched_pitfalls(function, history: TraceHistory) -> list:
 
 
 _KERAS_STEPS = {"predict_function": "predict", "train_function": "training", "test_function": "evaluation",
-                "train_on_batch": "train_on_batch", "test_on_batch": "test_on_batch",
-                "predict_function/one_step": "predict"}
+                "train_function.one_step": "one-batch training", "test_function.one_step": "one-batch evaluation",
+                "predict_function.one_step": "one-batch predict"}
 
 
 def keras_step(name: str, function) -> str | None:

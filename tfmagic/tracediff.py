@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from tfmagic.graph import GraphModel
 
 #: TensorFlow's counters in names: ``sgd_1/Identity``, ``cond_true_76``, ``while/body/_12``.
-_COUNTER = re.compile(r"_\d+(?=/|$)")
+_COUNTER = re.compile(r"(_\d+)+(?=/|$)")
 
 
 def _plain_name(name: str) -> str:
@@ -49,7 +49,8 @@ def _structure_keys(model: GraphModel) -> dict[str, int]:
         for index, src, src_index in sorted(inputs[name]):
             reads.append((index, key(src, depth + 1) if src in model.ops and depth < 500 else src, src_index))
         bodies = tuple((label, tuple(sorted(_structure_keys(sub).values()))) for label, sub in op.subgraphs)
-        keys[name] = hash((op.type, op.kind, tuple(t.dtype for t in op.outputs), position.get(name),
+        place = _plain_name(name) if op.kind == "constant" else None  # a constant's place: its value may change
+        keys[name] = hash((op.type, op.kind, tuple(t.dtype for t in op.outputs), position.get(name), place,
                            tuple(reads), bodies))
         return keys[name]
 
@@ -97,7 +98,7 @@ def match_ops(old: GraphModel, new: GraphModel) -> dict[str, str]:
         if not edge.control and edge.dst in old_reads:
             old_reads[edge.dst].append((edge.dst_index, edge.src, edge.src_index))
     by_reads = lambda name, model: (model.ops[name].type,  # noqa: E731
-                                    tuple(sorted((new_reads if model is new else old_reads)[name])))
+                                    tuple(sorted((new_reads if model is new else old_reads)[name])) or name)
     pair(index_of(by_reads), by_reads)
     return pairs
 
@@ -112,6 +113,7 @@ class GraphDiff:
     reshaped: list[str]
     constants: list[str]
     constant_dtypes: list[str] = field(default_factory=list)  # the changed constants' dtypes, in order
+    retyped: list[str] = field(default_factory=list)  # outputs whose dtype changed (reshaped: shape only)
 
     @property
     def text(self) -> str:
@@ -120,6 +122,9 @@ class GraphDiff:
                      for sign, ops in (("+", self.added), ("-", self.removed)) if ops]
         else:
             parts = ["the same ops"]
+        if self.retyped:
+            parts.append(f"{len(self.retyped)} {'dtype' if len(self.retyped) == 1 else 'dtypes'} changed "
+                         f"({_some(self.retyped)})")
         if self.reshaped:
             parts.append(f"{len(self.reshaped)} {'shape' if len(self.reshaped) == 1 else 'shapes'} changed "
                          f"({_some(self.reshaped)})")
@@ -145,7 +150,9 @@ def diff_graphs(old: GraphModel, new: GraphModel) -> GraphDiff:
     for name, earlier_name in pairs.items():
         op, earlier = new.ops[name], old.ops[earlier_name]
         label = op.label or (op.detail if op.kind == "input" and op.detail else name)
-        if op.outputs and earlier.outputs and op.outputs[0].label != earlier.outputs[0].label:
+        if op.outputs and earlier.outputs and op.outputs[0].dtype != earlier.outputs[0].dtype:
+            diff.retyped.append(f"{label}: {earlier.outputs[0].label} -> {op.outputs[0].label}")
+        elif op.outputs and earlier.outputs and op.outputs[0].label != earlier.outputs[0].label:
             diff.reshaped.append(f"{label}: {earlier.outputs[0].label} -> {op.outputs[0].label}")
         elif op.kind == "constant" and op.detail != earlier.detail:
             diff.constants.append(f"{earlier.detail} -> {op.detail}")
@@ -155,7 +162,8 @@ def diff_graphs(old: GraphModel, new: GraphModel) -> GraphDiff:
             if before is not None:
                 inner = diff_graphs(before, sub)
                 for kept, more in ((diff.added, inner.added), (diff.removed, inner.removed),
-                                   (diff.reshaped, inner.reshaped), (diff.constants, inner.constants),
+                                   (diff.reshaped, inner.reshaped), (diff.retyped, inner.retyped),
+                                   (diff.constants, inner.constants),
                                    (diff.constant_dtypes, inner.constant_dtypes)):
                     kept += more
     return diff

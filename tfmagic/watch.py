@@ -58,13 +58,14 @@ def cell_summaries(functions: dict[str, Any], new_traces: dict[str, int], events
             continue
         step = retracing.keras_step(name, fn)
         if step is not None:
-            if id(fn) not in keras_said and fn.experimental_get_tracing_count() > 1:
-                keras_said.add(id(fn))
-                out.append(Summary(keras_text(name, step, retracing.trace_history(fn, name)), "info"))
+            history = retracing.trace_history(fn, name)
+            if id(fn) not in keras_said and len(history.traces) > 1:  # not TensorFlow's count: the first step
+                keras_said.add(id(fn))  # traces twice where it makes the optimizer's variables
+                out.append(Summary(keras_text(name, step, history), "info"))
             continue
         history = retracing.trace_history(fn, name)
         summary = _function_summary(f"tfretrace {name}", history.traces, history.traces[-new:],
-                                    objects.get(id(fn), {}))
+                                    objects.get(id(fn), {}), fn)
         if summary is not None:
             out.append(summary)
     out += _unnamed_summaries(events, named | family_functions)
@@ -159,7 +160,8 @@ def _sequence(name: str, traces: list, first: int) -> str:
     return f"{name}: " + " -> ".join(values)
 
 
-def _function_summary(label: str, traces: list, new: list, objects: dict[str, list[str]]) -> Summary | None:
+def _function_summary(label: str, traces: list, new: list, objects: dict[str, list[str]],
+                      function=None) -> Summary | None:
     retraces = [t for t in new if t.number > 1]
     if not retraces:
         return None
@@ -167,7 +169,8 @@ def _function_summary(label: str, traces: list, new: list, objects: dict[str, li
         trace = retraces[0]
         changes = [_with_objects(c, objects) for c in trace.changes]
         diff = _diff(traces, trace)
-        return Summary(retracing.retrace_text(label, trace.number, changes, trace.fixes, diff, trace.nearest))
+        fixes = trace.fixes + [c for c in [retracing.static_shape_caveat(function, trace.changes)] if c]
+        return Summary(retracing.retrace_text(label, trace.number, changes, fixes, diff, trace.nearest))
     head = f"{label}: {len(retraces)} retraces in this cell ({len(traces)} traces now)"
     if len(retraces) <= MAX_LISTED:  # a few: each on its line, against the trace it was compared with
         lines = [head + ":"]
@@ -186,7 +189,8 @@ def _function_summary(label: str, traces: list, new: list, objects: dict[str, li
     changes = [c for t in retraces for c in t.changes]
     fixes = retracing.fixes_for(changes, any("reduce_retracing is on" in f for t in retraces for f in t.fixes),
                                 retraces[-1].signature)
-    lines += [f"  fix: {fix}" for fix in retracing.with_constant_dtype(fixes, diff)]
+    fixes += [c for c in [retracing.static_shape_caveat(function, changes)] if c]
+    lines += retracing.fix_lines(retracing.with_constant_dtype(fixes, diff))
     return Summary("\n".join(lines))
 
 
@@ -246,18 +250,17 @@ def _unnamed_summaries(events: list, known: set[int]) -> list[Summary]:
 def keras_text(name: str, step: str, history) -> str:
     """The one note for a Keras step function's own retrace, in Keras's terms."""
     last = history.traces[-1] if history.traces else None
-    what = "a new input shape"
-    if last is not None and last.changes:
-        kinds = {c.kind for c in last.changes}
-        what = ("a new input dtype" if "dtype" in kinds else "a new batch size or input shape" if "shape" in kinds
-                else "new input structure" if kinds & {"keys", "length", "type"} else "a new input signature")
-    if last is not None and last.changes and {c.kind for c in last.changes} & {"dtype", "type", "keys", "length"}:
-        return (f"tfretrace {name}: Keras's own {step} step retraced for {what} ({last.reason}): each new dtype or "
-                "structure of the data is a new graph; pass the data with one dtype and structure on every call "
+    kinds = {c.kind for c in last.changes} if last is not None else set()
+    if "dtype" in kinds:
+        return (f"tfretrace {name}: Keras's own {step} step retraced for a new input dtype ({last.reason}): each "
+                "dtype of the data is a graph of its own; pass the data with one dtype on every call "
                 "(for example np.asarray(x, 'float32'))")
+    what = ("a new batch size or input shape" if "shape" in kinds else
+            "data Keras passed in another structure (as *_on_batch and fit hand it to the step)"
+            if kinds & {"keys", "length", "type"} else "a new input signature")
     return (f"tfretrace {name}: Keras's own {step} step retraced for {what}: Keras builds it with "
-            "reduce_retracing=True, so it now runs one graph for any batch size; nothing to change in your code "
-            "(said once; a new steps_per_execution or compile() makes the step anew)")
+            "reduce_retracing=True and generalises it, so nothing to change in your code (said once; a new "
+            "steps_per_execution or compile() makes the step anew)")
 
 
 # ---------------------------------------------------------------------------

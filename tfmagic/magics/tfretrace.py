@@ -178,5 +178,10 @@ class RetraceMagics(SessionMagics):
             fn = functions[name]
             if id(fn) not in self._watched_pitfalls:
                 self._watched_pitfalls.add(id(fn))
-                for finding in watched_pitfalls(fn, trace_history(fn, name)):
-                    display(Notice(f"tfretrace {name}: {finding.text}", level="warning"))
+                findings = watched_pitfalls(fn, trace_history(fn, name))
+                if len(findings) == 1:
+                    display(Notice(f"tfretrace {name}: {findings[0].text}", level="warning"))
+                elif findings:  # one message per function, a line each
+                    lines = "\n".join("  " + f.text.replace("\n", "\n  ") for f in findings)
+                    display(Notice(f"tfretrace {name}: {len(findings)} trace-time pitfalls:\n{lines}",
+                                   level="warning"))

@@ -66,7 +66,8 @@ STYLE_WORDS = {"scope_box": "dashed grey box: name scope", "body_box": "purple b
                "added": "thick green border: op added by this trace",
                "removed": "dashed red border and arrows: op of the earlier trace, gone from this one",
                "changed": "orange arrow: dtype or shape changed (earlier -> now)",
-               "heat": "fill: share of the measured op time (white 0% -> yellow 4% -> orange 50% -> red 100%)"}
+               "heat": "fill: share of the measured op time (white 0% -> yellow 4% -> orange 50% -> red 100%)",
+               "xla_box": "solid orange box: one XLA kernel (a fusion) computing the ops inside it"}
 
 #: Above this many edges, dtype/shape labels become external labels (cheaper to lay out).
 EDGE_LABEL_LIMIT = 400
@@ -84,6 +85,7 @@ class DotOptions:
     heat: dict | None = None  # node name -> share of the profiled op time (profile.py), fills the nodes
     times: dict | None = None  # node name -> tooltip text of its time
     layers: frozenset | None = None  # the Keras layers' names, read before collapsing hid the variables
+    groups: dict | None = None  # op name -> the XLA kernel that computes it (xla.fusion_groups): boxes instead of scopes
 
 
 def quote(text: str) -> str:
@@ -313,8 +315,10 @@ class _Writer:
         for edge in model.edges:
             if not edge.control:
                 self.consumers.setdefault(prefix + edge.src, []).append(prefix + edge.dst)
-        # Name scopes become nested clusters.
-        self._scope(_scope_tree(model, self.options.readable, strip), prefix, "", indent)
+        if self.options.groups and not prefix:  # XLA's kernels become the boxes, around the ops they compute
+            self._groups(model, indent)
+        else:  # name scopes become nested clusters
+            self._scope(_scope_tree(model, self.options.readable, strip), prefix, "", indent)
         for edge in model.edges:
             src, dst = quote(prefix + edge.src), quote(prefix + edge.dst)
             if edge.control:
@@ -348,6 +352,24 @@ class _Writer:
         for name, op in model.ops.items():
             if op.kind == "backward" and name not in fed_by_backward:
                 self.lines.append(f"{indent}{quote(prefix + target)} -> {quote(prefix + name)} [style=invis]")
+
+    def _groups(self, model: GraphModel, indent: str) -> None:
+        boxes: dict[str, list[Op]] = {}
+        for op in model.ops.values():
+            group = self.options.groups.get(op.name)
+            if group is None:
+                self.node(op.name, op, indent)
+            else:
+                boxes.setdefault(group, []).append(op)
+        for label, ops in boxes.items():
+            self.cluster_count += 1
+            self.used["xla_box"] = None
+            self.lines.append(f"{indent}subgraph {quote(f'cluster_{self.cluster_count}')} {{")
+            self.lines.append(f'{indent}  label={quote(label)} style="rounded" color="#ef6c00" fontcolor="#bf360c" '
+                              "penwidth=1.6")
+            for op in ops:
+                self.node(op.name, op, indent + "  ")
+            self.lines.append(f"{indent}}}")
 
     def _scope(self, tree: dict, prefix: str, path: str, indent: str) -> None:
         for op in tree.get(None, []):

@@ -344,7 +344,8 @@ VIEWS = ("readable", "all")
 def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_nodes: int | None = None,
                depth: int | None = None, expand: tuple[str, ...] = (), budget: float | None = None,
                ops: str = "readable", labels: dict[str, str] | None = None,
-               variable_names: dict[int, str] | None = None, profile=None) -> tuple[GraphReport, dict[str, bytes]]:
+               variable_names: dict[int, str] | None = None, profile=None,
+               groups: dict[str, str] | None = None) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a traced graph: the inline report and the rendered bytes of each format asked for.
 
     Args:
@@ -359,6 +360,7 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_no
         labels: the user's names of output ops (``naming.output_names``).
         variable_names: the user's names of variables by ``id`` of their handle (``naming.VariableNames``).
         profile: a ``profile.Profile`` of the function: nodes filled by their share of the op time.
+        groups: op name -> the XLA kernel that computes it (``xla.fusion_groups``): drawn as boxes.
 
     Returns:
         ``(report, rendered)``.
@@ -368,12 +370,13 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_no
     with gc_paused():
         model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
     return draw_model(model, title, formats, max_nodes=max_nodes, depth=depth, expand=expand, budget=budget, ops=ops,
-                      profile=profile)
+                      profile=profile, groups=groups)
 
 
 def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient: bool = False,
                max_nodes: int | None = None, depth: int | None = None, expand: tuple[str, ...] = (),
-               budget: float | None = None, ops: str = "readable", profile=None) -> tuple[GraphReport, dict[str, bytes]]:
+               budget: float | None = None, ops: str = "readable", profile=None,
+               groups: dict | None = None) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend.
 
     The readable view (``ops="readable"``) is drawn from :func:`tfmagic.readable.readable_view`, with a
@@ -394,7 +397,7 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
 
         layers = layer_names(model) if ops == "readable" else None  # the collapsed view has no variables to read
         options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat, times=times,
-                             layers=layers)
+                             layers=layers, groups=groups)
         dot_source = build_dot(view, options)
     wanted = tuple(dict.fromkeys(("svg", *formats)))
     try:

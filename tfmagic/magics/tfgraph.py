@@ -9,6 +9,7 @@ above the drawing where a Jupyter kernel runs widgets.
 from __future__ import annotations
 
 import keyword
+import time
 
 from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, magics_class, no_var_expand
@@ -41,11 +42,14 @@ class TfGraphMagics(SessionMagics):
               help="trace without AutoGraph: Python control flow is not converted")
     @argument("--max-traces", dest="max_traces", type=int, metavar="N",
               help="fail the cell, with the reason, instead of tracing it more than N times")
-    @argument("--show", dest="show", choices=("graph", "text", "code", "optimized", "diff", "none"), default="graph",
+    @argument("--show", dest="show", choices=("graph", "text", "code", "optimized", "diff", "xla", "hlo", "none"),
+              default="graph",
               help="what to show below the result: the traced graph (default), the same as text (ops in order "
                    "with types, shapes and inputs), the code AutoGraph generated, the graph after Grappler "
                    "beside the traced one, the new trace drawn against the one it was compared with (when the "
-                   "cell retraced), or nothing")
+                   "cell retraced), what XLA made of it (with --jit or a jit_compile FUNC: its kernels boxed "
+                   "around the ops they compute, a table of them, XLA's memory plan), XLA's optimized HLO text "
+                   "(hlo), or nothing")
     @argument("--profile", dest="profile", nargs="?", type=int, const=10, metavar="N",
               help="run the traced function N more times (default 10, after one warm-up call; the variables it "
                    "writes are put back) under TensorFlow's profiler: the ops that take the time, by op and by "
@@ -137,7 +141,8 @@ class TfGraphMagics(SessionMagics):
 
         source = self._transformed(cell)
         self._transformed_source = source
-        before = dict(self.shell.user_ns) if args.profile else None  # the inputs the profiled calls get
+        before = dict(self.shell.user_ns) if args.profile or args.show in ("xla", "hlo") else None  # the inputs
+        started = time.perf_counter()
         try:
             run = trace_cell(source, self.shell.user_ns, cache=self.cells, name=args.name, options=options,
                              max_traces=args.max_traces)
@@ -154,14 +159,60 @@ class TfGraphMagics(SessionMagics):
         if args.profile:
             values = [before[name] for name in run.inputs]
             profile = self._profile(lambda: run.function(*values), run.trace.graph, "%%tfgraph --profile", args)
+        elapsed = time.perf_counter() - started
         if args.show == "text":
             self._describe(run, args)
-        if args.show == "diff":
+        if args.show in ("xla", "hlo"):
+            if not options.jit_compile:
+                from tfmagic.render import Notice
+
+                display(Notice(f"%%tfgraph --show {args.show}: XLA does not compile this cell; add --jit "
+                               f"(%%tfgraph --jit --show {args.show})"))
+            else:
+                timing = (f"this run traced the cell and XLA compiled it: {elapsed * 1e3:,.0f} ms in all (run it "
+                          "again for a compiled run's time)" if run.traced else
+                          f"this run reused XLA's compiled kernels: {elapsed * 1e3:,.1f} ms")
+                self._show_xla(run.function, [before[name] for name in run.inputs], run.trace.graph,
+                               f"%%tfgraph --jit cell, trace {run.trace.number}", args, self._labels(run, args), timing)
+        elif args.show == "diff":
             self._draw_cell_diff(run, args)
         elif args.show in ("graph", "optimized") or args.output:
             self._draw(run, args, profile)
         elif args.show == "code":
             self._show_code(run, args)
+
+    def _show_xla(self, function, call_args, graph, title: str, args, labels: dict, timing: str = "") -> None:
+        """``--show xla``: the drawing with XLA's kernels boxed around the TF ops they compute, the kernels'
+        table, XLA's memory plan, the compile time; ``--show hlo``: XLA's optimized HLO text and the table."""
+        from tfmagic.render import Notice, draw_graph, file_format
+        from tfmagic.xla import fusion_groups, kernel_table, memory_table, parameter_names, xla_report
+
+        try:
+            report = xla_report(function, call_args, parameter_names(graph))
+        except TfMagicError as e:  # the cell's result and write-back stand
+            display(Notice(f"--show {args.show}: {e}", level="warning"))
+            return
+        table = kernel_table(report, f"{title}: what XLA runs")
+        if args.show == "hlo":
+            display(Notice(report.hlo_text))
+            display(table)
+            return
+        formats = (file_format(args.output),) if args.output else ()
+        try:
+            drawing, rendered = draw_graph(graph, f"{title}: XLA's kernels around the ops they compute", formats,
+                                           args.max_nodes, args.depth, tuple(args.expand), ops=args.ops,
+                                           labels=labels, variable_names=self.variable_names(),
+                                           groups=fusion_groups(report))
+            if args.output:
+                with open(args.output, "wb") as f:
+                    f.write(rendered[formats[0]])
+            display(drawing)
+        except (TfMagicError, OSError) as e:
+            display(Notice(f"--show xla: the drawing failed: {e}", level="warning"))
+        display(table)
+        display(memory_table(report))
+        if timing:
+            display(Notice(f"compile time: {timing}"))
 
     def _write_tensorboard(self, run, logdir: str) -> None:
         import tensorflow as tf
@@ -436,6 +487,8 @@ class TfGraphMagics(SessionMagics):
             raise UsageError(f"--trace {args.trace}: {args.function} has traces 1 to {len(traces)}")
         if args.diff:
             return self._draw_function_diff(args, traces, target)
+        if args.show in ("xla", "hlo"):
+            return self._show_function_xla(target, chosen, traces, args)
         profile = self._profile_function(target, chosen, traces[chosen][1], args) if args.profile else None
         formats = (file_format(args.output),) if args.output else ()
         reports = []
@@ -461,6 +514,28 @@ class TfGraphMagics(SessionMagics):
             menu = None if terminal else make_trace_menu(labels, reports)
             if menu is not None:
                 display(menu)
+        return None
+
+    def _show_function_xla(self, target, chosen: int, traces, args) -> None:
+        """``%tfgraph FUNC --show xla``: what XLA made of the chosen trace (its signature's shapes)."""
+        import tensorflow as tf
+
+        from tfmagic.render import Notice
+        from tfmagic.retracing import is_tf_function, trace_history
+
+        if not (is_tf_function(target) and getattr(target, "_jit_compile", False)):
+            display(Notice(f"%tfgraph {args.function} --show {args.show}: XLA does not compile it: it is not a "
+                           "jit_compile tf.function (@tf.function(jit_compile=True), or a %%tfgraph --jit cell)"))
+            return None
+        concrete = trace_history(target).traces[chosen].concrete
+        specs, kwargs = concrete.structured_input_signature
+        if kwargs or not all(isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() for s in specs):
+            display(Notice(f"%tfgraph {args.function} --show {args.show}: trace {chosen + 1} has arguments that are "
+                           "not tensors of known shapes; draw it from a %%tfgraph --jit --show xla cell that calls it"))
+            return None
+        zeros = [tf.zeros(s.shape, s.dtype) for s in specs]  # the trace's own shapes: no new trace
+        self._show_xla(target, zeros, traces[chosen][1], f"{args.function}, trace {chosen + 1}", args,
+                       self._graph_labels(traces[chosen][1], target, self._is_cell_function(target), args))
         return None
 
     def _draw_function_diff(self, args, traces, target) -> None:

@@ -1,0 +1,73 @@
+"""--show xla: what XLA made of a jit_compile cell or function, in a real shell (issue 21, first part).
+
+The drawing's fusion boxes are read from its DOT (Graphviz's own parser), the memory plan is checked
+against the HloProto TensorFlow gives, and the cell's values against the same cell run plain.
+"""
+
+import numpy as np
+import pygraphviz
+
+from .shellutil import run
+
+SETUP = "xw = tf.Variable(tf.random.normal([4, 3]), name='xw')\nxb = tf.Variable(tf.ones([3]), name='xb')\n" \
+        "xx = tf.random.normal([2, 4])"
+CELL = "xy = tf.tanh(tf.matmul(xx, xw) + xb)\nxy"
+
+
+def _texts(captured):
+    return [o.data.get("text/plain", "") for o in captured.outputs]
+
+
+def test_a_jit_cell_draws_its_fusions_around_the_tf_ops_and_computes_the_plain_value(ip, tmp_path):
+    run(ip, SETUP)
+    run(ip, CELL)
+    plain = ip.user_ns["xy"].numpy()
+    path = tmp_path / "xla.dot"
+    result, captured = run(ip, f"%%tfgraph --jit --show xla -o {path}\n{CELL}")
+    assert result.success, result.error_in_exec
+    assert np.allclose(ip.user_ns["xy"].numpy(), plain)
+    graph = pygraphviz.AGraph(string=path.read_text())
+    boxes = [sub for sub in graph.subgraphs() if sub.graph_attr.get("label", "").startswith("XLA loop fusion")]
+    assert boxes, [sub.graph_attr.get("label") for sub in graph.subgraphs()]
+    inside = {graph.get_node(n).attr["label"].split("\\n")[0] for box in boxes for n in box.nodes()}
+    assert {"Tanh", "AddV2"} <= inside
+    text = "\n".join(_texts(captured))
+    assert "what XLA runs" in text and "loop fusion" in text and "MatMul" in text
+    assert "XLA's memory plan:" in text and "compile time: this run traced the cell and XLA compiled it" in text
+
+
+def test_the_memory_plan_adds_up_to_xlas_allocations(ip):
+    from tfmagic.xla import parameter_names, xla_report
+
+    run(ip, SETUP)
+    run(ip, "@tf.function(jit_compile=True)\ndef xstep(x):\n    return tf.nn.relu(tf.matmul(x, xw) + xb) * 2.0")
+    fn, x = ip.user_ns["xstep"], ip.user_ns["xx"]
+    fn(x)
+    report = xla_report(fn, [x], parameter_names(fn.get_concrete_function(x).graph))
+    plan = report.memory
+    assert plan.total == sum(report.allocations) == plan.parameters + plan.outputs + plan.temporaries
+    assert any(what.startswith("parameter: xw") for _, what in plan.largest)  # by the variable's name
+    assert plan.largest[0][0] == max(report.allocations)
+    result, captured = run(ip, "%tfgraph xstep --show xla")
+    assert result.success and any("what XLA runs" in t for t in _texts(captured))
+    assert fn.experimental_get_tracing_count() == 1  # asking XLA traced nothing anew
+
+
+def test_a_cell_or_function_xla_does_not_compile_gets_one_line_and_its_result(ip):
+    run(ip, SETUP)
+    result, captured = run(ip, f"%%tfgraph --show xla\n{CELL}")
+    assert result.success and "xy" in ip.user_ns
+    notes = [t for t in _texts(captured) if "--show xla" in t]
+    assert notes == ["%%tfgraph --show xla: XLA does not compile this cell; add --jit (%%tfgraph --jit --show xla)"]
+    run(ip, "@tf.function\ndef plain_fn(x):\n    return x + 1\nplain_fn(tf.constant(1.0))")
+    result, captured = run(ip, "%tfgraph plain_fn --show xla")
+    assert result.success
+    assert any("XLA does not compile it: it is not a jit_compile tf.function" in t for t in _texts(captured))
+
+
+def test_show_hlo_prints_xlas_text(ip):
+    run(ip, SETUP)
+    result, captured = run(ip, f"%%tfgraph --jit --show hlo\n{CELL}")
+    assert result.success
+    text = "\n".join(_texts(captured))
+    assert "HloModule" in text and "fusion(" in text and "what XLA runs" in text

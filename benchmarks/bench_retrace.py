@@ -76,6 +76,18 @@ def main():
         log.uninstall()
         off.append(_per_call(lambda: f(x), 300))
     rows.append(("call, trace log installed vs not", statistics.median(on), statistics.median(off)))
+    jit = tf.function(lambda v: v + 1.0, jit_compile=True)
+    log.install()
+    jit(x)  # from here on the log also counts the shapes of calls that do not trace (XLA compiles per shape)
+    on, off = [], []
+    for _ in range(args.repeats):
+        on.append(_per_call(lambda: f(x), 300))
+        log.uninstall()
+        off.append(_per_call(lambda: f(x), 300))
+        log.install()
+        jit(x)
+    log.uninstall()
+    rows.append(("call, log counting XLA shapes vs none", statistics.median(on), statistics.median(off)))
 
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "tfmagic")

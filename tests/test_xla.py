@@ -71,3 +71,20 @@ def test_show_hlo_prints_xlas_text(ip):
     assert result.success
     text = "\n".join(_texts(captured))
     assert "HloModule" in text and "fusion(" in text and "what XLA runs" in text
+
+
+def test_xla_compiles_are_counted_beside_traces(ip):
+    run(ip, "%tfretrace --watch")
+    try:
+        result, captured = run(ip, "@tf.function(jit_compile=True, reduce_retracing=True)\ndef xshapes(x):\n"
+                                   "    return x * 2\nfor n in (4, 5, 6, 7):\n    _ = xshapes(tf.ones([n]))")
+    finally:
+        run(ip, "%tfretrace --off")
+    assert result.success
+    text = "\n".join(_texts(captured))
+    assert ("xshapes: XLA compiled it 4 times (for (float32[4]), (float32[5]), (float32[6]), (float32[7])), "
+            "where TensorFlow traced it 2 times") in text
+    assert "pad or bucket the inputs" in text
+    assert "but XLA still compiles it once for each new concrete shape" in text  # the reduce_retracing note, right
+    table = repr(run(ip, "%tfretrace")[0].result)
+    assert "XLA compiled it 4 times" in table

@@ -90,6 +90,8 @@ class TraceLog:
         self.count = 0  # traced calls ever recorded (events' positions, for :meth:`since`)
         self._module = None
         self._original = None
+        self._counting = None  # the manager's class that also counts shapes, once a jit_compile function traced
+        self._shapes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # jit function -> {shapes: None}
 
     def install(self) -> None:
         """Take the place of TensorFlow's tracing-call manager (undone by :meth:`uninstall`)."""
@@ -110,7 +112,20 @@ class TraceLog:
                     pass
                 super().called_with_tracing(key, function_name, omit_warning or log.quiet)
 
+        class _CountingManager(_Manager):
+            """Once a jit_compile function traced: every call's shapes, as XLA compiles once per shape."""
+
+            __slots__ = ()
+
+            def called_without_tracing(self, key):
+                try:
+                    log._record_shapes(sys._getframe(1))
+                except Exception:  # never let the log break a user's call
+                    pass
+                super().called_without_tracing(key)
+
         manager = _Manager()
+        self._counting = _CountingManager
         manager._detectors = original._detectors  # TensorFlow's counts go on
         module._frequent_tracing_detector_manager = manager
         self._module, self._original = module, original
@@ -122,6 +137,20 @@ class TraceLog:
         self._module._frequent_tracing_detector_manager = self._original
         self._module = self._original = None
 
+    def xla_shapes(self, function) -> list[tuple]:
+        """The distinct input shapes a ``jit_compile`` function was called with, in order: XLA compiles it
+        once for each (a generalised trace included)."""
+        return list(self._shapes.get(function, {}))
+
+    def _record_shapes(self, frame) -> None:
+        function = frame.f_locals.get("self")
+        if not getattr(function, "_jit_compile", False):
+            return
+        args = frame.f_locals.get("args", ())
+        shapes = tuple((tuple(a.shape.as_list()), a.dtype.name) if hasattr(a, "shape") and hasattr(a, "dtype")
+                       and a.shape.rank is not None else repr(a)[:40] for a in args)
+        self._shapes.setdefault(function, {})[shapes] = None
+
     def since(self, mark: int) -> list[TraceEvent]:
         """The events recorded after ``mark`` (a value of :attr:`count`)."""
         new = self.count - mark
@@ -131,6 +160,11 @@ class TraceLog:
         function = frame.f_locals.get("self")
         if not hasattr(function, "experimental_get_tracing_count"):
             return
+        if getattr(function, "_jit_compile", False) and self._module is not None:
+            manager = self._module._frequent_tracing_detector_manager
+            if type(manager) is not self._counting:  # from now on, calls that do not trace count shapes too
+                manager.__class__ = self._counting
+            self._record_shapes(frame)
         family = self.families.get(key)
         if family is None:
             family = self.families[key] = _family(key, function)

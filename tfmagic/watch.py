@@ -169,7 +169,8 @@ def _function_summary(label: str, traces: list, new: list, objects: dict[str, li
         trace = retraces[0]
         changes = [_with_objects(c, objects) for c in trace.changes]
         diff = _diff(traces, trace)
-        fixes = trace.fixes + [c for c in [retracing.static_shape_caveat(function, trace.changes)] if c]
+        fixes = _for_xla(trace.fixes, function) + \
+            [c for c in [retracing.static_shape_caveat(function, trace.changes)] if c]
         return Summary(retracing.retrace_text(label, trace.number, changes, fixes, diff, trace.nearest))
     head = f"{label}: {len(retraces)} retraces in this cell ({len(traces)} traces now)"
     if len(retraces) <= MAX_LISTED:  # a few: each on its line, against the trace it was compared with
@@ -189,9 +190,17 @@ def _function_summary(label: str, traces: list, new: list, objects: dict[str, li
     changes = [c for t in retraces for c in t.changes]
     fixes = retracing.fixes_for(changes, any("reduce_retracing is on" in f for t in retraces for f in t.fixes),
                                 retraces[-1].signature)
-    fixes += [c for c in [retracing.static_shape_caveat(function, changes)] if c]
+    fixes = _for_xla(fixes, function) + [c for c in [retracing.static_shape_caveat(function, changes)] if c]
     lines += retracing.fix_lines(retracing.with_constant_dtype(fixes, diff))
     return Summary("\n".join(lines))
+
+
+def _for_xla(fixes: list[str], function) -> list[str]:
+    """The reduce_retracing note, told right for a jit_compile function: the trace is reused, XLA compiles anew."""
+    if not getattr(function, "_jit_compile", False):
+        return fixes
+    return [f + "; but XLA still compiles it once for each new concrete shape (the watch counts them)"
+            if f.startswith("reduce_retracing is on") else f for f in fixes]
 
 
 def _with_objects(change, objects: dict[str, list[str]]):
@@ -310,7 +319,7 @@ def family_report(log, name: str):
     return None
 
 
-def function_report(name: str, function):
+def function_report(name: str, function, log=None):
     """``%tfretrace NAME`` for one tf.function: every trace, its signature, what each retrace changed."""
     from tfmagic.render import Table
 
@@ -326,6 +335,56 @@ def function_report(name: str, function):
         options.append("input_signature set")
     notes = []
     if getattr(function, "_jit_compile", False):
-        notes.append("XLA compiles it once per concrete input shape, even where a trace is generalised")
+        compiles = xla_compiles_text(function, log) if log is not None else ""
+        notes.append((compiles + ": " if compiles else "") +
+                     "XLA compiles it once per concrete input shape, even where a trace is generalised")
     title = f"{name}: {len(history.traces)} {'trace' if len(history.traces) == 1 else 'traces'} ({', '.join(options)})"
     return Table(title, ["trace", "signature", "why it traced", "fix"], rows, notes)
+
+
+# ---------------------------------------------------------------------------
+# XLA's compiles, beside the traces
+
+
+def _shape_text(shapes: tuple) -> str:
+    parts = []
+    for item in shapes:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], tuple):
+            parts.append(f"{item[1]}[{','.join(str(d) for d in item[0])}]")
+        else:
+            parts.append(str(item))
+    return "(" + ", ".join(parts) + ")"
+
+
+def xla_compiles_text(function, log) -> str:
+    """``XLA compiled it 4 times (shapes ...)``, or ``""`` for a function XLA does not compile."""
+    if not getattr(function, "_jit_compile", False):
+        return ""
+    shapes = log.xla_shapes(function)
+    if not shapes:
+        return ""
+    listed = ", ".join(_shape_text(s) for s in shapes[:MAX_VALUES]) + (", ..." if len(shapes) > MAX_VALUES else "")
+    return f"XLA compiled it {len(shapes)} {'time' if len(shapes) == 1 else 'times'} (for {listed})"
+
+
+def xla_summaries(functions: dict[str, Any], log, seen: dict[int, int]) -> list[Summary]:
+    """For each jit_compile function that XLA compiled again in the cell: how often, for which shapes, the fix.
+
+    Args:
+        seen: id of a function -> how many shapes were said for it (updated here).
+    """
+    out = []
+    for name, fn in functions.items():
+        shapes = log.xla_shapes(fn) if getattr(fn, "_jit_compile", False) else []
+        before = seen.get(id(fn), 0)
+        seen[id(fn)] = len(shapes)
+        if len(shapes) < 2 or len(shapes) == before:
+            continue
+        traces = len(retracing.concrete_functions(fn))
+        out.append(Summary(
+            f"tfretrace {name}: {xla_compiles_text(fn, log)}, where TensorFlow traced it {traces} "
+            f"{'time' if traces == 1 else 'times'}: XLA compiles once per concrete input shape, even for a "
+            "generalised trace (reduce_retracing, None dims)\n"
+            "  fix: give it a few shapes: pad or bucket the inputs (tf.pad to a multiple of 8 or 32, "
+            "dataset.bucket_by_sequence_length), or fixed shapes (drop_remainder=True)"))
+    return out

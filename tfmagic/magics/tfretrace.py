@@ -29,6 +29,7 @@ class RetraceMagics(SessionMagics):
         self._log = TraceLog()  # every call that traced, from now on (families of functions made anew)
         self._log.install()
         self._log_mark = 0  # the log's count when the watched cell started
+        self._xla_said: dict[int, int] = {}  # jit_compile functions: how many XLA compiles were said
 
     def close(self) -> None:
         self._stop_watch()
@@ -87,7 +88,7 @@ class RetraceMagics(SessionMagics):
     def _retrace_table(self):
         from tfmagic.render import RetraceTable
         from tfmagic.retracing import find_functions, trace_history
-        from tfmagic.watch import family_rows
+        from tfmagic.watch import family_rows, xla_compiles_text
 
         rows = []
         cell_functions = set()
@@ -107,7 +108,12 @@ class RetraceMagics(SessionMagics):
                 rows.append((name, 0, "not traced yet", ""))
                 continue
             last = history.traces[-1]
-            rows.append((name, len(history.traces), last.reason, last.fixes[0] if last.fixes else ""))
+            compiles = xla_compiles_text(fn, self._log)
+            reason = f"{last.reason}; {compiles}" if compiles else last.reason
+            fix = last.fixes[0] if last.fixes else ""
+            if compiles and len(self._log.xla_shapes(fn)) > 1:
+                fix = "XLA compiles once per shape: pad or bucket the inputs to a few shapes, or fix them"
+            rows.append((name, len(history.traces), reason, fix))
         rows += family_rows(self._log)
         return RetraceTable(rows)
 
@@ -126,7 +132,7 @@ class RetraceMagics(SessionMagics):
             except Exception:
                 target = None
         if target is not None and is_tf_function(target):
-            return function_report(name, target)
+            return function_report(name, target, self._log)
         if target is None:
             raise UsageError(f"%tfretrace: no tf.function or family of functions named {name!r} "
                              "(%tfretrace lists them)")
@@ -166,13 +172,14 @@ class RetraceMagics(SessionMagics):
             return
         from tfmagic.render import Notice
         from tfmagic.retracing import trace_history, watched_pitfalls
-        from tfmagic.watch import cell_summaries
+        from tfmagic.watch import cell_summaries, xla_summaries
 
         functions = self._watched()
         new = self._watch.update(functions)
         events = self._log.since(self._log_mark)
         self._log_mark = self._log.count
-        for summary in cell_summaries(functions, new, events, self._keras_retraces):
+        for summary in cell_summaries(functions, new, events, self._keras_retraces) + \
+                xla_summaries(functions, self._log, self._xla_said):
             display(Notice(summary.text, level=summary.level))
         for name in new:
             fn = functions[name]

@@ -88,3 +88,15 @@ def test_xla_compiles_are_counted_beside_traces(ip):
     assert "but XLA still compiles it once for each new concrete shape" in text  # the reduce_retracing note, right
     table = repr(run(ip, "%tfretrace")[0].result)
     assert "XLA compiled it 4 times" in table
+
+
+def test_an_op_without_an_xla_kernel_is_named_at_its_line(ip):
+    run(ip, "xs = tf.ones([2])\nbefore_xla = 1")
+    result, _ = run(ip, "%%tfgraph --jit --show none\nbefore_xla = 2\nzs = xs + 1\n"
+                        "ys = tf.py_function(lambda a: a * 2, [zs], tf.float32)")
+    error = result.error_in_exec
+    assert error is not None and ip.user_ns["before_xla"] == 1  # the namespace as it was
+    shown = "\n".join(error._render_traceback_())
+    assert "XLA cannot compile it: EagerPyFunc has no XLA kernel" in shown
+    assert "----> 3 ys = tf.py_function" in shown and "tf2xla conversion failed" not in shown
+    assert len(shown.splitlines()) < 12

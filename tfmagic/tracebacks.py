@@ -181,6 +181,19 @@ def explain(message: str, frames: list[CellFrame], namespace: dict):
             or diagnostics.explain_graph_only(message, line, text))
 
 
+def explain_xla(full_message: str, frames: list[CellFrame]):
+    """A finding for a graph XLA refused (an op with no XLA kernel, a string argument), at the cell's line."""
+    if "unsupported operations when trying to compile" not in full_message:
+        return None
+    from tfmagic import diagnostics
+    from tfmagic.xla import unsupported_op_text
+
+    last = frames[-1] if frames else None
+    text = unsupported_op_text(RuntimeError(full_message))
+    return diagnostics.Finding("xla", last.lineno if last else None, last.code if last else "",
+                               text.split("; ", 1)[0], text.split("; ", 1)[1] if "; " in text else "")
+
+
 def variables_note(names: list[str]) -> str:
     """The line that says which variables a failed cell had changed (or may have)."""
     listed = ", ".join(names)
@@ -207,7 +220,8 @@ def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
     """
     original, frames, found_phase, message = cell_frames(exc, code)
     phase = phase or found_phase
-    finding = explain(message, frames, namespace or {})
+    finding = explain_xla(str(getattr(original, "message", original)), frames) or \
+        explain(message, frames, namespace or {})
     if finding is not None:
         message = finding.message + (f"\n  fix: {finding.fix}" if finding.fix else "")
         original.tfmagic_finding = finding

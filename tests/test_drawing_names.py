@@ -165,3 +165,11 @@ def test_an_attention_block_too_tall_to_read_starts_collapsed_by_layer(ip, tmp_p
     assert _width(svg) <= NOTEBOOK_WIDTH and float(re.search(r'height="([\d.]+)pt"', svg).group(1)) < 1000
     labels, _ = _drawing(ip, tmp_path, "%tfgraph block --expand attention")
     assert "Softmax" in labels  # --expand opens a layer
+
+
+def test_a_gradient_call_gives_each_gradient_its_own_output(ip, tmp_path):
+    run(ip, "gdense = tf.keras.layers.Dense(3, name='gdense')\ngx = tf.ones([2, 4])\n_ = gdense(gx)")
+    labels, _ = _drawing(ip, tmp_path, "%%tfgraph\nwith tf.GradientTape() as tape:\n    gl = tf.reduce_sum(gdense(gx))\n"
+                                        "gg = tape.gradient(gl, gdense.trainable_variables)")
+    assert "gg[0]\nfloat32[4,3]" in labels and "gg[1]\nfloat32[3]" in labels  # not merged into one node
+    assert any(label.startswith("gradient(gl, gdense.trainable_variables)") for label in labels)

@@ -39,6 +39,9 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert any("tfretrace tf_cube: 2 retraces in this cell (4 traces now):" in t and
                "trace 4 (against trace 3): x: Python int 10 -> 20" in t for t in texts)  # one summary per cell
     assert any("this Python for loop over range() was unrolled" in t for t in texts)
+    assert any("what XLA runs" in t and "loop fusion" in t for t in texts)  # --jit --show xla
+    assert any("XLA's memory plan:" in t for t in texts)
+    assert any("squash: XLA compiled it 4 times" in t and "TensorFlow traced it 2 times" in t for t in texts)
     assert any("w1      scalar     float32  36" in t and "w2      scalar     float32  10" in t for t in texts)
     assert any("c1 is a constant tensor" in t and "add --watch c1" in t for t in texts)
     assert any("tf.stop_gradient at line 1" in t for t in texts)

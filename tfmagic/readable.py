@@ -159,17 +159,20 @@ class _Simplifier:
             count = len(members) + sum(sub.total_ops() for n in members for _, sub in self.ops[n].subgraphs)
             node = Op(call, f"{count} ops", "scope", [], self.ops[members[0]].device, f"scope {call}")
             edges, seen = [], set()
+            results: dict[tuple[str, int], int] = {}  # each tensor the call gives: an output of its own
             for edge in self.edges:
                 src = call if edge.src in inside else edge.src
                 dst = call if edge.dst in inside else edge.dst
                 if src == dst == call:
                     continue
                 if call in (src, dst):
-                    key = (src, edge.src_index if src != call else 0, dst)
+                    index = results.setdefault((edge.src, edge.src_index), len(results)) if src == call \
+                        else edge.src_index
+                    key = (src, index, dst, edge.dst_index if dst != call else 0)
                     if key in seen:
                         continue
                     seen.add(key)
-                    edge = dataclasses_replace(edge, src=src, dst=dst, src_index=edge.src_index if src != call else 0)
+                    edge = dataclasses_replace(edge, src=src, dst=dst, src_index=index)
                 edges.append(edge)
             for name in members:
                 del self.ops[name]

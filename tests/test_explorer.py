@@ -72,3 +72,18 @@ def test_the_diff_view_draws_a_trace_against_the_one_it_was_compared_with():
     assert "thick green border: op added by this trace" in explorer.drawing.value
     explorer.trace.value = 0
     assert "nothing to compare" in explorer.drawing.value
+
+
+def test_the_xla_view_boxes_xlas_kernels_around_the_ops():
+    from tfmagic.xla import groups_for_graph
+
+    @tf.function(jit_compile=True)
+    def xg(x):
+        return tf.tanh(x * 2.0 + 1.0)
+
+    graph = xg.get_concrete_function(tf.TensorSpec([3])).graph
+    explorer = Explorer([("x: float32[3]", graph)], 0, "xg", xla=lambda i: groups_for_graph(xg, graph))
+    assert "XLA" in explorer.view.options
+    explorer.view.value = "XLA"
+    assert "XLA loop fusion" in explorer.drawing.value and "solid orange box: one XLA kernel" in explorer.drawing.value
+    assert xg.experimental_get_tracing_count() == 1

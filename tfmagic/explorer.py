@@ -33,11 +33,13 @@ class Explorer:
         cell: the traces are a ``%%tfgraph`` cell's (its outputs are named by the names it binds).
         compared: for each trace, the index of the trace it was compared with when it was made (``None``
             for the first): the "diff" view draws a trace against it (``tracediff.py``).
+        xla: for a ``jit_compile`` function: trace index -> its XLA kernels by TF op (``xla.groups_for_graph``),
+            or ``None`` where XLA cannot say; the "XLA" view boxes the kernels around their ops.
     """
 
     def __init__(self, traces: list[tuple[str, object]], selected: int, title: str, max_nodes: int | None = None,
                  ops: str = "readable", variable_names: dict[int, str] | None = None, cell: bool = False,
-                 compared: list[int | None] | None = None):
+                 compared: list[int | None] | None = None, xla=None):
         self.traces = traces
         self.title = title
         self.max_nodes = max_nodes
@@ -49,10 +51,12 @@ class Explorer:
         self._graphs: dict[tuple[int, str], object] = {}
         self.trace = widgets.Dropdown(options=[(f"{i + 1}: {label}", i) for i, (label, _) in enumerate(traces)],
                                       value=selected, description="trace", layout=widgets.Layout(width="max-content"))
-        views = ["traced", "after Grappler"] + (["diff"] if len(traces) > 1 else [])
-        self.view = widgets.ToggleButtons(options=views, value="traced",
-                                          tooltips=["the graph TensorFlow traced", "the graph Grappler optimised",
-                                                    "this trace against the one it was compared with"][:len(views)])
+        self.xla = xla
+        views = ["traced", "after Grappler"] + (["diff"] if len(traces) > 1 else []) + (["XLA"] if xla else [])
+        tips = {"traced": "the graph TensorFlow traced", "after Grappler": "the graph Grappler optimised",
+                "diff": "this trace against the one it was compared with",
+                "XLA": "XLA's kernels boxed around the ops each fusion computes"}
+        self.view = widgets.ToggleButtons(options=views, value="traced", tooltips=[tips[v] for v in views])
         self.ops = widgets.ToggleButtons(options=[("readable", "readable"), ("every op", "all")], value=ops)
         self.scopes = widgets.SelectMultiple(options=[], rows=6, description="scopes",
                                              layout=widgets.Layout(width="420px"))
@@ -128,7 +132,7 @@ class Explorer:
             self._graphs[key] = self.traces[self.trace.value][1]
             self._models[key] = diff_models(self._traced(earlier), new)[0] if earlier is not None else new
             return self._models[key]
-        if key not in self._models and self.view.value == "traced":
+        if key not in self._models and self.view.value in ("traced", "XLA"):
             return self._traced(self.trace.value)
         if key not in self._models:  # after Grappler
             from tfmagic.grappler import optimize
@@ -184,8 +188,12 @@ class Explorer:
         if view == "diff":
             earlier = self.compared[self.trace.value]
             view = f"against trace {earlier + 1}" if earlier is not None else "the first trace: nothing to compare"
+        groups = None
+        if view == "XLA":
+            groups = self.xla(self.trace.value)
+            view = "XLA's kernels around the ops they compute" if groups else "XLA: its kernels could not be read"
         report, _ = draw_model(self.model, f"{self.title}, trace {self.trace.value + 1}: {label} ({view})",
-                               max_nodes=self.max_nodes, expand=self.expanded, ops=self.ops.value)
+                               max_nodes=self.max_nodes, expand=self.expanded, ops=self.ops.value, groups=groups)
         self.drawing.value = report._repr_mimebundle_(include=["text/html"])["text/html"]
         if self.details.value.startswith("<i>The cell's drawing is below"):
             self.details.value = ""

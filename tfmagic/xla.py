@@ -233,6 +233,23 @@ def fusion_groups(report: XlaReport) -> dict[str, str]:
     return groups
 
 
+def groups_for_graph(function, graph) -> dict[str, str] | None:
+    """:func:`fusion_groups` for one trace of ``function`` (called with zeros of the trace's shapes), or
+    ``None`` where its arguments are not tensors of known shapes or XLA cannot compile it."""
+    import tensorflow as tf
+
+    signature = getattr(graph, "structured_input_signature", None)
+    if not signature or signature[1]:
+        return None
+    specs = signature[0]
+    if not all(isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() for s in specs):
+        return None
+    try:
+        return fusion_groups(xla_report(function, [tf.zeros(s.shape, s.dtype) for s in specs]))
+    except TfMagicError:
+        return None
+
+
 def size_text(nbytes: int) -> str:
     """``48 B``, ``1.5 KiB``, ``3.2 MiB``."""
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):

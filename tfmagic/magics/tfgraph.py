@@ -447,8 +447,13 @@ class TfGraphMagics(SessionMagics):
             selected = next((i for i, r in enumerate(records) if r is run.trace), len(records) - 1)
             numbers = [r.number for r in records]
             compared = [numbers.index(r.nearest) if r.nearest in numbers else None for r in records]
+            xla = None
+            if getattr(run.function, "_jit_compile", False):
+                from tfmagic.xla import groups_for_graph
+
+                xla = lambda index: groups_for_graph(run.function, traces[index][1])  # noqa: E731
             display(Explorer(traces, selected, title.rsplit(", trace ", 1)[0], args.max_nodes, ops=args.ops,
-                             variable_names=self.variable_names(), cell=True, compared=compared).widget())
+                             variable_names=self.variable_names(), cell=True, compared=compared, xla=xla).widget())
         except Exception as e:  # the explorer is an extra: the static drawing below still stands
             display(Notice(f"%%tfgraph: the explorer could not start: {type(e).__name__}: {e}", level="warning"))
 

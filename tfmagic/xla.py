@@ -92,8 +92,9 @@ def _shape_text(shape) -> tuple[str, int]:
     return f"{element.lower()}[{','.join(str(d) for d in shape.dimensions)}]", size
 
 
-def hlo_module(function, args: list):
-    """The optimized ``HloProto`` of ``function(*args)`` and its HLO text.
+def hlo_module(function, args: list, text: bool = False):
+    """The optimized ``HloProto`` of ``function(*args)`` and (``text``: TensorFlow runs XLA's passes again
+    for it) its HLO text, else ``""``.
 
     Raises:
         TfMagicError: the function is not compiled by XLA, or XLA cannot compile it (the message names
@@ -108,12 +109,12 @@ def hlo_module(function, args: list):
         compiler_ir = function.experimental_get_compiler_ir(*args)
         proto = hlo_pb2.HloProto()
         proto.ParseFromString(compiler_ir(stage="optimized_hlo_proto_serialized"))
-        text = compiler_ir(stage="optimized_hlo")
+        hlo_text = compiler_ir(stage="optimized_hlo") if text else ""
     except TfMagicError:
         raise
     except Exception as e:  # XLA refused the graph: say which op, in one line
         raise TfMagicError(unsupported_op_text(e)) from None
-    return proto, text
+    return proto, hlo_text
 
 
 def unsupported_op_text(error: Exception) -> str:
@@ -152,15 +153,16 @@ def parameter_names(graph) -> list[str]:
     return [captured.get(id(t)) or t.op.name for t in getattr(graph, "inputs", ())]
 
 
-def xla_report(function, args: list, parameters: list[str] | None = None) -> XlaReport:
+def xla_report(function, args: list, parameters: list[str] | None = None, text: bool = False) -> XlaReport:
     """What XLA made of ``function(*args)``: kernels, memory plan, HLO text (see the module's docstring).
 
     Args:
         function: a ``jit_compile`` ``tf.function``.
         args: the call's arguments.
         parameters: the names of the function's inputs in order (:func:`parameter_names`), for the memory plan.
+        text: also the HLO text (``XlaReport.hlo_text``; ``""`` without).
     """
-    proto, text = hlo_module(function, args)
+    proto, text = hlo_module(function, args, text)
     module = proto.hlo_module
     computations = {c.id: c for c in module.computations}
     entry = computations.get(module.entry_computation_id) or module.computations[-1]

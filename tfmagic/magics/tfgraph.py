@@ -188,7 +188,7 @@ class TfGraphMagics(SessionMagics):
         from tfmagic.xla import fusion_groups, kernel_table, memory_table, parameter_names, xla_report
 
         try:
-            report = xla_report(function, call_args, parameter_names(graph))
+            report = xla_report(function, call_args, parameter_names(graph), text=args.show == "hlo")
         except TfMagicError as e:  # the cell's result and write-back stand
             display(Notice(f"--show {args.show}: {e}", level="warning"))
             return

@@ -100,3 +100,18 @@ def test_an_op_without_an_xla_kernel_is_named_at_its_line(ip):
     assert "XLA cannot compile it: EagerPyFunc has no XLA kernel" in shown
     assert "----> 3 ys = tf.py_function" in shown and "tf2xla conversion failed" not in shown
     assert len(shown.splitlines()) < 12
+
+
+def test_what_xla_added_is_drawn_small_and_named(ip, tmp_path):
+    run(ip, "xm = tf.random.normal([3, 4])")
+    cell = "xt = tf.transpose(xm) * 2.0\nxr = tf.reduce_sum(xt, axis=0)"
+    run(ip, cell)
+    plain = (ip.user_ns["xt"].numpy(), ip.user_ns["xr"].numpy())
+    path = tmp_path / "added.dot"
+    result, captured = run(ip, f"%%tfgraph --jit --show xla -o {path}\n{cell}")
+    assert result.success
+    assert np.allclose(ip.user_ns["xt"].numpy(), plain[0]) and np.allclose(ip.user_ns["xr"].numpy(), plain[1])
+    graph = pygraphviz.AGraph(string=path.read_text())
+    added = [graph.get_node(n) for n in graph.nodes() if n.startswith("xla:")]
+    assert added and all(node.attr["label"].startswith("XLA ") and node.attr["fontsize"] == "8" for node in added)
+    assert any("(added by XLA: no TF op)" in t for t in _texts(captured))

@@ -41,6 +41,7 @@ STYLES: dict[str, tuple[str, str, str]] = {
     "op": ("#ffffff", "#444444", "box"),
     "backward": ("#fdf1e6", "#b45f06", "box"),
     "scope": ("#f5f5f5", "#616161", "box3d"),
+    "xla": ("#fff8f0", "#ef6c00", "box"),  # an instruction XLA added (drawn by --show xla)
 }
 
 #: How a gradient drawing marks ops: (border colour, pen width, extra style).
@@ -56,7 +57,8 @@ MARKS: dict[str, tuple[str, str, str]] = {
 #: The legend's words for each kind of node, in the order the legend lists them.
 KIND_WORDS = {"input": "green: input", "variable": "orange cylinder: variable", "constant": "grey: constant",
               "output": "blue: output", "control_flow": "purple: control flow / call",
-              "backward": "light brown: backward (gradient) op", "scope": "grey 3-D box: a collapsed name scope"}
+              "backward": "light brown: backward (gradient) op", "scope": "grey 3-D box: a collapsed name scope",
+              "xla": "small orange box: an instruction XLA added that no TF op accounts for (a copy, a transpose)"}
 #: The legend's words for each line and box style.
 STYLE_WORDS = {"scope_box": "dashed grey box: name scope", "body_box": "purple box: a loop body, branch or called function",
                "body_link": "dotted purple arrow: op -> the functions it runs",
@@ -139,6 +141,8 @@ def _readable_label(op: Op, layers: frozenset[str] = frozenset()) -> str:
     if op.kind == "constant":
         value = op.detail or f"Const {shape}"
         return f"{value}\n{op.label}" if op.label else value
+    if op.kind == "xla":
+        return op.detail
     if op.kind == "scope":
         return f"{shown_scope(op.name, layers)}\n{op.type}"
     lines = [f"call {op.callee}"] if op.callee else [f"print {op.prints}"] if op.prints else [op.type]
@@ -297,7 +301,7 @@ class _Writer:
             tooltip += ": " + timing
             if heat[node_id] >= 0.01:
                 label += "\n" + timing
-        extra = ' fontsize=8 height=0.2' if op.kind == "constant" else ""
+        extra = ' fontsize=8 height=0.2' if op.kind in ("constant", "xla") else ""
         style = '"rounded,filled"' if shape == "box" and op.kind != "constant" else "filled"
         if op.kind == "control_flow":
             style = '"filled,bold"'

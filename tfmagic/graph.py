@@ -28,7 +28,7 @@ CONTROL_FLOW_ATTRS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 #: The kinds of op, as the drawing tells them apart.
-KINDS = ("input", "variable", "constant", "output", "control_flow", "op", "backward", "scope")
+KINDS = ("input", "variable", "constant", "output", "control_flow", "op", "backward", "scope", "xla")
 
 #: Name scope of the ops a GradientTape adds when it computes gradients in a graph.
 BACKWARD_SCOPE = "gradient_tape/"

@@ -50,6 +50,7 @@ class Kernel:
     shape: str
     bytes: int
     size: int = 1
+    reads: tuple[str, ...] = ()  # the TF ops whose results it reads (through the kernels that compute them)
 
 
 @dataclass
@@ -167,6 +168,9 @@ def xla_report(function, args: list, parameters: list[str] | None = None, text: 
     computations = {c.id: c for c in module.computations}
     entry = computations.get(module.entry_computation_id) or module.computations[-1]
     producer: dict[int, str] = {}  # instruction id -> the TF op it computes
+    for instruction in entry.instructions:  # the function's inputs, by their placeholders
+        if instruction.opcode == "parameter" and parameters and instruction.parameter_number < len(parameters):
+            producer[instruction.id] = parameters[instruction.parameter_number]
     kernels = []
     for instruction in entry.instructions:
         if instruction.opcode in _PLUMBING:
@@ -185,20 +189,18 @@ def xla_report(function, args: list, parameters: list[str] | None = None, text: 
             kind = instruction.opcode
         tf_ops = tuple(dict.fromkeys(n for n in names if n and n != "XLA_Args" and n != "XLA_Retvals"))
         shape, nbytes = _shape_text(instruction.shape)
-        kernels.append(Kernel(instruction.name, kind, tf_ops, shape, nbytes, size))
+        reads = tuple(dict.fromkeys(producer[i] for i in instruction.operand_ids if i in producer))
+        kernels.append(Kernel(instruction.name, kind, tf_ops, shape, nbytes, size, reads))
         if tf_ops:
             producer[instruction.id] = tf_ops[-1]
-    return XlaReport(kernels, _memory_plan(proto, producer, entry, parameters or []), text,
+    return XlaReport(kernels, _memory_plan(proto, producer, entry), text,
                      [a.size for a in proto.buffer_assignment.buffer_allocations])
 
 
-def _memory_plan(proto, producer: dict[int, str], entry, parameters: list[str]) -> MemoryPlan:
+def _memory_plan(proto, producer: dict[int, str], entry) -> MemoryPlan:
     assignment = proto.buffer_assignment
     names = {i.id: i.name for i in entry.instructions}
     order = {i.id: n for n, i in enumerate(entry.instructions)}
-    for instruction in entry.instructions:  # XLA's parameters are the function's inputs, in order
-        if instruction.opcode == "parameter" and instruction.parameter_number < len(parameters):
-            producer[instruction.id] = parameters[instruction.parameter_number]
     defined = {b.id: b.defined_at.instruction_id for b in assignment.logical_buffers}
     parameters = outputs = temporaries = 0
     largest = []
@@ -233,6 +235,25 @@ def fusion_groups(report: XlaReport) -> dict[str, str]:
             for op in kernel.tf_ops:
                 groups.setdefault(op, label)
     return groups
+
+
+def with_added(model, report: XlaReport):
+    """``model`` with a small node for each kernel XLA added (no TF op accounts for it: a copy, a transpose),
+    fed by the ops whose results it reads."""
+    import copy
+
+    from tfmagic.graph import Edge, Op
+
+    model = copy.copy(model)
+    model.ops, model.edges = dict(model.ops), list(model.edges)
+    for kernel in report.added:
+        name = f"xla:{kernel.name}"
+        model.ops[name] = Op(name, kernel.kind, "xla", [], detail=f"XLA {kernel.name}\n{kernel.shape}", stateful=True)
+        for read in kernel.reads:
+            source = model.ops.get(read)
+            if source is not None and source.outputs:
+                model.edges.append(Edge(read, name, source.outputs[0]))
+    return model
 
 
 def groups_for_graph(function, graph) -> dict[str, str] | None:

@@ -184,8 +184,9 @@ class TfGraphMagics(SessionMagics):
     def _show_xla(self, function, call_args, graph, title: str, args, labels: dict, timing: str = "") -> None:
         """``--show xla``: the drawing with XLA's kernels boxed around the TF ops they compute, the kernels'
         table, XLA's memory plan, the compile time; ``--show hlo``: XLA's optimized HLO text and the table."""
-        from tfmagic.render import Notice, draw_graph, file_format
-        from tfmagic.xla import fusion_groups, kernel_table, memory_table, parameter_names, xla_report
+        from tfmagic.graph import build_graph_model
+        from tfmagic.render import Notice, draw_model, file_format, gc_paused
+        from tfmagic.xla import fusion_groups, kernel_table, memory_table, parameter_names, with_added, xla_report
 
         try:
             report = xla_report(function, call_args, parameter_names(graph), text=args.show == "hlo")
@@ -199,10 +200,12 @@ class TfGraphMagics(SessionMagics):
             return
         formats = (file_format(args.output),) if args.output else ()
         try:
-            drawing, rendered = draw_graph(graph, f"{title}: XLA's kernels around the ops they compute", formats,
-                                           args.max_nodes, args.depth, tuple(args.expand), ops=args.ops,
-                                           labels=labels, variable_names=self.variable_names(),
-                                           groups=fusion_groups(report))
+            with gc_paused():
+                model = with_added(build_graph_model(graph, labels=labels, variable_names=self.variable_names()),
+                                   report)
+            drawing, rendered = draw_model(model, f"{title}: XLA's kernels around the ops they compute", formats,
+                                           max_nodes=args.max_nodes, depth=args.depth, expand=tuple(args.expand),
+                                           ops=args.ops, groups=fusion_groups(report))
             if args.output:
                 with open(args.output, "wb") as f:
                     f.write(rendered[formats[0]])

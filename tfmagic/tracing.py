@@ -67,7 +67,7 @@ class TraceRecord:
         changes: how it differs from the nearest earlier trace (``retracing.ArgChange``).
         fixes: what would have avoided it.
         nearest: the number of the earlier trace it was compared with.
-        diff: what changed in the graph against that trace (``retracing.GraphDiff``).
+        diff: what changed in the graph against that trace (``tracediff.GraphDiff``).
         findings: trace-time pitfalls this trace ran into (``diagnostics.Finding``).
         mixed: containers holding tensors and Python values: how to rebuild them around their tensors.
         rebuild: names (and the result) that leave the graph as tensors and are rebuilt eagerly
@@ -696,7 +696,9 @@ def split_inputs(candidates: tuple[str, ...], namespace: dict, mutated: frozense
     them is a new object, so a graph never runs with a stale capture.  Containers
     the cell changes in place (``mutated``) are captured too: TensorFlow refuses
     changes to its arguments, while a captured list changes as in a plain
-    ``tf.function`` (once per trace).  Names not
+    ``tf.function`` (once per trace).  When the cell reads a ``tf.GradientTape``
+    from the namespace, its tensors are captured too (the tape recorded those
+    tensors, not arguments standing for them).  Names not
     in the namespace are left to the builtins (or fail as a plain cell would).
 
     >>> import math
@@ -705,11 +707,17 @@ def split_inputs(candidates: tuple[str, ...], namespace: dict, mutated: frozense
     (('x',), ['f', 'math'])
     """
     params, captured = [], {}
+    # A tape recorded in an earlier cell knows the notebook's own tensors: made arguments, they would be new
+    # tensors it never recorded (tape.gradient gives None).  Captured, they are those tensors, as a plain
+    # tf.function closing over them has them.
+    taped = any(isinstance(namespace.get(name), tf.GradientTape) for name in candidates)
     for name in candidates:
         if name not in namespace:
             continue
         value = namespace[name]
-        if (isinstance(value, _VALUE_TYPES) and not (name in mutated and isinstance(value, _MUTABLE))) \
+        if taped and (tf.is_tensor(value) or _holds_tensors(value)) and not isinstance(value, tf.Variable):
+            captured[name] = value
+        elif (isinstance(value, _VALUE_TYPES) and not (name in mutated and isinstance(value, _MUTABLE))) \
                 or _is_array_like(value):
             params.append(name)
         else:

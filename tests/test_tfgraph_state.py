@@ -1,0 +1,101 @@
+"""%%tfgraph over the notebook's state, as other people's notebooks use it: tapes recorded in earlier cells,
+variables the cell creates, names it deletes, functions and classes it defines, and the notes it gives.
+
+Each value check is differential: the same cell runs as a plain cell and under ``%%tfgraph`` in a real
+IPython shell, from the same state, and the values it leaves are equal.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from .shellutil import run
+
+
+def _value(value):
+    """A comparable form of what a cell left: tensors and variables as arrays, containers item by item."""
+    if isinstance(value, dict):
+        return {k: _value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_value(v) for v in value]
+    if value is None:
+        return None
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6))
+
+
+def differential(ip, setup: str, cell: str, names: tuple, options: str = "--show none", times: int = 1):
+    """Run ``cell`` plain and under %%tfgraph (each after ``setup``); assert equal ``names``; the magic's output."""
+    values = []
+    for prefix in ("", f"%%tfgraph {options}\n"):
+        result, captured = run(ip, setup)
+        assert result.success, result.error_in_exec
+        for _ in range(times):
+            result, captured = run(ip, prefix + cell)
+            assert result.success, (prefix, result.error_in_exec, captured.stdout)
+        values.append({name: _value(ip.user_ns[name]) for name in names})
+    plain, graph = values
+    for name in names:
+        assert _equal(plain[name], graph[name]), f"{name}: plain {plain[name]}, %%tfgraph {graph[name]}"
+        assert plain[name] is not None and not (isinstance(plain[name], list) and None in plain[name])
+    return captured
+
+
+def _text(captured) -> str:
+    return "\n".join([captured.stdout, captured.stderr] + [o.data.get("text/plain", "") for o in captured.outputs])
+
+
+# ---------------------------------------------------------------------------
+# A tape recorded in an earlier cell (issue 18, item 1: these gave None or zeros, silently)
+
+TAPE_SETUP = """\
+w = tf.Variable([[1., 2.], [3., 4.], [5., 6.]], name='w')
+b = tf.Variable([0.5, -0.5], name='b')
+xb = tf.constant([[1., 2., 3.], [4., 5., 6.]])
+layer = tf.keras.layers.Dense(2, kernel_initializer='ones', name='tl')
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(xb)
+    y = xb @ w + b
+    loss = tf.reduce_mean(y ** 2)
+    yl = layer(xb) ** 2
+"""
+
+
+def test_gradient_of_an_earlier_tape_as_a_list(ip):
+    differential(ip, TAPE_SETUP, "[dl_dw, dl_db] = tape.gradient(loss, [w, b])", ("dl_dw", "dl_db"), times=2)
+
+
+def test_gradient_of_an_earlier_tape_as_a_dict(ip):
+    differential(ip, TAPE_SETUP, "grad = tape.gradient(loss, {'w': w, 'b': b})\nscaled = grad['w'] * 2",
+                 ("grad", "scaled"))
+
+
+def test_jacobian_of_an_earlier_tape_by_a_layer_kernel(ip):
+    differential(ip, TAPE_SETUP, "j = tape.jacobian(yl, layer.kernel)\ntotal = tf.reduce_sum(j)", ("j", "total"))
+    assert float(tf.reduce_sum(tf.abs(ip.user_ns["j"]))) > 0  # not a jacobian of zeros
+
+
+def test_batch_jacobian_of_an_earlier_persistent_tape(ip):
+    differential(ip, TAPE_SETUP, "bj = tape.batch_jacobian(y, xb)", ("bj",), times=2)
+    assert float(tf.reduce_sum(tf.abs(ip.user_ns["bj"]))) > 0
+
+
+def test_a_new_recording_is_a_new_graph_never_a_stale_gradient(ip):
+    run(ip, TAPE_SETUP)
+    run(ip, "%%tfgraph --show none\ng = tape.gradient(loss, b)")
+    first = ip.user_ns["g"].numpy()
+    run(ip, "b.assign([10., 10.])\nwith tf.GradientTape(persistent=True) as tape:\n    loss = tf.reduce_mean((xb @ w + b) ** 2)")
+    result, _ = run(ip, "%%tfgraph --show none\ng = tape.gradient(loss, b)")
+    assert result.success
+    expected = ip.user_ns["tape"].gradient(ip.user_ns["loss"], ip.user_ns["b"]).numpy()
+    np.testing.assert_allclose(ip.user_ns["g"].numpy(), expected)
+    assert not np.allclose(first, expected)

@@ -99,3 +99,52 @@ def test_a_new_recording_is_a_new_graph_never_a_stale_gradient(ip):
     expected = ip.user_ns["tape"].gradient(ip.user_ns["loss"], ip.user_ns["b"]).numpy()
     np.testing.assert_allclose(ip.user_ns["g"].numpy(), expected)
     assert not np.allclose(first, expected)
+
+
+# ---------------------------------------------------------------------------
+# tf.config.run_functions_eagerly(True) (item 2: an IndexError from tfmagic's own code)
+
+
+@pytest.fixture
+def functions_run_eagerly():
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
+EAGER_CELL = "y = x * 2\nfor k in tf.range(3):\n    last = k\nprint('sum', float(tf.reduce_sum(y)))\ny + 1"
+
+
+def test_functions_run_eagerly_runs_the_cell_eagerly_and_says_so_in_one_line(ip, functions_run_eagerly):
+    captured = differential(ip, "x = tf.constant([1., 2.])", EAGER_CELL, ("y", "last", "k"), options="", times=2)
+    notes = [o.data["text/plain"] for o in captured.outputs if "%%tfgraph:" in o.data.get("text/plain", "")]
+    assert notes == ["%%tfgraph: tf.config.run_functions_eagerly(True) is on: the cell ran eagerly, as every "
+                     "tf.function now runs, so there is no graph to draw; tf.config.run_functions_eagerly(False) "
+                     "turns graphs back on"]
+    assert "sum 6.0" in captured.stdout  # print runs on every run, as eager code does
+    assert not any("image/svg+xml" in o.data for o in captured.outputs)
+
+
+def test_functions_run_eagerly_a_failing_cell_leaves_the_namespace(ip, functions_run_eagerly):
+    run(ip, "x = tf.constant([1., 2.])")
+    before = dict(ip.user_ns)
+    result, _ = run(ip, "%%tfgraph\nx = x * 2\nq = 1 / 0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    assert ip.user_ns["x"] is before["x"] and "q" not in ip.user_ns
+
+
+def test_a_cell_traced_before_runs_eagerly_too_and_graphs_come_back(ip):
+    run(ip, "x = tf.constant([1., 2.])")
+    run(ip, "%%tfgraph --show none\nlabel = 'len%d' % x.shape[0]\ny = x * 3")
+    tf.config.run_functions_eagerly(True)
+    try:
+        run(ip, "x = tf.constant([1., 2., 3.])")
+        result, captured = run(ip, "%%tfgraph --show none\nlabel = 'len%d' % x.shape[0]\ny = x * 3")
+    finally:
+        tf.config.run_functions_eagerly(False)
+    assert result.success and ip.user_ns["label"] == "len3" and ip.user_ns["y"].numpy().tolist() == [3., 6., 9.]
+    assert "run_functions_eagerly(True) is on" in _text(captured)
+    result, captured = run(ip, "%%tfgraph --show none\nlabel = 'len%d' % x.shape[0]\ny = x * 3")
+    assert result.success and "run_functions_eagerly" not in _text(captured) and ip.user_ns["label"] == "len3"

@@ -38,6 +38,10 @@ from tfmagic.errors import RetraceLimitError
 #: How many cells' functions a :class:`CellCache` keeps (the least recently run go first).
 MAX_CACHED_CELLS = 64
 
+#: What a cell run under ``tf.config.run_functions_eagerly(True)`` says (one line).
+EAGER_NOTE = ("tf.config.run_functions_eagerly(True) is on: the cell ran eagerly, as every tf.function now runs, "
+              "so there is no graph to draw; tf.config.run_functions_eagerly(False) turns graphs back on")
+
 #: How many traces a cell's ``tf.function`` keeps; a cell that would trace past this gets a new
 #: function (its earlier traces are released, so a long session's memory stays bounded).
 MAX_TRACES_PER_FUNCTION = 32
@@ -125,6 +129,8 @@ class CellRun:
         findings: trace-time pitfalls, when this run traced.
         functions: functions the cell defined that read its names: call ``redefine(namespace)`` on each
             once ``outputs`` are written back, to have them read the notebook's names as a plain cell's do.
+        eager: why the cell ran eagerly, with no graph (``tf.config.run_functions_eagerly(True)`` is on);
+            empty when it ran as a graph.  An eager run has no trace: ``trace`` is ``None``.
     """
 
     outputs: dict[str, Any]
@@ -141,6 +147,7 @@ class CellRun:
     _trace: TraceRecord | None = None
     _find_trace: Any = None
     functions: dict[str, Any] = field(default_factory=dict)
+    eager: str = ""
 
     def redefine_functions(self, namespace: dict) -> None:
         """Define the cell's functions again over ``namespace`` (after the outputs are written back)."""
@@ -378,7 +385,12 @@ class CellFunction:
             notes = [f.text for f in self.code_findings() if f.kind == "try_except"]
             raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes) from None
         traced = count() != before
-        if traced:
+        eager = not traced and bool(self._pending) and tf.config.functions_run_eagerly()
+        if eager:  # tf.config.run_functions_eagerly(True): the Python function ran, as a plain cell runs
+            record = None
+            model = self._pending[-1]
+            self._pending.clear()
+        elif traced:
             record = self._pending[-1]  # TensorFlow traces twice when a first call creates variables
             self._pending.clear()
             self._explain(record, args)
@@ -389,7 +401,8 @@ class CellFunction:
             record = None  # any trace gives the same Python values; which one ran is looked up if needed
         else:
             record = self.trace_for(args)
-        model = record or self.traces[-1]
+        if not eager:
+            model = record or self.traces[-1]
         for label, (name, kind, key) in model.slots:  # the eager values, where the trace put tensors
             value = tensors.get(label)
             if value is None:
@@ -427,8 +440,9 @@ class CellFunction:
             inputs=self.params,
             findings=record.findings if traced else [],
             _trace=record,
-            _find_trace=(lambda: self.trace_for(args)) if record is None else None,
+            _find_trace=(lambda: None if eager else self.trace_for(args)) if record is None else None,
             functions=functions,
+            eager=EAGER_NOTE if eager else "",
         )
 
     def _assigned_variables(self, args: list) -> list[str]:

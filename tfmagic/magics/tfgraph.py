@@ -153,6 +153,11 @@ class TfGraphMagics(SessionMagics):
             self._show_trace_notes(run)
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
+        if run.eager:  # tf.config.run_functions_eagerly(True): it ran eagerly, there is no graph
+            from tfmagic.render import Notice
+
+            display(Notice(f"%%tfgraph: {run.eager}"))
+            return
         if args.tensorboard:
             self._write_tensorboard(run, args.tensorboard)
         profile = None

@@ -148,3 +148,30 @@ def test_a_cell_traced_before_runs_eagerly_too_and_graphs_come_back(ip):
     assert "run_functions_eagerly(True) is on" in _text(captured)
     result, captured = run(ip, "%%tfgraph --show none\nlabel = 'len%d' % x.shape[0]\ny = x * 3")
     assert result.success and "run_functions_eagerly" not in _text(captured) and ip.user_ns["label"] == "len3"
+
+
+# ---------------------------------------------------------------------------
+# del of the notebook's names (item 3: a TypeError about an Undefined return value)
+
+DEL_SETUP = "x = tf.constant([1., 2.])\nv0 = tf.Variable(1.)\nn = 3\nlst = [1]\nlayer = tf.keras.layers.Dense(2)"
+
+
+@pytest.mark.parametrize("cell", ["del v0", "del layer", "y = v0 * 2\ndel v0", "del x, v0, n", "del lst",
+                                  "y = x + layer.units\ndel layer, x"])
+def test_del_of_a_notebook_name_does_what_the_plain_cell_does(ip, cell):
+    names = ("x", "v0", "n", "lst", "layer", "y")
+    left = []
+    for prefix in ("", "%%tfgraph --show none\n"):
+        run(ip, DEL_SETUP + "\ny = None")
+        result, captured = run(ip, prefix + cell)
+        assert result.success, (prefix, result.error_in_exec)
+        left.append({k: _value(ip.user_ns[k]) if k != "layer" else "layer" for k in names if k in ip.user_ns})
+    assert left[0].keys() == left[1].keys()
+    assert all(_equal(left[0][k], left[1][k]) if k != "layer" else True for k in left[0])
+
+
+def test_a_failing_cell_that_deletes_a_name_leaves_it(ip):
+    run(ip, DEL_SETUP)
+    before = ip.user_ns["v0"]
+    result, _ = run(ip, "%%tfgraph --show none\ndel v0\ny = 1 / 0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError) and ip.user_ns["v0"] is before

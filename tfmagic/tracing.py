@@ -217,8 +217,9 @@ class CellFunction:
         values = dict(zip(self.code.returned_names(self.params, self.forced), explicit))
         values = {k: v for k, v in values.items() if _is_defined(v)}  # a Python loop that did not run
         for name in self.global_names:  # rebound in a branch or loop: the function's globals have it
-            if name not in values and name in self._namespace and self._namespace[name] is not self._globals[name]:
-                values[name] = self._namespace[name]
+            if name not in values and name in self._namespace and self._namespace[name] is not self._globals[name] \
+                    and name not in self.code.deleted and _is_defined(self._namespace[name]):
+                values[name] = self._namespace[name]  # (del NAME: AutoGraph binds it to an Undefined)
         for name in self.code.assigned if local_values else ():
             # names bound only in a branch or loop, when AutoGraph kept them
             if name not in values and name in local_values and _is_defined(local_values[name]):

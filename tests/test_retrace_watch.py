@@ -242,7 +242,7 @@ def test_what_public_code_hit_a_tf_function_of_a_tf_function_and_keras_first_ste
                                    "out_h = h_of_g(tf.constant(1.))")
         assert result.success and not any("Traceback" in t for t in _texts(captured))
         result, captured = run(ip, "import numpy as np\nnet_r = tf.keras.Sequential([tf.keras.Input((4,)), "
-                                   "tf.keras.layers.Dense(1)])\nnet_r.compile('rmsprop', 'mse')\n"
+                                   "tf.keras.layers.Dense(1, name='r_out')], name='net_r')\nnet_r.compile('rmsprop', 'mse')\n"
                                    "_ = net_r.fit(np.ones((64, 4), 'float32'), np.ones((64, 1), 'float32'), "
                                    "batch_size=32, verbose=0)")
         assert result.success

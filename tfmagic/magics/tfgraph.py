@@ -21,6 +21,16 @@ from tfmagic.magics.display import MAX_MEMO
 from tfmagic.magics.session import SessionMagics
 
 
+def _keras_name_scopes() -> list | None:
+    """Keras 3's stack of name scopes (``keras/src/backend/common/name_scope.py`` keeps it in its global
+    state), or ``None`` without Keras 3."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        return None
+    return global_state.get_global_attribute("name_scope_stack", default=[], set_to_default=True)
+
+
 @magics_class
 class TfGraphMagics(SessionMagics):
     """``%%tfgraph`` and ``%tfgraph FUNC``."""
@@ -143,11 +153,17 @@ class TfGraphMagics(SessionMagics):
         self._transformed_source = source
         before = dict(self.shell.user_ns) if args.profile or args.show in ("xla", "hlo") else None  # the inputs
         started = time.perf_counter()
+        scopes = _keras_name_scopes()
+        depth = len(scopes) if scopes is not None else 0
         try:
             run = trace_cell(source, self.shell.user_ns, cache=self.cells, name=args.name, options=options,
                              max_traces=args.max_traces)
         except CellSourceError as e:
             raise UsageError(f"%%tfgraph: {e}") from e
+        except BaseException:
+            if scopes is not None:  # a layer call that failed inside its name scope leaves it on Keras's stack,
+                del scopes[depth:]  # and every later variable's name would start with it
+            raise
         self._write_back(run, args.name)
         if run.traced:
             self._show_trace_notes(run)

@@ -175,3 +175,82 @@ def test_a_failing_cell_that_deletes_a_name_leaves_it(ip):
     before = ip.user_ns["v0"]
     result, _ = run(ip, "%%tfgraph --show none\ndel v0\ny = 1 / 0")
     assert isinstance(result.error_in_exec, ZeroDivisionError) and ip.user_ns["v0"] is before
+
+
+# ---------------------------------------------------------------------------
+# Cells that create variables (item 6: "a tf.Variable is created inside the function on a call other than the first")
+
+VAR_SETUP = "x = tf.constant([1., 2., 3.])"
+
+CREATING_CELLS = {
+    "directly": ("vv = tf.Variable(1.0, name='vv')\nvv.assign_add(2.)\ny = vv * x", ("vv", "y")),
+    "from a graph value": ("w2 = tf.Variable(x * 2, name='w2')\ny = w2 + 1", ("w2", "y")),
+    "a Keras layer": ("dense = tf.keras.layers.Dense(2, kernel_initializer='ones', bias_initializer='ones')\n"
+                      "y = dense(x[None])\nkernel = dense.kernel", ("y", "kernel")),
+    "an optimizer": ("opt = tf.keras.optimizers.Adam(0.1)\nv1 = tf.Variable([1., 2.])\n"
+                     "with tf.GradientTape() as tp:\n    loss = tf.reduce_sum(v1 ** 2)\n"
+                     "opt.apply_gradients([(tp.gradient(loss, v1), v1)])\nsteps = opt.iterations + 0", ("v1", "steps")),
+    "a Keras metric": ("acc = tf.keras.metrics.Mean()\nacc.update_state(x)\nr = acc.result()", ("r",)),
+    "a tf.Module": ("m = tf.Module()\nm.v = tf.Variable(3.)\nz = m.v * x", ("z",)),
+    "a random generator": ("g = tf.random.Generator.from_seed(1)\nr = g.normal([2])", ("r",)),
+}
+
+
+@pytest.mark.parametrize("kind", list(CREATING_CELLS))
+def test_a_cell_that_creates_variables_computes_what_the_plain_cell_does(ip, kind):
+    cell, names = CREATING_CELLS[kind]
+    differential(ip, VAR_SETUP, cell, names, times=2)
+
+
+def test_created_variables_are_written_back_as_the_variables_and_drawn_as_variables(ip):
+    run(ip, VAR_SETUP)
+    result, captured = run(ip, "%%tfgraph --show text\nvv = tf.Variable(2.0, name='vv')\ny = vv * x")
+    assert result.success
+    assert isinstance(ip.user_ns["vv"], tf.Variable) and not tf.is_symbolic_tensor(ip.user_ns["vv"].handle)
+    assert "vv    variable  resource[]" in _text(captured)
+    ip.user_ns["vv"].assign(5.)  # a live variable: a plain cell can use it
+    assert run(ip, "vv * 2")[0].result.numpy() == 10.
+
+
+def test_a_rerun_makes_fresh_variables_and_says_the_cell_traces_on_each_run(ip):
+    run(ip, VAR_SETUP)
+    source = "%%tfgraph --show none\nvv = tf.Variable(1.0)\nvv.assign_add(2.)\ny = vv * x"
+    run(ip, source)
+    first = ip.user_ns["vv"]
+    result, captured = run(ip, source)
+    assert result.success and ip.user_ns["vv"] is not first
+    assert float(ip.user_ns["vv"].numpy()) == 3.0 and float(first.numpy()) == 3.0  # not 5.0: a new variable
+    text = _text(captured)
+    assert "it creates variables, and each run makes new ones (as a plain cell's run does), so it traces on each " \
+           "run" in text
+    assert "create the variables (layers, optimizers, modules) in a plain cell" in text
+
+
+def test_a_variable_created_in_a_graph_branch_says_what_to_write_instead(ip):
+    run(ip, VAR_SETUP)
+    before = dict(ip.user_ns)
+    result, _ = run(ip, "%%tfgraph --show none\nif tf.reduce_sum(x) > 0:\n    vq = tf.Variable(1.)\nelse:\n"
+                        "    vq = tf.Variable(2.)")
+    error = result.error_in_exec
+    assert isinstance(error, ValueError)
+    rendered = "\n".join(error._render_traceback_())
+    assert "----> 2     vq = tf.Variable(1.)" in rendered
+    assert "create it before the `if` or loop (v = tf.Variable(...)) and assign it inside (v.assign(...))" in rendered
+    assert "vq" not in ip.user_ns and ip.user_ns["x"] is before["x"]
+
+
+COUNTER = """\
+class Counter(tf.Module):
+    def __init__(self):
+        self.v = tf.Variable(0)
+    def __call__(self, t):
+        with tf.init_scope():
+            self.v.assign_add(1)
+        return t * 2
+x = tf.constant(1.)
+"""
+
+
+def test_a_module_counting_its_calls_under_init_scope_made_in_the_cell(ip):
+    differential(ip, COUNTER, "c = Counter()\ny = c(x)\ny = c(y)\ncount = c.v + 0", ("y", "count"), times=2)
+    assert int(ip.user_ns["count"]) == 2

@@ -187,6 +187,8 @@ class CellFunction:
         self.traces: list[TraceRecord] = []  # the traces that ran, in order
         self._pending: list[TraceRecord] = []  # traces made during the current call
         self._same_python_values = True  # every trace bound the same Python values
+        self.created: list = []  # the variables the cell's traces created, in creation order (see _create_variable)
+        self._next_variable = 0  # which of them the trace running now asks for next
         self._code_findings: list | None = None
         namespace = dict(global_values)
         namespace["__builtins__"] = builtins
@@ -214,6 +216,7 @@ class CellFunction:
         (a generator, an object of the cell's own class holding tensors) is not written back, and the
         trace says why.  Returns the function's outputs: ``({name: tensors}, result tensors or None)``.
         """
+        self._next_variable = 0  # the next trace asks for the variables from the first again
         values = dict(zip(self.code.returned_names(self.params, self.forced), explicit))
         values = {k: v for k, v in values.items() if _is_defined(v)}  # a Python loop that did not run
         for name in self.global_names:  # rebound in a branch or loop: the function's globals have it
@@ -341,6 +344,42 @@ class CellFunction:
                 if isinstance(item, tf.Tensor) and tf.is_symbolic_tensor(item) and item.graph is graph:
                     yield (name, kind, key), item
 
+    def _create_variable(self, next_creator, **kwargs):
+        """Every ``tf.Variable`` the cell makes while tracing (directly, in a Keras layer, an optimizer, a module).
+
+        The first trace creates each one once, eagerly (under ``tf.init_scope``, initialised at once, so code
+        that reads or assigns it while tracing sees its value); the traces TensorFlow makes after it get the
+        same variables again, in creation order, where a plain ``tf.function`` would refuse to create them.  An
+        initial value the graph computes (``tf.random.normal(...)``) is left to TensorFlow, which lifts its
+        initializer out of the graph on the first call.  Inside a graph ``if`` or loop a variable would exist
+        whether or not the branch runs: that is refused, with what to write instead.
+        """
+        index = self._next_variable
+        self._next_variable += 1
+        if index < len(self.created):
+            return self.created[index]
+        graph = tf.compat.v1.get_default_graph()
+        if type(graph).__name__ in _CONTROL_FLOW_GRAPHS:
+            raise ValueError(
+                "a tf.Variable is created inside a graph `if` or loop (its condition is a tensor): the variable "
+                "would exist whether or not that branch runs; create it before the `if` or loop "
+                "(v = tf.Variable(...)) and assign it inside (v.assign(...)), or make the condition a Python "
+                "value")
+        initial = kwargs.get("initial_value")
+        if tf.is_tensor(initial) and tf.is_symbolic_tensor(initial):
+            value = tf.get_static_value(initial)
+            if value is None:  # computed by the graph: TensorFlow lifts its initializer out of it
+                variable = next_creator(**kwargs)
+                self.created.append(variable)
+                return variable
+            initial = value
+        # The notebook's own creators (a distribution strategy's) still apply; tf.function's lifting does not.
+        arguments = {**kwargs, "initial_value": initial, "experimental_enable_variable_lifting": False}
+        with tf.init_scope():
+            variable = next_creator(**arguments)
+        self.created.append(variable)
+        return variable
+
     def _variable_for(self, unread, graph, values: dict):
         """The variable behind an assign's result inside the graph (``v.assign(...)`` returns a graph view of v)."""
         handle = getattr(unread, "handle", None)
@@ -348,6 +387,7 @@ class CellFunction:
         if external is None:
             return None
         candidates = list(self._variables.values()) + [v for v in values.values() if isinstance(v, tf.Variable)]
+        candidates += self.created
         for obj in self._captured_objects:
             try:
                 candidates += [getattr(v, "value", v) for v in getattr(obj, "variables", ())]
@@ -378,8 +418,10 @@ class CellFunction:
         count = self.function.experimental_get_tracing_count
         before = count()
         self._pending.clear()
+        self._next_variable = 0
         try:
-            tensors, tensor_result = self.function(*args)
+            with tf.variable_creator_scope(self._create_variable):  # the traces' graphs inherit it
+                tensors, tensor_result = self.function(*args)
         except Exception as exc:  # the user's code failed: show it at the cell's lines
             assigned = self._assigned_variables(args) if isinstance(exc, tf.errors.OpError) else []
             self._pending.clear()
@@ -478,7 +520,9 @@ class CellFunction:
             earlier_graph = self.traces[nearest].graph
         elif self.rebuild_changes:
             record.changes = self.rebuild_changes
-            record.fixes = retracing.fixes_for(self.rebuild_changes)
+            record.fixes = retracing.fixes_for([c for c in self.rebuild_changes if c is not _VARIABLES_CHANGE])
+            if _VARIABLES_CHANGE in self.rebuild_changes:
+                record.fixes.append(_VARIABLES_FIX)
             record.nearest = self.first_number or None
         if earlier_graph is not None:
             record.diff = retracing.graph_diff(earlier_graph, record.graph)
@@ -659,7 +703,7 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
     previous = None
     if cache is not None:
         previous = cache.get(key)
-        if previous is not None and previous.signature == signature:
+        if previous is not None and previous.signature == signature and not previous.created:
             if len(previous.traces) < MAX_TRACES_PER_FUNCTION or not retracing.would_trace(
                     previous.function, [namespace[p] for p in params]):
                 return previous
@@ -683,11 +727,21 @@ def _rebuild_changes(old: CellFunction, new: CellFunction) -> list:
         changes.append(retracing.ArgChange("the cell", "code", "", "its code changed"))
     if old.options != new.options:
         changes.append(retracing.ArgChange("the cell", "options", "", "its options changed"))
-    if old.signature == new.signature:
+    if old.created:  # a plain cell's re-run makes new variables: so does a new function
+        changes.append(_VARIABLES_CHANGE)
+    elif old.signature == new.signature:
         changes.append(retracing.ArgChange(
             "the cell", "cap", "", f"it held {len(old.traces)} traces, the most tfmagic keeps: its tf.function "
             "was built anew and the earlier traces released"))
     return changes
+
+
+#: Why a cell that creates variables traces on each run.
+_VARIABLES_CHANGE = retracing.ArgChange(
+    "the cell", "code", "", "it creates variables, and each run makes new ones (as a plain cell's run does), so "
+    "it traces on each run")
+_VARIABLES_FIX = ("to reuse one graph, create the variables (layers, optimizers, modules) in a plain cell and use "
+                  "them here")
 
 
 def _ordinal(n: int) -> str:
@@ -741,6 +795,9 @@ def split_inputs(candidates: tuple[str, ...], namespace: dict, mutated: frozense
 
 
 _MUTABLE = (list, dict, set, bytearray)  # what a cell can change in place
+
+#: The graphs of a graph ``if``'s branches and a graph loop's body (a variable made there is refused).
+_CONTROL_FLOW_GRAPHS = frozenset({"CondBranchFuncGraph", "WhileCondFuncGraph", "WhileBodyFuncGraph"})
 
 _ARRAY_TYPES = (tf.Tensor, tf.SparseTensor, tf.RaggedTensor, np.ndarray, np.generic)
 

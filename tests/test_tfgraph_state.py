@@ -254,3 +254,15 @@ x = tf.constant(1.)
 def test_a_module_counting_its_calls_under_init_scope_made_in_the_cell(ip):
     differential(ip, COUNTER, "c = Counter()\ny = c(x)\ny = c(y)\ncount = c.v + 0", ("y", "count"), times=2)
     assert int(ip.user_ns["count"]) == 2
+
+
+def test_init_scope_updates_of_a_module_made_earlier_are_explained_at_the_line(ip):
+    run(ip, COUNTER + "c2 = Counter()")
+    result, captured = run(ip, "%%tfgraph --show none\ny = x + 1\ny = c2(y)")
+    assert result.success and int(ip.user_ns["c2"].v.numpy()) == 1
+    text = _text(captured)
+    assert "line 2: y = c2(y)" in text
+    assert "a variable update (AssignAddVariableOp) ran eagerly while TensorFlow traced (under tf.init_scope): it " \
+           "ran once, now, and does not run when a later run reuses the graph" in text
+    result, captured = run(ip, "%%tfgraph --show none\ny = x + 1\ny = c2(y)")  # reuses the graph: as said
+    assert int(ip.user_ns["c2"].v.numpy()) == 1 and "init_scope" not in _text(captured)

@@ -375,7 +375,7 @@ class CellFunction:
             initial = value
         # The notebook's own creators (a distribution strategy's) still apply; tf.function's lifting does not.
         arguments = {**kwargs, "initial_value": initial, "experimental_enable_variable_lifting": False}
-        with tf.init_scope():
+        with tf.init_scope(), self._effects.paused():  # its initialising assign is no trace-time effect of the cell's
             variable = next_creator(**arguments)
         self.created.append(variable)
         return variable
@@ -419,8 +419,9 @@ class CellFunction:
         before = count()
         self._pending.clear()
         self._next_variable = 0
+        self._effects = _EagerEffects(self.code)
         try:
-            with tf.variable_creator_scope(self._create_variable):  # the traces' graphs inherit it
+            with self._effects, tf.variable_creator_scope(self._create_variable):  # the traces' graphs inherit it
                 tensors, tensor_result = self.function(*args)
         except Exception as exc:  # the user's code failed: show it at the cell's lines
             assigned = self._assigned_variables(args) if isinstance(exc, tf.errors.OpError) else []
@@ -533,6 +534,8 @@ class CellFunction:
         record.findings += diagnostics.find_converted_builtins(self.code.source, record.graph, self.code.filename,
                                                                LINE_OFFSET)
         record.findings += self._write_back_notes(record)
+        if not self.created:  # a cell that creates variables traces on every run: its init_scope code runs each time
+            record.findings += self._effects.findings()
         record.findings.sort(key=lambda f: f.line or 0)
 
     def _write_back_notes(self, record: TraceRecord) -> list:
@@ -616,6 +619,71 @@ class CellFunction:
         """Forget the traces and the registered source."""
         self.code.unregister()
         self.traces.clear()
+
+
+class _EagerEffects:
+    """An op callback: the variable updates that ran eagerly while the cell traced (under ``tf.init_scope``).
+
+    Code under ``tf.init_scope`` runs while TensorFlow traces, once, and not when a later call reuses the
+    graph, where a plain cell runs it every time: each is a finding at the cell's line that ran it.
+    """
+
+    _STATEFUL = ("Assign", "ResourceApply", "ResourceScatter", "ResourceSparseApply")
+
+    def __init__(self, code: CellCode):
+        self.code = code
+        self.found: dict[int | None, str] = {}  # cell line -> the first op type that ran there
+        self._paused = 0
+
+    def __call__(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
+        if graph is not None or self._paused or not op_type.startswith(self._STATEFUL):
+            return None
+        from tensorflow.python.framework.func_graph import FuncGraph
+        from tensorflow.python.util import tf_stack
+
+        if not isinstance(tf.compat.v1.get_default_graph(), FuncGraph):  # a graph's own run, not a trace
+            return None
+        line = None
+        for frame in reversed(tf_stack.extract_stack()):  # AutoGraph's lines mapped to the cell's
+            if frame.filename == self.code.filename:
+                line = self.code.cell_line(frame.lineno)
+                break
+        self.found.setdefault(line, op_type)
+        return None
+
+    def paused(self):
+        effects = self
+
+        class _Paused:
+            def __enter__(self):
+                effects._paused += 1
+
+            def __exit__(self, *exc):
+                effects._paused -= 1
+                return False
+
+        return _Paused()
+
+    def findings(self) -> list:
+        lines = self.code.source.splitlines()
+        return [diagnostics.Finding(
+            "init_scope", line, lines[line - 1] if line and 0 < line <= len(lines) else "",
+            f"a variable update ({op}) ran eagerly while TensorFlow traced (under tf.init_scope): it ran once, "
+            "now, and does not run when a later run reuses the graph, where a plain cell runs it every time",
+            "update the variable in the graph (v.assign_add(...) outside tf.init_scope), or run this line in a "
+            "plain cell") for line, op in self.found.items()]
+
+    def __enter__(self):
+        from tensorflow.python.framework import op_callbacks
+
+        op_callbacks.add_op_callback(self)
+        return self
+
+    def __exit__(self, *exc):
+        from tensorflow.python.framework import op_callbacks
+
+        op_callbacks.remove_op_callback(self)
+        return False
 
 
 class CellCache:

@@ -173,3 +173,17 @@ def test_a_gradient_call_gives_each_gradient_its_own_output(ip, tmp_path):
                                         "gg = tape.gradient(gl, gdense.trainable_variables)")
     assert "gg[0]\nfloat32[4,3]" in labels and "gg[1]\nfloat32[3]" in labels  # not merged into one node
     assert any(label.startswith("gradient(gl, gdense.trainable_variables)") for label in labels)
+
+
+def test_a_tape_drawing_and_its_hessians_name_the_target_as_the_cell_does(ip, tmp_path):
+    run(ip, "tw = tf.Variable(2.0)\ntx = tf.constant(3.0)")
+    path = tmp_path / "tape.dot"
+    result, captured = run(ip, f"%%tape --show graph -o {path}\nloss = (tw * tx - 1.0) ** 2\nloss")
+    assert result.success
+    graph = pygraphviz.AGraph(string=path.read_text())
+    target = next(graph.get_node(n).attr["label"] for n in graph.nodes()
+                  if graph.get_node(n).attr["label"].endswith("\\ntarget"))
+    assert "\\nloss\\n" in target and "gradient of loss" in graph.graph_attr["label"]
+    result, captured = run(ip, "%%tape --hessian\nz = tw ** 3\nz")
+    text = "\n".join(o.data.get("text/plain", "") for o in captured.outputs)
+    assert "hessian d2(z)/d(tw) d(tw): shape [] = 12.0" in text and "last expression" not in text

@@ -57,7 +57,7 @@ def test_hessians_are_stored_and_equal_nested_plain_tapes_none_included(ip):
                     np.testing.assert_allclose(stored[(a, b)].numpy(), plain.numpy(), err_msg=f"{body} {a} {b}")
         text = "\n".join(_texts(captured))
         if "4.0 * h2" in body:
-            assert "hessian d2(the cell's last expression)/d(h2) d(h2): None" in text
+            assert "hessian d2(z)/d(h2) d(h2): None" in text
 
 
 def test_a_graph_loop_variable_is_named_when_it_cannot_come_back(ip):

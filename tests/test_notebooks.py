@@ -46,7 +46,7 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert any("c1 is a constant tensor" in t and "add --watch c1" in t for t in texts)
     assert any("tf.stop_gradient at line 1" in t for t in texts)
     assert any("dense/kernel  [3, 2]" in t for t in texts)
-    assert any("hessian d2(the cell's last expression)/d(w1) d(w2): shape [] = 75.0" in t for t in texts)
+    assert any("hessian d2(z)/d(w1) d(w2): shape [] = 75.0" in t for t in texts)
     assert any("NaN/Inf: Exp made the first inf of the forward pass" in t for t in texts)
     assert any("x       scalar     float32  1\n" in t + "\n" and "NaN" not in t for t in texts)
     assert any("gradient_tape/" in s for s in svgs)

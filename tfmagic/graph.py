@@ -533,6 +533,8 @@ def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str,
     if target in model.ops:
         model.ops[target].mark = model.ops[target].mark or "path"
         model.ops[target].detail = "target"
+        if target_name and target_name != "target":  # named as the cell names it (loss)
+            model.ops[target].label = model.ops[target].label or target_name
     for edge in model.edges:
         edge.on_path = edge.src in path and edge.dst in path
     why = {"stopped": "tf.stop_gradient blocks it", "disconnected": "no path to the target"}

@@ -420,7 +420,7 @@ def _differentiate(code, exec_code, eval_code, namespace, options, recorder, sev
                 result = eval(eval_code, namespace) if eval_code is not None else None
             except Exception as e:  # the user's code failed
                 raise _CellFailed(e) from e
-            target_name, target = _target(options.target, result, namespace)
+            target_name, target = _target(options.target, result, namespace, last_expression(code.source))
         names, values = _sources(options, tape, namespace, before, history)
         recorder.phase = "backward"
         gradients = tape.gradient(target, values, unconnected_gradients=tf.UnconnectedGradients.NONE)
@@ -448,12 +448,26 @@ def _differentiate(code, exec_code, eval_code, namespace, options, recorder, sev
                    result=result, has_result=eval_code is not None)
 
 
-def _target(expression: str | None, result, namespace) -> tuple[str, Any]:
+def last_expression(source: str, longest: int = 24) -> str:
+    """The cell's last expression as written (``loss``, ``z``), where it is short; else ``""``.
+
+    >>> last_expression("loss = x ** 2\\nloss"), last_expression("y = 1")
+    ('loss', '')
+    """
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return ""
+    text = ast.unparse(body[-1].value) if body and isinstance(body[-1], ast.Expr) else ""
+    return text if len(text) <= longest else ""
+
+
+def _target(expression: str | None, result, namespace, last: str = "") -> tuple[str, Any]:
     if expression is None:
         if result is None:
             raise OptionError("no target: end the cell with the expression to differentiate, or name it "
                               "(%%tape loss)")
-        name, value = "the cell's last expression", result
+        name, value = last or "the cell's last expression", result
     else:
         try:
             value = eval(expression, namespace)  # noqa: S307 - the user's own expression, inside the tape
@@ -462,7 +476,7 @@ def _target(expression: str | None, result, namespace) -> tuple[str, Any]:
         name = expression
     if isinstance(value, tf.Variable):
         value = tf.convert_to_tensor(value)
-    what = name if expression is None else repr(name)
+    what = name if expression is None and not last else repr(name)
     if isinstance(value, (list, tuple)) and value:  # tape.gradient sums the gradients of a list of targets
         try:
             leaves = tf.nest.flatten(value)

@@ -21,16 +21,11 @@ def split_names(text: str | None) -> tuple[str, ...] | None:
 
 def short_target(target_name: str, cell: str) -> str:
     """How a gradient drawing names the target: TARGET as given, or the cell's last expression when short."""
-    import ast
+    from tfmagic.tape import last_expression
 
     if not target_name.startswith("the cell"):
         return target_name
-    try:
-        body = ast.parse(cell).body
-    except SyntaxError:
-        return "target"
-    text = ast.unparse(body[-1].value) if body and isinstance(body[-1], ast.Expr) else ""
-    return text if text and len(text) <= 24 else "target"
+    return last_expression(cell) or "target"
 
 
 def first_line(source: str) -> str:

@@ -266,3 +266,68 @@ def test_init_scope_updates_of_a_module_made_earlier_are_explained_at_the_line(i
            "ran once, now, and does not run when a later run reuses the graph" in text
     result, captured = run(ip, "%%tfgraph --show none\ny = x + 1\ny = c2(y)")  # reuses the graph: as said
     assert int(ip.user_ns["c2"].v.numpy()) == 1 and "init_scope" not in _text(captured)
+
+
+# ---------------------------------------------------------------------------
+# What the cell defines is the user's own (item 4: AutoGraph's converted copies were written back)
+
+
+def test_a_tf_function_the_cell_defines_is_the_users_own(ip):
+    cell = "@tf.function\ndef double(t):\n    if tf.reduce_sum(t) > 0:\n        return t * 2\n    return -t\nz = double(x)"
+    differential(ip, VAR_SETUP, cell, ("z",), times=2)
+    result, captured = run(ip, "code = tf.autograph.to_code(double.python_function)\nw = double(x * -1)")
+    assert result.success, result.error_in_exec
+    assert "def tf__double(t):" in ip.user_ns["code"]
+    assert ip.user_ns["w"].numpy().tolist() == [1., 2., 3.]
+    assert "_tfgraph_cell" not in ip.user_ns["double"].python_function.__qualname__
+
+
+def test_a_decorated_function_reads_the_notebooks_names(ip):
+    cell = ("import functools\ndef deco(fn):\n    @functools.wraps(fn)\n    def wrapped(t):\n        return fn(t) * 10\n"
+            "    return wrapped\nk = x + 1\n@deco\ndef plus(t):\n    return t + k\ny = plus(x)")
+    differential(ip, VAR_SETUP, cell, ("y",))
+    run(ip, "k = tf.constant(100.)")
+    assert run(ip, "plus(tf.constant(1.))")[0].result.numpy() == 1010.  # reads the notebook's k now
+
+
+COUNTER_CLASS = """\
+class Counter(tf.Module):
+    total = 0
+    def __init__(self):
+        self.v = tf.Variable(0)
+    def __call__(self, t):
+        Counter.total += 1
+        self.v.assign_add(1)
+        return t * 2
+c = Counter()
+y = c(x)
+"""
+
+
+def test_a_class_the_cell_defines_is_the_users_own_and_its_instances_are_of_it(ip):
+    captured = differential(ip, VAR_SETUP, COUNTER_CLASS, ("y",))
+    assert "could not transform" not in _text(captured) and "Please report" not in _text(captured)
+    result, captured = run(ip, "import inspect\nsame = type(c) is Counter\nsrc = inspect.getsource(Counter.__call__)\n"
+                               "code = tf.autograph.to_code(Counter.__call__)\ntotal = Counter.total\nc(x)\n"
+                               "count = int(c.v.numpy())")
+    assert result.success, result.error_in_exec
+    ns = ip.user_ns
+    assert ns["same"] and ns["total"] == 1 and ns["count"] == 2
+    assert "Counter.total += 1" in ns["src"] and "def tf____call__" in ns["code"]
+    assert "_tfgraph_cell" not in Counter_qualname(ns)
+
+
+def Counter_qualname(ns):
+    return ns["Counter"].__qualname__ + ns["Counter"].__call__.__qualname__
+
+
+def test_a_keras_model_class_the_cell_defines_trains_in_a_later_plain_cell(ip):
+    cell = ("class Net(tf.keras.Model):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.d = tf.keras.layers.Dense(1, kernel_initializer='ones')\n    def call(self, t):\n"
+            "        return self.d(t) * 2\nnet = Net()\nout = net(x[None])")
+    captured = differential(ip, VAR_SETUP, cell, ("out",))
+    result, captured = run(ip, "net.compile(optimizer='sgd', loss='mse')\n"
+                               "h = net.fit(x[None], tf.constant([[1.]]), epochs=1, verbose=0)\nisnet = isinstance(net, Net)")
+    assert result.success, result.error_in_exec
+    assert ip.user_ns["isnet"]
+    assert "could not transform" not in _text(captured) and "Please report" not in _text(captured)

@@ -150,10 +150,23 @@ class CellRun:
     eager: str = ""
 
     def redefine_functions(self, namespace: dict) -> None:
-        """Define the cell's functions again over ``namespace`` (after the outputs are written back)."""
+        """Define the cell's functions and classes again over ``namespace`` (after the outputs are written back).
+
+        What the cell defines is then the user's own code, as a plain cell's is (not AutoGraph's converted copy,
+        which reads the trace's values); the cell's instances of its classes become instances of the new class.
+        """
         for name, (traced, node) in self.functions.items():
-            if namespace.get(name) is traced:
-                namespace[name] = _redefine(traced, node, self.function_code, namespace)
+            if namespace.get(name) is not traced:
+                continue
+            new = _redefine(traced, node, self.function_code, namespace)
+            namespace[name] = new
+            if isinstance(traced, type) and new is not traced:
+                for key, value in self.outputs.items():
+                    if type(value) is traced and namespace.get(key) is value:
+                        try:
+                            object.__setattr__(value, "__class__", new)
+                        except TypeError:  # a layout the new class cannot take: it stays the traced class's
+                            pass
 
     @property
     def trace(self) -> TraceRecord:
@@ -191,9 +204,9 @@ class CellFunction:
         self._next_variable = 0  # which of them the trace running now asks for next
         self._code_findings: list | None = None
         namespace = dict(global_values)
-        namespace["__builtins__"] = builtins
+        namespace["__builtins__"] = _CELL_BUILTINS  # classes the cell defines are AutoGraph's own (see _build_class)
         namespace[RETURN_HELPER] = tf.autograph.experimental.do_not_convert(self._collect)
-        namespace["__name__"] = "__tfmagic_cell__"
+        namespace["__name__"] = _CELL_MODULE
         # captured names the cell binds are the function's globals (it reads, changes and rebinds them)
         self.global_names = tuple(n for n in dict.fromkeys(code.assigned + code.deleted) if n in global_values)
         self.forced = forced if options.autograph else ()
@@ -322,7 +335,7 @@ class CellFunction:
                 return "mixed", _split_mixed(value)
             return "tensor", value
         if name is not None and _is_cell_function(value):
-            return "function", _function_node(self.code, name) if isinstance(value, types.FunctionType) else None
+            return "function", _function_node(self.code, name)
         if _graph_bound(value):
             return "drop", (f"this {type(value).__name__} holds graph tensors made while tracing, which cannot be "
                             "used outside the graph; bind the tensors themselves (they are written back)")
@@ -1042,6 +1055,33 @@ def _redefine(traced: types.FunctionType, node, code: CellCode, namespace: dict)
     if node is None:
         _read_names_from(traced, namespace)
         return traced
+    if isinstance(node, ast.ClassDef):
+        return _redefine_class(traced, node, code, namespace)
+    decorators = getattr(node, "decorator_list", [])
+    inner = _unwrap(traced, node.name) if decorators else traced
+    if inner is None:
+        _read_names_from(traced, namespace)
+        return traced
+    if decorators:
+        try:
+            applied = [eval(compile(ast.increment_lineno(ast.fix_missing_locations(ast.Expression(d)), LINE_OFFSET),
+                                    code.filename, "eval", dont_inherit=True), namespace)  # noqa: S307 - the user's
+                       for d in decorators]
+        except Exception:  # a decorator that does not evaluate alone: keep the traced object
+            _read_names_from(traced, namespace)
+            return traced
+        function = _redefine(inner, ast.copy_location(type(node)(**{**{f: getattr(node, f) for f in node._fields},
+                                                                   "decorator_list": []}), node), code, namespace)
+        if function is inner:
+            _read_names_from(traced, namespace)
+            return traced
+        try:
+            for decorator in reversed(applied):  # as Python applies them, innermost first
+                function = decorator(function)
+        except Exception:
+            _read_names_from(traced, namespace)
+            return traced
+        return function
     if isinstance(node, ast.Lambda):
         node = ast.copy_location(ast.Lambda(args=ast.arguments(
             posonlyargs=node.args.posonlyargs, args=node.args.args, vararg=node.args.vararg,
@@ -1076,17 +1116,87 @@ def _redefine(traced: types.FunctionType, node, code: CellCode, namespace: dict)
         return traced
     function.__defaults__ = traced.__defaults__
     function.__kwdefaults__ = traced.__kwdefaults__
-    function.__dict__.update(traced.__dict__)
+    function.__dict__.update((k, v) for k, v in traced.__dict__.items() if k != "autograph_info__")  # AutoGraph's
+    # mark of its own converted code: on the user's function it would keep AutoGraph from converting it
     function.__doc__ = traced.__doc__
     function.__qualname__ = traced.__name__
     function.__module__ = namespace.get("__name__", function.__module__)
     return function
 
 
+def _unwrap(wrapper: Any, name: str):
+    """The function named ``name`` inside a decorator's result (a ``tf.function``, a functools.wraps wrapper)."""
+    for _ in range(8):
+        if isinstance(wrapper, types.FunctionType) and wrapper.__name__ == name:
+            return wrapper
+        wrapper = getattr(wrapper, "python_function", None) or getattr(wrapper, "__wrapped__", None)
+        if wrapper is None:
+            return None
+    return None
+
+
+def _redefine_class(traced: type, node: ast.ClassDef, code: CellCode, namespace: dict):
+    """A class the cell defined, defined again from its source over the notebook's namespace.
+
+    Its methods are then the user's own (AutoGraph converts them where a tf.function calls them, as it does a
+    plain cell's) and read the notebook's names.  Class attributes the cell changed (``cls.total += k``) keep
+    the trace's values.  When it cannot be compiled alone, the traced class stays, reading the notebook's names.
+    """
+    tree = ast.increment_lineno(ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[])), LINE_OFFSET)
+    try:
+        scope: dict = {}
+        exec(compile(tree, code.filename, "exec", dont_inherit=True), namespace, scope)  # noqa: S102 - the user's
+        new = scope[node.name]
+    except Exception:
+        _read_names_from(traced, namespace)
+        return traced
+    if not isinstance(new, type):
+        _read_names_from(traced, namespace)
+        return traced
+    fresh = vars(new)
+    for key, value in list(vars(traced).items()):
+        if key.startswith("__") or key == "autograph_info__" or key not in fresh:
+            continue
+        if isinstance(fresh[key], (types.FunctionType, staticmethod, classmethod, property)):
+            continue
+        if fresh[key] is not value:
+            try:
+                setattr(new, key, value)
+            except (AttributeError, TypeError):
+                pass
+    new.__qualname__ = node.name
+    new.__module__ = namespace.get("__name__", new.__module__)
+    return new
+
+
+def _build_class(func, name, *bases, **kwds):
+    """``__build_class__`` for the cell's function: its classes are AutoGraph's converted code already.
+
+    AutoGraph would try to convert their methods again when the cell calls them and, failing ("closure
+    mismatch"), print a warning asking to report it; marked as AutoGraph's own, they are called as they are.
+    """
+    cls = builtins.__build_class__(func, name, *bases, **kwds)
+    try:
+        cls.autograph_info__ = frozenset()
+    except (AttributeError, TypeError):  # a metaclass that refuses attributes
+        pass
+    return cls
+
+
+_CELL_BUILTINS = {**vars(builtins), "__build_class__": _build_class}
+
+#: The module name of what the cell's function defines while tracing (its globals' ``__name__``).
+_CELL_MODULE = "__tfmagic_cell__"
+
+
 def _is_cell_function(value: Any) -> bool:
-    """A function or class defined at the cell's top level (AutoGraph's converted copy of the cell included)."""
+    """A function or class defined at the cell's top level (AutoGraph's converted copy of the cell included),
+    or a decorator's result around one (``@tf.function``)."""
     if not isinstance(value, (types.FunctionType, type)):
-        return False
+        inner = getattr(value, "python_function", None) or getattr(value, "__wrapped__", None)
+        return inner is not None and not isinstance(value, type) and _is_cell_function(inner)
+    if getattr(value, "__module__", None) == _CELL_MODULE and "." not in getattr(value, "__qualname__", "."):
+        return True  # a notebook name the cell rebinds (declared global in the cell's function)
     scope, _, _ = getattr(value, "__qualname__", "").rpartition(".<locals>.")
     return scope.endswith(FUNCTION_NAME)
 
@@ -1132,15 +1242,15 @@ def _cell_filled(cell) -> bool:
 
 
 def _function_node(code: CellCode, name: str):
-    """The cell's top-level ``def NAME`` or ``NAME = lambda ...`` (the last one), or ``None``."""
+    """The cell's top-level ``def NAME`` (decorated too), ``class NAME`` or ``NAME = lambda ...`` (the last one)."""
     try:
         tree = ast.parse(code.source)
     except SyntaxError:
         return None
     found = None
     for stmt in tree.body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
-            found = None if stmt.decorator_list else stmt  # a decorated one keeps its object (closures pointed)
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and stmt.name == name:
+            found = stmt
         elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Lambda) and \
                 [t.id for t in stmt.targets if isinstance(t, ast.Name)] == [name]:
             found = stmt.value

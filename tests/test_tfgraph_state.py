@@ -30,6 +30,8 @@ def _equal(a, b) -> bool:
         return isinstance(b, list) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
     if a is None or b is None:
         return a is None and b is None
+    if a.dtype.kind not in "fciub" or b.dtype.kind not in "fciub":
+        return a.shape == b.shape and bool(np.array_equal(a, b))
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6))
 
 
@@ -331,3 +333,33 @@ def test_a_keras_model_class_the_cell_defines_trains_in_a_later_plain_cell(ip):
     assert result.success, result.error_in_exec
     assert ip.user_ns["isnet"]
     assert "could not transform" not in _text(captured) and "Please report" not in _text(captured)
+
+
+# ---------------------------------------------------------------------------
+# Python loops that tfmagic cannot tell from graph loops before tracing (item 5)
+
+LOOP_SETUP = ("x = tf.constant([1., 2.])\n@tf.function\ndef ff(t):\n    return t * 2 + 1\n"
+              "g = ff.get_concrete_function(x).graph\nitems = [1, 2, 3]")
+
+
+def test_a_loop_over_a_protobuf_list_writes_its_variable_back(ip):
+    cell = "kinds = []\nfor node in g.as_graph_def().node:\n    kinds.append(node.op)\nname = node.name"
+    captured = differential(ip, LOOP_SETUP, cell, ("kinds", "name"))
+    assert ip.user_ns["node"].name == ip.user_ns["name"]
+    assert "not written back" not in _text(captured) and "graph loop" not in _text(captured)
+
+
+def test_a_loop_over_a_generator_unpacks_its_targets(ip):
+    cell = "for i, (a, b) in enumerate(zip(iter(items), iter(items))):\n    pass\ntotal = i + a + b"
+    differential(ip, LOOP_SETUP, cell, ("i", "a", "b", "total"))
+
+
+def test_a_python_loops_body_name_is_said_as_such_and_a_graph_loop_stays_a_graph_loop(ip):
+    run(ip, LOOP_SETUP)
+    result, captured = run(ip, "%%tfgraph --show none\nfor node in g.as_graph_def().node:\n    last = node.name\n"
+                               "for j in tf.range(3):\n    pass")
+    assert result.success and "node" in ip.user_ns
+    text = _text(captured)
+    assert "line 1: for node in g.as_graph_def().node:\n  last is not written back: bound in the body of this " \
+           "Python loop" in text
+    assert "line 3: for j in tf.range(3):\n  j is not written back: bound inside a graph loop" in text

@@ -39,6 +39,8 @@ from tfmagic.errors import CellSourceError, cell_syntax_error
 FUNCTION_NAME = "_tfgraph_cell"
 RESULT_NAME = "_tfmagic_result"
 RETURN_HELPER = "_tfmagic_return"
+#: Wraps the iterable of each top-level ``for`` loop: it tells, while tracing, a graph loop from a Python one.
+LOOP_HELPER = "_tfmagic_loop"
 #: Line k of the cell is line ``k + LINE_OFFSET`` of the generated source.
 LINE_OFFSET = 2
 _INDENT = "    "
@@ -76,6 +78,7 @@ class CellCode:
     magic: str = "%%tfgraph"
     loop_bound: dict = None  # name -> line of the top-level loop that binds it (and nothing else binds it)
     for_loops: tuple = ()  # (iterable, names its target and body bind) of each top-level for loop
+    loop_targets: tuple = ()  # (line, target) of each top-level for loop: its iterable goes through LOOP_HELPER
 
     def function_source(self, params: tuple[str, ...], global_names: tuple[str, ...] = (),
                         forced: tuple[str, ...] = ()) -> str:
@@ -175,7 +178,8 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
     deleted = _deleted_at_end(tree.body)
     last = tree.body[-1]
     has_result = isinstance(last, ast.Expr)
-    body = _indented_body(source, last if has_result else None)
+    loops = [stmt for stmt in tree.body if isinstance(stmt, ast.For)]
+    body = _indented_body(source, last if has_result else None, loops)
     return CellCode(
         source=source,
         filename=filename,
@@ -191,6 +195,7 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
         for_loops=tuple((stmt.iter, tuple(sorted(_store_names(stmt.target))) + tuple(
             n for s in stmt.body if not isinstance(s, (ast.If, ast.For, ast.While, ast.Try, ast.With))
             for n in scope_names(s)[1])) for stmt in tree.body if isinstance(stmt, ast.For)),
+        loop_targets=tuple((stmt.lineno, stmt.target) for stmt in loops),
     )
 
 
@@ -523,15 +528,22 @@ def _mutated(tree: ast.AST) -> frozenset[str]:
 # The body's text
 
 
-def _indented_body(source: str, last_expr: ast.Expr | None) -> str:
+def _indented_body(source: str, last_expr: ast.Expr | None, loops: list[ast.For] = ()) -> str:
     """The cell's lines indented into a function body, keeping line numbers.
 
     Lines that continue a multi-line string are left as they are, so string
-    values do not change.  A last expression becomes ``_tfmagic_result = (...)``.
+    values do not change.  A last expression becomes ``_tfmagic_result = (...)``;
+    a top-level loop's iterable ``for t in ITER:`` becomes ``_tfmagic_loop(LINE, ITER)``.
     """
     lines = source.splitlines(True) or ["\n"]
     if lines[-1] and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += "\n"
+    for loop in reversed(loops):  # from the end: earlier positions stay valid
+        it = loop.iter
+        end, ec = it.end_lineno - 1, _char_col(lines[it.end_lineno - 1], it.end_col_offset)
+        lines[end] = f"{lines[end][:ec]}){lines[end][ec:]}"
+        start, sc = it.lineno - 1, _char_col(lines[it.lineno - 1], it.col_offset)
+        lines[start] = f"{lines[start][:sc]}{LOOP_HELPER}({loop.lineno}, {lines[start][sc:]}"
     if last_expr is not None:
         start, end = last_expr.lineno - 1, last_expr.end_lineno - 1
         sc = _char_col(lines[start], last_expr.col_offset)

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmagic import diagnostics, retracing, tracebacks
-from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, RETURN_HELPER, CellCode, analyze_cell
+from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell
 from tfmagic.errors import RetraceLimitError
 
 #: How many cells' functions a :class:`CellCache` keeps (the least recently run go first).
@@ -83,6 +83,7 @@ class TraceRecord:
             (``seen.append(y)``, ``cfg['k'] = y``, ``obj.t = y``): they leave the graph and go back in there.
         texts: names bound to text that shows a symbolic tensor (``f"{y}"`` while tracing).
         kept_inside: names a graph loop binds that AutoGraph kept inside the graph (not written back).
+        python_loop_kept: names the body of a Python loop binds that AutoGraph did not keep (not written back).
     """
 
     number: int
@@ -103,6 +104,7 @@ class TraceRecord:
     slots: list = field(default_factory=list)
     texts: list = field(default_factory=list)
     kept_inside: list = field(default_factory=list)
+    python_loop_kept: list = field(default_factory=list)
 
     @property
     def reason(self) -> str:
@@ -206,6 +208,8 @@ class CellFunction:
         namespace = dict(global_values)
         namespace["__builtins__"] = _CELL_BUILTINS  # classes the cell defines are AutoGraph's own (see _build_class)
         namespace[RETURN_HELPER] = tf.autograph.experimental.do_not_convert(self._collect)
+        namespace[LOOP_HELPER] = tf.autograph.experimental.do_not_convert(self._loop)
+        self._loops: dict[int, Any] = {}  # loop line -> _GRAPH_LOOP, or (its last item,) / () for a Python loop
         namespace["__name__"] = _CELL_MODULE
         # captured names the cell binds are the function's globals (it reads, changes and rebinds them)
         self.global_names = tuple(n for n in dict.fromkeys(code.assigned + code.deleted) if n in global_values)
@@ -230,8 +234,13 @@ class CellFunction:
         trace says why.  Returns the function's outputs: ``({name: tensors}, result tensors or None)``.
         """
         self._next_variable = 0  # the next trace asks for the variables from the first again
+        loops, self._loops = self._loops, {}
         values = dict(zip(self.code.returned_names(self.params, self.forced), explicit))
         values = {k: v for k, v in values.items() if _is_defined(v)}  # a Python loop that did not run
+        for line, target in self.code.loop_targets:  # a Python loop's variable, as the plain cell leaves it
+            if loops.get(line, _GRAPH_LOOP) is not _GRAPH_LOOP and loops[line]:
+                for name, value in _unpack_target(target, loops[line][0]).items():
+                    values.setdefault(name, value)
         for name in self.global_names:  # rebound in a branch or loop: the function's globals have it
             if name not in values and name in self._namespace and self._namespace[name] is not self._globals[name] \
                     and name not in self.code.deleted and _is_defined(self._namespace[name]):
@@ -279,9 +288,32 @@ class CellFunction:
         else:
             record.dropped[_RESULT_KEY] = payload
         record.result_is_tensor = kind in ("tensor", "mixed", "rebuild")
-        record.kept_inside = [n for n in self.code.loop_bound if n not in values and n not in self.code.deleted]
+        record.kept_inside = [n for n in self.code.loop_bound if n not in values and n not in self.code.deleted
+                              and loops.get(self.code.loop_bound[n], _GRAPH_LOOP) is _GRAPH_LOOP]
+        record.python_loop_kept = [n for n in self.code.loop_bound if n not in values and n not in self.code.deleted
+                                   and loops.get(self.code.loop_bound[n], _GRAPH_LOOP) not in (_GRAPH_LOOP, ())]
         self._pending.append(record)
         return tensors, out
+
+    def _loop(self, line: int, iterable):
+        """The iterable of the top-level ``for`` loop at ``line``, as AutoGraph gets it; notes which kind it is.
+
+        A tensor or dataset makes a graph loop (returned as it is); anything else is a Python loop, which
+        AutoGraph runs while tracing: its items pass through, and the last one is kept for the loop's variable.
+        """
+        if tf.is_tensor(iterable) or isinstance(iterable, (tf.data.Dataset, tf.data.Iterator)) or \
+                hasattr(iterable, "_autograph_for_loop"):
+            self._loops[line] = _GRAPH_LOOP
+            return iterable
+        self._loops[line] = ()
+        loops = self._loops
+
+        def items():
+            for item in iterable:
+                loops[line] = (item,)
+                yield item
+
+        return items()
 
     def _place(self, value: Any, graph, values: dict, name: str | None = None) -> tuple[str, Any]:
         """How one value leaves the graph: ``(kind, payload)``; see :meth:`_collect`."""
@@ -574,6 +606,18 @@ class CellFunction:
                 f"{listed} {verb} not written back: bound inside a graph loop, AutoGraph keeps them inside the "
                 "graph unless the cell reads them after the loop (a plain cell leaves them bound)",
                 "bind what you need before the loop and read it after the loop"))
+        by_loop = {}
+        for name in record.python_loop_kept:
+            by_loop.setdefault(self.code.loop_bound[name], []).append(name)
+        for line, names in by_loop.items():
+            listed = ", ".join(names)
+            verb = "is" if len(names) == 1 else "are"
+            notes.append(diagnostics.Finding(
+                "loop_name", line, lines[line - 1] if 0 < line <= len(lines) else "",
+                f"{listed} {verb} not written back: bound in the body of this Python loop, which AutoGraph runs "
+                "while tracing and keeps only the names the cell reads after it (a plain cell leaves them bound)",
+                f"read {listed} after the loop, or loop over list(...) so that tfmagic sees a Python loop "
+                "before tracing"))
         for name in record.rebuild:
             if isinstance(name, str) and f"{name}.read(" in self.code.source:
                 line = binding_line(self.code.source, name)
@@ -905,6 +949,32 @@ def _holds_tensors(value: Any) -> bool:
 _RESULT_KEY = object()  # the last expression's entry among a trace's mixed containers
 _LEAVES = object()  # marks the parts of a value that leave the graph as tensors
 _SYMBOLIC_TEXT = re.compile(r'Tensor\("[^"]*", shape=')
+
+
+_GRAPH_LOOP = object()  # a top-level for loop that AutoGraph made a graph loop
+
+
+def _unpack_target(target: ast.AST, item: Any) -> dict[str, Any]:
+    """The names a ``for`` target binds to ``item`` (``k, (a, b)`` unpacked as Python does); ``{}`` if unsure."""
+    if isinstance(target, ast.Name):
+        return {target.id: item}
+    if isinstance(target, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in target.elts):
+        if tf.is_tensor(item):
+            return {}
+        try:
+            parts = list(item)
+        except TypeError:
+            return {}
+        if len(parts) != len(target.elts):
+            return {}
+        out: dict[str, Any] = {}
+        for element, part in zip(target.elts, parts):
+            bound = _unpack_target(element, part)
+            if not bound and not isinstance(element, (ast.Name, ast.Tuple, ast.List)):
+                return {}
+            out.update(bound)
+        return out
+    return {}
 
 
 def _attribute_targets(source: str) -> dict[str, set[str]]:

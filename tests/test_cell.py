@@ -131,5 +131,5 @@ def test_python_loops_are_told_from_graph_loops(source, namespace, names):
 def test_top_level_loops_tell_their_kind_while_tracing_keeping_line_numbers():
     code = analyze_cell("acc = 0\nfor k, v in zip(a,\n                b):\n    acc += k\n")
     source = code.function_source(("a", "b"))
-    assert "    for k, v in _tfmagic_loop(2, zip(a,\n                b)):\n" in source
+    assert "    for k, v in _tfmagic_loop(2, zip(a,\n                    b)):\n" in source
     assert code.loop_targets[0][0] == 2 and source.splitlines()[3].strip() == "for k, v in _tfmagic_loop(2, zip(a,"

@@ -66,6 +66,12 @@ def helper(t):
 class Box:
     pass
 obj = Box()
+with tf.GradientTape(persistent=True) as tape0:
+    tape0.watch(x)
+    tape0.watch(m)
+    yt = x * x * w
+    lt = tf.reduce_sum(yt)
+    ym = m * m * w
 tf.random.set_seed(0)
 """
 
@@ -404,4 +410,31 @@ CASES += [
       "default=lambda: x * 0)"),
     C("loop", "y = tf.while_loop(lambda k, a: k < 3, lambda k, a: (k + 1, a * 2), (0, x))[1]"),
     C("loop", "out = tf.scan(lambda a, e: a + e, x)\nfolded = tf.foldl(lambda a, e: a * e, x)"),
+    # -- what other people's notebooks do (issue 18) -----------------------------------------------
+    C("tape from an earlier cell", "gw = tape0.gradient(lt, w)"),
+    C("tape from an earlier cell", "[gx, gw] = tape0.gradient(lt, [x, w])"),
+    C("tape from an earlier cell", "gd = tape0.gradient(lt, {'x': x, 'w': w})\ntotal = gd['x'] + gd['w']"),
+    C("tape from an earlier cell", "jy = tape0.jacobian(yt, x)"),
+    C("tape from an earlier cell", "jw = tape0.jacobian(yt, w)\nbj = tape0.batch_jacobian(ym, m)"),
+    C("del", "del v", once=True),
+    C("del", "y = layer(x[None])\ndel layer", once=True),
+    C("creates variables", "vc = tf.Variable(x * 2)\nvc.assign_add(x)\ny = vc * w", probe="vc + 1"),
+    C("creates variables", "lyr = tf.keras.layers.Dense(2, kernel_initializer='ones', name='lyr')\nout = lyr(x[None])",
+      probe="lyr(x[None])"),
+    C("creates variables", "opt = tf.keras.optimizers.SGD(0.5, name='opt')\nvo = tf.Variable([1., 2.])\n"
+      "with tf.GradientTape() as tp:\n    lo = tf.reduce_sum(vo ** 2)\nopt.apply_gradients([(tp.gradient(lo, vo), vo)])",
+      probe="opt.iterations + 0"),
+    C("creates variables", "class Acc(tf.Module):\n    def __init__(self):\n        self.s = tf.Variable(0.)\n"
+      "    def __call__(self, t):\n        self.s.assign_add(tf.reduce_sum(t))\n        return self.s + 0\n"
+      "acc = Acc()\nr1 = acc(x)\nr2 = acc(x)", probe="acc(x)"),
+    C("definitions", "@tf.function\ndef dbl(t):\n    return t * 2\ny = dbl(x)",
+      probe="tf.autograph.to_code(dbl.python_function).splitlines()[0]"),
+    C("definitions", "class K(tf.Module):\n    def __call__(self, t):\n        return t * 3\nkk = K()\ny = kk(x)",
+      probe="(type(kk) is K, kk(tf.constant(1.)))"),
+    C("definitions", "class Net(tf.keras.Model):\n    def __init__(self):\n        super().__init__(name='net9')\n"
+      "        self.d = tf.keras.layers.Dense(1, kernel_initializer='ones', name='d9')\n    def call(self, t):\n"
+      "        return self.d(t) + 1\nnet = Net()\nout = net(x[None])", probe="(isinstance(net, Net), net(x[None]))"),
+    C("loop", "for dev in tf.config.list_logical_devices('CPU'):\n    pass\nkind = dev.device_type"),
+    C("loop", "for dev in tf.config.list_logical_devices('CPU'):\n    kind = dev.device_type",
+      explained=(1, "kind is not written back", "Python loop")),
 ]

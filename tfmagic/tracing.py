@@ -105,6 +105,7 @@ class TraceRecord:
     texts: list = field(default_factory=list)
     kept_inside: list = field(default_factory=list)
     python_loop_kept: list = field(default_factory=list)
+    redefined: dict = field(default_factory=dict)  # name -> the user's own function or class, once defined
 
     @property
     def reason(self) -> str:
@@ -150,6 +151,7 @@ class CellRun:
     _find_trace: Any = None
     functions: dict[str, Any] = field(default_factory=dict)
     eager: str = ""
+    _redefined: dict = field(default_factory=dict)
 
     def redefine_functions(self, namespace: dict) -> None:
         """Define the cell's functions and classes again over ``namespace`` (after the outputs are written back).
@@ -160,7 +162,9 @@ class CellRun:
         for name, (traced, node) in self.functions.items():
             if namespace.get(name) is not traced:
                 continue
-            new = _redefine(traced, node, self.function_code, namespace)
+            new = self._redefined.get(name)  # a re-run that reused the trace: the same definitions again
+            if new is None:
+                new = self._redefined[name] = _redefine(traced, node, self.function_code, namespace)
             namespace[name] = new
             if isinstance(traced, type) and new is not traced:
                 for key, value in self.outputs.items():
@@ -532,6 +536,7 @@ class CellFunction:
             _find_trace=(lambda: None if eager else self.trace_for(args)) if record is None else None,
             functions=functions,
             eager=EAGER_NOTE if eager else "",
+            _redefined=model.redefined,
         )
 
     def _assigned_variables(self, args: list) -> list[str]:

@@ -13,8 +13,12 @@ What the cell reads from the namespace becomes the function's arguments when it
 is a value (tensors, NumPy arrays, Python scalars: a new shape, dtype or Python
 value is a retrace) and is captured when it is an object (variables, layers,
 models, functions, modules: a new object builds the cell's function anew, so a
-graph never runs with a stale capture).  Nothing is written to the namespace here: the
-caller writes ``run.outputs`` back, so a failing cell changes nothing.
+graph never runs with a stale capture); a cell that reads a ``tf.GradientTape`` captures the
+tensors it reads (the tape recorded them).  Variables the cell creates are created once, eagerly,
+on its first trace, and handed out again by creation order on later traces (a variable creator
+scope); a re-run builds the function anew, so it makes new ones, as a plain re-run does.  Nothing
+is written to the namespace here: the caller writes ``run.outputs`` back (and calls
+``run.redefine_functions``), so a failing cell changes nothing.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ BAD_CELLS = {
     "await at cell level": "%%tfgraph\nawait hx\n",
     "keyboard interrupt while tracing": "%%tfgraph\nhy = hx * 2\nraise KeyboardInterrupt\n",
     "name error": "%%tfgraph\nhy = not_defined_anywhere * 2\n",
-    "variable created in the cell": "%%tfgraph\nhw = tf.Variable(1.0)\nhy = hw * 2\n",
+    "variable created in a graph branch": "%%tfgraph\nif tf.reduce_sum(hx) > 0:\n    hw = tf.Variable(1.0)\nhy = hx * 2\n",
     "unwritable -o": "%%tfgraph -o /proc/no_such/graph.svg\nhy = hx * 2\n",
     "-o to a folder": "%%tfgraph -o /tmp\nhy = hx * 2\n",
     "bad -n": "%%tfgraph -n 'two words'\nhy = hx * 2\n",

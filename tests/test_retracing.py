@@ -253,11 +253,23 @@ def test_unrolled_range_loop_says_how_many_copies(ip):
     np.testing.assert_allclose(ip.user_ns["acc"].numpy(), [63.0, 95.0])
 
 
-def test_variable_created_in_the_cell_is_explained(ip):
-    result, captured = run(ip, "%%tfgraph\nvv = tf.Variable(1.0)\nww = vv * 2.0\n")
-    assert result.error_in_exec is not None
-    assert "----> 1 vv = tf.Variable(1.0)" in captured.stdout
-    assert "create the variable once outside" in captured.stdout and "assign" in captured.stdout
+def test_variable_created_in_the_cell_works_and_a_rerun_says_it_traces_again(ip):
+    result, _ = run(ip, "%%tfgraph --show none\nvv = tf.Variable(1.0)\nww = vv * 2.0\n")
+    assert result.success, result.error_in_exec
+    first = ip.user_ns["vv"]
+    assert isinstance(first, tf.Variable) and float(ip.user_ns["ww"]) == 2.0
+    result, captured = run(ip, "%%tfgraph --show none\nvv = tf.Variable(1.0)\nww = vv * 2.0\n")
+    assert result.success and ip.user_ns["vv"] is not first  # a new variable, as a plain re-run makes
+    assert "it creates variables, and each run makes new ones" in _notices(captured)
+
+
+def test_a_captured_layer_built_on_the_first_run_does_not_make_the_cell_retrace(ip):
+    run(ip, "lazy = tf.keras.layers.Dense(3, name='lazy')\nlx = tf.ones((2, 4))")
+    run(ip, "%%tfgraph --show none\nly = lazy(lx)")
+    kernel = ip.user_ns["lazy"].kernel
+    result, captured = run(ip, "%%tfgraph --show none\nly = lazy(lx)")
+    assert result.success and "retraced" not in _notices(captured)  # the plain re-run makes no new weights either
+    assert ip.user_ns["lazy"].kernel is kernel
 
 
 def test_users_function_creating_a_variable_on_a_later_call_is_explained(ip):

@@ -397,6 +397,20 @@ class CellFunction:
                 if isinstance(item, tf.Tensor) and tf.is_symbolic_tensor(item) and item.graph is graph:
                     yield (name, kind, key), item
 
+    def makes_variables_anew(self) -> bool:
+        """Whether a re-run of the cell would create variables again, as a plain cell's re-run does: the cell's
+        own ``tf.Variable``\\ s and the layers, optimizers and modules it constructs, not the weights a captured
+        layer (or optimizer, module) built on its first call and keeps (a plain re-run reuses those)."""
+        if not self.created:
+            return False
+        kept = set()
+        for obj in self._captured_objects:
+            try:
+                kept |= {id(getattr(v, "value", v)) for v in obj.variables}
+            except Exception:  # an object whose variables cannot be listed: assume they are not its own
+                continue
+        return any(id(v) not in kept for v in self.created)
+
     def _create_variable(self, next_creator, **kwargs):
         """Every ``tf.Variable`` the cell makes while tracing (directly, in a Keras layer, an optimizer, a module).
 
@@ -837,7 +851,7 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
     previous = None
     if cache is not None:
         previous = cache.get(key)
-        if previous is not None and previous.signature == signature and not previous.created:
+        if previous is not None and previous.signature == signature and not previous.makes_variables_anew():
             if len(previous.traces) < MAX_TRACES_PER_FUNCTION or not retracing.would_trace(
                     previous.function, [namespace[p] for p in params]):
                 return previous
@@ -861,7 +875,7 @@ def _rebuild_changes(old: CellFunction, new: CellFunction) -> list:
         changes.append(retracing.ArgChange("the cell", "code", "", "its code changed"))
     if old.options != new.options:
         changes.append(retracing.ArgChange("the cell", "options", "", "its options changed"))
-    if old.created:  # a plain cell's re-run makes new variables: so does a new function
+    if old.makes_variables_anew():  # a plain cell's re-run makes new variables: so does a new function
         changes.append(_VARIABLES_CHANGE)
     elif old.signature == new.signature:
         changes.append(retracing.ArgChange(

@@ -7,9 +7,12 @@ After each cell, :func:`cell_summaries` turns what traced during it into a few m
   object, from the :class:`~tfmagic.tracelog.TraceLog`'s families, with the fix;
 - for each function that retraced: one summary, however many times it retraced (``k: Python int
   0 -> 1 -> ... -> 11, 11 retraces``), the graph's diff for the last retrace and the fixes once;
-- Keras's own steps, which Keras builds with ``reduce_retracing`` and retraces once by design, once.
+- Keras's own steps, which Keras builds with ``reduce_retracing`` and retraces once by design, once;
+- ``jit_compile`` functions XLA compiled again (:func:`xla_summaries`: once per concrete shape, even for a
+  generalised trace), from the shapes the trace log counts.
 
-Nothing here prints: each message is a :class:`Summary` the magic shows.
+It also builds ``%tfretrace``'s rows for families and ``%tfretrace NAME``'s tables.  Nothing here prints:
+each message is a :class:`Summary` the magic shows.
 """
 
 from __future__ import annotations

@@ -178,8 +178,14 @@ class RetraceMagics(SessionMagics):
         new = self._watch.update(functions)
         events = self._log.since(self._log_mark)
         self._log_mark = self._log.count
-        for summary in cell_summaries(functions, new, events, self._keras_retraces) + \
-                xla_summaries(functions, self._log, self._xla_said):
+        try:
+            summaries = cell_summaries(functions, new, events, self._keras_retraces) + \
+                xla_summaries(functions, self._log, self._xla_said)
+        except Exception as e:  # the watch is an extra: never a stack trace after the user's cell
+            summaries = []
+            display(Notice(f"tfretrace: could not explain this cell's traces ({type(e).__name__}: {e})",
+                           level="warning"))
+        for summary in summaries:
             display(Notice(summary.text, level=summary.level))
         for name in new:
             fn = functions[name]

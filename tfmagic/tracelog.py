@@ -8,6 +8,9 @@ object together, for its "N out of the last N calls ... triggered tf.function re
 one manager (``polymorphic_function._frequent_tracing_detector_manager``).  :class:`TraceLog` takes that
 manager's place while tfmagic is loaded: a subclass whose only new method is the one TensorFlow calls
 when a call traced, so a call that does not trace runs exactly the code it ran before and pays nothing.
+Once a ``jit_compile`` function has traced, the manager also notes the input shapes of calls that do not
+trace (XLA compiles once per concrete shape, even for a generalised trace): a frame look-up per call,
+which ``benchmarks/bench_retrace.py`` measures (no difference a benchmark sees).
 
 Each traced call becomes a :class:`TraceEvent` (the function, weakly; its family; the object a method
 is bound to, by type; its arguments' trace types and, while they are alive, what the objects among them
@@ -27,6 +30,9 @@ MAX_EVENTS = 2000
 
 #: How many families the log keeps (the least recently traced go first).
 MAX_FAMILIES = 256
+
+#: How many distinct input shapes the log keeps per jit_compile function (XLA's compiles are counted up to it).
+MAX_SHAPES = 1000
 
 
 @dataclass
@@ -148,8 +154,10 @@ class TraceLog:
             return
         args = frame.f_locals.get("args", ())
         shapes = tuple((tuple(a.shape.as_list()), a.dtype.name) if hasattr(a, "shape") and hasattr(a, "dtype")
-                       and a.shape.rank is not None else repr(a)[:40] for a in args)
-        self._shapes.setdefault(function, {})[shapes] = None
+                       and a.shape.rank is not None else type(a).__name__ for a in args)
+        seen = self._shapes.setdefault(function, {})
+        if len(seen) < MAX_SHAPES:
+            seen[shapes] = None
 
     def since(self, mark: int) -> list[TraceEvent]:
         """The events recorded after ``mark`` (a value of :attr:`count`)."""

@@ -618,29 +618,24 @@ class CellFunction:
                 f"{name} holds the text of a symbolic tensor, formatted while tracing: it shows no values, where a "
                 "plain cell's text shows them", "format in the graph (tf.strings.format('{}', t), "
                 "tf.strings.as_string(t)), or format in a plain cell"))
-        by_loop: dict[int, list[str]] = {}
-        for name in record.kept_inside:
-            by_loop.setdefault(self.code.loop_bound[name], []).append(name)
-        for line, names in by_loop.items():
-            listed = ", ".join(names)
-            verb = "is" if len(names) == 1 else "are"
-            notes.append(diagnostics.Finding(
-                "loop_name", line, lines[line - 1] if 0 < line <= len(lines) else "",
-                f"{listed} {verb} not written back: bound inside a graph loop, AutoGraph keeps them inside the "
-                "graph unless the cell reads them after the loop (a plain cell leaves them bound)",
-                "bind what you need before the loop and read it after the loop"))
-        by_loop = {}
-        for name in record.python_loop_kept:
-            by_loop.setdefault(self.code.loop_bound[name], []).append(name)
-        for line, names in by_loop.items():
-            listed = ", ".join(names)
-            verb = "is" if len(names) == 1 else "are"
-            notes.append(diagnostics.Finding(
-                "loop_name", line, lines[line - 1] if 0 < line <= len(lines) else "",
-                f"{listed} {verb} not written back: bound in the body of this Python loop, which AutoGraph runs "
-                "while tracing and keeps only the names the cell reads after it (a plain cell leaves them bound)",
-                f"read {listed} after the loop, or loop over list(...) so that tfmagic sees a Python loop "
-                "before tracing"))
+        loops = (  # names a loop binds that stay behind: (names, where they were bound, and what to do)
+            (record.kept_inside, "bound inside a graph loop, AutoGraph keeps them inside the graph unless the cell "
+             "reads them after the loop (a plain cell leaves them bound)",
+             lambda listed: "bind what you need before the loop and read it after the loop"),
+            (record.python_loop_kept, "bound in the body of this Python loop, which AutoGraph runs while tracing "
+             "and keeps only the names the cell reads after it (a plain cell leaves them bound)",
+             lambda listed: f"read {listed} after the loop, or loop over list(...) so that tfmagic sees a Python "
+             "loop before tracing"))
+        for kept, why, fix in loops:
+            by_loop: dict[int, list[str]] = {}
+            for name in kept:
+                by_loop.setdefault(self.code.loop_bound[name], []).append(name)
+            for line, names in by_loop.items():
+                listed = ", ".join(names)
+                verb = "is" if len(names) == 1 else "are"
+                notes.append(diagnostics.Finding(
+                    "loop_name", line, lines[line - 1] if 0 < line <= len(lines) else "",
+                    f"{listed} {verb} not written back: {why}", fix(listed)))
         for name in record.rebuild:
             if isinstance(name, str) and f"{name}.read(" in self.code.source:
                 line = binding_line(self.code.source, name)

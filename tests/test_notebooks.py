@@ -43,7 +43,7 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert any("XLA's memory plan:" in t for t in texts)
     assert any("squash: XLA compiled it 4 times" in t and "TensorFlow traced it 2 times" in t for t in texts)
     assert any("w1      scalar     float32  36" in t and "w2      scalar     float32  10" in t for t in texts)
-    assert any("c1 is a constant tensor" in t and "add --watch c1" in t for t in texts)
+    assert any("c1 is a tensor made before this cell" in t and "add --watch c1" in t for t in texts)
     assert any("tf.stop_gradient at line 1" in t for t in texts)
     assert any("dense/kernel  [3, 2]" in t for t in texts)
     assert any("hessian d2(z)/d(w1) d(w2): shape [] = 75.0" in t for t in texts)

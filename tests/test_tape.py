@@ -35,7 +35,7 @@ def test_unwatched_constants_are_none_with_the_watch_hint_and_watched_ones_are_n
     _, captured = run(ip, "%%tape --wrt c1,c2\nz = 3 * c1 ** 2 + 2 * c1 * c2\nz")
     assert _grads(ip) == {"c1": None, "c2": None}
     table = _table(captured)
-    assert "c1 is a constant tensor, and a tape records constants only when watched" in table
+    assert "c1 is a tensor made before this cell, not a tf.Variable" in table and "only when watched" in table
     assert "add --watch c1" in table
     run(ip, "%%tape --watch c1,c2\nz = 3 * c1 ** 2 + 2 * c1 * c2\nz")
     assert _grads(ip) == {"c1": 36.0, "c2": 10.0}
@@ -221,3 +221,109 @@ def test_an_infinite_gradient_is_counted_and_its_way_out_fits_the_op(ip):
     text = _table(captured)
     assert "[inf, 0.5] 1 inf; finite values: norm 0.5, min 0.5, max 0.5" in text
     assert "gradient op SqrtGrad" in text and "the derivative of tf.sqrt is infinite at 0" in text
+
+
+# ---------------------------------------------------------------------------
+# What tape.gradient accepts and refuses, said as the plain tape would have it
+
+
+def _plain_gradients(ip, source, sources, **gradient_options):
+    """The cell's code under a hand-written tape in a copy of the namespace: the gradients a plain cell gets."""
+    ns = dict(ip.user_ns)
+    body = "\n".join("    " + line for line in source.splitlines()[:-1])
+    exec(f"with tf.GradientTape(persistent=True) as _t:\n{body}\n    _target = {source.splitlines()[-1]}", ns)
+    return [None if g is None else g.numpy() for g in ns["_t"].gradient(
+        ns["_target"], [eval(s, ns) for s in sources], **gradient_options)]
+
+
+def test_an_op_without_a_gradient_is_one_line_naming_the_op_its_line_and_the_way_out(ip):
+    run(ip, "img = tf.random.uniform((1, 4, 4, 3)); hue_v = tf.Variable(tf.ones((1, 4, 4, 3)))")
+    run(ip, "marker = 'before'")
+    result, captured = run(ip, "%%tape\nmarker = 'after'\ny = tf.image.adjust_hue(img * hue_v, 0.2)\ntf.reduce_sum(y)")
+    error = result.error_in_exec
+    assert type(error).__name__ == "NoGradientError" and isinstance(error, LookupError)
+    text = str(error)
+    assert "AdjustHue at line 2 (y = tf.image.adjust_hue(img * hue_v, 0.2)) has no gradient" in text
+    assert "tf.stop_gradient" in text and "\n" not in text
+    assert "Traceback" not in captured.stdout and "registry.py" not in captured.stdout
+    assert ip.user_ns["marker"] == "before"  # the failing cell left the namespace as it was
+    # the way out works when applied: the image op's input stopped, the rest of the cell differentiates
+    result, _ = run(ip, "%%tape --wrt hue_v\ny = tf.image.adjust_hue(tf.stop_gradient(img * hue_v), 0.2)\n"
+                        "tf.reduce_sum(y) + tf.reduce_sum(hue_v)")
+    assert result.success and _grads(ip)["hue_v"].sum() == 48.0
+
+
+def test_a_trainable_false_variable_is_not_watched_and_watching_it_gives_the_plain_gradient(ip):
+    run(ip, "frozen = tf.Variable(2.0, trainable=False); w_t = tf.Variable(3.0)")
+    _, captured = run(ip, "%%tape --wrt frozen,w_t\nz = frozen * w_t\nz")
+    assert _grads(ip) == {"frozen": None, "w_t": 2.0}
+    assert _plain_gradients(ip, "z = frozen * w_t\nz", ["frozen", "w_t"]) == [None, 2.0]
+    table = _table(captured)
+    assert "frozen is not watched: it is a tf.Variable with trainable=False" in table
+    assert "add --watch frozen" in table and "does not depend on" not in table
+    run(ip, "%%tape --wrt frozen,w_t --watch frozen\nz = frozen * w_t\nz")  # the fix, applied
+    assert _grads(ip) == {"frozen": 3.0, "w_t": 2.0}
+
+
+def test_a_tensor_computed_from_a_variable_is_not_called_a_constant(ip):
+    run(ip, "w_c = tf.Variable(3.0); u_before = w_c + 1.0")
+    _, captured = run(ip, "%%tape --wrt u_before\nz = u_before * 2\nz")
+    table = _table(captured)
+    assert "constant" not in table and "u_before is a tensor made before this cell" in table
+    _, captured = run(ip, "%%tape --wrt u_in\nu_in = w_c + 1.0\nz = w_c * 2\nz")
+    table = _table(captured)
+    assert "constant" not in table and "no path: the target does not depend on u_in" in table
+    _, captured = run(ip, "%%tape --wrt k_in\nk_in = tf.constant(3.0) * 2\nz = k_in * w_c\nz")
+    assert "k_in (line 1) is computed from constants only" in _table(captured)
+
+
+def test_a_dict_target_is_differentiated_as_tape_gradient_sums_it(ip):
+    run(ip, "w_d = tf.Variable(3.0)")
+    cell = "d = {'a': w_d * 2, 'b': {'c': w_d ** 2}}\nd"
+    result, captured = run(ip, "%%tape --wrt w_d\n" + cell)
+    assert result.success, result.error_in_exec
+    assert [_grads(ip)["w_d"]] == _plain_gradients(ip, cell, ["w_d"]) == [8.0]
+
+
+def test_a_variable_created_in_the_cell_then_assigned_gets_the_assignments_reason(ip):
+    run(ip, "w_a = tf.Variable(3.0)")
+    _, captured = run(ip, "%%tape\nq = tf.Variable(1.0)\nq.assign_add(w_a * 2)\nq * 1.0")
+    assert _grads(ip)["w_a"] is None and _grads(ip)["q"] == 1.0
+    table = _table(captured)
+    assert "w_a reaches the target only through an assignment (line 2: q.assign_add(w_a * 2))" in table
+
+
+def test_watch_accessed_variables_false_watches_only_what_watch_names(ip):
+    run(ip, "w_n, b_n = tf.Variable(3.0), tf.Variable(2.0)")
+    run(ip, "%%tape --no-watch-accessed --watch w_n\nz = w_n * b_n\nz")
+    assert _grads(ip) == {"w_n": 2.0}  # as tf.GradientTape(watch_accessed_variables=False) with tape.watch(w_n)
+    _, captured = run(ip, "%%tape --no-watch-accessed --watch w_n --wrt w_n,b_n\nz = w_n * b_n\nz")
+    assert _grads(ip) == {"w_n": 2.0, "b_n": None}
+    assert "b_n is not watched: with --no-watch-accessed" in _table(captured)
+
+
+def test_unconnected_zero_gives_the_plain_zeros_and_still_says_why(ip):
+    run(ip, "w_z, b_z = tf.Variable([3.0, 1.0]), tf.Variable(1.0)")
+    cell = "z = tf.reduce_sum(w_z * w_z)\nz"
+    _, captured = run(ip, "%%tape --wrt w_z,b_z --unconnected zero --jacobian --hessian\n" + cell)
+    plain = _plain_gradients(ip, cell, ["w_z", "b_z"], unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    got = _grads(ip)
+    assert got["w_z"].tolist() == plain[0].tolist() == [6.0, 2.0] and got["b_z"] == plain[1] == 0.0
+    assert ip.user_ns["jacobians"]["b_z"].numpy() == 0.0
+    assert ip.user_ns["hessians"][("b_z", "w_z")].numpy().tolist() == [0.0, 0.0]
+    assert "zeros for a disconnected source (--unconnected zero): no path" in _table(captured)
+
+
+def test_jacobians_and_hessians_can_be_named_and_a_replaced_name_is_said(ip):
+    run(ip, "w_j = tf.Variable(3.0); jacobians = 'my notes'")
+    _, captured = run(ip, "%%tape --jacobian\nz = w_j * 2\nz")
+    assert "stored: grads, jacobians (replaced the str it held)" in _table(captured)
+    _, captured = run(ip, "%%tape --jacobian\nz = w_j * 2\nz")  # its own dict again: nothing to say
+    assert "stored: grads, jacobians\n" in _table(captured) + "\n"
+    run(ip, "%%tape --jacobian --hessian --store g2 --store-jacobians J2 --store-hessians H2\nz = w_j ** 2\nz")
+    assert ip.user_ns["g2"]["w_j"].numpy() == 6.0 and ip.user_ns["J2"]["w_j"].numpy() == 6.0
+    assert ip.user_ns["H2"][("w_j", "w_j")].numpy() == 2.0
+    with pytest.raises(UsageError, match="--store-jacobians and --store-hessians both name 'J'"):
+        ip.run_cell_magic("tape", "--jacobian --hessian --store-jacobians J --store-hessians J", "z = w_j * 2\nz")
+    with pytest.raises(UsageError, match="--store-jacobians '1x': NAME must be a Python identifier"):
+        ip.run_cell_magic("tape", "--jacobian --store-jacobians 1x", "z = w_j * 2\nz")

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from tfmagic import tracebacks
 from tfmagic.cell import assigned_names
-from tfmagic.errors import CellSourceError, OptionError, cell_syntax_error
+from tfmagic.errors import CellSourceError, OptionError, TfMagicError, cell_syntax_error
 
 #: The name under which the running tape is visible to the inserted ``watch`` calls (removed afterwards).
 TAPE_NAME = "_tfmagic_tape"
@@ -55,6 +55,10 @@ class TapeOptions:
         persistent: keep the tape for several gradients.
         jacobian: also compute ``tape.jacobian`` of the target with respect to each source.
         hessian: also compute second derivatives (nested tapes).
+        watch_accessed_variables: let the tape watch every trainable variable the cell reads (``False``:
+            only what ``watch`` names, as ``tf.GradientTape(watch_accessed_variables=False)``).
+        unconnected_zero: a disconnected source's gradient is zeros (``tf.UnconnectedGradients.ZERO``),
+            not ``None``; its row still says why it is disconnected.
     """
 
     target: str | None = None
@@ -63,6 +67,12 @@ class TapeOptions:
     persistent: bool = False
     jacobian: bool = False
     hessian: bool = False
+    watch_accessed_variables: bool = True
+    unconnected_zero: bool = False
+
+    @property
+    def unconnected(self):
+        return tf.UnconnectedGradients.ZERO if self.unconnected_zero else tf.UnconnectedGradients.NONE
 
 
 @dataclass(frozen=True)
@@ -201,6 +211,7 @@ class TapeRun:
         result: the cell's last expression's value.
         has_result: whether to display it.
         graph: the traced gradient graph (for ``--show graph``), when asked for.
+        watched: the ``id`` of each variable the tape watched.
     """
 
     target_name: str
@@ -213,6 +224,7 @@ class TapeRun:
     result: Any = None
     has_result: bool = False
     graph: Any = None
+    watched: frozenset = frozenset()
 
 
 def _numpy(value) -> np.ndarray:
@@ -224,16 +236,22 @@ def _numpy(value) -> np.ndarray:
 
 
 class _NonFiniteRecorder:
-    """An op callback that notes the first eager op whose output is not finite (numpy checks only)."""
+    """An op callback that notes the first eager op whose output is not finite (numpy checks only), and where
+    each op type that has no registered gradient first ran (``AdjustHue``: the tape cannot go back through it)."""
 
     def __init__(self, filename: str):
         self.filename = filename
         self.phase = "forward"
         self.first: NonFinite | None = None
+        self.no_gradient: dict[str, NonFinite] = {}  # op type -> where it first ran
         self._busy = False
 
     def __call__(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
-        if self.first is not None or graph is not None or self._busy:
+        if graph is not None or self._busy:
+            return None
+        if self.phase == "forward" and op_type not in self.no_gradient and not _has_gradient(op_type):
+            self.no_gradient[op_type] = self._locate(NonFinite(op_type, "forward", ""))
+        if self.first is not None:
             return None
         self._busy = True
         try:
@@ -279,6 +297,38 @@ class _NonFiniteRecorder:
 
         op_callbacks.remove_op_callback(self)
         return False
+
+
+def _has_gradient(op_type: str) -> bool:
+    """Whether TensorFlow registers a gradient for the op type (``tf.no_gradient`` ones count: theirs is None)."""
+    from tensorflow.python.framework import ops
+
+    try:
+        ops._gradient_registry.lookup(op_type)  # the registry tape.gradient reads (TF's gradient_registry)
+    except LookupError:
+        return False
+    return True
+
+
+class NoGradientError(TfMagicError, LookupError):
+    """The target depends on an op that has no gradient: said in one line, at the cell's line that ran it."""
+
+    def _render_traceback_(self):
+        return [f"NoGradientError: {self}"]
+
+
+def _no_gradient(error: LookupError, recorder: _NonFiniteRecorder) -> BaseException:
+    """tape.gradient's ``gradient registry has no entry for: AdjustHue`` as the op, its line and the way out."""
+    op_type = str(error).rsplit(":", 1)[-1].strip()
+    if not op_type.isidentifier():  # another LookupError: leave it as it is
+        return error
+    found = recorder.no_gradient.get(op_type)
+    where = f" at line {found.line} ({found.code.strip()})" if found is not None and found.line else ""
+    inside = f", in {found.inner}" if found is not None and found.inner else ""
+    return NoGradientError(
+        f"%%tape: {op_type}{where}{inside} has no gradient (TensorFlow registers none for it), so the tape "
+        f"cannot differentiate through it; wrap its input in tf.stop_gradient(...) if no gradient should flow "
+        f"there, or compute it with differentiable ops")
 
 
 # ---------------------------------------------------------------------------
@@ -358,9 +408,9 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
         with recorder:
             run = _differentiate(code, exec_code, eval_code, namespace, options, recorder, several, snapshot,
                                  history)
-    except (OptionError, tf.errors.InvalidArgumentError) as e:
+    except (OptionError, NoGradientError, tf.errors.InvalidArgumentError) as e:
         _restore(namespace, snapshot)
-        if isinstance(e, OptionError):
+        if isinstance(e, (OptionError, NoGradientError)):
             raise
         raise tracebacks.for_cell(e, code, snapshot, phase="eager") from None
     except _CellFailed as failed:
@@ -375,6 +425,12 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
     if any(not s.finite for s in run.sources):
         run.nonfinite = recorder.first
     _explain_nones(run, code, snapshot, namespace, options)
+    if options.unconnected_zero:  # as tape.gradient(..., unconnected_gradients=ZERO) gives them
+        for source in run.sources:
+            if source.gradient is None:
+                source.gradient = tf.zeros_like(source.value)
+                source.cause = source.cause and f"zeros for a disconnected source (--unconnected zero): {source.cause}"
+        run.gradients = {s.name: s.gradient for s in run.sources}
     if draw:
         run.graph = trace_gradient_graph(code, snapshot, options, run)
     return run
@@ -404,11 +460,12 @@ class _CellFailed(Exception):
 
 def _differentiate(code, exec_code, eval_code, namespace, options, recorder, several, before, history=()) -> TapeRun:
     persistent = options.persistent or several
-    outer = tf.GradientTape(persistent=True) if options.hessian else None
+    auto = options.watch_accessed_variables
+    outer = tf.GradientTape(persistent=True, watch_accessed_variables=auto) if options.hessian else None
     if outer is not None:
         outer.__enter__()
     try:
-        with tf.GradientTape(persistent=persistent) as tape:
+        with tf.GradientTape(persistent=persistent, watch_accessed_variables=auto) as tape:
             namespace[TAPE_NAME] = tape
             for name in options.watch:
                 if name in namespace:
@@ -422,8 +479,12 @@ def _differentiate(code, exec_code, eval_code, namespace, options, recorder, sev
                 raise _CellFailed(e) from e
             target_name, target = _target(options.target, result, namespace, last_expression(code.source))
         names, values = _sources(options, tape, namespace, before, history)
+        watched = frozenset(id(v) for v in tape.watched_variables())
         recorder.phase = "backward"
-        gradients = tape.gradient(target, values, unconnected_gradients=tf.UnconnectedGradients.NONE)
+        try:  # None where disconnected, even with --unconnected zero: run_tape explains them, then fills in zeros
+            gradients = tape.gradient(target, values, unconnected_gradients=tf.UnconnectedGradients.NONE)
+        except LookupError as e:  # an op with no registered gradient
+            raise _no_gradient(e, recorder) from None
     finally:
         if outer is not None:
             outer.__exit__(None, None, None)
@@ -432,8 +493,12 @@ def _differentiate(code, exec_code, eval_code, namespace, options, recorder, sev
         for name_i, g in zip(names, gradients):
             # None where nested plain tapes give None: a first derivative that is None, or that does not
             # depend on the second source (outer_tape.gradient(inner_gradient, sources) is None there)
-            second = [None] * len(values) if g is None else outer.jacobian(
-                g, values, unconnected_gradients=tf.UnconnectedGradients.NONE)
+            if g is not None:
+                second = outer.jacobian(g, values, unconnected_gradients=options.unconnected)
+            elif options.unconnected_zero:  # the zero gradient's own jacobian: zeros, as the plain tapes give
+                second = [tf.zeros(list(values[names.index(name_i)].shape) + list(v.shape), v.dtype) for v in values]
+            else:
+                second = [None] * len(values)
             for name_j, h in zip(names, second):
                 hessians[(name_i, name_j)] = h
     jacobians = {}
@@ -441,11 +506,11 @@ def _differentiate(code, exec_code, eval_code, namespace, options, recorder, sev
         if not tf.is_tensor(target):
             raise OptionError(f"--jacobian: the target ({target_name}) is a {type(target).__name__}: a jacobian "
                               "is of one tensor; name one (%%tape z1 --jacobian)")
-        for name, jac in zip(names, tape.jacobian(target, values)):
+        for name, jac in zip(names, tape.jacobian(target, values, unconnected_gradients=options.unconnected)):
             jacobians[name] = jac
     sources = [SourceGradient(n, v, g) for n, v, g in zip(names, values, gradients)]
     return TapeRun(target_name, target, sources, {s.name: s.gradient for s in sources}, jacobians, hessians,
-                   result=result, has_result=eval_code is not None)
+                   result=result, has_result=eval_code is not None, watched=watched)
 
 
 def last_expression(source: str, longest: int = 24) -> str:
@@ -477,7 +542,7 @@ def _target(expression: str | None, result, namespace, last: str = "") -> tuple[
     if isinstance(value, tf.Variable):
         value = tf.convert_to_tensor(value)
     what = name if expression is None and not last else repr(name)
-    if isinstance(value, (list, tuple)) and value:  # tape.gradient sums the gradients of a list of targets
+    if isinstance(value, (list, tuple, dict)) and value:  # tape.gradient sums the gradients of nested targets
         try:
             leaves = tf.nest.flatten(value)
         except (TypeError, ValueError):
@@ -487,10 +552,10 @@ def _target(expression: str | None, result, namespace, last: str = "") -> tuple[
             return name, tf.nest.map_structure(
                 lambda v: tf.convert_to_tensor(v) if isinstance(v, tf.Variable) else v, value)
         raise OptionError(f"the target ({what}) holds a {type(bad).__name__}, not a tensor: the tape "
-                          "differentiates tensors (or a list of tensors) only")
+                          "differentiates tensors (or lists, tuples and dicts of tensors) only")
     if not tf.is_tensor(value):
         raise OptionError(f"the target ({what}) is a {type(value).__name__}, not a tensor: the tape "
-                          "differentiates tensors (or a list of tensors) only")
+                          "differentiates tensors (or lists, tuples and dicts of tensors) only")
     return name, value
 
 
@@ -537,10 +602,12 @@ def _explain_nones(run: TapeRun, code: TapeCode, before: dict, after: dict, opti
     if not missing:
         return
     tree = ast.parse(code.source)
+    assigned = set(assigned_names(tree.body))
     analysis = None
     for source in missing:
         name = source.name
         value, earlier = source.value, before.get(name)
+        variable = value if isinstance(value, tf.Variable) else getattr(value, "value", None)
         dtype = getattr(value, "dtype", None)
         if dtype is not None and not (dtype.is_floating or dtype.is_complex):
             source.cause = f"{name} is {dtype.name}: gradients flow only to floating-point tensors"
@@ -550,16 +617,45 @@ def _explain_nones(run: TapeRun, code: TapeCode, before: dict, after: dict, opti
             line = _binding_line(tree, name)
             source.line = line
             source.cause = (f"{name} was a tf.Variable, and line {line} rebound it to a tensor: the tape watched "
-                            f"the variable, the new tensor is a plain constant")
+                            f"the variable, not the new tensor")
             source.fix = f"update the variable in place: {name}.assign(...) / {name}.assign_add(...)"
             continue
-        if not isinstance(value, tf.Variable) and name not in options.watch and not _is_variable_like(value):
-            source.cause = f"{name} is a constant tensor, and a tape records constants only when watched"
-            source.fix = f"add --watch {name} (tape.watch({name})), or make it a tf.Variable"
+        if isinstance(variable, tf.Variable) and id(variable) not in run.watched:
+            source.cause, source.fix = _not_watched(name, variable, options)
             continue
+        if variable is None and name not in options.watch:
+            if name not in assigned:
+                source.cause = (f"{name} is a tensor made before this cell, not a tf.Variable: a tape records how "
+                                "a tensor depends on the sources only while it runs, and a tensor from before "
+                                "only when watched")
+                source.fix = (f"add --watch {name} (tape.watch({name})), or make it a tf.Variable, or compute it "
+                              "in this cell from the variables it depends on")
+                continue
+            if analysis is None:
+                analysis = _GraphAnalysis.build(code, before, options, run)
+            if not analysis.recorded(name):
+                line = _binding_line(tree, name)
+                source.line = line
+                source.cause = (f"{name} (line {line}) is computed from constants only, nothing the tape watches, "
+                                "so the tape records nothing that leads to it")
+                source.fix = f"add --watch {name} (tape.watch({name})), or make it a tf.Variable"
+                continue
         if analysis is None:
             analysis = _GraphAnalysis.build(code, before, options, run)
         source.cause, source.fix, source.line = analysis.why(name, source.value, code)
+
+
+def _not_watched(name: str, variable, options: TapeOptions) -> tuple[str, str]:
+    """Why a variable the tape did not watch has no gradient, and how to watch it."""
+    if not options.watch_accessed_variables:
+        return (f"{name} is not watched: with --no-watch-accessed the tape watches only what --watch names",
+                f"add --watch {name} (tape.watch({name}))")
+    if not variable.trainable:
+        return (f"{name} is not watched: it is a tf.Variable with trainable=False, and a tape watches only "
+                "trainable variables by itself",
+                f"add --watch {name} (tape.watch({name})), or create it with trainable=True")
+    return (f"no path: the target does not depend on {name} (the cell never reads it)",
+            f"check that the target is computed from {name}")
 
 
 def _is_variable_like(value) -> bool:
@@ -594,13 +690,14 @@ class _GraphAnalysis:
     filename: str = ""
     failure: BaseException | None = None
     cell_code: Any = None
+    watched: frozenset = frozenset()  # the names --watch gave (graph inputs of those names are watched)
 
     @classmethod
     def build(cls, code: TapeCode, before: dict, options: TapeOptions, run: TapeRun) -> _GraphAnalysis:
         cell_code = None
         try:
             cell_code, cell, args = _trace_cell(code, before)
-            concrete = cell.function.get_concrete_function(*args)
+            concrete = cell.concrete_function(args)
         except Exception as e:  # tracing failed: what failed is itself a diagnosis (a NumPy round trip ...)
             return cls(failure=e, cell_code=cell_code)
         outputs, result = concrete.structured_outputs
@@ -613,7 +710,17 @@ class _GraphAnalysis:
         for op in concrete.graph.get_operations():
             if op.type == "Placeholder":
                 inputs[op.name] = op.outputs[0]
-        return cls(concrete.graph, target, {**inputs, **outputs}, cell_code.filename, None, cell_code)
+        return cls(concrete.graph, target, {**inputs, **outputs}, cell_code.filename, None, cell_code,
+                   frozenset(options.watch))
+
+    def recorded(self, name: str) -> bool:
+        """Whether the cell computes ``name`` from something the tape records: a variable the cell reads (the
+        tape watches those) or a watched tensor (a traced graph's input)."""
+        tensor = self.outputs.get(name)
+        if tensor is None:  # not traced: leave the reason to why()
+            return True
+        return any(op.type == "ReadVariableOp" or (op.type == "Placeholder" and op.name in self.watched)
+                   for op in _ancestors(tensor.op, through_stops=True))
 
     def _source_tensor(self, name: str, value):
         if isinstance(value, tf.Variable) or _is_variable_like(value):
@@ -758,7 +865,7 @@ def trace_gradient_graph(code: TapeCode, before: dict, options: TapeOptions, run
         return tape.gradient(target, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
     try:
-        concrete = tf.function(with_gradients).get_concrete_function(*args)
+        concrete = cell.concrete_function(args, tf.function(with_gradients))
     except Exception:  # the drawing is optional: the table still stands
         return None
     graph = concrete.graph

@@ -465,6 +465,15 @@ class CellFunction:
                 return variable
         return None
 
+    def concrete_function(self, args, function=None):
+        """The cell traced for ``args`` without running it, its variables made as :meth:`run` makes them (once,
+        eagerly: the graph of a cell that creates a ``tf.Variable`` can then be analysed, as ``%%tape`` does).
+        ``function``: a ``tf.function`` that calls the cell's Python function (``%%tape``'s, with gradients)."""
+        self._next_variable = 0
+        self._effects = _EagerEffects(self.code)
+        with tf.variable_creator_scope(self._create_variable):
+            return (function or self.function).get_concrete_function(*args)
+
     @property
     def trace_count(self) -> int:
         """How many times the cell has traced, its earlier functions' traces included."""

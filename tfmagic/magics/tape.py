@@ -27,9 +27,17 @@ class TapeMagics(SessionMagics):
     @argument("--persistent", dest="persistent", action="store_true", help="make the tape persistent")
     @argument("--jacobian", dest="jacobian", action="store_true", help="also compute tape.jacobian per source")
     @argument("--hessian", dest="hessian", action="store_true", help="also compute second derivatives")
+    @argument("--no-watch-accessed", dest="watch_accessed", action="store_false",
+              help="watch only what --watch names (tf.GradientTape(watch_accessed_variables=False)); by default "
+                   "the tape watches every trainable variable the cell reads")
+    @argument("--unconnected", dest="unconnected", choices=("none", "zero"), default="none",
+              help="a disconnected source's gradient: None (default) or zeros (unconnected_gradients=ZERO)")
     @argument("--store", dest="store", metavar="NAME", default="grads",
-              help="the name of the dict of gradients (default: grads); --jacobian and --hessian store theirs "
-                   "in `jacobians` and `hessians`")
+              help="the name of the dict of gradients (default: grads)")
+    @argument("--store-jacobians", dest="store_jacobians", metavar="NAME", default="jacobians",
+              help="the name of --jacobian's dict (default: jacobians)")
+    @argument("--store-hessians", dest="store_hessians", metavar="NAME", default="hessians",
+              help="the name of --hessian's dict (default: hessians)")
     @argument("-o", "--output", dest="output", metavar="FILE",
               help="also write the gradient graph to FILE (.svg, .png, .pdf or .dot), as -o does in every magic")
     @argument("--show", dest="show", choices=("table", "graph", "none"), default="table",
@@ -44,17 +52,22 @@ class TapeMagics(SessionMagics):
 
         Usage::
 
-            %%tape [TARGET] [--wrt a,b] [--watch c1,c2] [--persistent] [--jacobian] [--hessian]
-                   [--store NAME] [--show table|graph|none] [--ops readable|all] [-o FILE]
+            %%tape [TARGET] [--wrt a,b] [--watch c1,c2] [--no-watch-accessed] [--unconnected none|zero]
+                   [--persistent] [--jacobian] [--hessian] [--store NAME] [--store-jacobians NAME]
+                   [--store-hessians NAME] [--show table|graph|none] [--ops readable|all] [-o FILE]
 
         The cell runs as a plain cell would (its assignments stay), recorded by a tape.
         TARGET (default: the last expression) is differentiated with respect to the
         sources: --wrt, or every tf.Variable the cell reads (Keras layers' weights
-        included) and the names given to --watch.  The gradients go to the namespace
-        as a dict name -> tensor (None where disconnected), under `grads` or --store
-        NAME; --jacobian stores `jacobians` (name -> tape.jacobian(target, source)),
+        included) and the names given to --watch (with --no-watch-accessed: those
+        only).  TARGET may be a tensor or a list, tuple or dict of tensors (their
+        gradients are summed, as tape.gradient does).  The gradients go to the
+        namespace as a dict name -> tensor (None where disconnected; zeros with
+        --unconnected zero), under `grads` or --store NAME; --jacobian stores
+        `jacobians` (name -> tape.jacobian(target, source); --store-jacobians NAME),
         --hessian stores `hessians` ((name_i, name_j) -> second derivatives, None where
-        nested plain tapes give None).
+        nested plain tapes give None; --store-hessians NAME).  The table says when a
+        store replaced a name that held something else.
 
         The table shows each source's shape, dtype and gradient; a None gradient says
         why (a constant not watched, no path, tf.stop_gradient at a line, an integer
@@ -74,13 +87,24 @@ class TapeMagics(SessionMagics):
 
         target, rest = split_target(line)  # the target as typed (option parsing would drop its quotes)
         args = parse_argstring(self.tape, rest)
-        if not args.store.isidentifier() or keyword.iskeyword(args.store):
-            raise UsageError(f"--store {args.store!r}: NAME must be a Python identifier")
+        names = {"--store": args.store}
+        if args.jacobian:
+            names["--store-jacobians"] = args.store_jacobians
+        if args.hessian:
+            names["--store-hessians"] = args.store_hessians
+        for flag, name in names.items():
+            if not name.isidentifier() or keyword.iskeyword(name):
+                raise UsageError(f"%%tape {flag} {name!r}: NAME must be a Python identifier")
+        for name in set(names.values()):
+            flags = [flag for flag, n in names.items() if n == name]
+            if len(flags) > 1:
+                raise UsageError(f"%%tape: {' and '.join(flags)} both name {name!r}; give each dict its own NAME")
         if args.output:
             self._check_drawing_file(args.output)
         target = target or " ".join(args.target)
         options = TapeOptions(target=target or None, wrt=split_names(args.wrt), watch=split_names(args.watch) or (),
-                              persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian)
+                              persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian,
+                              watch_accessed_variables=args.watch_accessed, unconnected_zero=args.unconnected == "zero")
         try:
             run = run_tape(self._transformed(cell), self.shell.user_ns, options,
                            draw=args.show == "graph" or bool(args.output), history=self.shell.user_ns.get("In", []))
@@ -88,18 +112,31 @@ class TapeMagics(SessionMagics):
             raise UsageError(f"%%tape: {e}") from e
         stored = {args.store: run.gradients}
         if args.jacobian:
-            stored["jacobians"] = dict(run.jacobians)
+            stored[args.store_jacobians] = dict(run.jacobians)
         if args.hessian:
-            stored["hessians"] = dict(run.hessians)
+            stored[args.store_hessians] = dict(run.hessians)
+        said = [self._replacing(name) for name in stored]
         self.shell.user_ns.update(stored)
+        self._stores.update({name: id(value) for name, value in stored.items()})
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
         if args.show != "none":
             from tfmagic.render import TapeReport
 
-            display(TapeReport(run, stored=tuple(stored)))
+            display(TapeReport(run, stored=tuple(said)))
         if args.show == "graph" or args.output:
             self._draw_gradient(run, cell, args.ops, args.output, show=args.show == "graph")
+
+    def __init__(self, shell):
+        super().__init__(shell)
+        self._stores: dict[str, int] = {}  # name -> id of the dict %%tape last stored under it
+
+    def _replacing(self, name: str) -> str:
+        """``grads``, or ``grads (replaced the str it held)`` where the name held something %%tape did not store."""
+        ns = self.shell.user_ns
+        if name not in ns or id(ns[name]) == self._stores.get(name):
+            return name
+        return f"{name} (replaced the {type(ns[name]).__name__} it held)"
 
     def _check_drawing_file(self, path: str) -> None:
         """``-o FILE`` must be a drawing file; ``-o NAME`` (the old spelling of --store) says so in one line."""

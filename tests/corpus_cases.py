@@ -72,6 +72,7 @@ with tf.GradientTape(persistent=True) as tape0:
     yt = x * x * w
     lt = tf.reduce_sum(yt)
     ym = m * m * w
+dbl_s = tf.function(lambda t: t + t).get_concrete_function(tf.TensorSpec(None, tf.string))
 tf.random.set_seed(0)
 """
 
@@ -437,4 +438,9 @@ CASES += [
     C("loop", "for dev in tf.config.list_logical_devices('CPU'):\n    pass\nkind = dev.device_type"),
     C("loop", "for dev in tf.config.list_logical_devices('CPU'):\n    kind = dev.device_type",
       explained=(1, "kind is not written back", "Python loop")),
+    C("tape targets", "d = {'a': v * 2, 'b': {'c': w ** 2}}", tape="d"),
+    C("tape targets", "pair = (tf.reduce_sum(v), w * 3)", tape="pair"),
+    C("creates variables", "q = tf.Variable(1.)\nq.assign_add(w * 2)\nz = q * w", tape="z", probe="q + 0"),
+    C("pruned", "caught = False\ntry:\n    dbl_s(tf.constant(1))\nexcept tf.errors.InvalidArgumentError:\n"
+      "    caught = True", explained=(3, "concrete function", "passes int32", "prunes")),
 ]

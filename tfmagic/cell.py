@@ -46,6 +46,14 @@ LINE_OFFSET = 2
 _INDENT = "    "
 
 
+def cell_graph(graph):
+    """The cell's own graph (its ``tf.function``'s, named after :data:`FUNCTION_NAME`) that ``graph`` is, or is a
+    branch's or loop body's graph inside; ``None`` for any other graph (a ``tf.function`` the cell calls)."""
+    while graph is not None and not getattr(graph, "name", "").startswith(FUNCTION_NAME):
+        graph = getattr(graph, "outer_graph", None)
+    return graph
+
+
 @dataclass(frozen=True)
 class CellCode:
     """What a cell reads, binds and returns, and the source of its function.

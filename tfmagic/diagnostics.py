@@ -36,6 +36,7 @@ class Finding:
         code: that line's source.
         message: what happened.
         fix: what to do instead.
+        lines: every line it is about, when it is about several (see :func:`grouped`).
     """
 
     kind: str
@@ -43,11 +44,53 @@ class Finding:
     code: str
     message: str
     fix: str = ""
+    lines: tuple[int, ...] = ()
 
     @property
     def text(self) -> str:
-        where = f"line {self.line}: {self.code.strip()}\n  " if self.line else ""
+        if len(self.lines) > 1:
+            where = f"lines {line_ranges(self.lines)}:\n  "
+        else:
+            where = f"line {self.line}: {self.code.strip()}\n  " if self.line else ""
         return f"{where}{self.message}" + (f"\n  fix: {self.fix}" if self.fix else "")
+
+
+def grouped(findings: list[Finding]) -> list[Finding]:
+    """One finding per kind of note: the same message and fix at several lines become one, listing the lines.
+
+    >>> f = [Finding("side_effect", n, "print(x)", "print() runs while tracing", "tf.print") for n in (2, 4, 6, 7, 8)]
+    >>> [g.text.splitlines()[0] for g in grouped(f + [Finding("numpy", 3, "np.sum(x)", "NumPy")])]
+    ['lines 2, 4, 6-8:', 'line 3: np.sum(x)']
+    """
+    groups: dict[tuple, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault((finding.kind, finding.message, finding.fix), []).append(finding)
+    merged = []
+    for same in groups.values():
+        lines = tuple(sorted({f.line for f in same if f.line}))
+        first = same[0]
+        merged.append(first if len(lines) < 2 else Finding(first.kind, lines[0], first.code, first.message,
+                                                           first.fix, lines))
+    return merged
+
+
+def line_ranges(lines) -> str:
+    """``2, 4, 6-9`` for lines 2, 4, 6, 7, 8, 9.
+
+    >>> line_ranges([2, 4, 6, 7, 8, 9])
+    '2, 4, 6-9'
+    """
+    parts, start, previous = [], None, None
+    for line in sorted(set(lines)):
+        if previous is not None and line == previous + 1:
+            previous = line
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = line
+    if start is not None:
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------
@@ -400,7 +443,8 @@ def find_pruned_lines(source: str, graph, filename: str, line_offset: int) -> li
     """Expression statements whose ops nothing uses: TensorFlow prunes them, so they never run.
 
     A plain cell runs ``tf.gather(x, 10)`` and fails; in a graph an op whose output no output and no
-    stateful op needs is pruned before the graph runs, so its error never happens.
+    stateful op needs is pruned before the graph runs, so its error never happens.  A call of a concrete
+    function with a tensor of the wrong dtype is said as such: a plain cell raises there at once.
 
     Args:
         source: the cell's or function's source.
@@ -412,18 +456,12 @@ def find_pruned_lines(source: str, graph, filename: str, line_offset: int) -> li
         tree = ast.parse(source)
     except SyntaxError:
         return []
-    body = tree.body[:-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else tree.body
-    statements = {n.lineno: n for n in body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)}
+    last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    statements = {n.lineno: n for n in ast.walk(tree)  # in a with block too (assert_raises), not the result
+                  if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) and n is not last}
     if not statements:
         return []
-    per_line: dict[int, list] = {}
-    for op in graph.get_operations():
-        for frame in reversed(op.traceback):
-            if frame.filename == filename:
-                line = frame.lineno - line_offset
-                if line in statements:
-                    per_line.setdefault(line, []).append(op)
-                break
+    per_line = {line: ops for line, ops in _ops_by_line(graph, filename, line_offset).items() if line in statements}
     if not per_line:
         return []
     needed = _needed_ops(graph)
@@ -432,12 +470,74 @@ def find_pruned_lines(source: str, graph, filename: str, line_offset: int) -> li
     for line, ops in sorted(per_line.items()):
         work = [op for op in ops if op.type not in ("Const", "Identity", "NoOp", "Placeholder")]
         if work and not any(op in needed for op in work):
+            code = lines[line - 1] if 0 < line <= len(lines) else ""
+            mismatch = next((m for m in map(call_dtype_mismatch, work) if m), "")
+            if mismatch:
+                findings.append(Finding(
+                    "pruned", line, code,
+                    f"{mismatch}: a plain cell raises InvalidArgumentError here, at once; in the graph the call is "
+                    "an op that nothing uses, so TensorFlow prunes it and nothing is raised",
+                    "check eager behaviour (a call that must raise) in a plain cell, or pass the dtype the function "
+                    "takes"))
+                continue
             types = ", ".join(dict.fromkeys(op.type for op in work[:4]))
             findings.append(Finding(
-                "pruned", line, lines[line - 1] if 0 < line <= len(lines) else "",
+                "pruned", line, code,
                 f"nothing uses this line's result, so TensorFlow prunes its ops ({types}) before the graph runs: "
                 "it does not run, and an error it would raise never happens",
                 "bind the result and use it (or return it); checks that must run: tf.debugging.assert_*"))
+    return findings
+
+
+def _ops_by_line(graph, filename: str, line_offset: int) -> dict[int, list]:
+    """The graph's ops by the cell line that made them (the innermost frame in ``filename``)."""
+    per_line: dict[int, list] = {}
+    for op in graph.get_operations():
+        for frame in reversed(op.traceback):
+            if frame.filename == filename:
+                per_line.setdefault(frame.lineno - line_offset, []).append(op)
+                break
+    return per_line
+
+
+_CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
+
+
+def call_dtype_mismatch(op) -> str:
+    """``the call passes int32 where the function takes string`` for a function call op whose input's dtype is
+    not the one its function takes (a concrete function called with the wrong dtype inside a graph: TensorFlow
+    makes the op, and it fails only when it runs); else ``""``."""
+    if op.type not in _CALL_OPS:
+        return ""
+    try:  # Tin is what the call passes; the function's own signature is in the graph's library
+        name = op.get_attr("f").name
+        takes = [arg.type for arg in op.graph._get_function(name).cached_definition.signature.input_arg]
+    except (AttributeError, ValueError):
+        return ""
+    for tensor, want in zip(op.inputs, takes):
+        if tensor.dtype.base_dtype.as_datatype_enum != want:
+            from tensorflow import as_dtype
+
+            python_name = re.sub(r"^__inference_|_\d+$", "", name)  # __inference_double_5 -> double
+            return (f"the call of {python_name} (a concrete function) passes {tensor.dtype.name} where it takes "
+                    f"{as_dtype(want).name}")
+    return ""
+
+
+def find_mismatched_calls(graph, code) -> list[Finding]:
+    """Each call of a concrete function with a wrong dtype in a graph, at the cell's line (for a cell that failed
+    while tracing because no error came where a plain cell has one: ``assert_raises`` around the call)."""
+    findings = []
+    lines = code.source.splitlines()
+    for line, ops in sorted(_ops_by_line(graph, code.filename, 0).items()):
+        mismatch = next((m for m in map(call_dtype_mismatch, ops) if m), "")
+        line = code.cell_line(line)
+        if mismatch:
+            findings.append(Finding(
+                "pruned", line, lines[line - 1] if 0 < line <= len(lines) else "",
+                f"{mismatch}: a plain cell raises InvalidArgumentError here, at once; in a graph the call is only "
+                "an op, which fails when it runs (or never, where nothing uses its result), so nothing was raised "
+                "while tracing", "check eager behaviour (a call that must raise) in a plain cell"))
     return findings
 
 

@@ -12,6 +12,11 @@ Two sources write there, below Python's ``sys.stderr``, where a notebook shows i
   anything TensorFlow logs later (the user's warnings and errors), is left alone.
 - Graphviz's bundled fontconfig warns about the system's configuration files (``render.py``).
 
+And one Python log: TensorFlow warns of a deprecated *argument* (``from_generator(..., output_types=...)``)
+only while it builds a graph. The user's plain cell runs eagerly and never sees it; tfmagic's own trace
+of the cell would show it. :func:`graph_only_deprecations` keeps those out of the traces tfmagic makes
+(and leaves TensorFlow's warn-once memory as it was, so the user's own ``tf.function`` still warns).
+
 >>> is_tensorflow_startup_line("I0000 00:00:1796068461.362197   21359 cudart_stub.cc:31] Could not find cuda drivers")
 True
 >>> is_tensorflow_startup_line("E0000 00:00:1.0  1 op_kernel.cc:1]  OP_REQUIRES failed: Incompatible shapes")
@@ -37,6 +42,10 @@ _STARTUP_TEXT = ("WARNING: All log messages before absl::InitializeLog() is call
                  "To enable the following instructions:")
 
 _lock = threading.Lock()
+
+#: The message of TensorFlow's deprecated-argument warning, which it logs only while building a graph
+#: (``tensorflow/python/util/deprecation.py``, ``deprecated_args``).
+_GRAPH_ONLY_DEPRECATION = "From %s: calling %s (from %s) with %s is deprecated"
 
 
 def is_tensorflow_startup_line(line: str) -> bool:
@@ -77,3 +86,43 @@ def import_tensorflow() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # the cuInit line comes now, not in the user's first cell
+
+
+class _GraphOnlyDeprecations:
+    """A logging filter that drops the deprecated-argument warnings logged while the graph being built is the
+    cell's own (not a ``tf.function`` of the user's that the cell calls), noting which (function, argument)."""
+
+    def __init__(self):
+        self.dropped: set[tuple[str, str]] = set()
+
+    def filter(self, record) -> bool:
+        import tensorflow as tf
+
+        from tfmagic.cell import cell_graph
+
+        if isinstance(record.msg, str) and record.msg.startswith(_GRAPH_ONLY_DEPRECATION) and len(record.args) > 3 \
+                and cell_graph(tf.compat.v1.get_default_graph()) is not None:
+            self.dropped.add((record.args[1], record.args[3]))
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def graph_only_deprecations():
+    """Inside the block (tfmagic tracing a cell), TensorFlow's graph-only deprecation warnings about the cell's
+    own code are left out."""
+    from tensorflow.python.platform import tf_logging
+    from tensorflow.python.util import decorator_utils, deprecation
+
+    logger = tf_logging.get_logger()
+    dropped = _GraphOnlyDeprecations()
+    logger.addFilter(dropped)
+    before = set(deprecation._PRINTED_WARNING)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropped)
+        for key in set(deprecation._PRINTED_WARNING) - before:  # warn-once: as if never warned
+            if isinstance(key, tuple) and len(key) == 2 and \
+                    (decorator_utils.get_qualified_name(key[0]), key[1]) in dropped.dropped:
+                del deprecation._PRINTED_WARNING[key]

@@ -36,8 +36,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfmagic import diagnostics, retracing, tracebacks
-from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell
+from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell, cell_graph
 from tfmagic.errors import RetraceLimitError
+from tfmagic.quiet import graph_only_deprecations
 
 #: How many cells' functions a :class:`CellCache` keeps (the least recently run go first).
 MAX_CACHED_CELLS = 64
@@ -471,7 +472,7 @@ class CellFunction:
         ``function``: a ``tf.function`` that calls the cell's Python function (``%%tape``'s, with gradients)."""
         self._next_variable = 0
         self._effects = _EagerEffects(self.code)
-        with tf.variable_creator_scope(self._create_variable):
+        with tf.variable_creator_scope(self._create_variable), graph_only_deprecations():
             return (function or self.function).get_concrete_function(*args)
 
     @property
@@ -497,12 +498,15 @@ class CellFunction:
         self._next_variable = 0
         self._effects = _EagerEffects(self.code)
         try:
-            with self._effects, tf.variable_creator_scope(self._create_variable):  # the traces' graphs inherit it
+            with self._effects, tf.variable_creator_scope(self._create_variable), \
+                    graph_only_deprecations():  # (the traces' graphs inherit the creator scope)
                 tensors, tensor_result = self.function(*args)
         except Exception as exc:  # the user's code failed: show it at the cell's lines
             assigned = self._assigned_variables(args) if isinstance(exc, tf.errors.OpError) else []
             self._pending.clear()
             notes = [f.text for f in self.code_findings() if f.kind == "try_except"]
+            graph = self._effects.graph  # the failed trace's graph, as far as it got
+            notes += [f.text for f in diagnostics.find_mismatched_calls(graph, self.code)] if graph is not None else []
             raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes) from None
         traced = count() != before
         eager = not traced and bool(self._pending) and tf.config.functions_run_eagerly()
@@ -717,10 +721,14 @@ class _EagerEffects:
     def __init__(self, code: CellCode):
         self.code = code
         self.found: dict[int | None, str] = {}  # cell line -> the first op type that ran there
+        self.graph = None  # the cell's graph of the latest trace (kept for a trace that fails)
         self._paused = 0
 
     def __call__(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
-        if graph is not None or self._paused or not op_type.startswith(self._STATEFUL):
+        if graph is not None:
+            self.graph = cell_graph(graph) or self.graph
+            return None
+        if self._paused or not op_type.startswith(self._STATEFUL):
             return None
         from tensorflow.python.framework.func_graph import FuncGraph
         from tensorflow.python.util import tf_stack

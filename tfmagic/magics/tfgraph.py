@@ -319,7 +319,9 @@ class TfGraphMagics(SessionMagics):
             display(Notice(retrace_text("%%tfgraph", trace.number, trace.changes, trace.fixes, trace.diff,
                                         trace.nearest) + f"\n  the cell's function has {run.trace_count} traces",
                            level="warning"))
-        for finding in run.findings:
+        from tfmagic.diagnostics import grouped
+
+        for finding in grouped(run.findings):  # one note per kind, listing its lines
             display(Notice(f"%%tfgraph: {finding.text}", level="warning"))
 
     def _profile(self, call, graph, title: str, args):

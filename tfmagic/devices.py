@@ -132,10 +132,6 @@ class _CellScope:
     def __init__(self):
         self._context = None
 
-    @property
-    def active(self) -> bool:
-        return self._context is not None
-
     def _make(self):
         raise NotImplementedError
 

@@ -392,12 +392,9 @@ def find_unrolled_loops(source: str, graph, filename: str, line_offset: int) -> 
     if not loops:
         return []
     per_line: dict[tuple[int, str], int] = {}
-    for op in graph.get_operations():
-        for frame in reversed(op.traceback):
-            if frame.filename == filename:
-                key = (frame.lineno - line_offset, op.type)
-                per_line[key] = per_line.get(key, 0) + 1
-                break
+    for line, ops in _ops_by_line(graph, filename, line_offset).items():
+        for op in ops:
+            per_line[(line, op.type)] = per_line.get((line, op.type), 0) + 1
     lines = source.splitlines()
     findings = []
     for loop in loops:
@@ -489,14 +486,22 @@ def find_pruned_lines(source: str, graph, filename: str, line_offset: int) -> li
     return findings
 
 
+def op_line(op, filename: str, line_offset: int = 0) -> int | None:
+    """The line of the source compiled as ``filename`` that made a graph op (its innermost frame there; AutoGraph's
+    lines are mapped back to the source's), minus ``line_offset``; ``None`` when no frame is there."""
+    for frame in reversed(op.traceback):
+        if frame.filename == filename:
+            return frame.lineno - line_offset
+    return None
+
+
 def _ops_by_line(graph, filename: str, line_offset: int) -> dict[int, list]:
-    """The graph's ops by the cell line that made them (the innermost frame in ``filename``)."""
+    """The graph's ops by the cell line that made them."""
     per_line: dict[int, list] = {}
     for op in graph.get_operations():
-        for frame in reversed(op.traceback):
-            if frame.filename == filename:
-                per_line.setdefault(frame.lineno - line_offset, []).append(op)
-                break
+        line = op_line(op, filename, line_offset)
+        if line is not None:
+            per_line.setdefault(line, []).append(op)
     return per_line
 
 
@@ -518,8 +523,9 @@ def call_dtype_mismatch(op) -> str:
         if tensor.dtype.base_dtype.as_datatype_enum != want:
             from tensorflow import as_dtype
 
-            python_name = re.sub(r"^__inference_|_\d+$", "", name)  # __inference_double_5 -> double
-            return (f"the call of {python_name} (a concrete function) passes {tensor.dtype.name} where it takes "
+            from tfmagic.graph import python_name
+
+            return (f"the call of {python_name(name)} (a concrete function) passes {tensor.dtype.name} where it takes "
                     f"{as_dtype(want).name}")
     return ""
 
@@ -622,14 +628,8 @@ def find_converted_builtins(source: str, graph, filename: str, line_offset: int)
             calls.setdefault(node.lineno, node.func.id)
     if not calls:
         return []
-    cast_lines = set()
-    for op in graph.get_operations():
-        if op.type != "Cast":
-            continue
-        for frame in reversed(op.traceback):
-            if frame.filename == filename:
-                cast_lines.add(frame.lineno - line_offset)
-                break
+    cast_lines = {line for line, ops in _ops_by_line(graph, filename, line_offset).items()
+                  if any(op.type == "Cast" for op in ops)}
     lines = source.splitlines()
     return [Finding("converted_builtin", line, lines[line - 1] if 0 < line <= len(lines) else "",
                     f"{name}() of a tensor is a tf.cast in a graph (AutoGraph converts it): the result is a tensor, "

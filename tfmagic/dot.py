@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfmagic.graph import GraphModel, Op
+from tfmagic.graph import GraphModel, Op, layer_scope
 
 #: Fill colour, border colour and shape of each kind of op.
 STYLES: dict[str, tuple[str, str, str]] = {
@@ -109,21 +109,6 @@ def layer_names(model: GraphModel) -> frozenset[str]:
     return frozenset(found)
 
 
-def shown_scope(scope: str, layers: frozenset[str]) -> str:
-    """A scope as the user named it where it is a Keras layer's (``hidden_1`` -> ``hidden``), else as it is.
-
-    >>> shown_scope("net_1/wide_1/BiasAdd", frozenset({"net", "wide"}))
-    'net/wide/BiasAdd'
-    """
-    import re
-
-    parts = []
-    for part in scope.split("/"):
-        base = re.sub(r"_\d+$", "", part)
-        parts.append(base if base in layers else part)
-    return "/".join(parts)
-
-
 def _readable_label(op: Op, layers: frozenset[str] = frozenset()) -> str:
     """A node's label in the readable view: the user's names first, TensorFlow's type for the rest."""
     from tfmagic.readable import short_name
@@ -144,7 +129,7 @@ def _readable_label(op: Op, layers: frozenset[str] = frozenset()) -> str:
     if op.kind == "xla":
         return op.detail
     if op.kind == "scope":
-        return f"{shown_scope(op.name, layers)}\n{op.type}"
+        return f"{layer_scope(op.name, layers)}\n{op.type}"
     lines = [f"call {op.callee}"] if op.callee else [f"print {op.prints}"] if op.prints else [op.type]
     name = "" if op.callee or op.prints else short_name(op)
     if name:
@@ -387,7 +372,7 @@ class _Writer:
             self.lines.append(f"{indent}subgraph {quote(f'cluster_{self.cluster_count}')} {{")
             caption = part
             if self.options.readable:
-                caption = "backward pass: gradient_tape" if scope_path == "gradient_tape" else shown_scope(
+                caption = "backward pass: gradient_tape" if scope_path == "gradient_tape" else layer_scope(
                     part, self.layers)
             self.lines.append(f'{indent}  label={quote(caption)} tooltip={quote(scope_path)} '
                               f'style="rounded,dashed" color="#9e9e9e" fontcolor="#616161"')

@@ -15,7 +15,7 @@ import re
 import ipywidgets as widgets
 
 from tfmagic.graph import GraphModel, build_graph_model
-from tfmagic.render import draw_model, gc_paused
+from tfmagic.render import DrawOptions, draw_model, gc_paused
 
 _MAX_MATCHES = 200
 
@@ -193,7 +193,8 @@ class Explorer:
             groups = self.xla(self.trace.value)
             view = "XLA's kernels around the ops they compute" if groups else "XLA: its kernels could not be read"
         report, _ = draw_model(self.model, f"{self.title}, trace {self.trace.value + 1}: {label} ({view})",
-                               max_nodes=self.max_nodes, expand=self.expanded, ops=self.ops.value, groups=groups)
+                               DrawOptions(ops=self.ops.value, max_nodes=self.max_nodes, expand=self.expanded),
+                               groups=groups)
         self.drawing.value = report._repr_mimebundle_(include=["text/html"])["text/html"]
         if self.details.value.startswith("<i>The cell's drawing is below"):
             self.details.value = ""

@@ -36,6 +36,10 @@ BACKWARD_SCOPE = "gradient_tape/"
 #: How deep function sub-graphs are read (a While inside an If inside a call ...).
 MAX_DEPTH = 8
 
+#: Ops that stop gradients on purpose (``tf.stop_gradient``): the gradient path of a drawing and ``%%tape``'s
+#: reasons both stop there.
+STOP_OPS = frozenset({"StopGradient", "PreventGradient"})
+
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -134,14 +138,6 @@ class GraphModel:
     def total_ops(self) -> int:
         """Ops here and in every sub-graph."""
         return len(self.ops) + sum(g.total_ops() for op in self.ops.values() for _, g in op.subgraphs)
-
-    def op_types(self) -> list[str]:
-        """The types of every op here and in the sub-graphs (for tests and summaries)."""
-        types = [op.type for op in self.ops.values()]
-        for op in self.ops.values():
-            for _, sub in op.subgraphs:
-                types.extend(sub.op_types())
-        return types
 
 
 def _tensor_info(tensor) -> TensorInfo:
@@ -394,8 +390,8 @@ def python_name(function_name: str) -> str:
     >>> python_name("__inference_inner_function_42"), python_name("my_fn")
     ('inner_function', 'my_fn')
     """
-    match = re.match(r"^__inference_(.+?)_\d+$", function_name)
-    return match.group(1) if match else function_name
+    match = re.match(r"^__inference_(.+)$", function_name)
+    return without_counter(match.group(1)) if match else function_name
 
 
 def parameter_names(graph) -> dict[str, str]:
@@ -427,7 +423,7 @@ def parameter_names(graph) -> dict[str, str]:
                 names.append(value.name or "")
                 continue
             first = next(iter(_specs(value)), None)
-            base = re.sub(r"_\d+$", "", first.name) if first is not None and first.name else ""
+            base = without_counter(first.name) if first is not None and first.name else ""
             if not base:
                 return {}
             leaves(value, base)
@@ -502,7 +498,7 @@ def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str,
             parents.setdefault(edge.dst, []).append(edge.src)
             children.setdefault(edge.src, []).append(edge.dst)
 
-    stops = {name for name, op in model.ops.items() if op.type in ("StopGradient", "PreventGradient")}
+    stops = {name for name, op in model.ops.items() if op.type in STOP_OPS}
 
     def walk(start, links):  # a gradient does not pass a stop_gradient: neither does the path
         seen, stack = {start}, [start]
@@ -560,6 +556,16 @@ DEFAULT_MAX_NODES = 500
 COLLAPSE_ABOVE = 150
 
 
+def without_counter(name: str) -> str:
+    """A name without the ``_N`` TensorFlow and Keras add to keep names unique (``hidden_1`` -> ``hidden``): the
+    one home of that rule.
+
+    >>> without_counter("hidden_1"), without_counter("add"), without_counter("conv1")
+    ('hidden', 'add', 'conv1')
+    """
+    return re.sub(r"_\d+$", "", name)
+
+
 def user_scope(scope: str) -> str:
     """A name scope as the user named it: Keras adds ``_N`` to a layer's scope when it is called again
     (``hidden_1`` for ``Dense(name="hidden")``).
@@ -567,7 +573,17 @@ def user_scope(scope: str) -> str:
     >>> user_scope("cnn_1/conv1_1"), user_scope("block3")
     ('cnn/conv1', 'block3')
     """
-    return "/".join(re.sub(r"_\d+$", "", part) for part in scope.split("/"))
+    return "/".join(without_counter(part) for part in scope.split("/"))
+
+
+def layer_scope(scope: str, layers: frozenset[str] | set[str]) -> str:
+    """A scope as the user named it where a part is a Keras layer's (``hidden_1`` -> ``hidden``), else as it is:
+    the one rule for which scopes are layers (the drawing's boxes, the profile's rows).
+
+    >>> layer_scope("net_1/wide_1/BiasAdd", frozenset({"net", "wide"}))
+    'net/wide/BiasAdd'
+    """
+    return "/".join(without_counter(part) if without_counter(part) in layers else part for part in scope.split("/"))
 
 
 def scope_matches(scope: str, pattern: str) -> bool:

@@ -285,14 +285,13 @@ def layer_grouper(layer_names: set[str]) -> Callable[[str], str]:
     >>> group("sgd/Mul"), group("add")
     ('sgd', '(top level)')
     """
-    import re
+    from tfmagic.graph import layer_scope
 
     def group(name: str) -> str:
         parts = name.split("/")
         backward = parts[0] == "gradient_tape" and len(parts) > 1
         parts = parts[1:] if backward else parts
-        parts = [re.sub(r"_\d+$", "", part) if re.sub(r"_\d+$", "", part) in layer_names else part
-                 for part in parts]
+        parts = layer_scope("/".join(parts), layer_names).split("/")
         last = max((i for i, part in enumerate(parts[:-1]) if part in layer_names), default=-1)
         key = "/".join(parts[:last + 1]) if last >= 0 else (parts[0] if len(parts) > 1 else "(top level)")
         return f"{key} (backward)" if backward else key

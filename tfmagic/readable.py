@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclasses_replace
 
-from tfmagic.graph import Edge, GraphModel, Op
+from tfmagic.graph import Edge, GraphModel, Op, without_counter
 
 #: What the readable view hides, in the order the note lists it: key -> (singular, plural).
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -468,7 +468,7 @@ def short_name(op: Op) -> str:
     'my_mean'
     """
     last = op.name.rsplit("/", 1)[-1]
-    base = re.sub(r"_\d+$", "", last).replace("_", "").lower()
+    base = without_counter(last).replace("_", "").lower()
     kind = re.sub(r"V\d+$", "", op.type).lower()
     redundant = (base in (kind, op.type.lower(), "cond", "case") or kind.startswith(base) or base.startswith(kind)
                  or kind.endswith(base))

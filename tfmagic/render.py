@@ -337,26 +337,50 @@ def summarize(model) -> str:
     return text
 
 
-#: The views ``--ops`` chooses: the readable view (the default) and every op as TensorFlow has it.
-VIEWS = ("readable", "all")
+@dataclass(frozen=True)
+class DrawOptions:
+    """How every magic and the explorer draw a graph: the view, how much of it, and the file ``-o`` writes.
+
+    Attributes:
+        ops: ``readable`` (the user's program: see ``readable.py``) or ``all`` (every op).
+        max_nodes: the most nodes to draw (larger graphs are collapsed by scope, then cut, with a note).
+        depth: draw collapsed by name scope, this many levels deep.
+        expand: name scopes (globs) to open one level further than ``depth``.
+        budget: seconds a large layout may take (:data:`LAYOUT_BUDGET` by default).
+        output: ``-o FILE``: the drawing is also written there, in the format its extension names.
+    """
+
+    ops: str = "readable"
+    max_nodes: int | None = None
+    depth: int | None = None
+    expand: tuple[str, ...] = ()
+    budget: float | None = None
+    output: str | None = None
+
+    @classmethod
+    def from_args(cls, args, output: bool = True) -> DrawOptions:
+        """The options a magic's parsed arguments give (``--ops``, ``--max-nodes``, ``--depth``, ``--expand``,
+        ``-o``; those a magic lacks keep their defaults); ``output=False`` leaves ``-o`` out."""
+        return cls(ops=getattr(args, "ops", "readable"), max_nodes=getattr(args, "max_nodes", None),
+                   depth=getattr(args, "depth", None), expand=tuple(getattr(args, "expand", None) or ()),
+                   output=getattr(args, "output", None) if output else None)
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """What to render besides the inline SVG: the format of ``-o FILE``."""
+        return (file_format(self.output),) if self.output else ()
 
 
-def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_nodes: int | None = None,
-               depth: int | None = None, expand: tuple[str, ...] = (), budget: float | None = None,
-               ops: str = "readable", labels: dict[str, str] | None = None,
+def draw_graph(tf_graph, title: str, options: DrawOptions = DrawOptions(), *, labels: dict[str, str] | None = None,
                variable_names: dict[int, str] | None = None, profile=None,
                groups: dict[str, str] | None = None) -> tuple[GraphReport, dict[str, bytes]]:
-    """Draw a traced graph: the inline report and the rendered bytes of each format asked for.
+    """Draw a traced graph: the inline report and the rendered bytes of SVG and of ``options.output``'s format
+    (written to that file too).
 
     Args:
         tf_graph: the ``FuncGraph`` to draw.
         title: the drawing's caption.
-        formats: formats to render besides SVG (for ``-o FILE``).
-        max_nodes: the most nodes to draw (larger graphs are collapsed by scope, then cut, with a note).
-        depth: draw collapsed by name scope, this many levels deep.
-        expand: name scopes (globs) to open one level further than ``depth``.
-        budget: seconds a large layout may take (see :func:`draw_model`).
-        ops: ``readable`` (the user's program: see ``readable.py``) or ``all`` (every op).
+        options: the view and how much of it (:class:`DrawOptions`).
         labels: the user's names of output ops (``naming.output_names``).
         variable_names: the user's names of variables by ``id`` of their handle (``naming.VariableNames``).
         profile: a ``profile.Profile`` of the function: nodes filled by their share of the op time.
@@ -364,41 +388,43 @@ def draw_graph(tf_graph, title: str, formats: tuple[str, ...] = ("svg",), max_no
 
     Returns:
         ``(report, rendered)``.
+
+    Raises:
+        RenderError: Graphviz could not lay the drawing out.
+        OSError: ``options.output`` could not be written.
     """
     from tfmagic.graph import build_graph_model
 
     with gc_paused():
         model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
-    return draw_model(model, title, formats, max_nodes=max_nodes, depth=depth, expand=expand, budget=budget, ops=ops,
-                      profile=profile, groups=groups)
+    return draw_model(model, title, options, profile=profile, groups=groups)
 
 
-def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient: bool = False,
-               max_nodes: int | None = None, depth: int | None = None, expand: tuple[str, ...] = (),
-               budget: float | None = None, ops: str = "readable", profile=None,
+def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradient: bool = False, profile=None,
                groups: dict | None = None) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend.
 
     The readable view (``ops="readable"``) is drawn from :func:`tfmagic.readable.readable_view`, with a
     line saying what it hid; large graphs are then collapsed by name scope as in every view.  A large
-    layout gets ``budget`` seconds (:data:`LAYOUT_BUDGET` by default); past that, the drawing falls back
-    to one node per top-level name scope, with a note.  With a ``profile`` (``profile.Profile``) each
+    layout gets ``options.budget`` seconds (:data:`LAYOUT_BUDGET` by default); past that, the drawing falls
+    back to one node per top-level name scope, with a note.  With a ``profile`` (``profile.Profile``) each
     node is filled by its share of the measured op time (a collapsed scope sums its ops).
     """
-    budget = LAYOUT_BUDGET if budget is None else budget
+    budget = LAYOUT_BUDGET if options.budget is None else options.budget
+    ops, formats = options.ops, options.formats
     from tfmagic.dot import DotOptions, build_dot
     from tfmagic.graph import DEFAULT_MAX_NODES, fit
 
     with gc_paused():
-        summary, total, model, view, notes, hidden = _view(model, max_nodes, depth, expand, ops)
+        summary, total, model, view, notes, hidden = _view(model, options)
         caption = "\n".join([title, *notes])
         heat, times = _heat(view, profile) if profile is not None else (None, None)
         from tfmagic.dot import layer_names
 
         layers = layer_names(model) if ops == "readable" else None  # the collapsed view has no variables to read
-        options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat, times=times,
-                             layers=layers, groups=groups)
-        dot_source = build_dot(view, options)
+        dot_options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat,
+                                 times=times, layers=layers, groups=groups)
+        dot_source = build_dot(view, dot_options)
     wanted = tuple(dict.fromkeys(("svg", *formats)))
     try:
         rendered = render_dot_within(dot_source, wanted, budget)
@@ -407,10 +433,13 @@ def draw_model(model, title: str, formats: tuple[str, ...] = ("svg",), gradient:
         note = (f"{total} ops in {len(view.ops)} nodes, one per top-level name scope: {e} for the view "
                 "asked for")
         notes = [line for line in (note, hidden) if line]
-        dot_source = build_dot(view, dataclasses.replace(options, title="\n".join([title, *notes])))
+        dot_source = build_dot(view, dataclasses.replace(dot_options, title="\n".join([title, *notes])))
         rendered = render_dot_within(dot_source, wanted)
     svg, scaled = fit_width(_svg_element(rendered["svg"]))
     report = GraphReport(title, summary, svg, dot_source, notes + ([scaled] if scaled else []), text_view(view))
+    if options.output:
+        with open(options.output, "wb") as f:
+            f.write(rendered[formats[0]])
     return report, rendered
 
 
@@ -436,32 +465,31 @@ def fit_width(svg: str, width: float = NOTEBOOK_WIDTH) -> tuple[str, str]:
                  "keeps it; --depth N or --max-nodes N draws less)")
 
 
-def _view(model, max_nodes, depth, expand, ops):
+def _view(model, options: DrawOptions):
     """What a drawing of ``model`` shows: (summary, TensorFlow's op count, the model in the view asked for,
-    that model fitted to ``max_nodes``, the notes under it, the hidden line)."""
+    that model fitted to ``options.max_nodes``, the notes under it, the hidden line)."""
     from tfmagic.graph import DEFAULT_MAX_NODES, fit
 
     summary = summarize(model)
     total = model.total_ops()
     hidden = ""
-    if ops == "readable":
+    if options.ops == "readable":
         from tfmagic.readable import readable_view
 
         model, hidden_ops = readable_view(model)
         hidden = hidden_ops.line()
-    view, note = fit(model, max_nodes or DEFAULT_MAX_NODES, depth, expand, total)
+    view, note = fit(model, options.max_nodes or DEFAULT_MAX_NODES, options.depth, options.expand, total)
     return summary, total, model, view, [line for line in (note, hidden) if line], hidden
 
 
-def describe_graph(tf_graph, title: str, max_nodes: int | None = None, depth: int | None = None,
-                   expand: tuple[str, ...] = (), ops: str = "readable", labels: dict[str, str] | None = None,
-                   variable_names: dict[int, str] | None = None) -> TextReport:
+def describe_graph(tf_graph, title: str, options: DrawOptions = DrawOptions(), *,
+                   labels: dict[str, str] | None = None, variable_names: dict[int, str] | None = None) -> TextReport:
     """The graph :func:`draw_graph` would draw, as text (``--show text``): no layout, no Graphviz."""
     from tfmagic.graph import build_graph_model
 
     with gc_paused():
         model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
-        summary, _, _, view, notes, _ = _view(model, max_nodes, depth, expand, ops)
+        summary, _, _, view, notes, _ = _view(model, options)
     return TextReport(f"{title}: {summary}", [*notes, *text_view(view)])
 
 

@@ -363,10 +363,6 @@ class TraceHistory:
     name: str
     traces: list[Trace]
 
-    @property
-    def retraces(self) -> int:
-        return max(0, len(self.traces) - 1)
-
 
 def signature_of(concrete) -> dict[str, Any]:
     """Argument name -> trace type of a concrete function."""

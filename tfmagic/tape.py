@@ -29,12 +29,11 @@ import tensorflow as tf
 from tfmagic import tracebacks
 from tfmagic.cell import assigned_names
 from tfmagic.errors import CellSourceError, OptionError, TfMagicError, cell_syntax_error
+from tfmagic.graph import STOP_OPS
 
 #: The name under which the running tape is visible to the inserted ``watch`` calls (removed afterwards).
 TAPE_NAME = "_tfmagic_tape"
 
-#: Ops that stop gradients on purpose.
-STOP_OPS = frozenset({"StopGradient", "PreventGradient"})
 #: Ops whose gradient is none or zero everywhere (their registered gradient returns None).
 NON_DIFFERENTIABLE = frozenset({
     "ArgMax", "ArgMin", "Round", "Floor", "Ceil", "Sign", "Rint", "Equal", "NotEqual", "Less", "LessEqual",
@@ -732,12 +731,14 @@ class _GraphAnalysis:
         return self.outputs.get(name)
 
     def _line(self, op) -> tuple[int | None, str]:
-        for frame in reversed(op.traceback):
-            if frame.filename == self.filename:
-                line = self.cell_code.cell_line(frame.lineno)
-                lines = self.cell_code.source.splitlines()
-                return line, lines[line - 1] if 0 < line <= len(lines) else ""
-        return None, ""
+        from tfmagic.diagnostics import op_line
+
+        line = op_line(op, self.filename)
+        if line is None:
+            return None, ""
+        line = self.cell_code.cell_line(line)
+        lines = self.cell_code.source.splitlines()
+        return line, lines[line - 1] if 0 < line <= len(lines) else ""
 
     def why(self, name: str, value, code: TapeCode) -> tuple[str, str, int | None]:
         if self.failure is not None:

@@ -153,7 +153,7 @@ class TapeMagics(SessionMagics):
     def _draw_gradient(self, run, cell: str = "", ops: str = "readable", output: str | None = None,
                        show: bool = True) -> None:
         from tfmagic.graph import build_graph_model, mark_gradient_path
-        from tfmagic.render import Notice, draw_model, file_format
+        from tfmagic.render import DrawOptions, Notice, draw_model
 
         if run.graph is None:
             display(Notice("%%tape: the gradient graph could not be drawn: the cell does not trace as a "
@@ -166,13 +166,9 @@ class TapeMagics(SessionMagics):
         gradients = dict(zip(run.graph.order, outputs)) if len(outputs) == len(run.graph.order) else {}
         mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status, gradients,
                            short_target(run.target_name, cell))
-        formats = (file_format(output),) if output else ()
         try:
-            report, rendered = draw_model(model, f"%%tape: gradient of {run.target_name}", formats, gradient=True,
-                                          ops=ops)
-            if output:
-                with open(output, "wb") as f:
-                    f.write(rendered[formats[0]])
+            report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", DrawOptions(ops=ops, output=output),
+                                   gradient=True)
         except (TfMagicError, OSError) as e:
             display(Notice(f"%%tape: the drawing failed: {e}", level="warning"))
             return

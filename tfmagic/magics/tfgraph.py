@@ -19,6 +19,7 @@ from IPython.display import display
 from tfmagic.errors import CellSourceError, OptionError, TfMagicError
 from tfmagic.magics.display import MAX_MEMO
 from tfmagic.magics.session import SessionMagics
+from tfmagic.profile import DEFAULT_STEPS
 
 
 def _keras_name_scopes() -> list | None:
@@ -60,10 +61,11 @@ class TfGraphMagics(SessionMagics):
                    "cell retraced), what XLA made of it (with --jit or a jit_compile FUNC: its kernels boxed "
                    "around the ops they compute, a table of them, XLA's memory plan), XLA's optimized HLO text "
                    "(hlo), or nothing")
-    @argument("--profile", dest="profile", nargs="?", type=int, const=10, metavar="N",
-              help="run the traced function N more times (default 10, after one warm-up call; the variables it "
-                   "writes are put back) under TensorFlow's profiler: the ops that take the time, by op and by "
-                   "layer or name scope, wall time beside op time, devices; the drawing filled by each op's share")
+    @argument("--profile", dest="profile", nargs="?", type=int, const=DEFAULT_STEPS, metavar="N",
+              help=f"run the traced function N more times (default {DEFAULT_STEPS}, after one warm-up call; the "
+                   "variables it writes are put back) under TensorFlow's profiler: the ops that take the time, by op "
+                   "and by layer or name scope, wall time beside op time, devices; the drawing filled by each op's "
+                   "share")
     @argument("--diff", dest="diff", nargs=2, type=int, metavar=("A", "B"),
               help="(line form) draw trace B of FUNC against trace A: ops added and removed, tensors changed")
     @argument("--ops", dest="ops", choices=("readable", "all"), default="readable",
@@ -206,7 +208,7 @@ class TfGraphMagics(SessionMagics):
         """``--show xla``: the drawing with XLA's kernels boxed around the TF ops they compute, the kernels'
         table, XLA's memory plan, the compile time; ``--show hlo``: XLA's optimized HLO text and the table."""
         from tfmagic.graph import build_graph_model
-        from tfmagic.render import Notice, draw_model, file_format, gc_paused
+        from tfmagic.render import DrawOptions, Notice, draw_model, gc_paused
         from tfmagic.xla import fusion_groups, kernel_table, memory_table, parameter_names, with_added, xla_report
 
         try:
@@ -219,17 +221,12 @@ class TfGraphMagics(SessionMagics):
             display(Notice(report.hlo_text))
             display(table)
             return
-        formats = (file_format(args.output),) if args.output else ()
         try:
             with gc_paused():
                 model = with_added(build_graph_model(graph, labels=labels, variable_names=self.variable_names()),
                                    report)
-            drawing, rendered = draw_model(model, f"{title}: XLA's kernels around the ops they compute", formats,
-                                           max_nodes=args.max_nodes, depth=args.depth, expand=tuple(args.expand),
-                                           ops=args.ops, groups=fusion_groups(report))
-            if args.output:
-                with open(args.output, "wb") as f:
-                    f.write(rendered[formats[0]])
+            drawing, _ = draw_model(model, f"{title}: XLA's kernels around the ops they compute",
+                                    DrawOptions.from_args(args), groups=fusion_groups(report))
             display(drawing)
         except (TfMagicError, OSError) as e:
             display(Notice(f"--show xla: the drawing failed: {e}", level="warning"))
@@ -369,7 +366,7 @@ class TfGraphMagics(SessionMagics):
 
     def _show_diff(self, old_graph, new_graph, title: str, args, cell: bool = False, function=None) -> None:
         from tfmagic.graph import build_graph_model
-        from tfmagic.render import Notice, draw_model, gc_paused
+        from tfmagic.render import DrawOptions, Notice, draw_model, gc_paused
         from tfmagic.tracediff import diff_models
 
         names = self.variable_names()
@@ -379,15 +376,8 @@ class TfGraphMagics(SessionMagics):
             new = build_graph_model(new_graph, labels=self._graph_labels(new_graph, function, cell, args),
                                     variable_names=names)
             merged, counts = diff_models(old, new)
-        from tfmagic.render import file_format
-
-        formats = (file_format(args.output),) if args.output else ()
         try:
-            report, rendered = draw_model(merged, f"{title}: {counts.text}", formats, max_nodes=args.max_nodes,
-                                          depth=args.depth, expand=tuple(args.expand), ops=args.ops)
-            if args.output:
-                with open(args.output, "wb") as f:
-                    f.write(rendered[formats[0]])
+            report, _ = draw_model(merged, f"{title}: {counts.text}", DrawOptions.from_args(args))
         except (TfMagicError, OSError) as e:
             display(Notice(f"the diff drawing failed: {e}", level="warning"))
             return
@@ -418,26 +408,20 @@ class TfGraphMagics(SessionMagics):
 
     def _describe(self, run, args) -> None:
         """``--show text``: the graph as text, ops in order with their types, shapes and inputs."""
-        from tfmagic.render import describe_graph
+        from tfmagic.render import DrawOptions, describe_graph
 
-        display(describe_graph(run.trace.graph, f"%%tfgraph cell, trace {run.trace.number}", args.max_nodes,
-                               args.depth, tuple(args.expand), args.ops, self._labels(run, args),
-                               self.variable_names()))
+        display(describe_graph(run.trace.graph, f"%%tfgraph cell, trace {run.trace.number}",
+                               DrawOptions.from_args(args, output=False), labels=self._labels(run, args),
+                               variable_names=self.variable_names()))
 
     def _draw(self, run, args, profile=None) -> None:
-        from tfmagic.render import Notice, draw_graph, file_format
+        from tfmagic.render import DrawOptions, Notice, draw_graph
 
         title = f"%%tfgraph {'-n ' + args.name + ' ' if args.name else ''}cell, trace {run.trace.number}"
-        formats = (file_format(args.output),) if args.output else ()
-        graph = run.trace.graph
-        labels = self._labels(run, args)
         try:
-            report, rendered = draw_graph(graph, title, formats, args.max_nodes, args.depth, tuple(args.expand),
-                                          ops=args.ops, labels=labels, variable_names=self.variable_names(),
-                                          profile=profile)
+            report, _ = draw_graph(run.trace.graph, title, DrawOptions.from_args(args), labels=self._labels(run, args),
+                                   variable_names=self.variable_names(), profile=profile)
             if args.output:
-                with open(args.output, "wb") as f:
-                    f.write(rendered[formats[0]])
                 report.hint = f"the drawing: written to {args.output}"
         except (TfMagicError, OSError) as e:  # the cell's result and write-back stand
             display(Notice(f"%%tfgraph: the drawing failed: {e}", level="warning"))
@@ -485,21 +469,22 @@ class TfGraphMagics(SessionMagics):
 
     def _optimized(self, run, traced, args):
         from tfmagic.grappler import optimize
-        from tfmagic.render import Comparison, draw_graph
+        from tfmagic.render import Comparison, DrawOptions, draw_graph
 
         result = optimize(run.trace.graph)
         drawing = None
         if result.graph is not None:
             from tfmagic.naming import output_names
 
-            drawing, _ = draw_graph(result.graph, f"after Grappler, trace {run.trace.number}", (), args.max_nodes,
-                                    ops=args.ops, labels=output_names(run.trace.graph, cell=True),
+            drawing, _ = draw_graph(result.graph, f"after Grappler, trace {run.trace.number}",
+                                    DrawOptions(ops=args.ops, max_nodes=args.max_nodes),
+                                    labels=output_names(run.trace.graph, cell=True),
                                     variable_names=self.variable_names())  # Grappler keeps the outputs' names
         return Comparison(traced, drawing, result.summary)
 
     def _draw_function(self, args):
         """``%tfgraph FUNC``: draw the traces of an existing function or model."""
-        from tfmagic.render import draw_graph, file_format, make_trace_menu
+        from tfmagic.render import DrawOptions, draw_graph, make_trace_menu
         from tfmagic.retracing import traces_of
 
         if not args.function:
@@ -521,20 +506,17 @@ class TfGraphMagics(SessionMagics):
         if args.show in ("xla", "hlo"):
             return self._show_function_xla(target, chosen, traces, args)
         profile = self._profile_function(target, chosen, traces[chosen][1], args) if args.profile else None
-        formats = (file_format(args.output),) if args.output else ()
+        chosen_options = DrawOptions.from_args(args)
+        others = DrawOptions.from_args(args, output=False)  # -o writes the chosen trace
         reports = []
         names = self.variable_names()
         cell = self._is_cell_function(target)
         for i, (label, graph) in enumerate(traces):
-            report, rendered = draw_graph(graph, f"{args.function}, trace {i + 1}: {label}",
-                                          formats if i == chosen else (), args.max_nodes, args.depth,
-                                          tuple(args.expand), ops=args.ops,
-                                          labels=self._graph_labels(graph, target, cell, args),
-                                          variable_names=names, profile=profile if i == chosen else None)
+            report, _ = draw_graph(graph, f"{args.function}, trace {i + 1}: {label}",
+                                   chosen_options if i == chosen else others,
+                                   labels=self._graph_labels(graph, target, cell, args),
+                                   variable_names=names, profile=profile if i == chosen else None)
             reports.append(report)
-            if i == chosen and args.output:
-                with open(args.output, "wb") as f:
-                    f.write(rendered[formats[0]])
         if args.show == "none":
             return None
         display(reports[chosen])

@@ -521,8 +521,25 @@ def format_us(micros: float) -> str:
     return f"{micros:.0f} us"
 
 
-@dataclass
-class ProfileReport:
+class TextAndHtml:
+    """The base of tfmagic's tables and reports: aligned text for a terminal (``_text``), HTML for a notebook
+    (``_html``); IPython asks for the one it shows, and ``repr`` is the text."""
+
+    def _text(self) -> str:
+        raise NotImplementedError
+
+    def _html(self) -> str:
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
+
+    def __repr__(self) -> str:
+        return self._text()
+
+
+@dataclass(repr=False)
+class ProfileReport(TextAndHtml):
     """``--profile``'s tables: the ops that take the time, and the same by Keras layer or name scope.
 
     Attributes:
@@ -579,15 +596,9 @@ class ProfileReport:
         head = "".join(f"<div>{html.escape(line)}</div>" for line in self._summary())
         return f"<div class='tfmagic-profile'>{head}{top}{groups}</div>"
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
 
-    def __repr__(self) -> str:
-        return self._text()
-
-
-@dataclass
-class RetraceTable:
+@dataclass(repr=False)
+class RetraceTable(TextAndHtml):
     """``%tfretrace``'s table: every tf.function, its trace count and why it last retraced.
 
     Attributes:
@@ -595,9 +606,6 @@ class RetraceTable:
     """
 
     rows: list[tuple[str, int, str, str]]
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
 
     def _text(self) -> str:
         if not self.rows:
@@ -621,9 +629,6 @@ class RetraceTable:
         head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("function", "traces", "why it last retraced",
                                                                           "fix"))
         return f"<table class='tfmagic-retrace'><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
-
-    def __repr__(self) -> str:
-        return self._text()
 
 
 def make_trace_menu(labels: list[str], reports: list[GraphReport]):
@@ -660,8 +665,8 @@ def _small_values(tensor, limit: int = 9) -> str:
     return " = " + str(values.round(6).tolist() if hasattr(values, "round") else values)
 
 
-@dataclass
-class TapeReport:
+@dataclass(repr=False)
+class TapeReport(TextAndHtml):
     """``%%tape``'s table: one row per source with its gradient, and why a gradient is None or not finite."""
 
     run: Any
@@ -722,15 +727,9 @@ class TapeReport:
                                                                                      "gradient")) + "</tr></thead>"
                 f"<tbody>{''.join(body)}</tbody></table>{extras}</div>")
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
 
-    def __repr__(self) -> str:
-        return self._text()
-
-
-@dataclass
-class Table:
+@dataclass(repr=False)
+class Table(TextAndHtml):
     """A small table shown as HTML in a notebook and as aligned text in a terminal."""
 
     title: str
@@ -751,12 +750,6 @@ class Table:
         notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes)
         return (f"<div class='tfmagic-table'><div><b>{html.escape(self.title)}</b></div>"
                 f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}</div>")
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
-
-    def __repr__(self) -> str:
-        return self._text()
 
 
 @dataclass

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _layout(dot_source, queue):
-    from tfmagic.render import render_dot
+    from tfmagic.engine import render_dot
 
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # tfgraphviz's DOT makes Graphviz warn about ports: not what is measured
@@ -61,7 +61,7 @@ def timed_draw(graph, budget: float, ops: str = "readable", **view):
     from tfmagic.dot import DotOptions, build_dot
     from tfmagic.graph import build_graph_model, fit
     from tfmagic.readable import readable_view
-    from tfmagic.render import gc_paused
+    from tfmagic.engine import gc_paused
 
     start = time.perf_counter()
     with gc_paused():  # as draw_graph builds a drawing

@@ -15,7 +15,8 @@ import re
 import ipywidgets as widgets
 
 from tfmagic.graph import GraphModel, build_graph_model
-from tfmagic.render import DrawOptions, draw_model, gc_paused
+from tfmagic.engine import gc_paused
+from tfmagic.render import DrawOptions, draw_model
 
 _MAX_MATCHES = 200
 

@@ -10,7 +10,7 @@ Two sources write there, below Python's ``sys.stderr``, where a notebook shows i
   lines out and passes on everything else. Set ``TFMAGIC_STARTUP_LOG=1`` to see them (on a machine
   whose GPU TensorFlow does not find, they say why). A TensorFlow imported before the extension, and
   anything TensorFlow logs later (the user's warnings and errors), is left alone.
-- Graphviz's bundled fontconfig warns about the system's configuration files (``render.py``).
+- Graphviz's bundled fontconfig warns about the system's configuration files (``engine.py``).
 
 And one Python log: TensorFlow warns of a deprecated *argument* (``from_generator(..., output_types=...)``)
 only while it builds a graph. The user's plain cell runs eagerly and never sees it; tfmagic's own trace

@@ -307,7 +307,7 @@ def family_rows(log) -> list[tuple[str, int, str, str]]:
 
 def family_report(log, name: str):
     """``%tfretrace NAME`` for a family (by the Python function's name), or ``None`` if there is none."""
-    from tfmagic.render import Table
+    from tfmagic.reports import Table
 
     for family in reversed(log.families.values()):
         if name in (family.name, family.name.rpartition(".")[2]) and _user_family(family) and family.functions > 1:
@@ -324,7 +324,7 @@ def family_report(log, name: str):
 
 def function_report(name: str, function, log=None):
     """``%tfretrace NAME`` for one tf.function: every trace, its signature, what each retrace changed."""
-    from tfmagic.render import Table
+    from tfmagic.reports import Table
 
     history = retracing.trace_history(function, name)
     rows = []

@@ -282,8 +282,8 @@ def size_text(nbytes: int) -> str:
 
 
 def kernel_table(report: XlaReport, title: str):
-    """The kernels XLA runs, each with the TF ops it computes, its output and its size (``render.Table``)."""
-    from tfmagic.render import Table
+    """The kernels XLA runs, each with the TF ops it computes, its output and its size (``reports.Table``)."""
+    from tfmagic.reports import Table
 
     rows = []
     for kernel in report.kernels:
@@ -298,7 +298,7 @@ def kernel_table(report: XlaReport, title: str):
 
 def memory_table(report: XlaReport):
     """XLA's memory plan: bytes by role and the largest buffers, by the TF op that produces them."""
-    from tfmagic.render import Table
+    from tfmagic.reports import Table
 
     plan = report.memory
     rows = [[size_text(nbytes), what] for nbytes, what in plan.largest]

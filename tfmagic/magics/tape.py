@@ -121,7 +121,7 @@ class TapeMagics(SessionMagics):
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
         if args.show != "none":
-            from tfmagic.render import TapeReport
+            from tfmagic.reports import TapeReport
 
             display(TapeReport(run, stored=tuple(said)))
         if args.show == "graph" or args.output:
@@ -140,7 +140,7 @@ class TapeMagics(SessionMagics):
 
     def _check_drawing_file(self, path: str) -> None:
         """``-o FILE`` must be a drawing file; ``-o NAME`` (the old spelling of --store) says so in one line."""
-        from tfmagic.render import check_writable
+        from tfmagic.engine import check_writable
 
         if "." not in path.rsplit("/", 1)[-1] and path.isidentifier():
             raise UsageError(f"%%tape -o {path}: -o writes the gradient drawing to a file (.svg, .png, .pdf or "
@@ -153,7 +153,8 @@ class TapeMagics(SessionMagics):
     def _draw_gradient(self, run, cell: str = "", ops: str = "readable", output: str | None = None,
                        show: bool = True) -> None:
         from tfmagic.graph import build_graph_model, mark_gradient_path
-        from tfmagic.render import DrawOptions, Notice, draw_model
+        from tfmagic.render import DrawOptions, draw_model
+        from tfmagic.reports import Notice
 
         if run.graph is None:
             display(Notice("%%tape: the gradient graph could not be drawn: the cell does not trace as a "

@@ -103,7 +103,7 @@ class DeviceMagics(SessionMagics):
 
     def _make_pin(self, name: str, soft: bool, log: bool):
         from tfmagic import devices
-        from tfmagic.render import Notice
+        from tfmagic.reports import Notice
 
         wanted = devices.normalize_device(name)
         if devices.find_device(wanted) is None:
@@ -130,7 +130,7 @@ class DeviceMagics(SessionMagics):
 
     def _device_table(self):
         from tfmagic import devices
-        from tfmagic.render import Table
+        from tfmagic.reports import Table
 
         rows = [[r.kind, r.device_type, r.name, r.memory] for r in devices.device_rows()]
         notes = [f"pinned to {self._pin.device}" if self._pin else "no pin",
@@ -218,7 +218,7 @@ class DeviceMagics(SessionMagics):
 
     def _report_placement(self, before: dict, device, log) -> None:
         from tfmagic.devices import placement_of
-        from tfmagic.render import Notice, Table
+        from tfmagic.reports import Notice, Table
 
         if log is not None and log.other:
             print("\n".join(log.other))

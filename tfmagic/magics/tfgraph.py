@@ -172,7 +172,7 @@ class TfGraphMagics(SessionMagics):
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
         if run.eager:  # tf.config.run_functions_eagerly(True): it ran eagerly, there is no graph
-            from tfmagic.render import Notice
+            from tfmagic.reports import Notice
 
             display(Notice(f"%%tfgraph: {run.eager}"))
             return
@@ -187,7 +187,7 @@ class TfGraphMagics(SessionMagics):
             self._describe(run, args)
         if args.show in ("xla", "hlo"):
             if not options.jit_compile:
-                from tfmagic.render import Notice
+                from tfmagic.reports import Notice
 
                 display(Notice(f"%%tfgraph --show {args.show}: XLA does not compile this cell; add --jit "
                                f"(%%tfgraph --jit --show {args.show})"))
@@ -208,7 +208,9 @@ class TfGraphMagics(SessionMagics):
         """``--show xla``: the drawing with XLA's kernels boxed around the TF ops they compute, the kernels'
         table, XLA's memory plan, the compile time; ``--show hlo``: XLA's optimized HLO text and the table."""
         from tfmagic.graph import build_graph_model
-        from tfmagic.render import DrawOptions, Notice, draw_model, gc_paused
+        from tfmagic.engine import gc_paused
+        from tfmagic.render import DrawOptions, draw_model
+        from tfmagic.reports import Notice
         from tfmagic.xla import fusion_groups, kernel_table, memory_table, parameter_names, with_added, xla_report
 
         try:
@@ -238,7 +240,7 @@ class TfGraphMagics(SessionMagics):
     def _write_tensorboard(self, run, logdir: str) -> None:
         import tensorflow as tf
 
-        from tfmagic.render import Notice
+        from tfmagic.reports import Notice
 
         try:
             writer = tf.summary.create_file_writer(logdir)
@@ -253,7 +255,7 @@ class TfGraphMagics(SessionMagics):
         display(Notice(f"%%tfgraph: trace {run.trace.number} written for TensorBoard: tensorboard --logdir {logdir}"))
 
     def _show_code(self, run, args) -> None:
-        from tfmagic.render import CodeReport, Notice
+        from tfmagic.reports import CodeReport, Notice
 
         if not args.autograph:
             display(Notice("%%tfgraph --show code: AutoGraph is off (--no-autograph): the cell is traced as written"))
@@ -273,7 +275,7 @@ class TfGraphMagics(SessionMagics):
                 if len(self._parsed_lines) < MAX_MEMO:
                     self._parsed_lines[line] = parsed
             if parsed[0].output:
-                from tfmagic.render import check_writable
+                from tfmagic.engine import check_writable
 
                 check_writable(parsed[0].output)
         except OptionError as e:
@@ -308,7 +310,7 @@ class TfGraphMagics(SessionMagics):
             namespace[name] = run.function
 
     def _show_trace_notes(self, run) -> None:
-        from tfmagic.render import Notice
+        from tfmagic.reports import Notice
         from tfmagic.retracing import retrace_text
 
         trace = run.trace
@@ -326,7 +328,7 @@ class TfGraphMagics(SessionMagics):
         from tfmagic.graph import build_graph_model
         from tfmagic.profile import (ProfilerUnavailable, VariablesKept, keras_layer_names, layer_grouper,
                                      profile_calls)
-        from tfmagic.render import Notice, ProfileReport
+        from tfmagic.reports import Notice, ProfileReport
 
         layer_of = layer_grouper(keras_layer_names(self.shell.user_ns))
         try:
@@ -347,7 +349,7 @@ class TfGraphMagics(SessionMagics):
 
     def _draw_cell_diff(self, run, args) -> None:
         """``--show diff``: the new trace drawn against the trace it was compared with."""
-        from tfmagic.render import Notice
+        from tfmagic.reports import Notice
 
         key = (args.name,) if args.name else (self._transformed_source,)
         cell = self.cells.get(key)
@@ -366,7 +368,9 @@ class TfGraphMagics(SessionMagics):
 
     def _show_diff(self, old_graph, new_graph, title: str, args, cell: bool = False, function=None) -> None:
         from tfmagic.graph import build_graph_model
-        from tfmagic.render import DrawOptions, Notice, draw_model, gc_paused
+        from tfmagic.engine import gc_paused
+        from tfmagic.render import DrawOptions, draw_model
+        from tfmagic.reports import Notice
         from tfmagic.tracediff import diff_models
 
         names = self.variable_names()
@@ -415,7 +419,8 @@ class TfGraphMagics(SessionMagics):
                                variable_names=self.variable_names()))
 
     def _draw(self, run, args, profile=None) -> None:
-        from tfmagic.render import DrawOptions, Notice, draw_graph
+        from tfmagic.render import DrawOptions, draw_graph
+        from tfmagic.reports import Notice
 
         title = f"%%tfgraph {'-n ' + args.name + ' ' if args.name else ''}cell, trace {run.trace.number}"
         try:
@@ -446,7 +451,7 @@ class TfGraphMagics(SessionMagics):
         """The explorer above the static drawing, where widgets run; never at the cost of the cell."""
         if not self._widgets_run_here():
             return
-        from tfmagic.render import Notice
+        from tfmagic.reports import Notice
 
         try:
             from tfmagic.explorer import Explorer
@@ -469,7 +474,8 @@ class TfGraphMagics(SessionMagics):
 
     def _optimized(self, run, traced, args):
         from tfmagic.grappler import optimize
-        from tfmagic.render import Comparison, DrawOptions, draw_graph
+        from tfmagic.render import DrawOptions, draw_graph
+        from tfmagic.reports import Comparison
 
         result = optimize(run.trace.graph)
         drawing = None
@@ -484,7 +490,8 @@ class TfGraphMagics(SessionMagics):
 
     def _draw_function(self, args):
         """``%tfgraph FUNC``: draw the traces of an existing function or model."""
-        from tfmagic.render import DrawOptions, draw_graph, make_trace_menu
+        from tfmagic.render import DrawOptions, draw_graph
+        from tfmagic.reports import make_trace_menu
         from tfmagic.retracing import traces_of
 
         if not args.function:
@@ -533,7 +540,7 @@ class TfGraphMagics(SessionMagics):
         """``%tfgraph FUNC --show xla``: what XLA made of the chosen trace (its signature's shapes)."""
         import tensorflow as tf
 
-        from tfmagic.render import Notice
+        from tfmagic.reports import Notice
         from tfmagic.retracing import is_tf_function, trace_history
 
         if not (is_tf_function(target) and getattr(target, "_jit_compile", False)):
@@ -564,7 +571,7 @@ class TfGraphMagics(SessionMagics):
     def _profile_function(self, target, chosen: int, graph, args):
         """``%tfgraph FUNC --profile``: the chosen trace called with zeros of its arguments' shapes."""
         from tfmagic.profile import zeros_call
-        from tfmagic.render import Notice
+        from tfmagic.reports import Notice
         from tfmagic.retracing import is_tf_function, trace_history
 
         if is_tf_function(target):

@@ -86,7 +86,7 @@ class RetraceMagics(SessionMagics):
         return self._retrace_table()
 
     def _retrace_table(self):
-        from tfmagic.render import RetraceTable
+        from tfmagic.reports import RetraceTable
         from tfmagic.retracing import find_functions, trace_history
         from tfmagic.watch import family_rows, xla_compiles_text
 
@@ -170,7 +170,7 @@ class RetraceMagics(SessionMagics):
         """Report what the cell traced, one summary per function; the counts seen now are the next cell's baseline."""
         if self._watch is None:
             return
-        from tfmagic.render import Notice
+        from tfmagic.reports import Notice
         from tfmagic.retracing import trace_history, watched_pitfalls
         from tfmagic.watch import cell_summaries, xla_summaries
 

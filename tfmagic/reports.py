@@ -1,0 +1,385 @@
+"""The display objects the magics show: each gives text for a terminal and HTML (or SVG) for a notebook.
+
+:class:`GraphReport` (a drawing), :class:`TextReport`, :class:`Notice`, and the tables
+(:class:`TextAndHtml` is their base: ``_text`` and ``_html``, shown by IPython through
+``_repr_mimebundle_``): :class:`Table`, :class:`ProfileReport`, :class:`RetraceTable`,
+:class:`TapeReport`; :class:`Comparison` (a drawing beside Grappler's) and :class:`CodeReport`.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Notebook frontends right-align table cells; tfmagic's tables read left to right.
+STYLE_LEFT = " style='text-align:left'"
+
+
+def _bundle(formats: dict, include=None, exclude=None) -> dict:
+    """A mimebundle from ``{mimetype: function making it}``: only the types asked for are made."""
+    wanted = set(include) if include is not None else set(formats)
+    wanted -= set(exclude or [])
+    return {mime: make() for mime, make in formats.items() if mime in wanted}
+
+
+@dataclass
+class GraphReport:
+    """A drawn graph, shown inline: SVG for notebooks, a text summary for terminals.
+
+    Attributes:
+        title: what was drawn (``%%tfgraph cell, trace 2``).
+        summary: one line of counts (ops by kind).
+        svg: the SVG drawing (a static image that survives nbconvert and GitHub).
+        dot: the DOT source it was laid out from.
+        notes: lines shown above the drawing in text form.
+    """
+
+    title: str
+    summary: str
+    svg: str
+    dot: str
+    notes: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # the drawing as text (text_view): what a terminal shows
+    hint: str = ""  # the text's last line: where the drawing is (DRAWING_HINT unless a file was written)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        # Frontends show HTML before SVG: the drawing sits inline (JupyterLab would show an SVG
+        # output as an <img>), so its nodes are part of the page, with their tooltips.
+        return _bundle({"image/svg+xml": lambda: self.svg,
+                        "text/html": lambda: f'<div class="tfmagic-graph" style="overflow:auto">{self.svg}</div>',
+                        "text/plain": self._text}, include, exclude)
+
+    def _text(self) -> str:
+        hint = [self.hint or DRAWING_HINT] if self.text else []
+        return "\n".join([f"{self.title}: {self.summary}", *self.notes, *self.text, *hint])
+
+    def __repr__(self) -> str:
+        return f"<GraphReport {self._text()!r}>"
+
+
+#: The text view's last line: where the drawing is, for a terminal.
+DRAWING_HINT = "the drawing: -o FILE.svg (or .png, .pdf) writes it to a file; a notebook shows it inline"
+
+
+@dataclass
+class TextReport:
+    """Text shown as text in a terminal and as preformatted text in a notebook (``--show text``)."""
+
+    title: str
+    lines: list[str]
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        text = "\n".join([self.title, *self.lines])
+        return _bundle({"text/plain": lambda: text,
+                        "text/html": lambda: f"<pre class='tfmagic-text'>{html.escape(text)}</pre>"}, include, exclude)
+
+    def __repr__(self) -> str:
+        return "\n".join([self.title, *self.lines])
+
+
+@dataclass
+class Notice:
+    """A short message shown in the cell's output (a retrace, a note): plain text and HTML."""
+
+    text: str
+    level: str = "info"  # "info" or "warning"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        colour = "#8a5a00" if self.level == "warning" else "#1f5fbf"
+        return _bundle({"text/plain": lambda: self.text,
+                        "text/html": lambda: (f'<div style="font-family:monospace;white-space:pre-wrap;color:{colour};'
+                                              f'border-left:3px solid {colour};padding-left:6px">'
+                                              f'{html.escape(self.text)}</div>')}, include, exclude)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def format_us(micros: float) -> str:
+    """``850 us``, ``12.3 ms``, ``1.20 s``.
+
+    >>> format_us(850.4), format_us(12345), format_us(1.2e6)
+    ('850 us', '12.3 ms', '1.20 s')
+    """
+    if micros >= 1e6:
+        return f"{micros / 1e6:.2f} s"
+    if micros >= 1e3:
+        return f"{micros / 1e3:.1f} ms"
+    return f"{micros:.0f} us"
+
+
+class TextAndHtml:
+    """The base of tfmagic's tables and reports: aligned text for a terminal (``_text``), HTML for a notebook
+    (``_html``); IPython asks for the one it shows, and ``repr`` is the text."""
+
+    def _text(self) -> str:
+        raise NotImplementedError
+
+    def _html(self) -> str:
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return _bundle({"text/plain": self._text, "text/html": self._html}, include, exclude)
+
+    def __repr__(self) -> str:
+        return self._text()
+
+
+@dataclass(repr=False)
+class ProfileReport(TextAndHtml):
+    """``--profile``'s tables: the ops that take the time, and the same by Keras layer or name scope.
+
+    Attributes:
+        title: what was profiled.
+        profile: the ``profile.Profile``.
+        shapes: op name -> its outputs' dtype and shape (from the traced graph).
+        top: how many ops the table lists.
+    """
+
+    title: str
+    profile: Any
+    shapes: dict[str, str] = field(default_factory=dict)
+    top: int = 15
+
+    def _summary(self) -> list[str]:
+        p = self.profile
+        outside = p.wall_us - p.op_us
+        lines = [f"{self.title}: {p.steps} calls measured (after one warm-up call); per call: wall "
+                 f"{format_us(p.wall_us)}, ops {format_us(p.op_us)}"
+                 + (f", outside ops (dispatch, Python, copies) {format_us(outside)} ({outside / p.wall_us:.0%})"
+                    if outside > 0 and p.wall_us else "")
+                 + f"; ops ran on {', '.join(p.devices()) or 'no device'}"]
+        if p.op_us > p.wall_us:
+            lines.append("the ops ran in parallel: their times add up to more than the wall time")
+        if not p.ops:
+            lines.append("no op ran in the measured calls: Grappler folded the graph to constants, or the calls "
+                         "had nothing to do (a loop run zero times)")
+        return lines
+
+    def _rows(self):
+        p = self.profile
+        for op in p.ops[:self.top]:
+            name = op.name if len(op.name) <= 40 else ".../" + "/".join(op.name.split("/")[-2:])[-36:]
+            yield [name, op.type, op.group, f"{op.calls:g}", format_us(op.total_us), format_us(op.mean_us),
+                   f"{p.share(op):.1%}", self.shapes.get(op.name, ""), op.device]
+
+    _HEADERS = ["op", "type", "layer / scope", "calls", "total", "mean", "share", "output", "device"]
+
+    def _group_rows(self):
+        p = self.profile
+        whole = p.op_us or 1.0
+        return [[group, format_us(us), f"{us / whole:.1%}", str(count)] for group, us, count in p.groups[:self.top]]
+
+    def _text(self) -> str:
+        table = Table("slowest ops (per call)", self._HEADERS, list(self._rows()))._text()
+        groups = Table("by layer / name scope", ["layer / scope", "total", "share", "ops"], self._group_rows())._text()
+        more = len(self.profile.ops) - self.top
+        tail = [f"... and {more} more ops"] if more > 0 else []
+        return "\n".join(self._summary() + [table, *tail, groups])
+
+    def _html(self) -> str:
+        top = Table("slowest ops (per call)", self._HEADERS, list(self._rows()))._html()
+        groups = Table("by layer / name scope", ["layer / scope", "total", "share", "ops"], self._group_rows())._html()
+        head = "".join(f"<div>{html.escape(line)}</div>" for line in self._summary())
+        return f"<div class='tfmagic-profile'>{head}{top}{groups}</div>"
+
+
+@dataclass(repr=False)
+class RetraceTable(TextAndHtml):
+    """``%tfretrace``'s table: every tf.function, its trace count and why it last retraced.
+
+    Attributes:
+        rows: ``(name, traces, last reason, fix)`` per function.
+    """
+
+    rows: list[tuple[str, int, str, str]]
+
+    def _text(self) -> str:
+        if not self.rows:
+            return "no tf.function in the namespace"
+        width = max(len(r[0]) for r in self.rows)
+        lines = [f"{'function':<{width}}  traces  why it last retraced"]
+        for name, count, reason, fix in self.rows:
+            lines.append(f"{name:<{width}}  {count:>6}  {reason}")
+            if fix:
+                lines.append(f"{'':<{width}}          fix: {fix}")
+        return "\n".join(lines)
+
+    def _html(self) -> str:
+        if not self.rows:
+            return "<p>no tf.function in the namespace</p>"
+        cells = "".join(
+            f"<tr><td style='text-align:left'><code>{html.escape(name)}</code></td>"
+            f"<td style='text-align:right'>{count}</td><td style='text-align:left'>{html.escape(reason)}</td>"
+            f"<td style='text-align:left'>{html.escape(fix)}</td></tr>"
+            for name, count, reason, fix in self.rows)
+        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("function", "traces", "why it last retraced",
+                                                                          "fix"))
+        return f"<table class='tfmagic-retrace'><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
+
+
+def make_trace_menu(labels: list[str], reports: list[GraphReport]):
+    """A menu that draws another trace below it (ipywidgets), or ``None`` where ipywidgets is missing.
+
+    The trace drawn first stays a plain static output (nbconvert, GitHub and VS Code show it without a
+    kernel); the menu's drawings go into an ``Output`` widget, which a widget frontend updates live.
+    """
+    try:
+        import ipywidgets
+    except ImportError:
+        return None
+    menu = ipywidgets.Dropdown(options=[("another trace...", -1)] + [(label, i) for i, label in enumerate(labels)],
+                               value=-1, description="draw", layout=ipywidgets.Layout(width="max-content"))
+    view = ipywidgets.Output()
+
+    def show(change):
+        view.clear_output(wait=True)
+        if change["new"] >= 0:
+            with view:
+                from IPython.display import display
+
+                display(reports[change["new"]])
+
+    menu.observe(show, names="value")
+    return ipywidgets.VBox([menu, view])
+
+
+def _small_values(tensor, limit: int = 9) -> str:
+    """`` = [[2, 0], [0, 4]]`` for a tensor of at most ``limit`` values, else nothing."""
+    values = tensor.numpy() if hasattr(tensor, "numpy") else tensor
+    if getattr(values, "size", limit + 1) > limit:
+        return ""
+    return " = " + str(values.round(6).tolist() if hasattr(values, "round") else values)
+
+
+@dataclass(repr=False)
+class TapeReport(TextAndHtml):
+    """``%%tape``'s table: one row per source with its gradient, and why a gradient is None or not finite."""
+
+    run: Any
+    stored: tuple[str, ...] = ("grads",)  # the names the magic stored the values under
+
+    def _rows(self):
+        for source in self.run.sources:
+            yield source.name, source.shape, source.dtype, source.summary(), source.cause, source.fix
+
+    def _extras(self) -> list[str]:
+        run = self.run
+        lines = []
+        if run.nonfinite is not None:
+            lines.append(f"NaN/Inf: {run.nonfinite.text}")
+            lines.append(f"  fix: {run.nonfinite.fix}")
+        elif any(not s.finite for s in run.sources):
+            lines.append("NaN/Inf: a gradient is not finite")
+        for name, jac in run.jacobians.items():
+            lines.append(f"jacobian d({run.target_name})/d({name}): shape {list(jac.shape)}{_small_values(jac)}")
+        for (a, b), h in run.hessians.items():
+            if h is None:  # as nested plain tapes give it
+                lines.append(f"hessian d2({run.target_name})/d({a}) d({b}): None")
+            else:
+                lines.append(f"hessian d2({run.target_name})/d({a}) d({b}): shape {list(h.shape)}{_small_values(h)}")
+        if self.stored:
+            lines.append("stored: " + ", ".join(self.stored))
+        return lines
+
+    def _text(self) -> str:
+        rows = list(self._rows())
+        width = max([len(r[0]) for r in rows] + [6])
+        lines = [f"%%tape: gradients of {self.run.target_name}",
+                 f"{'source':<{width}}  {'shape':<10} {'dtype':<8} gradient"]
+        for name, shape, dtype, summary, cause, fix in rows:
+            lines.append(f"{name:<{width}}  {shape:<10} {dtype:<8} {summary}")
+            if cause:
+                lines.append(f"{'':<{width}}  why: {cause}")
+            if fix:
+                lines.append(f"{'':<{width}}  fix: {fix}")
+        return "\n".join(lines + self._extras())
+
+    def _html(self) -> str:
+        body = []
+        for name, shape, dtype, summary, cause, fix in self._rows():
+            note = ""
+            if cause:
+                note = f"<br><b>why</b>: {html.escape(cause)}" + (f"<br><b>fix</b>: {html.escape(fix)}" if fix else "")
+            colour = (" style='text-align:left;color:#b71c1c'"
+                      if summary == "None" or "nan" in summary or "inf" in summary else "")
+            body.append(f"<tr><td style='text-align:left'><code>{html.escape(name)}</code></td>"
+                        f"<td style='text-align:left'>{html.escape(shape)}</td>"
+                        f"<td style='text-align:left'>{html.escape(dtype)}</td>"
+                        f"<td{colour or STYLE_LEFT}><code>{html.escape(summary)}</code>{note}</td></tr>")
+        extras = "".join(f"<div>{html.escape(line)}</div>" for line in self._extras())
+        return (f"<div class='tfmagic-tape'><div><b>%%tape</b>: gradients of "
+                f"<code>{html.escape(self.run.target_name)}</code></div>"
+                "<table><thead><tr>" + "".join(f"<th{STYLE_LEFT}>{h}</th>" for h in ("source", "shape", "dtype",
+                                                                                     "gradient")) + "</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>{extras}</div>")
+
+
+@dataclass(repr=False)
+class Table(TextAndHtml):
+    """A small table shown as HTML in a notebook and as aligned text in a terminal."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+    def _text(self) -> str:
+        widths = [max([len(h)] + [len(str(r[i])) for r in self.rows]) for i, h in enumerate(self.headers)]
+        lines = [self.title, "  ".join(h.ljust(w) for h, w in zip(self.headers, widths)).rstrip()]
+        lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in self.rows]
+        return "\n".join(lines + self.notes)
+
+    def _html(self) -> str:
+        head = "".join(f"<th{STYLE_LEFT}>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td{STYLE_LEFT}>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                       for row in self.rows)
+        notes = "".join(f"<div>{html.escape(n)}</div>" for n in self.notes)
+        return (f"<div class='tfmagic-table'><div><b>{html.escape(self.title)}</b></div>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}</div>")
+
+
+@dataclass
+class Comparison:
+    """The traced graph and Grappler's optimised graph, side by side, with what changed in words."""
+
+    traced: GraphReport
+    optimized: GraphReport | None
+    summary: str
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        formats = {"text/plain": lambda: f"{self.traced.title}\nGrappler: {self.summary}", "text/html": self._html}
+        if self.optimized is not None:
+            formats["image/svg+xml"] = lambda: self.optimized.svg
+        return _bundle(formats, include, exclude)
+
+    def _html(self) -> str:
+        panes = [("traced", self.traced)] + ([("after Grappler", self.optimized)] if self.optimized else [])
+        cells = "".join(
+            f"<div style='flex:1;min-width:0'><div><b>{html.escape(label)}</b>: {html.escape(r.summary)}</div>"
+            f"<div class='tfmagic-graph' style='overflow:auto'>{r.svg}</div></div>" for label, r in panes)
+        return (f"<div class='tfmagic-optimized'><div><b>Grappler</b>: {html.escape(self.summary)}"
+                f"</div><div style='display:flex;gap:16px;align-items:flex-start'>{cells}</div></div>")
+
+
+@dataclass
+class CodeReport:
+    """Source code shown highlighted (HTML, through Pygments when it is there) and as plain text."""
+
+    title: str
+    code: str
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return _bundle({"text/plain": lambda: f"{self.title}\n{self.code}", "text/html": self._html}, include, exclude)
+
+    def _html(self) -> str:
+        try:
+            from pygments import highlight
+            from pygments.formatters import HtmlFormatter
+            from pygments.lexers import PythonLexer
+
+            body = highlight(self.code, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True))
+        except ImportError:
+            body = f"<pre>{html.escape(self.code)}</pre>"
+        return f"<div class='tfmagic-code'><div><b>{html.escape(self.title)}</b></div>{body}</div>"

@@ -24,10 +24,8 @@ is written to the namespace here: the caller writes ``run.outputs`` back (and ca
 from __future__ import annotations
 
 import ast
-import builtins
 import collections
 import collections.abc
-import re
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +36,10 @@ import tensorflow as tf
 from tfmagic import diagnostics, retracing, tracebacks
 from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell, cell_graph
 from tfmagic.errors import RetraceLimitError
+from tfmagic.leaving import (RESULT_KEY, SYMBOLIC_TEXT, graph_bound, holds_tensors, is_defined, join_mixed,
+                             place)
 from tfmagic.quiet import graph_only_deprecations
+from tfmagic.redefine import CELL_BUILTINS, CELL_MODULE, redefine
 
 #: How many cells' functions a :class:`CellCache` keeps (the least recently run go first).
 MAX_CACHED_CELLS = 64
@@ -169,7 +170,7 @@ class CellRun:
                 continue
             new = self._redefined.get(name)  # a re-run that reused the trace: the same definitions again
             if new is None:
-                new = self._redefined[name] = _redefine(traced, node, self.function_code, namespace)
+                new = self._redefined[name] = redefine(traced, node, self.function_code, namespace)
             namespace[name] = new
             if isinstance(traced, type) and new is not traced:
                 for key, value in self.outputs.items():
@@ -215,11 +216,11 @@ class CellFunction:
         self._next_variable = 0  # which of them the trace running now asks for next
         self._code_findings: list | None = None
         namespace = dict(global_values)
-        namespace["__builtins__"] = _CELL_BUILTINS  # classes the cell defines are AutoGraph's own (see _build_class)
+        namespace["__builtins__"] = CELL_BUILTINS  # classes the cell defines are AutoGraph's own (see _build_class)
         namespace[RETURN_HELPER] = tf.autograph.experimental.do_not_convert(self._collect)
         namespace[LOOP_HELPER] = tf.autograph.experimental.do_not_convert(self._loop)
         self._loops: dict[int, Any] = {}  # loop line -> _GRAPH_LOOP, or (its last item,) / () for a Python loop
-        namespace["__name__"] = _CELL_MODULE
+        namespace["__name__"] = CELL_MODULE
         # captured names the cell binds are the function's globals (it reads, changes and rebinds them)
         self.global_names = tuple(n for n in dict.fromkeys(code.assigned + code.deleted) if n in global_values)
         self.forced = forced if options.autograph else ()
@@ -245,24 +246,24 @@ class CellFunction:
         self._next_variable = 0  # the next trace asks for the variables from the first again
         loops, self._loops = self._loops, {}
         values = dict(zip(self.code.returned_names(self.params, self.forced), explicit))
-        values = {k: v for k, v in values.items() if _is_defined(v)}  # a Python loop that did not run
+        values = {k: v for k, v in values.items() if is_defined(v)}  # a Python loop that did not run
         for line, target in self.code.loop_targets:  # a Python loop's variable, as the plain cell leaves it
             if loops.get(line, _GRAPH_LOOP) is not _GRAPH_LOOP and loops[line]:
                 for name, value in _unpack_target(target, loops[line][0]).items():
                     values.setdefault(name, value)
         for name in self.global_names:  # rebound in a branch or loop: the function's globals have it
             if name not in values and name in self._namespace and self._namespace[name] is not self._globals[name] \
-                    and name not in self.code.deleted and _is_defined(self._namespace[name]):
+                    and name not in self.code.deleted and is_defined(self._namespace[name]):
                 values[name] = self._namespace[name]  # (del NAME: AutoGraph binds it to an Undefined)
         for name in self.code.assigned if local_values else ():
             # names bound only in a branch or loop, when AutoGraph kept them
-            if name not in values and name in local_values and _is_defined(local_values[name]):
+            if name not in values and name in local_values and is_defined(local_values[name]):
                 values[name] = local_values[name]
         graph = tf.compat.v1.get_default_graph()
         record = TraceRecord(number=0, graph=graph, python_values={}, python_result=None, result_is_tensor=False)
         tensors = {}
         for name, value in values.items():
-            kind, payload = self._place(value, graph, values, name)
+            kind, payload = place(value, graph, values, name, variable_for=self._variable_for, code=self.code)
             if kind == "tensor":
                 tensors[name] = payload
             elif kind == "mixed":
@@ -277,25 +278,25 @@ class CellFunction:
             else:
                 record.dropped[name] = payload
         for name, value in record.python_values.items():
-            if isinstance(value, str) and _SYMBOLIC_TEXT.search(value):
+            if isinstance(value, str) and SYMBOLIC_TEXT.search(value):
                 record.texts.append(name)
         for slot, tensor in self._captured_slots(graph):  # by the place's name: seen.append(y) -> seen[0]
             name, kind, key = slot
             label = f"{name}.{key}" if kind == "attr" else f"{name}[{key!r}]"
             record.slots.append((label, slot))
             tensors[label] = tensor
-        kind, payload = self._place(result, graph, values) if result is not None else ("python", None)
+        kind, payload = place(result, graph, values, variable_for=self._variable_for, code=self.code) if result is not None else ("python", None)
         out = None
         if kind == "tensor":
             out = payload
         elif kind == "mixed":
-            out, record.mixed[_RESULT_KEY] = payload
+            out, record.mixed[RESULT_KEY] = payload
         elif kind == "rebuild":
-            out, record.rebuild[_RESULT_KEY] = payload
+            out, record.rebuild[RESULT_KEY] = payload
         elif kind in ("python", "function"):
             record.python_result = result if kind == "function" else payload
         else:
-            record.dropped[_RESULT_KEY] = payload
+            record.dropped[RESULT_KEY] = payload
         record.result_is_tensor = kind in ("tensor", "mixed", "rebuild")
         record.kept_inside = [n for n in self.code.loop_bound if n not in values and n not in self.code.deleted
                               and loops.get(self.code.loop_bound[n], _GRAPH_LOOP) is _GRAPH_LOOP]
@@ -323,64 +324,6 @@ class CellFunction:
                 yield item
 
         return items()
-
-    def _place(self, value: Any, graph, values: dict, name: str | None = None) -> tuple[str, Any]:
-        """How one value leaves the graph: ``(kind, payload)``; see :meth:`_collect`."""
-        if isinstance(value, tf.TensorArray):
-            if not tf.is_symbolic_tensor(value.flow):
-                return "python", value
-            return "rebuild", (value.flow, _tensor_array_rebuilder(value))
-        if type(value).__module__.startswith("keras") and isinstance(getattr(value, "value", None), tf.Variable):
-            return "python", value  # a Keras variable: the object itself, as the plain cell binds it
-        if isinstance(value, tf.Variable):
-            if not _graph_bound(value):
-                return "python", value
-            variable = self._variable_for(value, graph, values)
-            if variable is None:
-                return "drop", ("the variable-like value an assign returns inside a graph (it reads the graph's "
-                                "handle of the variable) cannot leave the graph; bind the variable itself")
-            return "python", variable
-        if isinstance(value, (types.GeneratorType, collections.abc.Iterator)) and not tf.is_tensor(value):
-            return "drop", (f"a {type(value).__name__} made while tracing would run later, outside the graph, on the "
-                            "trace's values (and a re-run that reuses the graph would give back the same, used "
-                            "one); make a list (list(...)) or a tf.data.Dataset")
-        if tf.is_tensor(value) or isinstance(value, tf.data.Dataset):
-            try:
-                leaves = tf.nest.flatten(value, expand_composites=True)
-            except (TypeError, ValueError, AttributeError):
-                leaves = None
-            if leaves is not None and all(tf.is_tensor(v) for v in leaves):
-                return "tensor", value
-            if not _graph_bound(value):
-                return "python", value  # tf.IndexedSlices(values=[[1.]], indices=[0]): lists, as the plain cell has
-            if isinstance(value, tf.IndexedSlices):  # tensor parts leave the graph; lists stay, as in a plain cell
-                parts = (value.values, value.indices, value.dense_shape)
-                kept = tuple(_LEAVES if isinstance(p, tf.Tensor) else p for p in parts)
-                if not _graph_bound(kept):
-                    leaving = tuple(p for p in parts if isinstance(p, tf.Tensor))
-
-                    def rebuild(tensors, kept=kept):
-                        flowing = iter(tensors)
-                        values, indices, shape = [next(flowing) if p is _LEAVES else p for p in kept]
-                        return tf.IndexedSlices(values, indices, shape)
-
-                    return "rebuild", (leaving, rebuild)
-            return "drop", f"a {type(value).__name__} whose parts are not all tensors cannot leave the graph"
-        if isinstance(value, (list, tuple, dict)):
-            if _holds_graph_objects(value):
-                return "drop", ("a container holding graph objects that cannot leave the graph (a TensorArray, "
-                                "a generator, an assign's result): bind them one by one")
-            if not _holds_tensors(value):
-                return "python", value
-            if _is_mixed(value):  # (x, 1, 'a'): only the tensors leave the graph; the rest stays Python
-                return "mixed", _split_mixed(value)
-            return "tensor", value
-        if name is not None and _is_cell_function(value):
-            return "function", _function_node(self.code, name)
-        if _graph_bound(value):
-            return "drop", (f"this {type(value).__name__} holds graph tensors made while tracing, which cannot be "
-                            "used outside the graph; bind the tensors themselves (they are written back)")
-        return "python", value
 
     def _captured_slots(self, graph):
         """``((name, kind, key), tensor)`` for each graph tensor the cell put into a captured list, dict or object."""
@@ -462,7 +405,7 @@ class CellFunction:
             except Exception:  # an object whose variables cannot be listed: nothing to find there
                 continue
         for variable in candidates:
-            if isinstance(variable, tf.Variable) and not _graph_bound(variable) and variable.handle is external:
+            if isinstance(variable, tf.Variable) and not graph_bound(variable) and variable.handle is external:
                 return variable
         return None
 
@@ -541,12 +484,12 @@ class CellFunction:
         outputs = dict(model.python_values)
         outputs.update((k, v) for k, v in tensors.items() if k.isidentifier())  # not the slots' labels
         for name, template in model.mixed.items():
-            if name == _RESULT_KEY:
-                tensor_result = _join_mixed(template, tensor_result)
+            if name == RESULT_KEY:
+                tensor_result = join_mixed(template, tensor_result)
             else:
-                outputs[name] = _join_mixed(template, outputs[name])
+                outputs[name] = join_mixed(template, outputs[name])
         for name, rebuild in model.rebuild.items():
-            if name == _RESULT_KEY:
+            if name == RESULT_KEY:
                 tensor_result = rebuild(tensor_result)
             else:
                 outputs[name] = rebuild(outputs[name])
@@ -658,7 +601,7 @@ class CellFunction:
                     "where an eager TensorArray clears an element when it is read (clear_after_read)",
                     "read the elements you need in the cell (they are written back)"))
         for name, reason in record.dropped.items():
-            if name is _RESULT_KEY:
+            if name is RESULT_KEY:
                 line = len(lines)
                 while line > 1 and not lines[line - 1].strip():
                     line -= 1
@@ -944,7 +887,7 @@ def split_inputs(candidates: tuple[str, ...], namespace: dict, mutated: frozense
         if name not in namespace:
             continue
         value = namespace[name]
-        if taped and (tf.is_tensor(value) or _holds_tensors(value)) and not isinstance(value, tf.Variable):
+        if taped and (tf.is_tensor(value) or holds_tensors(value)) and not isinstance(value, tf.Variable):
             captured[name] = value
         elif (isinstance(value, _VALUE_TYPES) and not (name in mutated and isinstance(value, _MUTABLE))) \
                 or _is_array_like(value):
@@ -965,25 +908,6 @@ _ARRAY_TYPES = (tf.Tensor, tf.SparseTensor, tf.RaggedTensor, np.ndarray, np.gene
 def _is_array_like(value: Any) -> bool:
     """Tensors (not variables), NumPy arrays and NumPy scalars (plain isinstance: this runs every call)."""
     return isinstance(value, _ARRAY_TYPES)
-
-
-def _holds_tensors(value: Any) -> bool:
-    """Whether a value a cell bound must leave the graph as a tensor (not a Python value)."""
-    if isinstance(value, tf.Variable):
-        return False  # the variable object itself is what the plain cell would bind
-    if tf.is_tensor(value):
-        return True
-    if isinstance(value, (list, tuple, dict)):
-        try:
-            return any(tf.is_tensor(v) and not isinstance(v, tf.Variable) for v in tf.nest.flatten(value))
-        except (TypeError, ValueError):
-            return False
-    return False
-
-
-_RESULT_KEY = object()  # the last expression's entry among a trace's mixed containers
-_LEAVES = object()  # marks the parts of a value that leave the graph as tensors
-_SYMBOLIC_TEXT = re.compile(r'Tensor\("[^"]*", shape=')
 
 
 _GRAPH_LOOP = object()  # a top-level for loop that AutoGraph made a graph loop
@@ -1025,33 +949,6 @@ def _attribute_targets(source: str) -> dict[str, set[str]]:
     return out
 
 
-def _is_mixed(value: Any) -> bool:
-    """A list, tuple or dict holding tensors beside plain Python values."""
-    if not isinstance(value, (list, tuple, dict)):
-        return False
-    try:
-        leaves = tf.nest.flatten(value)
-    except (TypeError, ValueError):
-        return False
-    return any(not (tf.is_tensor(v) and not isinstance(v, tf.Variable)) for v in leaves)
-
-
-def _split_mixed(value: Any) -> tuple[tuple, tuple]:
-    """The tensors of a mixed container (they leave the graph), and how to rebuild it around them."""
-    leaves = tf.nest.flatten(value)
-    is_tensor = [tf.is_tensor(v) and not isinstance(v, tf.Variable) for v in leaves]
-    template = (value, tuple(None if t else v for v, t in zip(leaves, is_tensor)), tuple(is_tensor))
-    return tuple(v for v, t in zip(leaves, is_tensor) if t), template
-
-
-def _join_mixed(template: tuple, tensors) -> Any:
-    """The container as the plain cell would leave it: eager tensors and the trace's Python values."""
-    structure, python, is_tensor = template
-    flowing = iter(tensors)
-    leaves = [next(flowing) if t else v for v, t in zip(python, is_tensor)]
-    return tf.nest.pack_sequence_as(structure, leaves)
-
-
 def _same_python(a: TraceRecord, b: TraceRecord) -> bool:
     """Whether two traces bound the same Python values (so either serves a call's write-back)."""
     if a.result_is_tensor != b.result_is_tensor or a.python_values.keys() != b.python_values.keys():
@@ -1062,304 +959,6 @@ def _same_python(a: TraceRecord, b: TraceRecord) -> bool:
                    for x, y in pairs)
     except Exception:  # values that do not compare: assume they differ
         return False
-
-
-def _is_defined(value: Any) -> bool:
-    """False for AutoGraph's placeholders of names a branch or loop did not bind."""
-    return type(value).__name__ not in ("Undefined", "UndefinedReturnValue")
-
-
-
-def _graph_bound(value: Any, depth: int = 0) -> bool:
-    """Whether a value holds tensors of a graph (usable only inside it): symbolic tensors, a graph
-    TensorArray, an assign's graph view of a variable, containers and the cell's own objects holding them."""
-    if isinstance(value, tf.Variable):
-        handle = getattr(value, "_handle", None)
-        return handle is not None and tf.is_symbolic_tensor(handle)
-    if isinstance(value, tf.TensorArray):
-        return tf.is_symbolic_tensor(value.flow)
-    if isinstance(value, tf.Tensor):
-        return tf.is_symbolic_tensor(value)
-    if isinstance(value, tf.data.Dataset):
-        variant = getattr(value, "_variant_tensor", None)
-        return variant is not None and tf.is_symbolic_tensor(variant)
-    if depth > 3:
-        return False
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_graph_bound(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return any(_graph_bound(v, depth + 1) for v in value.values())
-    if tf.is_tensor(value) or getattr(type(value), "__module__", "") in ("__tfmagic_cell__", "__main__"):
-        try:
-            parts = vars(value)
-        except TypeError:  # no __dict__
-            return False
-        return any(_graph_bound(v, depth + 1) for v in parts.values())
-    return False
-
-
-def _holds_graph_objects(value: Any) -> bool:
-    """A container holding what cannot leave the graph inside it (a TensorArray, a generator, an assign's result)."""
-    try:
-        leaves = tf.nest.flatten(value)
-    except (TypeError, ValueError):
-        return _graph_bound(value)
-    for leaf in leaves:
-        if isinstance(leaf, (tf.TensorArray, tf.Variable)) or (tf.is_tensor(leaf) and not isinstance(leaf, tf.Tensor)):
-            if _graph_bound(leaf):
-                return True
-        elif isinstance(leaf, (types.GeneratorType, collections.abc.Iterator)) and not tf.is_tensor(leaf):
-            return True
-        elif not tf.is_tensor(leaf) and _graph_bound(leaf):
-            return True
-    return False
-
-
-def _tensor_array_rebuilder(array: tf.TensorArray):
-    """A function that makes an eager ``tf.TensorArray`` like ``array`` from its list (``array.flow``)."""
-    dtype = array.dtype
-    impl = getattr(array, "_implementation", array)
-    dynamic_size = bool(getattr(impl, "_dynamic_size", False))
-    infer_shape = bool(getattr(impl, "_infer_shape", True))
-    shape = array.element_shape
-
-    def rebuild(flow):
-        size = int(tf.raw_ops.TensorListLength(input_handle=flow))
-        element_shape = shape if shape.rank is not None else None
-        eager = tf.TensorArray(dtype, size=size, dynamic_size=dynamic_size, infer_shape=infer_shape,
-                               element_shape=element_shape)
-        if size == 0:
-            return eager
-        try:
-            stacked = tf.raw_ops.TensorListStack(input_handle=flow, element_dtype=dtype, element_shape=-1,
-                                                 num_elements=-1)
-            return eager.unstack(stacked)
-        except (tf.errors.OpError, ValueError):  # elements of different shapes, or some never written
-            pass
-        for index in range(size):
-            try:
-                item = tf.raw_ops.TensorListGetItem(input_handle=flow, index=index, element_shape=-1,
-                                                    element_dtype=dtype)
-            except tf.errors.OpError:  # never written: left unwritten, as the graph's array had it
-                continue
-            eager = eager.write(index, item)
-        return eager
-
-    return rebuild
-
-
-def _redefine(traced: types.FunctionType, node, code: CellCode, namespace: dict):
-    """A function the cell defined, defined again over the notebook's namespace.
-
-    Inside the cell's ``tf.function`` the cell's names are the function's locals, so a function the cell
-    defines reads them through a closure: the trace's values, graph tensors that cannot be used outside
-    the graph.  A plain cell's function reads them from the namespace when called: compiled again from
-    its source with the namespace as its globals, it does the same.  Defaults and attributes are the
-    trace's.  When its source cannot be found, the traced function stays.
-    """
-    if node is None:
-        _read_names_from(traced, namespace)
-        return traced
-    if isinstance(node, ast.ClassDef):
-        return _redefine_class(traced, node, code, namespace)
-    decorators = getattr(node, "decorator_list", [])
-    inner = _unwrap(traced, node.name) if decorators else traced
-    if inner is None:
-        _read_names_from(traced, namespace)
-        return traced
-    if decorators:
-        try:
-            applied = [eval(compile(ast.increment_lineno(ast.fix_missing_locations(ast.Expression(d)), LINE_OFFSET),
-                                    code.filename, "eval", dont_inherit=True), namespace)  # noqa: S307 - the user's
-                       for d in decorators]
-        except Exception:  # a decorator that does not evaluate alone: keep the traced object
-            _read_names_from(traced, namespace)
-            return traced
-        function = _redefine(inner, ast.copy_location(type(node)(**{**{f: getattr(node, f) for f in node._fields},
-                                                                   "decorator_list": []}), node), code, namespace)
-        if function is inner:
-            _read_names_from(traced, namespace)
-            return traced
-        try:
-            for decorator in reversed(applied):  # as Python applies them, innermost first
-                function = decorator(function)
-        except Exception:
-            _read_names_from(traced, namespace)
-            return traced
-        return function
-    if isinstance(node, ast.Lambda):
-        node = ast.copy_location(ast.Lambda(args=ast.arguments(
-            posonlyargs=node.args.posonlyargs, args=node.args.args, vararg=node.args.vararg,
-            kwonlyargs=node.args.kwonlyargs, kw_defaults=[None] * len(node.args.kwonlyargs),
-            kwarg=node.args.kwarg, defaults=[]), body=node.body), node)
-        tree = ast.Expression(body=node)
-        mode = "eval"
-    else:
-        args = node.args
-        bare = ast.arguments(posonlyargs=args.posonlyargs, args=args.args, vararg=args.vararg,
-                             kwonlyargs=args.kwonlyargs, kw_defaults=[None] * len(args.kwonlyargs),
-                             kwarg=args.kwarg, defaults=[])
-        fields = {f: getattr(node, f) for f in node._fields}
-        fields.update(args=bare, decorator_list=[], returns=None)
-        node = ast.copy_location(type(node)(**fields), node)
-        tree = ast.Module(body=[node], type_ignores=[])
-        mode = "exec"
-    tree = ast.increment_lineno(ast.fix_missing_locations(tree), LINE_OFFSET)
-    try:
-        compiled = compile(tree, code.filename, mode, dont_inherit=True)
-        if mode == "eval":
-            function = eval(compiled, namespace)  # noqa: S307 - the user's own lambda
-        else:
-            scope: dict = {}
-            exec(compiled, namespace, scope)  # noqa: S102 - the user's own def, over the notebook's names
-            function = scope[node.name]
-    except Exception:  # a form this cannot compile alone: keep the traced function, reading the written-back values
-        _read_names_from(traced, namespace)
-        return traced
-    if not isinstance(function, types.FunctionType) or function.__closure__:
-        _read_names_from(traced, namespace)
-        return traced
-    function.__defaults__ = traced.__defaults__
-    function.__kwdefaults__ = traced.__kwdefaults__
-    function.__dict__.update((k, v) for k, v in traced.__dict__.items() if k != "autograph_info__")  # AutoGraph's
-    # mark of its own converted code: on the user's function it would keep AutoGraph from converting it
-    function.__doc__ = traced.__doc__
-    function.__qualname__ = traced.__name__
-    function.__module__ = namespace.get("__name__", function.__module__)
-    return function
-
-
-def _unwrap(wrapper: Any, name: str):
-    """The function named ``name`` inside a decorator's result (a ``tf.function``, a functools.wraps wrapper)."""
-    for _ in range(8):
-        if isinstance(wrapper, types.FunctionType) and wrapper.__name__ == name:
-            return wrapper
-        wrapper = getattr(wrapper, "python_function", None) or getattr(wrapper, "__wrapped__", None)
-        if wrapper is None:
-            return None
-    return None
-
-
-def _redefine_class(traced: type, node: ast.ClassDef, code: CellCode, namespace: dict):
-    """A class the cell defined, defined again from its source over the notebook's namespace.
-
-    Its methods are then the user's own (AutoGraph converts them where a tf.function calls them, as it does a
-    plain cell's) and read the notebook's names.  Class attributes the cell changed (``cls.total += k``) keep
-    the trace's values.  When it cannot be compiled alone, the traced class stays, reading the notebook's names.
-    """
-    tree = ast.increment_lineno(ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[])), LINE_OFFSET)
-    try:
-        scope: dict = {}
-        exec(compile(tree, code.filename, "exec", dont_inherit=True), namespace, scope)  # noqa: S102 - the user's
-        new = scope[node.name]
-    except Exception:
-        _read_names_from(traced, namespace)
-        return traced
-    if not isinstance(new, type):
-        _read_names_from(traced, namespace)
-        return traced
-    fresh = vars(new)
-    for key, value in list(vars(traced).items()):
-        if key.startswith("__") or key == "autograph_info__" or key not in fresh:
-            continue
-        if isinstance(fresh[key], (types.FunctionType, staticmethod, classmethod, property)):
-            continue
-        if fresh[key] is not value:
-            try:
-                setattr(new, key, value)
-            except (AttributeError, TypeError):
-                pass
-    new.__qualname__ = node.name
-    new.__module__ = namespace.get("__name__", new.__module__)
-    return new
-
-
-def _build_class(func, name, *bases, **kwds):
-    """``__build_class__`` for the cell's function: its classes are AutoGraph's converted code already.
-
-    AutoGraph would try to convert their methods again when the cell calls them and, failing ("closure
-    mismatch"), print a warning asking to report it; marked as AutoGraph's own, they are called as they are.
-    """
-    cls = builtins.__build_class__(func, name, *bases, **kwds)
-    try:
-        cls.autograph_info__ = frozenset()
-    except (AttributeError, TypeError):  # a metaclass that refuses attributes
-        pass
-    return cls
-
-
-_CELL_BUILTINS = {**vars(builtins), "__build_class__": _build_class}
-
-#: The module name of what the cell's function defines while tracing (its globals' ``__name__``).
-_CELL_MODULE = "__tfmagic_cell__"
-
-
-def _is_cell_function(value: Any) -> bool:
-    """A function or class defined at the cell's top level (AutoGraph's converted copy of the cell included),
-    or a decorator's result around one (``@tf.function``)."""
-    if not isinstance(value, (types.FunctionType, type)):
-        inner = getattr(value, "python_function", None) or getattr(value, "__wrapped__", None)
-        return inner is not None and not isinstance(value, type) and _is_cell_function(inner)
-    if getattr(value, "__module__", None) == _CELL_MODULE and "." not in getattr(value, "__qualname__", "."):
-        return True  # a notebook name the cell rebinds (declared global in the cell's function)
-    scope, _, _ = getattr(value, "__qualname__", "").rpartition(".<locals>.")
-    return scope.endswith(FUNCTION_NAME)
-
-
-def _read_names_from(obj: Any, namespace: dict) -> None:
-    """Point the closures of a cell's function or class (its methods) at the notebook's values.
-
-    Inside the graph they read the cell's names through closure cells that hold the trace's values;
-    after the write-back those cells get the values written back (eager tensors).
-    """
-    functions = [obj] if isinstance(obj, types.FunctionType) else []
-    for member in vars(obj).values() if isinstance(obj, type) else ():
-        if isinstance(member, (staticmethod, classmethod)):
-            member = member.__func__
-        if isinstance(member, property):
-            functions += [f for f in (member.fget, member.fset, member.fdel) if f is not None]
-        elif isinstance(member, types.FunctionType):
-            functions.append(member)
-    seen: set[int] = set()
-    while functions:
-        function = functions.pop()
-        if id(function) in seen:
-            continue
-        seen.add(id(function))
-        # Its own code's scope (functools.wraps copies a wrapped function's __qualname__, not its code's).
-        scope, _, _ = getattr(function.__code__, "co_qualname", function.__qualname__).rpartition(".<locals>.")
-        in_cell = scope.endswith(FUNCTION_NAME)
-        for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ()):
-            if not _cell_filled(cell):
-                continue
-            if in_cell and name != "__class__" and name in namespace:
-                cell.cell_contents = namespace[name]
-            elif isinstance(cell.cell_contents, types.FunctionType):  # a decorator's wrapper: the function inside
-                functions.append(cell.cell_contents)
-
-
-def _cell_filled(cell) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018 - an empty cell raises
-    except ValueError:
-        return False
-    return True
-
-
-def _function_node(code: CellCode, name: str):
-    """The cell's top-level ``def NAME`` (decorated too), ``class NAME`` or ``NAME = lambda ...`` (the last one)."""
-    try:
-        tree = ast.parse(code.source)
-    except SyntaxError:
-        return None
-    found = None
-    for stmt in tree.body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and stmt.name == name:
-            found = stmt
-        elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Lambda) and \
-                [t.id for t in stmt.targets if isinstance(t, ast.Name)] == [name]:
-            found = stmt.value
-    return found
 
 
 def binding_line(source: str, name: str) -> int | None:

@@ -1,0 +1,217 @@
+"""How a cell's values leave its graph: as tensors, as Python values, rebuilt eagerly, or not at all.
+
+A ``%%tfgraph`` cell's names are written back after the graph ran: :func:`place` decides, at the end of
+each trace, how each one leaves the graph (see its kinds); the tensors leave as the function's outputs and
+:func:`join_mixed` puts a container's Python parts back around them.  What cannot leave (a generator made
+while tracing, an object holding graph tensors) is not written back, and the trace says why.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import re
+import types
+from typing import Any
+
+import tensorflow as tf
+
+from tfmagic.cell import CellCode
+from tfmagic.redefine import function_node, is_cell_function
+
+def holds_tensors(value: Any) -> bool:
+    """Whether a value a cell bound must leave the graph as a tensor (not a Python value)."""
+    if isinstance(value, tf.Variable):
+        return False  # the variable object itself is what the plain cell would bind
+    if tf.is_tensor(value):
+        return True
+    if isinstance(value, (list, tuple, dict)):
+        try:
+            return any(tf.is_tensor(v) and not isinstance(v, tf.Variable) for v in tf.nest.flatten(value))
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+RESULT_KEY = object()  # the last expression's entry among a trace's mixed containers
+
+
+_LEAVES = object()  # marks the parts of a value that leave the graph as tensors
+
+
+SYMBOLIC_TEXT = re.compile(r'Tensor\("[^"]*", shape=')
+
+
+def is_mixed(value: Any) -> bool:
+    """A list, tuple or dict holding tensors beside plain Python values."""
+    if not isinstance(value, (list, tuple, dict)):
+        return False
+    try:
+        leaves = tf.nest.flatten(value)
+    except (TypeError, ValueError):
+        return False
+    return any(not (tf.is_tensor(v) and not isinstance(v, tf.Variable)) for v in leaves)
+
+
+def split_mixed(value: Any) -> tuple[tuple, tuple]:
+    """The tensors of a mixed container (they leave the graph), and how to rebuild it around them."""
+    leaves = tf.nest.flatten(value)
+    is_tensor = [tf.is_tensor(v) and not isinstance(v, tf.Variable) for v in leaves]
+    template = (value, tuple(None if t else v for v, t in zip(leaves, is_tensor)), tuple(is_tensor))
+    return tuple(v for v, t in zip(leaves, is_tensor) if t), template
+
+
+def join_mixed(template: tuple, tensors) -> Any:
+    """The container as the plain cell would leave it: eager tensors and the trace's Python values."""
+    structure, python, is_tensor = template
+    flowing = iter(tensors)
+    leaves = [next(flowing) if t else v for v, t in zip(python, is_tensor)]
+    return tf.nest.pack_sequence_as(structure, leaves)
+
+
+def is_defined(value: Any) -> bool:
+    """False for AutoGraph's placeholders of names a branch or loop did not bind."""
+    return type(value).__name__ not in ("Undefined", "UndefinedReturnValue")
+
+
+def graph_bound(value: Any, depth: int = 0) -> bool:
+    """Whether a value holds tensors of a graph (usable only inside it): symbolic tensors, a graph
+    TensorArray, an assign's graph view of a variable, containers and the cell's own objects holding them."""
+    if isinstance(value, tf.Variable):
+        handle = getattr(value, "_handle", None)
+        return handle is not None and tf.is_symbolic_tensor(handle)
+    if isinstance(value, tf.TensorArray):
+        return tf.is_symbolic_tensor(value.flow)
+    if isinstance(value, tf.Tensor):
+        return tf.is_symbolic_tensor(value)
+    if isinstance(value, tf.data.Dataset):
+        variant = getattr(value, "_variant_tensor", None)
+        return variant is not None and tf.is_symbolic_tensor(variant)
+    if depth > 3:
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(graph_bound(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(graph_bound(v, depth + 1) for v in value.values())
+    if tf.is_tensor(value) or getattr(type(value), "__module__", "") in ("__tfmagic_cell__", "__main__"):
+        try:
+            parts = vars(value)
+        except TypeError:  # no __dict__
+            return False
+        return any(graph_bound(v, depth + 1) for v in parts.values())
+    return False
+
+
+def holds_graph_objects(value: Any) -> bool:
+    """A container holding what cannot leave the graph inside it (a TensorArray, a generator, an assign's result)."""
+    try:
+        leaves = tf.nest.flatten(value)
+    except (TypeError, ValueError):
+        return graph_bound(value)
+    for leaf in leaves:
+        if isinstance(leaf, (tf.TensorArray, tf.Variable)) or (tf.is_tensor(leaf) and not isinstance(leaf, tf.Tensor)):
+            if graph_bound(leaf):
+                return True
+        elif isinstance(leaf, (types.GeneratorType, collections.abc.Iterator)) and not tf.is_tensor(leaf):
+            return True
+        elif not tf.is_tensor(leaf) and graph_bound(leaf):
+            return True
+    return False
+
+
+def _tensor_array_rebuilder(array: tf.TensorArray):
+    """A function that makes an eager ``tf.TensorArray`` like ``array`` from its list (``array.flow``)."""
+    dtype = array.dtype
+    impl = getattr(array, "_implementation", array)
+    dynamic_size = bool(getattr(impl, "_dynamic_size", False))
+    infer_shape = bool(getattr(impl, "_infer_shape", True))
+    shape = array.element_shape
+
+    def rebuild(flow):
+        size = int(tf.raw_ops.TensorListLength(input_handle=flow))
+        element_shape = shape if shape.rank is not None else None
+        eager = tf.TensorArray(dtype, size=size, dynamic_size=dynamic_size, infer_shape=infer_shape,
+                               element_shape=element_shape)
+        if size == 0:
+            return eager
+        try:
+            stacked = tf.raw_ops.TensorListStack(input_handle=flow, element_dtype=dtype, element_shape=-1,
+                                                 num_elements=-1)
+            return eager.unstack(stacked)
+        except (tf.errors.OpError, ValueError):  # elements of different shapes, or some never written
+            pass
+        for index in range(size):
+            try:
+                item = tf.raw_ops.TensorListGetItem(input_handle=flow, index=index, element_shape=-1,
+                                                    element_dtype=dtype)
+            except tf.errors.OpError:  # never written: left unwritten, as the graph's array had it
+                continue
+            eager = eager.write(index, item)
+        return eager
+
+    return rebuild
+
+
+def place(value: Any, graph, values: dict, name: str | None = None, *, variable_for, code: CellCode) -> tuple[str, Any]:
+    """How one value the cell bound leaves the graph: ``(kind, payload)``.
+
+    Kinds: ``tensor`` (it leaves as a tensor, composite ones included), ``mixed`` (a container: its tensors leave,
+    the rest stays Python; payload from :func:`split_mixed`), ``rebuild`` (``(tensors, rebuild)``: made again
+    eagerly from its tensors, a ``tf.TensorArray`` as its list), ``function`` (a function the cell defined: its
+    node, to be defined again), ``python`` (the value itself), ``drop`` (it cannot leave the graph: payload says
+    why).  ``variable_for(value, graph, values)`` finds the variable behind an assign's graph view of it.
+    """
+    if isinstance(value, tf.TensorArray):
+        if not tf.is_symbolic_tensor(value.flow):
+            return "python", value
+        return "rebuild", (value.flow, _tensor_array_rebuilder(value))
+    if type(value).__module__.startswith("keras") and isinstance(getattr(value, "value", None), tf.Variable):
+        return "python", value  # a Keras variable: the object itself, as the plain cell binds it
+    if isinstance(value, tf.Variable):
+        if not graph_bound(value):
+            return "python", value
+        variable = variable_for(value, graph, values)
+        if variable is None:
+            return "drop", ("the variable-like value an assign returns inside a graph (it reads the graph's "
+                            "handle of the variable) cannot leave the graph; bind the variable itself")
+        return "python", variable
+    if isinstance(value, (types.GeneratorType, collections.abc.Iterator)) and not tf.is_tensor(value):
+        return "drop", (f"a {type(value).__name__} made while tracing would run later, outside the graph, on the "
+                        "trace's values (and a re-run that reuses the graph would give back the same, used "
+                        "one); make a list (list(...)) or a tf.data.Dataset")
+    if tf.is_tensor(value) or isinstance(value, tf.data.Dataset):
+        try:
+            leaves = tf.nest.flatten(value, expand_composites=True)
+        except (TypeError, ValueError, AttributeError):
+            leaves = None
+        if leaves is not None and all(tf.is_tensor(v) for v in leaves):
+            return "tensor", value
+        if not graph_bound(value):
+            return "python", value  # tf.IndexedSlices(values=[[1.]], indices=[0]): lists, as the plain cell has
+        if isinstance(value, tf.IndexedSlices):  # tensor parts leave the graph; lists stay, as in a plain cell
+            parts = (value.values, value.indices, value.dense_shape)
+            kept = tuple(_LEAVES if isinstance(p, tf.Tensor) else p for p in parts)
+            if not graph_bound(kept):
+                leaving = tuple(p for p in parts if isinstance(p, tf.Tensor))
+
+                def rebuild(tensors, kept=kept):
+                    flowing = iter(tensors)
+                    values, indices, shape = [next(flowing) if p is _LEAVES else p for p in kept]
+                    return tf.IndexedSlices(values, indices, shape)
+
+                return "rebuild", (leaving, rebuild)
+        return "drop", f"a {type(value).__name__} whose parts are not all tensors cannot leave the graph"
+    if isinstance(value, (list, tuple, dict)):
+        if holds_graph_objects(value):
+            return "drop", ("a container holding graph objects that cannot leave the graph (a TensorArray, "
+                            "a generator, an assign's result): bind them one by one")
+        if not holds_tensors(value):
+            return "python", value
+        if is_mixed(value):  # (x, 1, 'a'): only the tensors leave the graph; the rest stays Python
+            return "mixed", split_mixed(value)
+        return "tensor", value
+    if name is not None and is_cell_function(value):
+        return "function", function_node(code, name)
+    if graph_bound(value):
+        return "drop", (f"this {type(value).__name__} holds graph tensors made while tracing, which cannot be "
+                        "used outside the graph; bind the tensors themselves (they are written back)")
+    return "python", value

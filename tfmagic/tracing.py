@@ -34,10 +34,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfmagic import diagnostics, retracing, tracebacks
-from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell, cell_graph
+from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell
+from tfmagic.cellvars import CellVariables, EagerEffects
 from tfmagic.errors import RetraceLimitError
-from tfmagic.leaving import (RESULT_KEY, SYMBOLIC_TEXT, graph_bound, holds_tensors, is_defined, join_mixed,
-                             place)
+from tfmagic.leaving import RESULT_KEY, SYMBOLIC_TEXT, holds_tensors, is_defined, join_mixed, place
 from tfmagic.quiet import graph_only_deprecations
 from tfmagic.redefine import CELL_BUILTINS, CELL_MODULE, redefine
 
@@ -200,8 +200,8 @@ class CellFunction:
         self.options = options
         self.captured = {k: retracing.describe_object(v) for k, v in global_values.items()}
         self._variables = {k: v for k, v in global_values.items() if isinstance(v, tf.Variable)}
-        self._captured_objects = [v for v in global_values.values() if hasattr(v, "variables")
-                                  and not isinstance(v, tf.Variable)]
+        self.variables = CellVariables(self._variables.values(), [
+            v for v in global_values.values() if hasattr(v, "variables") and not isinstance(v, tf.Variable)])
         self._globals = global_values
         self._attributes = _attribute_targets(code.source)  # obj.t = ... on a captured object
         self._changed_globals = [n for n in global_values if n in code.mutated or n in self._attributes]
@@ -212,8 +212,6 @@ class CellFunction:
         self.traces: list[TraceRecord] = []  # the traces that ran, in order
         self._pending: list[TraceRecord] = []  # traces made during the current call
         self._same_python_values = True  # every trace bound the same Python values
-        self.created: list = []  # the variables the cell's traces created, in creation order (see _create_variable)
-        self._next_variable = 0  # which of them the trace running now asks for next
         self._code_findings: list | None = None
         namespace = dict(global_values)
         namespace["__builtins__"] = CELL_BUILTINS  # classes the cell defines are AutoGraph's own (see _build_class)
@@ -243,7 +241,7 @@ class CellFunction:
         (a generator, an object of the cell's own class holding tensors) is not written back, and the
         trace says why.  Returns the function's outputs: ``({name: tensors}, result tensors or None)``.
         """
-        self._next_variable = 0  # the next trace asks for the variables from the first again
+        self.variables.restart()  # the next trace asks for the variables from the first again
         loops, self._loops = self._loops, {}
         values = dict(zip(self.code.returned_names(self.params, self.forced), explicit))
         values = {k: v for k, v in values.items() if is_defined(v)}  # a Python loop that did not run
@@ -263,7 +261,7 @@ class CellFunction:
         record = TraceRecord(number=0, graph=graph, python_values={}, python_result=None, result_is_tensor=False)
         tensors = {}
         for name, value in values.items():
-            kind, payload = place(value, graph, values, name, variable_for=self._variable_for, code=self.code)
+            kind, payload = place(value, graph, values, name, variable_for=self.variables.variable_for, code=self.code)
             if kind == "tensor":
                 tensors[name] = payload
             elif kind == "mixed":
@@ -285,7 +283,7 @@ class CellFunction:
             label = f"{name}.{key}" if kind == "attr" else f"{name}[{key!r}]"
             record.slots.append((label, slot))
             tensors[label] = tensor
-        kind, payload = place(result, graph, values, variable_for=self._variable_for, code=self.code) if result is not None else ("python", None)
+        kind, payload = place(result, graph, values, variable_for=self.variables.variable_for, code=self.code) if result is not None else ("python", None)
         out = None
         if kind == "tensor":
             out = payload
@@ -341,81 +339,12 @@ class CellFunction:
                 if isinstance(item, tf.Tensor) and tf.is_symbolic_tensor(item) and item.graph is graph:
                     yield (name, kind, key), item
 
-    def makes_variables_anew(self) -> bool:
-        """Whether a re-run of the cell would create variables again, as a plain cell's re-run does: the cell's
-        own ``tf.Variable``\\ s and the layers, optimizers and modules it constructs, not the weights a captured
-        layer (or optimizer, module) built on its first call and keeps (a plain re-run reuses those)."""
-        if not self.created:
-            return False
-        kept = set()
-        for obj in self._captured_objects:
-            try:
-                kept |= {id(getattr(v, "value", v)) for v in obj.variables}
-            except Exception:  # an object whose variables cannot be listed: assume they are not its own
-                continue
-        return any(id(v) not in kept for v in self.created)
-
-    def _create_variable(self, next_creator, **kwargs):
-        """Every ``tf.Variable`` the cell makes while tracing (directly, in a Keras layer, an optimizer, a module).
-
-        The first trace creates each one once, eagerly (under ``tf.init_scope``, initialised at once, so code
-        that reads or assigns it while tracing sees its value); the traces TensorFlow makes after it get the
-        same variables again, in creation order, where a plain ``tf.function`` would refuse to create them.  An
-        initial value the graph computes (``tf.random.normal(...)``) is left to TensorFlow, which lifts its
-        initializer out of the graph on the first call.  Inside a graph ``if`` or loop a variable would exist
-        whether or not the branch runs: that is refused, with what to write instead.
-        """
-        index = self._next_variable
-        self._next_variable += 1
-        if index < len(self.created):
-            return self.created[index]
-        graph = tf.compat.v1.get_default_graph()
-        if type(graph).__name__ in _CONTROL_FLOW_GRAPHS:
-            raise ValueError(
-                "a tf.Variable is created inside a graph `if` or loop (its condition is a tensor): the variable "
-                "would exist whether or not that branch runs; create it before the `if` or loop "
-                "(v = tf.Variable(...)) and assign it inside (v.assign(...)), or make the condition a Python "
-                "value")
-        initial = kwargs.get("initial_value")
-        if tf.is_tensor(initial) and tf.is_symbolic_tensor(initial):
-            value = tf.get_static_value(initial)
-            if value is None:  # computed by the graph: TensorFlow lifts its initializer out of it
-                variable = next_creator(**kwargs)
-                self.created.append(variable)
-                return variable
-            initial = value
-        # The notebook's own creators (a distribution strategy's) still apply; tf.function's lifting does not.
-        arguments = {**kwargs, "initial_value": initial, "experimental_enable_variable_lifting": False}
-        with tf.init_scope(), self._effects.paused():  # its initialising assign is no trace-time effect of the cell's
-            variable = next_creator(**arguments)
-        self.created.append(variable)
-        return variable
-
-    def _variable_for(self, unread, graph, values: dict):
-        """The variable behind an assign's result inside the graph (``v.assign(...)`` returns a graph view of v)."""
-        handle = getattr(unread, "handle", None)
-        external = next((ext for ext, internal in graph.captures if internal is handle), None)
-        if external is None:
-            return None
-        candidates = list(self._variables.values()) + [v for v in values.values() if isinstance(v, tf.Variable)]
-        candidates += self.created
-        for obj in self._captured_objects:
-            try:
-                candidates += [getattr(v, "value", v) for v in getattr(obj, "variables", ())]
-            except Exception:  # an object whose variables cannot be listed: nothing to find there
-                continue
-        for variable in candidates:
-            if isinstance(variable, tf.Variable) and not graph_bound(variable) and variable.handle is external:
-                return variable
-        return None
-
     def concrete_function(self, args, function=None):
         """The cell traced for ``args`` without running it, its variables made as :meth:`run` makes them (once,
         eagerly: the graph of a cell that creates a ``tf.Variable`` can then be analysed, as ``%%tape`` does).
         ``function``: a ``tf.function`` that calls the cell's Python function (``%%tape``'s, with gradients)."""
-        self._next_variable = 0
-        self._effects = _EagerEffects(self.code)
-        with tf.variable_creator_scope(self._create_variable), graph_only_deprecations():
+        self.variables.restart(EagerEffects(self.code))
+        with self.variables.scope(), graph_only_deprecations():
             return (function or self.function).get_concrete_function(*args)
 
     @property
@@ -438,17 +367,16 @@ class CellFunction:
         count = self.function.experimental_get_tracing_count
         before = count()
         self._pending.clear()
-        self._next_variable = 0
-        self._effects = _EagerEffects(self.code)
+        effects = EagerEffects(self.code)
+        self.variables.restart(effects)
         try:
-            with self._effects, tf.variable_creator_scope(self._create_variable), \
-                    graph_only_deprecations():  # (the traces' graphs inherit the creator scope)
+            with effects, self.variables.scope(), graph_only_deprecations():  # the traces' graphs inherit the scope
                 tensors, tensor_result = self.function(*args)
         except Exception as exc:  # the user's code failed: show it at the cell's lines
             assigned = self._assigned_variables(args) if isinstance(exc, tf.errors.OpError) else []
             self._pending.clear()
             notes = [f.text for f in self.code_findings() if f.kind == "try_except"]
-            graph = self._effects.graph  # the failed trace's graph, as far as it got
+            graph = effects.graph  # the failed trace's graph, as far as it got
             notes += [f.text for f in diagnostics.find_mismatched_calls(graph, self.code)] if graph is not None else []
             raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes) from None
         traced = count() != before
@@ -558,8 +486,8 @@ class CellFunction:
         record.findings += diagnostics.find_converted_builtins(self.code.source, record.graph, self.code.filename,
                                                                LINE_OFFSET)
         record.findings += self._write_back_notes(record)
-        if not self.created:  # a cell that creates variables traces on every run: its init_scope code runs each time
-            record.findings += self._effects.findings()
+        if not self.variables.created:  # a cell creating variables traces on every run: init_scope code runs each time
+            record.findings += self.variables.effects.findings()
         record.findings.sort(key=lambda f: f.line or 0)
 
     def _write_back_notes(self, record: TraceRecord) -> list:
@@ -652,75 +580,6 @@ class CellFunction:
         self.traces.clear()
 
 
-class _EagerEffects:
-    """An op callback: the variable updates that ran eagerly while the cell traced (under ``tf.init_scope``).
-
-    Code under ``tf.init_scope`` runs while TensorFlow traces, once, and not when a later call reuses the
-    graph, where a plain cell runs it every time: each is a finding at the cell's line that ran it.
-    """
-
-    _STATEFUL = ("Assign", "ResourceApply", "ResourceScatter", "ResourceSparseApply")
-
-    def __init__(self, code: CellCode):
-        self.code = code
-        self.found: dict[int | None, str] = {}  # cell line -> the first op type that ran there
-        self.graph = None  # the cell's graph of the latest trace (kept for a trace that fails)
-        self._paused = 0
-
-    def __call__(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
-        if graph is not None:
-            self.graph = cell_graph(graph) or self.graph
-            return None
-        if self._paused or not op_type.startswith(self._STATEFUL):
-            return None
-        from tensorflow.python.framework.func_graph import FuncGraph
-        from tensorflow.python.util import tf_stack
-
-        if not isinstance(tf.compat.v1.get_default_graph(), FuncGraph):  # a graph's own run, not a trace
-            return None
-        line = None
-        for frame in reversed(tf_stack.extract_stack()):  # AutoGraph's lines mapped to the cell's
-            if frame.filename == self.code.filename:
-                line = self.code.cell_line(frame.lineno)
-                break
-        self.found.setdefault(line, op_type)
-        return None
-
-    def paused(self):
-        effects = self
-
-        class _Paused:
-            def __enter__(self):
-                effects._paused += 1
-
-            def __exit__(self, *exc):
-                effects._paused -= 1
-                return False
-
-        return _Paused()
-
-    def findings(self) -> list:
-        lines = self.code.source.splitlines()
-        return [diagnostics.Finding(
-            "init_scope", line, lines[line - 1] if line and 0 < line <= len(lines) else "",
-            f"a variable update ({op}) ran eagerly while TensorFlow traced (under tf.init_scope): it ran once, "
-            "now, and does not run when a later run reuses the graph, where a plain cell runs it every time",
-            "update the variable in the graph (v.assign_add(...) outside tf.init_scope), or run this line in a "
-            "plain cell") for line, op in self.found.items()]
-
-    def __enter__(self):
-        from tensorflow.python.framework import op_callbacks
-
-        op_callbacks.add_op_callback(self)
-        return self
-
-    def __exit__(self, *exc):
-        from tensorflow.python.framework import op_callbacks
-
-        op_callbacks.remove_op_callback(self)
-        return False
-
-
 class CellCache:
     """The cells' functions, keyed by source and options (or by ``-n NAME``), least recently used dropped first."""
 
@@ -806,7 +665,7 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
     previous = None
     if cache is not None:
         previous = cache.get(key)
-        if previous is not None and previous.signature == signature and not previous.makes_variables_anew():
+        if previous is not None and previous.signature == signature and not previous.variables.made_anew():
             if len(previous.traces) < MAX_TRACES_PER_FUNCTION or not retracing.would_trace(
                     previous.function, [namespace[p] for p in params]):
                 return previous
@@ -830,7 +689,7 @@ def _rebuild_changes(old: CellFunction, new: CellFunction) -> list:
         changes.append(retracing.ArgChange("the cell", "code", "", "its code changed"))
     if old.options != new.options:
         changes.append(retracing.ArgChange("the cell", "options", "", "its options changed"))
-    if old.makes_variables_anew():  # a plain cell's re-run makes new variables: so does a new function
+    if old.variables.made_anew():  # a plain cell's re-run makes new variables: so does a new function
         changes.append(_VARIABLES_CHANGE)
     elif old.signature == new.signature:
         changes.append(retracing.ArgChange(
@@ -898,9 +757,6 @@ def split_inputs(candidates: tuple[str, ...], namespace: dict, mutated: frozense
 
 
 _MUTABLE = (list, dict, set, bytearray)  # what a cell can change in place
-
-#: The graphs of a graph ``if``'s branches and a graph loop's body (a variable made there is refused).
-_CONTROL_FLOW_GRAPHS = frozenset({"CondBranchFuncGraph", "WhileCondFuncGraph", "WhileBodyFuncGraph"})
 
 _ARRAY_TYPES = (tf.Tensor, tf.SparseTensor, tf.RaggedTensor, np.ndarray, np.generic)
 

@@ -32,7 +32,7 @@ import io
 import linecache
 import symtable
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tfmagic.errors import CellSourceError, cell_syntax_error
 
@@ -71,6 +71,7 @@ class CellCode:
             so those are captured.
         has_result: whether the cell ends with an expression (its displayed result).
         quiet: whether that expression ends with ``;`` (no display, as IPython does).
+        tree: the cell's parsed source, parsed once and shared by everything that reads it.
     """
 
     source: str
@@ -87,6 +88,7 @@ class CellCode:
     loop_bound: dict = None  # name -> line of the top-level loop that binds it (and nothing else binds it)
     for_loops: tuple = ()  # (iterable, names its target and body bind) of each top-level for loop
     loop_targets: tuple = ()  # (line, target) of each top-level for loop: its iterable goes through LOOP_HELPER
+    tree: ast.Module | None = field(default=None, compare=False, repr=False)
 
     def function_source(self, params: tuple[str, ...], global_names: tuple[str, ...] = (),
                         forced: tuple[str, ...] = ()) -> str:
@@ -204,6 +206,7 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
             n for s in stmt.body if not isinstance(s, (ast.If, ast.For, ast.While, ast.Try, ast.With))
             for n in scope_names(s)[1])) for stmt in tree.body if isinstance(stmt, ast.For)),
         loop_targets=tuple((stmt.lineno, stmt.target) for stmt in loops),
+        tree=tree,
     )
 
 
@@ -481,6 +484,21 @@ def _definite(stmts: list[ast.stmt]) -> list[str]:
                 if name in final:
                     out.setdefault(name, None)
     return [n for n in out if n in final]
+
+
+def binding_lines(tree: ast.Module, name: str) -> list[int]:
+    """The lines of the cell's top-level statements that bind ``name``, in order.
+
+    >>> binding_lines(ast.parse("a = 1\\nb = a\\nfor a in range(2):\\n    pass"), "a")
+    [1, 3]
+    """
+    return [stmt.lineno for stmt in tree.body if name in assigned_names([stmt])]
+
+
+def binding_line(tree: ast.Module, name: str) -> int | None:
+    """The line of the cell's last top-level statement that binds ``name`` (where notes about it point)."""
+    lines = binding_lines(tree, name)
+    return lines[-1] if lines else None
 
 
 def assigned_names(stmts: list[ast.stmt]) -> list[str]:

@@ -274,7 +274,7 @@ def _dotted(node: ast.AST) -> str:
 
 def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "numpy"),
                          local_names: frozenset[str] = frozenset(),
-                         in_place: frozenset[str] = frozenset()) -> list[Finding]:
+                         in_place: frozenset[str] = frozenset(), tree: ast.Module | None = None) -> list[Finding]:
     """Python code in a function's source that runs only while tracing.
 
     Args:
@@ -287,7 +287,7 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
         The findings, in source order.
     """
     try:
-        tree = ast.parse(source)
+        tree = tree or ast.parse(source)  # a cell's tree is parsed once (CellCode.tree)
     except SyntaxError:
         return []
     lines = source.splitlines()
@@ -374,7 +374,8 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
     return findings
 
 
-def find_unrolled_loops(source: str, graph, filename: str, line_offset: int) -> list[Finding]:
+def find_unrolled_loops(source: str, graph, filename: str, line_offset: int, tree: ast.Module | None = None
+                        ) -> list[Finding]:
     """Python ``for ... in range(...)`` loops that tracing unrolled, with how many copies they made.
 
     Args:
@@ -382,9 +383,10 @@ def find_unrolled_loops(source: str, graph, filename: str, line_offset: int) -> 
         graph: the traced graph (its ops' tracebacks name the lines that made them).
         filename: the file name the function's source was compiled under.
         line_offset: source line + offset = line in that file.
+        tree: the source already parsed (a cell's ``CellCode.tree``).
     """
     try:
-        tree = ast.parse(source)
+        tree = tree or ast.parse(source)  # a cell's tree is parsed once (CellCode.tree)
     except SyntaxError:
         return []
     loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and isinstance(n.iter, ast.Call)
@@ -436,7 +438,8 @@ def explain_variable_creation(message: str, line: int | None, code: str) -> Find
         "v.assign(...) / v.assign_add(...)")
 
 
-def find_pruned_lines(source: str, graph, filename: str, line_offset: int) -> list[Finding]:
+def find_pruned_lines(source: str, graph, filename: str, line_offset: int, tree: ast.Module | None = None
+                      ) -> list[Finding]:
     """Expression statements whose ops nothing uses: TensorFlow prunes them, so they never run.
 
     A plain cell runs ``tf.gather(x, 10)`` and fails; in a graph an op whose output no output and no
@@ -448,9 +451,10 @@ def find_pruned_lines(source: str, graph, filename: str, line_offset: int) -> li
         graph: the traced graph.
         filename: the file name the function's source was compiled under.
         line_offset: source line + offset = line in that file.
+        tree: the source already parsed (a cell's ``CellCode.tree``).
     """
     try:
-        tree = ast.parse(source)
+        tree = tree or ast.parse(source)  # a cell's tree is parsed once (CellCode.tree)
     except SyntaxError:
         return []
     last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
@@ -608,7 +612,8 @@ def explain_graph_only(message: str, line: int | None, code: str) -> Finding | N
     return None
 
 
-def find_converted_builtins(source: str, graph, filename: str, line_offset: int) -> list[Finding]:
+def find_converted_builtins(source: str, graph, filename: str, line_offset: int, tree: ast.Module | None = None
+                            ) -> list[Finding]:
     """``int(t)`` / ``float(t)`` / ``bool(t)`` of a tensor: AutoGraph makes it a ``tf.cast``, so the name holds a
     tensor where a plain cell holds a Python number.
 
@@ -617,9 +622,10 @@ def find_converted_builtins(source: str, graph, filename: str, line_offset: int)
         graph: the traced graph (a ``Cast`` op made on the call's line tells that it got a tensor).
         filename: the file name the function's source was compiled under.
         line_offset: source line + offset = line in that file.
+        tree: the source already parsed (a cell's ``CellCode.tree``).
     """
     try:
-        tree = ast.parse(source)
+        tree = tree or ast.parse(source)  # a cell's tree is parsed once (CellCode.tree)
     except SyntaxError:
         return []
     calls = {}

@@ -15,7 +15,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfmagic.cell import CellCode
+from tfmagic import diagnostics
+from tfmagic.cell import CellCode, binding_line
 from tfmagic.redefine import function_node, is_cell_function
 
 def holds_tensors(value: Any) -> bool:
@@ -215,3 +216,56 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
         return "drop", (f"this {type(value).__name__} holds graph tensors made while tracing, which cannot be "
                         "used outside the graph; bind the tensors themselves (they are written back)")
     return "python", value
+
+
+def write_back_notes(record, code: CellCode) -> list:
+    """One finding per name (or result) of a trace (``tracing.TraceRecord``) that does not leave the graph as the
+    plain cell's would, at the line that binds it."""
+    lines = code.source.splitlines()
+    notes = []
+    for name in record.texts:
+        line = binding_line(code.tree, name)
+        code = lines[line - 1] if line and 0 < line <= len(lines) else ""
+        notes.append(diagnostics.Finding(
+            "symbolic_text", line, code,
+            f"{name} holds the text of a symbolic tensor, formatted while tracing: it shows no values, where a "
+            "plain cell's text shows them", "format in the graph (tf.strings.format('{}', t), "
+            "tf.strings.as_string(t)), or format in a plain cell"))
+    loops = (  # names a loop binds that stay behind: (names, where they were bound, and what to do)
+        (record.kept_inside, "bound inside a graph loop, AutoGraph keeps them inside the graph unless the cell "
+         "reads them after the loop (a plain cell leaves them bound)",
+         lambda listed: "bind what you need before the loop and read it after the loop"),
+        (record.python_loop_kept, "bound in the body of this Python loop, which AutoGraph runs while tracing "
+         "and keeps only the names the cell reads after it (a plain cell leaves them bound)",
+         lambda listed: f"read {listed} after the loop, or loop over list(...) so that tfmagic sees a Python "
+         "loop before tracing"))
+    for kept, why, fix in loops:
+        by_loop: dict[int, list[str]] = {}
+        for name in kept:
+            by_loop.setdefault(code.loop_bound[name], []).append(name)
+        for line, names in by_loop.items():
+            listed = ", ".join(names)
+            verb = "is" if len(names) == 1 else "are"
+            notes.append(diagnostics.Finding(
+                "loop_name", line, lines[line - 1] if 0 < line <= len(lines) else "",
+                f"{listed} {verb} not written back: {why}", fix(listed)))
+    for name in record.rebuild:
+        if isinstance(name, str) and f"{name}.read(" in code.source:
+            line = binding_line(code.tree, name)
+            notes.append(diagnostics.Finding(
+                "tensorarray", line, lines[line - 1] if line and 0 < line <= len(lines) else "",
+                f"{name} comes back as an eager TensorArray rebuilt from its contents: every element is there, "
+                "where an eager TensorArray clears an element when it is read (clear_after_read)",
+                "read the elements you need in the cell (they are written back)"))
+    for name, reason in record.dropped.items():
+        if name is RESULT_KEY:
+            line = len(lines)
+            while line > 1 and not lines[line - 1].strip():
+                line -= 1
+            what = "the cell's last expression is not shown"
+        else:
+            line = binding_line(code.tree, name)
+            what = f"{name} is not written back"
+        # one line: what the cell binds that stays behind, and why
+        notes.append(diagnostics.Finding("write_back", None, "", f"line {line}: {what}: {reason}"))
+    return notes

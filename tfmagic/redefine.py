@@ -216,12 +216,8 @@ def _cell_filled(cell) -> bool:
 
 def function_node(code: CellCode, name: str):
     """The cell's top-level ``def NAME`` (decorated too), ``class NAME`` or ``NAME = lambda ...`` (the last one)."""
-    try:
-        tree = ast.parse(code.source)
-    except SyntaxError:
-        return None
     found = None
-    for stmt in tree.body:
+    for stmt in code.tree.body if code.tree is not None else ():
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and stmt.name == name:
             found = stmt
         elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Lambda) and \

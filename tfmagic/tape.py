@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmagic import tracebacks
-from tfmagic.cell import assigned_names
+from tfmagic.cell import assigned_names, binding_line, binding_lines
 from tfmagic.errors import CellSourceError, OptionError, TfMagicError, cell_syntax_error
 from tfmagic.graph import STOP_OPS
 
@@ -613,7 +613,7 @@ def _explain_nones(run: TapeRun, code: TapeCode, before: dict, after: dict, opti
             source.fix = f"make it a float: tf.cast({name}, tf.float32), or create it with a float dtype"
             continue
         if isinstance(earlier, tf.Variable) and not isinstance(value, tf.Variable):
-            line = _binding_line(tree, name)
+            line = next(iter(binding_lines(tree, name)), None)  # the first line that rebound it
             source.line = line
             source.cause = (f"{name} was a tf.Variable, and line {line} rebound it to a tensor: the tape watched "
                             f"the variable, not the new tensor")
@@ -633,7 +633,7 @@ def _explain_nones(run: TapeRun, code: TapeCode, before: dict, after: dict, opti
             if analysis is None:
                 analysis = _GraphAnalysis.build(code, before, options, run)
             if not analysis.recorded(name):
-                line = _binding_line(tree, name)
+                line = binding_line(tree, name)
                 source.line = line
                 source.cause = (f"{name} (line {line}) is computed from constants only, nothing the tape watches, "
                                 "so the tape records nothing that leads to it")
@@ -659,14 +659,6 @@ def _not_watched(name: str, variable, options: TapeOptions) -> tuple[str, str]:
 
 def _is_variable_like(value) -> bool:
     return isinstance(getattr(value, "value", None), tf.Variable)
-
-
-def _binding_line(tree: ast.Module, name: str) -> int | None:
-    for stmt in tree.body:
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == name:
-                return stmt.lineno
-    return None
 
 
 def _trace_cell(code: TapeCode, before: dict):

@@ -37,7 +37,7 @@ from tfmagic import diagnostics, retracing, tracebacks
 from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell
 from tfmagic.cellvars import CellVariables, EagerEffects
 from tfmagic.errors import RetraceLimitError
-from tfmagic.leaving import RESULT_KEY, SYMBOLIC_TEXT, holds_tensors, is_defined, join_mixed, place
+from tfmagic.leaving import RESULT_KEY, SYMBOLIC_TEXT, holds_tensors, is_defined, join_mixed, place, write_back_notes
 from tfmagic.quiet import graph_only_deprecations
 from tfmagic.redefine import CELL_BUILTINS, CELL_MODULE, redefine
 
@@ -203,7 +203,7 @@ class CellFunction:
         self.variables = CellVariables(self._variables.values(), [
             v for v in global_values.values() if hasattr(v, "variables") and not isinstance(v, tf.Variable)])
         self._globals = global_values
-        self._attributes = _attribute_targets(code.source)  # obj.t = ... on a captured object
+        self._attributes = _attribute_targets(code.tree)  # obj.t = ... on a captured object
         self._changed_globals = [n for n in global_values if n in code.mutated or n in self._attributes]
         # A rebuilt cell (a new captured object, new code under -n NAME) goes on counting its traces.
         self.first_number = previous.trace_count if previous is not None else 0
@@ -479,74 +479,23 @@ class CellFunction:
             record.nearest = self.first_number or None
         if earlier_graph is not None:
             record.diff = retracing.graph_diff(earlier_graph, record.graph)
-        record.findings = self.code_findings() + diagnostics.find_unrolled_loops(
-            self.code.source, record.graph, self.code.filename, LINE_OFFSET)
-        record.findings += diagnostics.find_pruned_lines(self.code.source, record.graph, self.code.filename,
-                                                         LINE_OFFSET)
-        record.findings += diagnostics.find_converted_builtins(self.code.source, record.graph, self.code.filename,
-                                                               LINE_OFFSET)
-        record.findings += self._write_back_notes(record)
+        code = self.code
+        record.findings = self.code_findings()
+        for find in (diagnostics.find_unrolled_loops, diagnostics.find_pruned_lines,
+                     diagnostics.find_converted_builtins):
+            record.findings += find(code.source, record.graph, code.filename, LINE_OFFSET, tree=code.tree)
+        record.findings += write_back_notes(record, self.code)
         if not self.variables.created:  # a cell creating variables traces on every run: init_scope code runs each time
             record.findings += self.variables.effects.findings()
         record.findings.sort(key=lambda f: f.line or 0)
-
-    def _write_back_notes(self, record: TraceRecord) -> list:
-        """One finding per name (or result) that does not leave the graph, at the line that binds it."""
-        lines = self.code.source.splitlines()
-        notes = []
-        for name in record.texts:
-            line = binding_line(self.code.source, name)
-            code = lines[line - 1] if line and 0 < line <= len(lines) else ""
-            notes.append(diagnostics.Finding(
-                "symbolic_text", line, code,
-                f"{name} holds the text of a symbolic tensor, formatted while tracing: it shows no values, where a "
-                "plain cell's text shows them", "format in the graph (tf.strings.format('{}', t), "
-                "tf.strings.as_string(t)), or format in a plain cell"))
-        loops = (  # names a loop binds that stay behind: (names, where they were bound, and what to do)
-            (record.kept_inside, "bound inside a graph loop, AutoGraph keeps them inside the graph unless the cell "
-             "reads them after the loop (a plain cell leaves them bound)",
-             lambda listed: "bind what you need before the loop and read it after the loop"),
-            (record.python_loop_kept, "bound in the body of this Python loop, which AutoGraph runs while tracing "
-             "and keeps only the names the cell reads after it (a plain cell leaves them bound)",
-             lambda listed: f"read {listed} after the loop, or loop over list(...) so that tfmagic sees a Python "
-             "loop before tracing"))
-        for kept, why, fix in loops:
-            by_loop: dict[int, list[str]] = {}
-            for name in kept:
-                by_loop.setdefault(self.code.loop_bound[name], []).append(name)
-            for line, names in by_loop.items():
-                listed = ", ".join(names)
-                verb = "is" if len(names) == 1 else "are"
-                notes.append(diagnostics.Finding(
-                    "loop_name", line, lines[line - 1] if 0 < line <= len(lines) else "",
-                    f"{listed} {verb} not written back: {why}", fix(listed)))
-        for name in record.rebuild:
-            if isinstance(name, str) and f"{name}.read(" in self.code.source:
-                line = binding_line(self.code.source, name)
-                notes.append(diagnostics.Finding(
-                    "tensorarray", line, lines[line - 1] if line and 0 < line <= len(lines) else "",
-                    f"{name} comes back as an eager TensorArray rebuilt from its contents: every element is there, "
-                    "where an eager TensorArray clears an element when it is read (clear_after_read)",
-                    "read the elements you need in the cell (they are written back)"))
-        for name, reason in record.dropped.items():
-            if name is RESULT_KEY:
-                line = len(lines)
-                while line > 1 and not lines[line - 1].strip():
-                    line -= 1
-                what = "the cell's last expression is not shown"
-            else:
-                line = binding_line(self.code.source, name)
-                what = f"{name} is not written back"
-            # one line: what the cell binds that stays behind, and why
-            notes.append(diagnostics.Finding("write_back", None, "", f"line {line}: {what}: {reason}"))
-        return notes
 
     def code_findings(self) -> list:
         """Trace-time pitfalls visible in the cell's source (computed once)."""
         if self._code_findings is None:
             self._code_findings = diagnostics.find_source_pitfalls(
                 self.code.source, local_names=frozenset(self.code.assigned) - set(self.code.candidates),
-                in_place=frozenset(n for n in self.global_names if isinstance(self._globals[n], _MUTABLE)))
+                in_place=frozenset(n for n in self.global_names if isinstance(self._globals[n], _MUTABLE)),
+                tree=self.code.tree)
         return self._code_findings
 
     def _check_trace_limit(self, args: list, max_traces: int) -> None:
@@ -792,14 +741,10 @@ def _unpack_target(target: ast.AST, item: Any) -> dict[str, Any]:
     return {}
 
 
-def _attribute_targets(source: str) -> dict[str, set[str]]:
+def _attribute_targets(tree: ast.Module | None) -> dict[str, set[str]]:
     """``{name: {attr}}`` for each ``name.attr = ...`` in the cell."""
     out: dict[str, set[str]] = {}
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return out
-    for node in ast.walk(tree):
+    for node in ast.walk(tree) if tree is not None else ():
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and isinstance(node.value, ast.Name):
             out.setdefault(node.value.id, set()).add(node.attr)
     return out
@@ -815,18 +760,3 @@ def _same_python(a: TraceRecord, b: TraceRecord) -> bool:
                    for x, y in pairs)
     except Exception:  # values that do not compare: assume they differ
         return False
-
-
-def binding_line(source: str, name: str) -> int | None:
-    """The line of the cell's last top-level statement that binds ``name`` (for notes about it)."""
-    from tfmagic.cell import assigned_names
-
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    line = None
-    for stmt in tree.body:
-        if name in assigned_names([stmt]):
-            line = stmt.lineno
-    return line

@@ -325,7 +325,8 @@ def _dtype_fix(change: ArgChange) -> str:
 
 @dataclass
 class Trace:
-    """One trace of a ``tf.function``.
+    """One trace of a ``tf.function``: the one record of a trace, which a ``%%tfgraph`` cell's trace
+    (``tracing.TraceRecord``) extends with what the cell's values did.
 
     Attributes:
         number: 1 for the first trace, 2 for the next, ...
@@ -333,11 +334,11 @@ class Trace:
         changes: how it differs from the nearest earlier trace (empty for the first).
         fixes: what would avoid this retrace.
         nearest: the number of the earlier trace it was compared with.
-        concrete: the concrete function (its ``.graph`` is the traced graph).
+        concrete: the concrete function (its ``.graph`` is the traced graph), where one is kept.
     """
 
     number: int
-    signature: dict[str, Any]
+    signature: dict[str, Any] = field(default_factory=dict)
     changes: list[ArgChange] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     nearest: int | None = None

@@ -62,21 +62,17 @@ class FunctionOptions:
     autograph: bool = True
 
 
-@dataclass
-class TraceRecord:
-    """One trace of a cell: the graph TensorFlow built and the Python values it produced.
+@dataclass(kw_only=True)
+class TraceRecord(retracing.Trace):
+    """One trace of a cell: a :class:`retracing.Trace` (number, signature, changes, fixes, nearest, reason) with
+    the graph TensorFlow built and the Python values it produced.
 
     Attributes:
-        number: 1 for the cell's first trace, 2 for the next, ...
         graph: the ``FuncGraph`` of the trace.
         python_values: names the trace bound to plain Python values (not tensors);
             a ``tf.function`` computes these once, while tracing.
         python_result: the last expression's value when it is not a tensor.
         result_is_tensor: whether the last expression's value leaves the graph as a tensor.
-        signature: argument name -> TensorFlow trace type.
-        changes: how it differs from the nearest earlier trace (``retracing.ArgChange``).
-        fixes: what would have avoided it.
-        nearest: the number of the earlier trace it was compared with.
         diff: what changed in the graph against that trace (``tracediff.GraphDiff``).
         findings: trace-time pitfalls this trace ran into (``diagnostics.Finding``).
         mixed: containers holding tensors and Python values: how to rebuild them around their tensors.
@@ -92,15 +88,10 @@ class TraceRecord:
         python_loop_kept: names the body of a Python loop binds that AutoGraph did not keep (not written back).
     """
 
-    number: int
     graph: Any
     python_values: dict[str, Any]
     python_result: Any
     result_is_tensor: bool
-    signature: dict[str, Any] = field(default_factory=dict)
-    changes: list = field(default_factory=list)
-    fixes: list[str] = field(default_factory=list)
-    nearest: int | None = None
     diff: Any = None
     findings: list = field(default_factory=list)
     mixed: dict[str, Any] = field(default_factory=dict)
@@ -112,13 +103,6 @@ class TraceRecord:
     kept_inside: list = field(default_factory=list)
     python_loop_kept: list = field(default_factory=list)
     redefined: dict = field(default_factory=dict)  # name -> the user's own function or class, once defined
-
-    @property
-    def reason(self) -> str:
-        """Why this trace happened, in one line."""
-        if self.changes:
-            return "; ".join(c.text for c in self.changes)
-        return "first run" if self.number == 1 else "a signature TensorFlow could not reuse"
 
 
 @dataclass

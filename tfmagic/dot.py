@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfmagic.graph import GraphModel, Op, layer_scope
+from tfmagic.graph import GraphModel, Op, Overlay, layer_scope
 
 #: Fill colour, border colour and shape of each kind of op.
 STYLES: dict[str, tuple[str, str, str]] = {
@@ -109,13 +109,14 @@ def layer_names(model: GraphModel) -> frozenset[str]:
     return frozenset(found)
 
 
-def _readable_label(op: Op, layers: frozenset[str] = frozenset()) -> str:
+def _readable_label(op: Op, layers: frozenset[str] = frozenset(), overlay: Overlay | None = None) -> str:
     """A node's label in the readable view: the user's names first, TensorFlow's type for the rest."""
     from tfmagic.readable import short_name
 
     shape = op.outputs[0].label if op.outputs else ""
-    if op.detail.startswith("source "):  # a gradient drawing's source: its name and status
-        return f"{op.label}\nsource: {op.mark}" if op.label else op.detail
+    note = overlay.note(op.name) if overlay is not None else ""  # a gradient drawing's source or target
+    if op.name in (overlay.sources if overlay is not None else ()):  # a source: its name and status
+        return f"{op.label}\nsource: {overlay.gradient[op.name]}" if op.label else note
     if op.kind == "variable":
         return op.label or op.detail or op.name
     if op.kind == "input":
@@ -138,18 +139,19 @@ def _readable_label(op: Op, layers: frozenset[str] = frozenset()) -> str:
         lines.append(", ".join(op.operands))
     if op.label:
         lines.append(op.label)
-    if op.detail.startswith("source ") or op.detail == "target":
-        lines.append(op.detail)
+    if note:
+        lines.append(note)
     return "\n".join(lines)
 
 
-def _label(op: Op) -> str:
+def _label(op: Op, overlay: Overlay | None = None) -> str:
+    note = overlay.note(op.name) if overlay is not None else ""
     if op.kind == "variable":
-        return f"variable\n{op.detail or op.name}"
+        return f"variable\n{op.detail or op.name}" + (f"\n{note}" if note else "")
     if op.kind == "scope":
         return f"{op.name}\n{op.type}"
-    if op.detail.startswith("source ") or op.detail == "target":
-        return f"{op.type}\n{op.name}\n{op.detail}"
+    if note:
+        return f"{op.type}\n{op.name}\n{note}"
     if op.kind == "input":
         name = f"{op.name} ({op.detail})" if op.detail else op.name
         return f"{name}\n{op.outputs[0].label}" if op.outputs else name
@@ -266,15 +268,17 @@ class _Writer:
         self.used: dict[str, None] = {}  # node kinds and line/box styles drawn, for the legend
         self.consumers: dict[str, list[str]] = {}  # node id -> the nodes its tensors feed
         self.layers: frozenset[str] = frozenset()  # Keras layers' own names (readable view's scope labels)
+        self.overlay = Overlay()  # what the drawing lays over the model being written (graph.Overlay)
 
     def node(self, node_id: str, op: Op, indent: str) -> None:
         self.used[op.kind] = None
-        if op.mark:
-            self.used[op.mark if op.mark in ("stopped", "disconnected", "added", "removed") else "path"] = None
+        mark = self.overlay.mark(op.name)
+        if mark:
+            self.used[mark if mark in ("stopped", "disconnected", "added", "removed") else "path"] = None
         fill, border, shape = STYLES[op.kind]
         if op.device in self.device_colours and op.kind in ("op", "control_flow", "output", "backward"):
             fill = self.device_colours[op.device]
-        label = _readable_label(op, self.layers) if self.options.readable else _label(op)
+        label = _readable_label(op, self.layers, self.overlay) if self.options.readable else _label(op, self.overlay)
         tooltip = op.type + " " + op.name
         heat = self.options.heat
         if heat is not None and node_id in heat:  # a profiled drawing: filled by its share of the time
@@ -290,8 +294,8 @@ class _Writer:
         style = '"rounded,filled"' if shape == "box" and op.kind != "constant" else "filled"
         if op.kind == "control_flow":
             style = '"filled,bold"'
-        if op.mark:
-            border, width, extra_style = MARKS[op.mark]
+        if mark:
+            border, width, extra_style = MARKS[mark]
             extra += f" penwidth={width}"
             if extra_style:
                 style = f'"{style.strip(chr(34))},{extra_style}"'
@@ -301,6 +305,11 @@ class _Writer:
         )
 
     def graph(self, model: GraphModel, prefix: str, indent: str, strip: str = "") -> None:
+        outer, self.overlay = self.overlay, model.overlay  # a function body's ops have an overlay of their own
+        self._graph(model, prefix, indent, strip)
+        self.overlay = outer
+
+    def _graph(self, model: GraphModel, prefix: str, indent: str, strip: str = "") -> None:
         for edge in model.edges:
             if not edge.control:
                 self.consumers.setdefault(prefix + edge.src, []).append(prefix + edge.dst)
@@ -334,7 +343,7 @@ class _Writer:
 
     def _backward_below_target(self, model: GraphModel, prefix: str, indent: str) -> None:
         """In a gradient drawing, the backward ops sit below the forward pass's target (invisible edges)."""
-        target = next((n for n, op in model.ops.items() if op.detail == "target"), None)
+        target = model.overlay.target
         if target is None:
             return
         fed_by_backward = {e.dst for e in model.edges if model.ops.get(e.src) and model.ops[e.src].kind == "backward"}

@@ -84,7 +84,6 @@ class Op:
         device: the device TensorFlow assigned, if any.
         detail: a short extra line: a constant's value, an input's parameter name.
         subgraphs: the functions a control-flow op runs, as ``(label, GraphModel)``.
-        mark: in a gradient drawing, ``path`` or a source's status; in a trace diff, ``added`` or ``removed``.
         stateful: TensorFlow keeps the op even when nothing reads its result (an assign, a print).
         label: the user's name for it (``u``, ``steps``, ``hidden/kernel``), where it has one.
         operands: in the readable view, the small constants it reads, as its label shows them (``+ 10``).
@@ -105,7 +104,6 @@ class Op:
     device: str = ""
     detail: str = ""
     subgraphs: list[tuple[str, "GraphModel"]] = field(default_factory=list)
-    mark: str = ""  # "path" (between a source and the target), or a source's status
     stateful: bool = False
     label: str = ""
     operands: list = field(default_factory=list)
@@ -121,8 +119,44 @@ class Op:
 
 
 @dataclass
+class Overlay:
+    """What a drawing lays over a graph model, by op name, beside it (as Model Explorer keeps per-node data beside
+    its graph): a gradient drawing's roles and a trace diff's marks.  The ops themselves keep only what
+    TensorFlow and the user's code say.  (A profile's times are the drawing's own: ``dot.DotOptions.heat``.)
+
+    Attributes:
+        gradient: op name -> its role in a gradient drawing: ``target``, ``path`` (between a source and the
+            target), or a source's status (``connected``, ``stopped``, ``disconnected``).
+        sources: op name -> the name of the gradient's source it is.
+        diff: op name -> ``added`` (only in the new trace) or ``removed`` (only in the earlier one).
+    """
+
+    gradient: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    diff: dict[str, str] = field(default_factory=dict)
+
+    def mark(self, name: str) -> str:
+        """How the op is drawn: a diff's mark, else its gradient role (the target on the path); ``""``: plain."""
+        if name in self.diff:
+            return self.diff[name]
+        role = self.gradient.get(name, "")
+        return "path" if role == "target" else role
+
+    def note(self, name: str) -> str:
+        """The line a gradient drawing adds to the op: ``source w1: stopped``, ``target`` or ``""``."""
+        if name in self.sources:
+            return f"source {self.sources[name]}: {self.gradient.get(name, '')}"
+        return "target" if self.gradient.get(name) == "target" else ""
+
+    @property
+    def target(self) -> str | None:
+        """The gradient's target op, in a gradient drawing."""
+        return next((name for name, role in self.gradient.items() if role == "target"), None)
+
+
+@dataclass
 class GraphModel:
-    """A traced graph: its ops in order, its edges, and its inputs and outputs."""
+    """A traced graph: its ops in order, its edges, its inputs and outputs, and what a drawing lays over it."""
 
     name: str
     ops: dict[str, Op]
@@ -130,6 +164,7 @@ class GraphModel:
     inputs: list[str]
     outputs: list[str]
     output_tensors: list[tuple[str, int]] = field(default_factory=list)  # the function's outputs, in order
+    overlay: Overlay = field(default_factory=lambda: Overlay())
 
     def count(self, kind: str | None = None) -> int:
         """How many ops (of a kind) the graph has, its sub-graphs not included."""
@@ -518,17 +553,18 @@ def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str,
         op = model.ops.get(op_name)
         if op is None:
             continue
-        op.mark = status.get(name, "")
+        overlay = model.overlay
+        if status.get(name):
+            overlay.gradient[op_name] = status[name]
+            overlay.sources[op_name] = name
         op.label = op.label or name
-        op.detail = f"source {name}: {op.mark}" if op.mark else op.detail
         if status.get(name) == "connected":
             path |= (walk(op_name, children) & upstream) - stops
     for op_name in path:
-        if not model.ops[op_name].mark:
-            model.ops[op_name].mark = "path"
+        model.overlay.gradient.setdefault(op_name, "path")
     if target in model.ops:
-        model.ops[target].mark = model.ops[target].mark or "path"
-        model.ops[target].detail = "target"
+        if target not in model.overlay.sources:
+            model.overlay.gradient[target] = "target"
         if target_name and target_name != "target":  # named as the cell names it (loss)
             model.ops[target].label = model.ops[target].label or target_name
     for edge in model.edges:
@@ -638,7 +674,7 @@ def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) ->
         edges.append(Edge(src, dst, edge.tensor, edge.src_index))
     inputs = list(dict.fromkeys(group[n] for n in model.inputs if n in group))
     outputs = list(dict.fromkeys(group[n] for n in model.outputs if n in group))
-    return GraphModel(model.name, ops, edges, inputs, outputs)
+    return GraphModel(model.name, ops, edges, inputs, outputs, overlay=model.overlay)
 
 
 #: A drawing expected taller than this (points, about two screens) starts collapsed by name scope, where
@@ -694,7 +730,7 @@ def cut(model: GraphModel, max_nodes: int) -> GraphModel:
         kept[name] = dataclasses.replace(op, subgraphs=[])
     edges = [e for e in model.edges if e.src in kept and e.dst in kept]
     return GraphModel(model.name, kept, edges, [n for n in model.inputs if n in kept],
-                      [n for n in model.outputs if n in kept])
+                      [n for n in model.outputs if n in kept], overlay=model.overlay)
 
 
 def _first_branching_depth(model: GraphModel, deepest: int = 4) -> int:

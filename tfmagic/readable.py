@@ -137,7 +137,7 @@ class _Simplifier:
         inputs = [n for n in self.model.inputs if n in self.ops]
         kept = [(n, i) for n, i in self.model.output_tensors if n in self.ops]
         return GraphModel(self.model.name, self.ops, self.edges, inputs,
-                          sorted({n for n in self.model.outputs if n in self.ops}), kept)
+                          sorted({n for n in self.model.outputs if n in self.ops}), kept, self.model.overlay)
 
     def _drop_control(self) -> None:
         control = [e for e in self.edges if e.control]
@@ -407,7 +407,7 @@ class _Simplifier:
     def _removable(self, op: Op, placeholders: bool) -> bool:
         if op.kind == "output" or op.stateful and op.type != "Placeholder":
             return False
-        if op.mark or op.detail == "target":  # a gradient drawing keeps the forward pass it explains
+        if op.name in self.model.overlay.gradient:  # a gradient drawing keeps the forward pass it explains
             return False
         if op.type == "Placeholder":
             return placeholders and bool(self.role)

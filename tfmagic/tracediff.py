@@ -21,7 +21,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 
-from tfmagic.graph import GraphModel
+from tfmagic.graph import GraphModel, Overlay
 
 #: TensorFlow's counters in names: ``sgd_1/Identity``, ``cond_true_76``, ``while/body/_12``.
 _COUNTER = re.compile(r"(_\d+)+(?=/|$)")
@@ -194,12 +194,13 @@ def diff_models(old: GraphModel, new: GraphModel) -> tuple[GraphModel, DiffCount
     pairs = match_ops(old, new)
     paired = set(pairs.values())
     ops = {}
+    overlay = Overlay()
     for name, op in new.ops.items():
         mine = copy.copy(op)
         mine.operands = list(op.operands)
         earlier = old.ops.get(pairs[name]) if name in pairs else None
         if earlier is None:
-            mine.mark = "added"
+            overlay.diff[name] = "added"
         mine.subgraphs = []
         for label, sub in op.subgraphs:
             before = next((s for l, s in earlier.subgraphs if l == label), None) if earlier is not None else None
@@ -209,9 +210,10 @@ def diff_models(old: GraphModel, new: GraphModel) -> tuple[GraphModel, DiffCount
     for name, op in old.ops.items():
         if name not in paired:
             gone = copy.copy(op)
-            gone.mark = "removed"
             gone.subgraphs = []
             key = name if name not in ops else f"{name} (trace before)"
+            gone.name = key  # the node's own name (an op of the new trace may have the old one's)
+            overlay.diff[key] = "removed"
             removed[name] = key
             ops[key] = gone
     before = {(e.src, e.src_index, e.dst, e.dst_index): e for e in old.edges}
@@ -232,6 +234,6 @@ def diff_models(old: GraphModel, new: GraphModel) -> tuple[GraphModel, DiffCount
             if gone.src in ops and gone.dst in ops:
                 gone.change = "removed"
                 edges.append(gone)
-    added = sum(1 for op in ops.values() if op.mark == "added")
-    model = GraphModel(new.name, ops, edges, new.inputs, new.outputs, new.output_tensors)
+    added = sum(1 for mark in overlay.diff.values() if mark == "added")
+    model = GraphModel(new.name, ops, edges, new.inputs, new.outputs, new.output_tensors, overlay)
     return model, DiffCounts(added, len(removed), changed)

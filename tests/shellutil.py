@@ -1,4 +1,18 @@
-"""Helpers for tests that drive a real IPython shell."""
+"""Helpers for tests that drive a real IPython shell: run a cell, and read what it showed.
+
+A cell's output is what ``capture_output`` caught: ``captured.stdout`` / ``captured.stderr`` (what it
+printed, tracebacks included) and ``captured.outputs`` (each rich output a cell displayed, a MIME bundle:
+its ``text/plain`` is what a terminal shows; a drawing has ``image/svg+xml`` beside it).  Every test reads
+them through these helpers, so a change in how tfmagic shows things is fixed in one place.
+"""
+
+import re
+
+#: A notebook's output area shows about this many points at full scale.
+NOTEBOOK_WIDTH = 1000
+
+#: The heading of %%tape's gradient table.
+TAPE_TABLE = "%%tape: gradients"
 
 
 def run(shell, source):
@@ -13,3 +27,57 @@ def run(shell, source):
 def mimetypes(captured):
     """The MIME types of every rich output a cell displayed."""
     return [key for output in captured.outputs for key in output.data]
+
+
+def output_texts(captured, drawings: bool = True) -> list[str]:
+    """The plain text of each rich output a cell displayed, in order; ``drawings=False`` leaves out the text
+    of drawings (outputs with an SVG), keeping tables and notes."""
+    return [o.data.get("text/plain", "") for o in captured.outputs if drawings or "image/svg+xml" not in o.data]
+
+
+def output_text(captured, drawings: bool = True, printed: bool = False) -> str:
+    """:func:`output_texts` as one string, one output a line; ``printed=True`` puts what the cell printed
+    (stdout, then stderr) first."""
+    parts = [captured.stdout, captured.stderr] if printed else []
+    return "\n".join(parts + output_texts(captured, drawings))
+
+
+def output_with(captured, containing: str) -> str:
+    """The plain text of the first rich output whose text holds ``containing`` (a table by its heading)."""
+    for text in output_texts(captured):
+        if containing in text:
+            return text
+    raise AssertionError(f"no output holds {containing!r}; the outputs: {output_texts(captured)}")
+
+
+def tape_table(captured) -> str:
+    """%%tape's gradient table, as its text shows it."""
+    return output_with(captured, TAPE_TABLE)
+
+
+def magic_notes(captured, magic: str = "%%tfgraph") -> list[str]:
+    """The notes a magic gave: outputs whose text starts with ``%%tfgraph:`` (or ``magic``'s name)."""
+    return [text for text in output_texts(captured) if text.startswith(f"{magic}:")]
+
+
+def drawing_data(captured) -> dict:
+    """The MIME bundle of the first drawing a cell displayed (``image/svg+xml``, ``text/plain``, ...)."""
+    for output in captured.outputs:
+        if "image/svg+xml" in output.data:
+            return output.data
+    raise AssertionError(f"no drawing shown; the outputs: {output_texts(captured)}")
+
+
+def drawing_svg(captured) -> str:
+    """The SVG of the first drawing a cell displayed."""
+    return drawing_data(captured)["image/svg+xml"]
+
+
+def svg_width(svg: str) -> float:
+    """An SVG's width in points, as it is shown."""
+    return float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1))
+
+
+def user_names(ip) -> dict:
+    """Every user-visible name and the identity of its value (IPython's own In/Out/_ names aside)."""
+    return {k: id(v) for k, v in ip.user_ns.items() if not k.startswith("_") and k not in ("In", "Out")}

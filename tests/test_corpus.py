@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .corpus_cases import CASES, SETUP, STATE, Case
-from .shellutil import run
+from .shellutil import output_text, run
 
 #: construct -> Counter(equal=..., explained=...)
 TALLY: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -133,10 +133,6 @@ def _same(a, b) -> bool:
 # Running one variant
 
 
-def _text(captured) -> str:
-    return "\n".join([captured.stdout, captured.stderr] + [o.data.get("text/plain", "") for o in captured.outputs])
-
-
 def _variant(ip, cell: str, times: int, probe: str) -> dict:
     """Run ``cell`` ``times`` times from SETUP; what it left, normalised."""
     _reset(ip)
@@ -144,7 +140,7 @@ def _variant(ip, cell: str, times: int, probe: str) -> dict:
     texts, printed, error, result = [], [], None, None
     for _ in range(times):
         outcome, captured = run(ip, cell)
-        texts.append(_text(captured))
+        texts.append(output_text(captured, printed=True))
         if outcome.error_in_exec is not None:
             error = type(outcome.error_in_exec).__name__
             break

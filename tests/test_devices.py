@@ -9,13 +9,9 @@ import sys
 import pytest
 from IPython.core.error import UsageError
 
-from .shellutil import run
+from .shellutil import output_text, run
 
 SCRIPT = pathlib.Path(__file__).parent / "scripts" / "devices_two_cpus.py"
-
-
-def _texts(captured):
-    return "\n".join(o.data.get("text/plain", "") for o in captured.outputs)
 
 
 def _hooked(ip):
@@ -53,12 +49,12 @@ def test_pin_to_cpu_places_results_there_and_off_ends_it(unpinned):
     result, captured = run(ip, "pinned_y = tf.constant([1.0]) * 2\npinned_v = tf.Variable(1.0)")
     assert result.success
     assert ip.user_ns["pinned_y"].device.endswith("device:CPU:0")
-    text = _texts(captured)
+    text = output_text(captured)
     assert "pinned to /CPU:0: the cell's results: pinned_y on /job:localhost/replica:0/task:0/device:CPU:0" in text
     assert "pinned_v on /job:localhost/replica:0/task:0/device:CPU:0" in text
     run(ip, "%tfdevice off")
     _, captured = run(ip, "after_off = tf.constant(1.0)")
-    assert "tfdevice" not in _texts(captured)
+    assert "tfdevice" not in output_text(captured)
     assert _device_stack() == before
     assert not _hooked(ip)  # off took the hooks away, once the cell that said off was over
 
@@ -71,7 +67,7 @@ def test_pin_survives_a_failing_cell_and_leaves_no_device_scope_behind(unpinned)
     assert isinstance(result.error_in_exec, ZeroDivisionError)
     assert _device_stack() == before  # the pin is only entered while a cell runs
     _, captured = run(ip, "still = tf.constant(2.0) * 2")
-    assert "pinned to /CPU:0" in _texts(captured)
+    assert "pinned to /CPU:0" in output_text(captured)
     run(ip, "%tfdevice off")
     assert _device_stack() == before
 
@@ -92,11 +88,11 @@ def test_unknown_device_names_the_devices_and_changes_nothing(unpinned):
 def test_soft_falls_back_and_says_where_the_cell_ran(unpinned):
     ip = unpinned
     _, captured = run(ip, "%tfdevice gpu --soft")
-    assert "no device /GPU:0 here (/device:CPU:0): with --soft" in _texts(captured)
+    assert "no device /GPU:0 here (/device:CPU:0): with --soft" in output_text(captured)
     result, captured = run(ip, "soft_y = tf.constant([1.0]) * 3")
     assert result.success
     assert "pinned to /GPU:0: the cell's results: soft_y on /job:localhost/replica:0/task:0/device:CPU:0" in \
-        _texts(captured)
+        output_text(captured)
 
 
 def test_cell_pin_holds_for_one_cell_nested_in_a_line_pin(unpinned):
@@ -104,7 +100,7 @@ def test_cell_pin_holds_for_one_cell_nested_in_a_line_pin(unpinned):
     before = _device_stack()
     result, captured = run(ip, "%%tfdevice cpu:0\ncell_y = tf.constant([1.0]) + 1\ncell_y")
     assert result.success and ip.user_ns["cell_y"].device.endswith("CPU:0")
-    assert "pinned to /CPU:0" in _texts(captured)
+    assert "pinned to /CPU:0" in output_text(captured)
     assert _device_stack() == before
     run(ip, "%tfdevice cpu")
     result, _ = run(ip, "%%tfdevice cpu:0\n1 / 0")
@@ -118,7 +114,7 @@ def test_log_shows_where_ops_ran(unpinned):
     result, captured = run(ip, "%%tfdevice cpu --log\n@tf.function\ndef triple(t):\n    return t * 3\n"
                                "logged = triple(tf.constant(2.0)) + 1")
     assert result.success
-    text = _texts(captured)
+    text = output_text(captured)
     assert "tfdevice: where the cell's ops ran" in text
     assert "__inference_triple" in text and "AddV2" in text and "device:CPU:0" in text
 
@@ -127,7 +123,7 @@ def test_tfgraph_and_tape_cells_run_pinned(unpinned):
     ip = unpinned
     run(ip, "%tfdevice cpu")
     result, captured = run(ip, "%%tfgraph --show none\ng_y = tf.constant([1.0, 2.0]) * 2.0")
-    assert result.success and "g_y on /job:localhost/replica:0/task:0/device:CPU:0" in _texts(captured)
+    assert result.success and "g_y on /job:localhost/replica:0/task:0/device:CPU:0" in output_text(captured)
     run(ip, "tw = tf.Variable(2.0)")
     result, captured = run(ip, "%%tape\ntz = tw * tw\ntz")
     assert result.success and float(ip.user_ns["grads"]["tw"]) == 4.0
@@ -146,7 +142,7 @@ def test_unload_removes_the_pin_hooks(ip):
     ip.run_line_magic("unload_ext", "tfmagic")
     try:
         _, captured = run(ip, "unloaded = 1")
-        assert "pinned to" not in _texts(captured)
+        assert "pinned to" not in output_text(captured)
         assert not any(getattr(cb, "__self__", None).__class__.__name__ == "TFMagics"
                        for event in ("pre_run_cell", "post_run_cell") for cb in ip.events.callbacks[event])
     finally:

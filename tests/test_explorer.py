@@ -3,6 +3,7 @@
 import pytest
 import tensorflow as tf
 
+from tfmagic.dot import MARKS
 from tfmagic.explorer import Explorer
 
 
@@ -68,7 +69,7 @@ def test_the_diff_view_draws_a_trace_against_the_one_it_was_compared_with():
               ("flag: True", g.get_concrete_function(tf.TensorSpec([2]), True).graph)]
     explorer = Explorer(traces, 1, "g", compared=[None, 0])
     explorer.view.value = "diff"
-    assert "(against trace 1)" in explorer.drawing.value and "#1b9e3e" in explorer.drawing.value  # Sqrt added
+    assert "(against trace 1)" in explorer.drawing.value and MARKS["added"][0] in explorer.drawing.value  # Sqrt added
     assert "thick green border: op added by this trace" in explorer.drawing.value
     explorer.trace.value = 0
     assert "nothing to compare" in explorer.drawing.value

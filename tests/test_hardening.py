@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
-from .shellutil import run
+from .shellutil import drawing_data, drawing_svg, run, user_names
 
 #: Errors a bad input may end in: tfmagic's one-line UsageError, or the user's own code's exception.
 USER_ERRORS = (UsageError, SyntaxError, NameError, TypeError, ValueError, ZeroDivisionError, AttributeError,
@@ -27,20 +27,16 @@ USER_ERRORS = (UsageError, SyntaxError, NameError, TypeError, ValueError, ZeroDi
 SETUP = "hx = tf.constant([1.0, 2.0])\nhv = tf.Variable(3.0)\nhs = 'text'\nhn = 4"
 
 
-def _names(ip):
-    return {k: id(v) for k, v in ip.user_ns.items() if not k.startswith("_") and k not in ("In", "Out")}
-
-
 def _check(ip, source, changes_names=True):
     """Run a cell; on failure the namespace must be as it was, a usage error one line; the shell must live."""
-    before = _names(ip)
+    before = user_names(ip)
     result, _ = run(ip, source)
     error = result.error_in_exec or result.error_before_exec
     if error is not None:
         assert isinstance(error, USER_ERRORS), (source, repr(error))
         if type(error) is UsageError:
             assert "\n" not in str(error).strip(), (source, str(error))
-        assert _names(ip) == before, source
+        assert user_names(ip) == before, source
     alive, _ = run(ip, "1 + 1")
     assert alive.success and alive.result == 2
     return result
@@ -152,8 +148,8 @@ def test_hostile_names_are_escaped_and_shown_as_text(ip):
     cell.append("with tf.name_scope('scope_x'):\n    joined = tf.strings.join([s0, s1, s2, s3, s4, s5, s6])")
     result, captured = run(ip, "\n".join(cell))
     assert result.success, result.error_in_exec
-    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
-    html = next(o.data["text/html"] for o in captured.outputs if "image/svg+xml" in o.data)
+    svg = drawing_svg(captured)
+    html = drawing_data(captured)["text/html"]
     root = ET.fromstring(svg)  # parses as XML
     for element in root.iter():
         assert not element.tag.endswith("script"), element.tag
@@ -171,7 +167,7 @@ def test_keras_layer_names_in_drawings_are_text(ip):
     run(ip, "lay = tf.keras.layers.Dense(2, name='dense>x.y-1')\nlx = tf.ones((1, 3))")
     result, captured = run(ip, "%%tfgraph\nly = lay(lx)")
     assert result.success, result.error_in_exec
-    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    svg = drawing_svg(captured)
     root = ET.fromstring(svg)
     assert any("dense>x.y-1" in (t.text or "") for t in root.iter("{http://www.w3.org/2000/svg}text"))
     # A name TensorFlow refuses as a scope fails as the layer call would in any tf.function: cleanly.
@@ -209,9 +205,9 @@ def test_max_nodes_collapses_a_keras_model_by_scope(ip):
     run(ip, "mlp = tf.keras.Sequential([tf.keras.Input((8,))] + [tf.keras.layers.Dense(8, name=f'layer{i}') "
             "for i in range(6)])\nmx = tf.ones((2, 8))")
     _, captured = run(ip, "%%tfgraph --max-nodes 20\nmy = mlp(mx)")
-    text = next(o.data["text/plain"] for o in captured.outputs if "image/svg+xml" in o.data)
+    text = drawing_data(captured)["text/plain"]
     assert "more than --max-nodes 20: collapsed to" in text
-    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    svg = drawing_svg(captured)
     assert "layer3" in svg
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from .shellutil import run
+from .shellutil import output_text, run
 
 
 def _value(value):
@@ -50,10 +50,6 @@ def differential(ip, setup: str, cell: str, names: tuple, options: str = "--show
         assert _equal(plain[name], graph[name]), f"{name}: plain {plain[name]}, %%tfgraph {graph[name]}"
         assert plain[name] is not None and not (isinstance(plain[name], list) and None in plain[name])
     return captured
-
-
-def _text(captured) -> str:
-    return "\n".join([captured.stdout, captured.stderr] + [o.data.get("text/plain", "") for o in captured.outputs])
 
 
 # ---------------------------------------------------------------------------
@@ -147,9 +143,9 @@ def test_a_cell_traced_before_runs_eagerly_too_and_graphs_come_back(ip):
     finally:
         tf.config.run_functions_eagerly(False)
     assert result.success and ip.user_ns["label"] == "len3" and ip.user_ns["y"].numpy().tolist() == [3., 6., 9.]
-    assert "run_functions_eagerly(True) is on" in _text(captured)
+    assert "run_functions_eagerly(True) is on" in output_text(captured, printed=True)
     result, captured = run(ip, "%%tfgraph --show none\nlabel = 'len%d' % x.shape[0]\ny = x * 3")
-    assert result.success and "run_functions_eagerly" not in _text(captured) and ip.user_ns["label"] == "len3"
+    assert result.success and "run_functions_eagerly" not in output_text(captured, printed=True) and ip.user_ns["label"] == "len3"
 
 
 # ---------------------------------------------------------------------------
@@ -209,7 +205,7 @@ def test_created_variables_are_written_back_as_the_variables_and_drawn_as_variab
     result, captured = run(ip, "%%tfgraph --show text\nvv = tf.Variable(2.0, name='vv')\ny = vv * x")
     assert result.success
     assert isinstance(ip.user_ns["vv"], tf.Variable) and not tf.is_symbolic_tensor(ip.user_ns["vv"].handle)
-    assert "vv    variable  resource[]" in _text(captured)
+    assert "vv    variable  resource[]" in output_text(captured, printed=True)
     ip.user_ns["vv"].assign(5.)  # a live variable: a plain cell can use it
     assert run(ip, "vv * 2")[0].result.numpy() == 10.
 
@@ -222,7 +218,7 @@ def test_a_rerun_makes_fresh_variables_and_says_the_cell_traces_on_each_run(ip):
     result, captured = run(ip, source)
     assert result.success and ip.user_ns["vv"] is not first
     assert float(ip.user_ns["vv"].numpy()) == 3.0 and float(first.numpy()) == 3.0  # not 5.0: a new variable
-    text = _text(captured)
+    text = output_text(captured, printed=True)
     assert "it creates variables, and each run makes new ones (as a plain cell's run does), so it traces on each " \
            "run" in text
     assert "create the variables (layers, optimizers, modules) in a plain cell" in text
@@ -262,12 +258,12 @@ def test_init_scope_updates_of_a_module_made_earlier_are_explained_at_the_line(i
     run(ip, COUNTER + "c2 = Counter()")
     result, captured = run(ip, "%%tfgraph --show none\ny = x + 1\ny = c2(y)")
     assert result.success and int(ip.user_ns["c2"].v.numpy()) == 1
-    text = _text(captured)
+    text = output_text(captured, printed=True)
     assert "line 2: y = c2(y)" in text
     assert "a variable update (AssignAddVariableOp) ran eagerly while TensorFlow traced (under tf.init_scope): it " \
            "ran once, now, and does not run when a later run reuses the graph" in text
     result, captured = run(ip, "%%tfgraph --show none\ny = x + 1\ny = c2(y)")  # reuses the graph: as said
-    assert int(ip.user_ns["c2"].v.numpy()) == 1 and "init_scope" not in _text(captured)
+    assert int(ip.user_ns["c2"].v.numpy()) == 1 and "init_scope" not in output_text(captured, printed=True)
 
 
 # ---------------------------------------------------------------------------
@@ -308,7 +304,7 @@ y = c(x)
 
 def test_a_class_the_cell_defines_is_the_users_own_and_its_instances_are_of_it(ip):
     captured = differential(ip, VAR_SETUP, COUNTER_CLASS, ("y",))
-    assert "could not transform" not in _text(captured) and "Please report" not in _text(captured)
+    assert "could not transform" not in output_text(captured, printed=True) and "Please report" not in output_text(captured, printed=True)
     result, captured = run(ip, "import inspect\nsame = type(c) is Counter\nsrc = inspect.getsource(Counter.__call__)\n"
                                "code = tf.autograph.to_code(Counter.__call__)\ntotal = Counter.total\nc(x)\n"
                                "count = int(c.v.numpy())")
@@ -332,7 +328,7 @@ def test_a_keras_model_class_the_cell_defines_trains_in_a_later_plain_cell(ip):
                                "h = net.fit(x[None], tf.constant([[1.]]), epochs=1, verbose=0)\nisnet = isinstance(net, Net)")
     assert result.success, result.error_in_exec
     assert ip.user_ns["isnet"]
-    assert "could not transform" not in _text(captured) and "Please report" not in _text(captured)
+    assert "could not transform" not in output_text(captured, printed=True) and "Please report" not in output_text(captured, printed=True)
 
 
 # ---------------------------------------------------------------------------
@@ -346,7 +342,7 @@ def test_a_loop_over_a_protobuf_list_writes_its_variable_back(ip):
     cell = "kinds = []\nfor node in g.as_graph_def().node:\n    kinds.append(node.op)\nname = node.name"
     captured = differential(ip, LOOP_SETUP, cell, ("kinds", "name"))
     assert ip.user_ns["node"].name == ip.user_ns["name"]
-    assert "not written back" not in _text(captured) and "graph loop" not in _text(captured)
+    assert "not written back" not in output_text(captured, printed=True) and "graph loop" not in output_text(captured, printed=True)
 
 
 def test_a_loop_over_a_generator_unpacks_its_targets(ip):
@@ -359,7 +355,7 @@ def test_a_python_loops_body_name_is_said_as_such_and_a_graph_loop_stays_a_graph
     result, captured = run(ip, "%%tfgraph --show none\nfor node in g.as_graph_def().node:\n    last = node.name\n"
                                "for j in tf.range(3):\n    pass")
     assert result.success and "node" in ip.user_ns
-    text = _text(captured)
+    text = output_text(captured, printed=True)
     assert "line 1: for node in g.as_graph_def().node:\n  last is not written back: bound in the body of this " \
            "Python loop" in text
     assert "line 3: for j in tf.range(3):\n  j is not written back: bound inside a graph loop" in text

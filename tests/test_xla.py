@@ -7,15 +7,11 @@ against the HloProto TensorFlow gives, and the cell's values against the same ce
 import numpy as np
 import pygraphviz
 
-from .shellutil import run
+from .shellutil import output_texts, run
 
 SETUP = "xw = tf.Variable(tf.random.normal([4, 3]), name='xw')\nxb = tf.Variable(tf.ones([3]), name='xb')\n" \
         "xx = tf.random.normal([2, 4])"
 CELL = "xy = tf.tanh(tf.matmul(xx, xw) + xb)\nxy"
-
-
-def _texts(captured):
-    return [o.data.get("text/plain", "") for o in captured.outputs]
 
 
 def test_a_jit_cell_draws_its_fusions_around_the_tf_ops_and_computes_the_plain_value(ip, tmp_path):
@@ -31,7 +27,7 @@ def test_a_jit_cell_draws_its_fusions_around_the_tf_ops_and_computes_the_plain_v
     assert boxes, [sub.graph_attr.get("label") for sub in graph.subgraphs()]
     inside = {graph.get_node(n).attr["label"].split("\\n")[0] for box in boxes for n in box.nodes()}
     assert {"Tanh", "AddV2"} <= inside
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert "what XLA runs" in text and "loop fusion" in text and "MatMul" in text
     assert "XLA's memory plan:" in text and "compile time: this run traced the cell and XLA compiled it" in text
 
@@ -49,7 +45,7 @@ def test_the_memory_plan_adds_up_to_xlas_allocations(ip):
     assert any(what.startswith("parameter: xw") for _, what in plan.largest)  # by the variable's name
     assert plan.largest[0][0] == max(report.allocations)
     result, captured = run(ip, "%tfgraph xstep --show xla")
-    assert result.success and any("what XLA runs" in t for t in _texts(captured))
+    assert result.success and any("what XLA runs" in t for t in output_texts(captured))
     assert fn.experimental_get_tracing_count() == 1  # asking XLA traced nothing anew
 
 
@@ -57,19 +53,19 @@ def test_a_cell_or_function_xla_does_not_compile_gets_one_line_and_its_result(ip
     run(ip, SETUP)
     result, captured = run(ip, f"%%tfgraph --show xla\n{CELL}")
     assert result.success and "xy" in ip.user_ns
-    notes = [t for t in _texts(captured) if "--show xla" in t]
+    notes = [t for t in output_texts(captured) if "--show xla" in t]
     assert notes == ["%%tfgraph --show xla: XLA does not compile this cell; add --jit (%%tfgraph --jit --show xla)"]
     run(ip, "@tf.function\ndef plain_fn(x):\n    return x + 1\nplain_fn(tf.constant(1.0))")
     result, captured = run(ip, "%tfgraph plain_fn --show xla")
     assert result.success
-    assert any("XLA does not compile it: it is not a jit_compile tf.function" in t for t in _texts(captured))
+    assert any("XLA does not compile it: it is not a jit_compile tf.function" in t for t in output_texts(captured))
 
 
 def test_show_hlo_prints_xlas_text(ip):
     run(ip, SETUP)
     result, captured = run(ip, f"%%tfgraph --jit --show hlo\n{CELL}")
     assert result.success
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert "HloModule" in text and "fusion(" in text and "what XLA runs" in text
 
 
@@ -81,7 +77,7 @@ def test_xla_compiles_are_counted_beside_traces(ip):
     finally:
         run(ip, "%tfretrace --off")
     assert result.success
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert ("xshapes: XLA compiled it 4 times (for (float32[4]), (float32[5]), (float32[6]), (float32[7])), "
             "where TensorFlow traced it 2 times") in text
     assert "pad or bucket the inputs" in text
@@ -114,4 +110,4 @@ def test_what_xla_added_is_drawn_small_and_named(ip, tmp_path):
     graph = pygraphviz.AGraph(string=path.read_text())
     added = [graph.get_node(n) for n in graph.nodes() if n.startswith("xla:")]
     assert added and all(node.attr["label"].startswith("XLA ") and node.attr["fontsize"] == "8" for node in added)
-    assert any("(added by XLA: no TF op)" in t for t in _texts(captured))
+    assert any("(added by XLA: no TF op)" in t for t in output_texts(captured))

@@ -10,10 +10,7 @@ import re
 
 import pygraphviz
 
-from .shellutil import run
-
-#: A notebook's output area shows about this many points at full scale.
-NOTEBOOK_WIDTH = 1000
+from .shellutil import NOTEBOOK_WIDTH, drawing_svg, run, svg_width
 
 FUNCTIONS = '''
 @tf.function
@@ -70,7 +67,7 @@ def _drawing(ip, tmp_path, line_or_cell):
     graph = pygraphviz.AGraph(string=path.read_text())
     labels = [graph.get_node(n).attr["label"].replace("\\n", "\n") for n in graph.nodes()]
     labels += [sub.graph_attr.get("label", "") for sub in _clusters(graph)]
-    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    svg = drawing_svg(captured)
     return labels, svg
 
 
@@ -78,10 +75,6 @@ def _clusters(graph):
     for sub in graph.subgraphs():
         yield sub
         yield from _clusters(sub)
-
-
-def _width(svg: str) -> float:
-    return float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1))
 
 
 def test_a_call_is_named_by_the_function_and_its_inputs_by_its_parameters(ip, tmp_path):
@@ -93,7 +86,7 @@ def test_a_call_is_named_by_the_function_and_its_inputs_by_its_parameters(ip, tm
     assert "PartitionedCall" not in text
     inputs = {label.split("\n")[0] for label in labels}
     assert {"x", "y = [2.0, 3.0]", "b = 4.0"} <= inputs  # the parameters, with the values they were called with
-    assert _width(svg) <= NOTEBOOK_WIDTH
+    assert svg_width(svg) <= NOTEBOOK_WIDTH
 
 
 def test_a_list_arguments_parts_are_named_by_index(ip, tmp_path):
@@ -112,7 +105,7 @@ def test_what_a_loop_reads_is_named_as_the_code_binds_it(ip, tmp_path):
     assert "while/" not in text and "strided_slice/transpose" not in text
     assert "input_data\nfloat32[5,2,3]" in labels  # the transposed input, inside the loop body
     assert "state\nfloat32[2,3]" in labels and "next state\nfloat32[2,3]" in labels
-    assert _width(svg) <= NOTEBOOK_WIDTH
+    assert svg_width(svg) <= NOTEBOOK_WIDTH
 
 
 def test_every_branch_of_fizzbuzz_is_drawn_with_what_it_prints(ip, tmp_path):
@@ -121,7 +114,7 @@ def test_every_branch_of_fizzbuzz_is_drawn_with_what_it_prints(ip, tmp_path):
     for printed in ("print 'FizzBuzz'", "print 'Fizz'", "print 'Buzz'", "print i"):
         assert printed in labels, printed
     assert "call fizzbuzz" in labels and not any(label.startswith(("StringFormat", "PrintV2")) for label in labels)
-    assert _width(svg) <= NOTEBOOK_WIDTH
+    assert svg_width(svg) <= NOTEBOOK_WIDTH
 
 
 def test_a_jacobian_is_one_node_and_the_forward_pass_is_what_one_sees(ip, tmp_path):
@@ -132,7 +125,7 @@ def test_a_jacobian_is_one_node_and_the_forward_pass_is_what_one_sees(ip, tmp_pa
     assert re.search(r"\n1\d\d ops$", call)  # the backward pass and pfor's plumbing, counted in the node
     assert "MatMul" in labels and "BiasAdd" in labels  # the forward pass, op by op
     assert not any("pfor" in label or "gradient_tape" in label for label in labels)
-    assert len(labels) < 20 and _width(svg) <= NOTEBOOK_WIDTH
+    assert len(labels) < 20 and svg_width(svg) <= NOTEBOOK_WIDTH
     labels_all, _ = _drawing(ip, tmp_path, cell.replace("%%tfgraph", "%%tfgraph --ops all", 1))
     assert len(labels_all) > 100  # --ops all opens it
 
@@ -162,7 +155,7 @@ def test_an_attention_block_too_tall_to_read_starts_collapsed_by_layer(ip, tmp_p
     labels, svg = _drawing(ip, tmp_path, "%tfgraph block")
     names = {label.split("\n")[0] for label in labels}
     assert {"attention", "norm1", "norm2", "ffn"} <= names  # the layers, by the names the code gave them
-    assert _width(svg) <= NOTEBOOK_WIDTH and float(re.search(r'height="([\d.]+)pt"', svg).group(1)) < 1000
+    assert svg_width(svg) <= NOTEBOOK_WIDTH and float(re.search(r'height="([\d.]+)pt"', svg).group(1)) < 1000
     labels, _ = _drawing(ip, tmp_path, "%tfgraph block --expand attention")
     assert "Softmax" in labels  # --expand opens a layer
 
@@ -173,17 +166,3 @@ def test_a_gradient_call_gives_each_gradient_its_own_output(ip, tmp_path):
                                         "gg = tape.gradient(gl, gdense.trainable_variables)")
     assert "gg[0]\nfloat32[4,3]" in labels and "gg[1]\nfloat32[3]" in labels  # not merged into one node
     assert any(label.startswith("gradient(gl, gdense.trainable_variables)") for label in labels)
-
-
-def test_a_tape_drawing_and_its_hessians_name_the_target_as_the_cell_does(ip, tmp_path):
-    run(ip, "tw = tf.Variable(2.0)\ntx = tf.constant(3.0)")
-    path = tmp_path / "tape.dot"
-    result, captured = run(ip, f"%%tape --show graph -o {path}\nloss = (tw * tx - 1.0) ** 2\nloss")
-    assert result.success
-    graph = pygraphviz.AGraph(string=path.read_text())
-    target = next(graph.get_node(n).attr["label"] for n in graph.nodes()
-                  if graph.get_node(n).attr["label"].endswith("\\ntarget"))
-    assert "\\nloss\\n" in target and "gradient of loss" in graph.graph_attr["label"]
-    result, captured = run(ip, "%%tape --hessian\nz = tw ** 3\nz")
-    text = "\n".join(o.data.get("text/plain", "") for o in captured.outputs)
-    assert "hessian d2(z)/d(tw) d(tw): shape [] = 12.0" in text and "last expression" not in text

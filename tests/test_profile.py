@@ -1,4 +1,5 @@
-"""--profile (where the time goes) and drawn trace diffs (what a retrace changed), in a real shell."""
+"""%%tfgraph --profile: where the time goes, op by op and by layer, the drawing filled by each op's share; in a real
+shell. (Drawn trace diffs: test_tfgraph_diff.py.)"""
 
 import re
 import signal
@@ -9,7 +10,7 @@ import tensorflow as tf
 
 from tfmagic.profile import share_colour
 
-from .shellutil import run
+from .shellutil import output_texts, output_with, run
 
 SETUP = """
 a = tf.random.normal((768, 768), seed=1)
@@ -21,12 +22,8 @@ steps = tf.Variable(0)
 MATMUL_CELL = "c = tf.matmul(a, b)\nd = c * 2.0\nsteps.assign_add(1)\ntf.reduce_sum(d) + 1.0"
 
 
-def _texts(captured):
-    return [o.data.get("text/plain", "") for o in captured.outputs]
-
-
 def _report(captured):
-    return next(t for t in _texts(captured) if "calls measured" in t)
+    return output_with(captured, "calls measured")
 
 
 def _per_call(report: str, what: str) -> float:
@@ -56,7 +53,7 @@ def test_the_matmul_ranks_first_with_the_largest_share_and_colour(ip, tmp_path):
     def green(colour):  # the scale runs white -> yellow -> orange -> red: less green is more time
         return int(colour[3:5], 16)
 
-    assert fills["MatMul"] != "#ffffff" and green(fills["MatMul"]) == min(green(c) for c in fills.values())
+    assert fills["MatMul"] != share_colour(0.0) and green(fills["MatMul"]) == min(green(c) for c in fills.values())
     assert abs(green(fills["MatMul"]) - green(share_colour(shares[0] / 100))) <= 2  # the scale of its share
     assert "fill: share of the measured op time" in graph.graph_attr["label"]
     assert int(ip.user_ns["steps"].numpy()) == 1  # the profiled calls put the variable back
@@ -87,7 +84,7 @@ def test_a_keras_training_step_groups_by_layer(ip):
 
 def _profile_works_again(ip):
     result, captured = run(ip, "%%tfgraph --profile 2 --show none\ne = tf.matmul(a, b)")
-    assert result.success and "calls measured" in "".join(_texts(captured))
+    assert result.success and "calls measured" in "".join(output_texts(captured))
 
 
 def test_a_failing_profiled_call_stops_the_profiler(ip):
@@ -95,7 +92,7 @@ def test_a_failing_profiled_call_stops_the_profiler(ip):
     cell = "count.assign_add(1)\ntf.debugging.assert_less(count, 3)\nf = a * 2.0"
     result, captured = run(ip, f"%%tfgraph --profile 4 --show none\n{cell}")
     assert result.success  # the cell ran once; its third profiled call failed
-    note = next(t for t in _texts(captured) if "a profiled call failed" in t)
+    note = output_with(captured, "a profiled call failed")
     assert "InvalidArgumentError" in note and len(note.splitlines()) == 1
     assert int(ip.user_ns["count"].numpy()) == 1
     _profile_works_again(ip)
@@ -123,38 +120,9 @@ def test_a_profiler_already_running_is_one_line_and_the_result_stands(ip, tmp_pa
     finally:
         tf.profiler.experimental.stop()
     assert result.success
-    note = next(t for t in _texts(captured) if "--profile" in t)
+    note = output_with(captured, "--profile")
     assert "profiler could not start" in note and len(note.splitlines()) == 1
     assert "h" in ip.user_ns and "tf.Tensor" in captured.stdout  # written back, and the result shown
-
-
-def test_a_retrace_on_a_new_shape_draws_the_changed_edges(ip):
-    run(ip, "xs = tf.constant([1., 2.])")
-    run(ip, "%%tfgraph --show diff\nys = xs * 2\nys")
-    run(ip, "xs = tf.constant([[1., 2.]])")
-    result, captured = run(ip, "%%tfgraph --show diff\nys = xs * 2\nys")
-    assert result.success
-    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
-    assert "float32[2] &#45;&gt; float32[1,2]" in svg and "#ef6c00" in svg
-    assert "trace 2 (against trace 1): xs: float32[2] -> float32[1,2]" in " ".join(_texts(captured))  # words above
-    assert "orange arrow: dtype or shape changed" in svg
-
-
-def test_a_retrace_that_adds_a_branch_draws_the_added_ops(ip, tmp_path):
-    run(ip, "@tf.function\ndef fb(x, flag):\n    y = x + 1\n    if flag:\n        y = tf.sqrt(y)\n    return y\n"
-            "fb(tf.constant(1.), False); fb(tf.constant(2.), True)")
-    path = tmp_path / "d.dot"
-    result, captured = run(ip, f"%tfgraph fb --diff 1 2 -o {path}")
-    assert result.success, result.error_in_exec
-    text = " ".join(_texts(captured))
-    assert "1 ops added" in text
-    graph = pygraphviz.AGraph(string=path.read_text())
-    sqrt = next(n for n in graph.nodes() if graph.get_node(n).attr["label"].startswith("Sqrt"))
-    assert graph.get_node(sqrt).attr["color"] == "#1b9e3e"
-    result, captured = run(ip, "%tfgraph fb --diff 2 1")
-    assert "1 ops removed" in " ".join(_texts(captured))
-    result, _ = run(ip, "%tfgraph fb --diff 1 3")
-    assert result.error_in_exec is not None and "traces 1 to 2" in str(result.error_in_exec)
 
 
 def test_a_bad_profile_count_is_refused_before_the_cell_runs(ip):
@@ -171,10 +139,3 @@ def test_a_profile_where_no_op_ran_says_so(ip):
     result, captured = run(ip, "%%tfgraph --profile 2 --show none\ntf.linalg.matmul(tf.ones((20, 20)), tf.ones((20, 20)))")
     assert result.success
     assert "no op ran in the measured calls" in _report(captured)
-
-
-def test_show_diff_without_a_retrace_draws_the_graph(ip):
-    result, captured = run(ip, "%%tfgraph --show diff\nnd = a[0] * 2")
-    assert result.success
-    assert any("did not retrace" in t for t in _texts(captured))
-    assert any("image/svg+xml" in o.data for o in captured.outputs)

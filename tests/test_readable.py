@@ -10,7 +10,9 @@ import pygraphviz
 import pytest
 from IPython.core.error import UsageError
 
-from .shellutil import run
+from tfmagic.dot import STYLES
+
+from .shellutil import NOTEBOOK_WIDTH, drawing_data, drawing_svg, output_with, run, svg_width
 
 SETUP = """
 t = tf.constant([[1., 2.], [3., 4.]])
@@ -26,10 +28,6 @@ UV = "u = t + 10\nv = tf.square(t)\nu @ tf.transpose(v)"
 DENSE = "y = layer(x)\nsteps.assign_add(1)\ntf.reduce_mean(y)"
 LOOP_IF = "total = tf.constant(0)\nfor i in tf.range(n):\n    total += i * i\nif total > 10:\n    total = total // 2\ntotal"
 WHILE_TANH = "while tf.reduce_sum(xs) > 1:\n    xs = tf.tanh(xs)\nxs"
-STOP_GRADIENT = "z = 3 * w1 ** 2 + tf.stop_gradient(2 * w1 * w2)\nz"
-
-#: A notebook's output area shows about this many points at full scale.
-NOTEBOOK_WIDTH = 1000
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +40,7 @@ def _draw(ip, tmp_path, body, options=""):
     path = tmp_path / "drawing.dot"
     result, captured = run(ip, f"%%tfgraph {options} -o {path}\n{body}")
     assert result.success, result.error_in_exec
-    data = next(o.data for o in captured.outputs if "image/svg+xml" in o.data)
+    data = drawing_data(captured)
     return pygraphviz.AGraph(string=path.read_text()), data["image/svg+xml"], data["text/plain"]
 
 
@@ -50,12 +48,10 @@ def _labels(graph) -> list[str]:
     return [graph.get_node(n).attr["label"].replace("\\n", "\n") for n in graph.nodes()]
 
 
-def _width(svg: str) -> float:
-    return float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1))
-
-
 def _kind_of(node) -> str:
-    return {"#e3f4e1": "input", "#fff0d9": "variable", "#f2f2f2": "constant"}.get(node.attr["fillcolor"], "op")
+    """A drawn node's kind, told by its fill colour in the drawing's own style table."""
+    fills = {STYLES[kind][0]: kind for kind in ("input", "variable", "constant")}
+    return fills.get(node.attr["fillcolor"], "op")
 
 
 def _boxes(graph):
@@ -117,7 +113,7 @@ def test_no_box_around_a_single_op_nor_a_box_holding_only_another_box(ip, tmp_pa
 @pytest.mark.parametrize("body", [LOOP_IF, WHILE_TANH], ids=["loop+if", "while/tanh"])
 def test_control_flow_fits_a_notebook_and_keeps_the_users_ops(ip, tmp_path, body):
     graph, svg, text = _draw(ip, tmp_path, body)
-    assert _width(svg) <= NOTEBOOK_WIDTH and "to fit a notebook's width" not in text  # at full scale
+    assert svg_width(svg) <= NOTEBOOK_WIDTH and "to fit a notebook's width" not in text  # at full scale
     labels = _labels(graph)
     assert not any("maximum_iterations" in label or "loop_counter" in label for label in labels)
     assert "loop bookkeeping ops" in text
@@ -142,18 +138,6 @@ def test_the_legend_names_every_style_the_drawing_uses(ip, tmp_path):
     full, _, _ = _draw(ip, tmp_path, DENSE, "--ops all")
     legend = full.graph_attr["label"].replace("\\n", " ")
     assert "dashed grey arrow: control dependency" in legend and "dashed grey box: name scope" in legend
-
-
-def test_tape_graph_is_narrow_names_its_halves_and_says_why_zeros(ip):
-    _, captured = run(ip, f"%%tape --show graph\n{STOP_GRADIENT}")
-    data = next(o.data for o in captured.outputs if "image/svg+xml" in o.data)
-    svg = data["image/svg+xml"]
-    assert _width(svg) <= NOTEBOOK_WIDTH and "to fit a notebook's width" not in data["text/plain"]
-    assert ">zeros for w2: tf.stop_gradient blocks it<" in svg
-    assert ">d z / d w1<" in svg and ">d z / d w2<" in svg
-    assert ">StopGradient<" in svg and ">target<" in svg  # the forward half is drawn
-    assert "light brown: backward (gradient) op" in svg and "dashed orange border: stopped source" in svg
-    assert "hidden: " in data["text/plain"]
 
 
 def test_a_leftover_loop_variable_does_not_name_a_variable(ip, tmp_path):
@@ -205,9 +189,9 @@ def test_a_drawing_wider_than_a_notebook_is_shown_scaled_with_a_note_and_written
     path = tmp_path / "wide.svg"
     result, captured = run(ip, f"%%tfgraph -o {path}\n" + "\n".join(f"o{i} = tf.square(t) + {i}.0" for i in range(14)))
     assert result.success
-    data = next(o.data for o in captured.outputs if "image/svg+xml" in o.data)
-    full = _width(path.read_text()[path.read_text().index("<svg"):])
-    assert full > NOTEBOOK_WIDTH and _width(data["image/svg+xml"]) == NOTEBOOK_WIDTH
+    data = drawing_data(captured)
+    full = svg_width(path.read_text()[path.read_text().index("<svg"):])
+    assert full > NOTEBOOK_WIDTH and svg_width(data["image/svg+xml"]) == NOTEBOOK_WIDTH
     assert f"drawn at {NOTEBOOK_WIDTH / full:.0%} to fit a notebook's width ({full:,.0f} pt" in data["text/plain"]
 
 
@@ -231,10 +215,10 @@ def test_a_cells_function_drawn_by_name_keeps_the_cells_names(ip, tmp_path):
 def test_constants_read_as_written_and_tape_inputs_by_their_names(ip):
     run(ip, "lr = tf.constant(0.1)\nxin = tf.constant([1., 2.])\nwv = tf.Variable([3., 4.])")
     _, captured = run(ip, "%%tfgraph --show text\nstep = xin * 0.1 + tf.constant([0.2, 0.3])")
-    text = next(o.data["text/plain"] for o in captured.outputs if "node" in o.data.get("text/plain", ""))
+    text = output_with(captured, "node")
     assert "× 0.1" in text and "[0.2, 0.3]" in text and "0.10000000149011612" not in text
     _, captured = run(ip, "%%tape --show graph\nzz = tf.reduce_sum(wv * xin)\nzz")
-    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    svg = drawing_svg(captured)
     texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)  # what the drawing shows (ids may be TensorFlow's)
     assert "xin" in texts and not any("call_args" in t for t in texts)
 

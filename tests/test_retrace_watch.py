@@ -7,11 +7,7 @@ and each suggested fix is pasted back and run: the function then has one trace.
 
 import logging
 
-from .shellutil import run
-
-
-def _texts(captured):
-    return [o.data.get("text/plain", "") for o in captured.outputs]
+from .shellutil import output_text, output_texts, run
 
 
 def _shown(ip, line):
@@ -33,7 +29,7 @@ def _watched(ip, source):
     result, _ = run(ip, source)
     assert result.success, result.error_in_exec
     plain = {k: v for k, v in ip.user_ns.items() if k.startswith("out")}
-    return "\n".join(_texts(captured)), watched, plain
+    return "\n".join(output_texts(captured)), watched, plain
 
 
 def _same(a, b):
@@ -104,7 +100,7 @@ def test_a_training_loop_whose_last_batch_is_smaller(ip):
     result, captured = run(ip, "step = tf.function(train_step)\nfor x, y in data.batch(32):\n    out_loss = step(x, y)")
     run(ip, "%tfretrace --off")
     assert result.success, result.error_in_exec
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert "step: retraced: trace 2 (against trace 1): x: float32[32,8] -> float32[6,8]; y: float32[32,1] -> " \
            "float32[6,1]" in text
     assert "graph: the same ops, " in text and "sgd_1" not in text and "Identity" not in text
@@ -149,11 +145,11 @@ def test_a_dtype_change_suggests_the_wider_dtype_and_never_casts_strings(ip):
     run(ip, "%tfretrace --watch")
     result, captured = run(ip, "@tf.function\ndef twice(a):\n    return a + a\nout_i = twice(tf.constant(1))\n"
                                "out_f = twice(tf.constant(1.5))")
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert "a: int32 -> float32" in text and "tf.cast(a, tf.float32)" in text and "tf.int32" not in text
     result, captured = run(ip, "out_s = twice(tf.constant('s'))")
     run(ip, "%tfretrace --off")
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert "a: float32 -> string" in text and "tf.cast(a" not in text and "tf.strings.as_string" in text
     result, _ = run(ip, "twice2 = tf.function(lambda a: a + a)\n_ = twice2(tf.cast(tf.constant(1), tf.float32))\n"
                         "_ = twice2(tf.cast(tf.constant(1.5), tf.float32))\nn_twice = twice2.experimental_get_tracing_count()")
@@ -167,7 +163,7 @@ def test_an_object_argument_is_named_by_its_type_and_what_it_holds(ip):
     result, captured = run(ip, "out_apple = taste(Apple())\nout_mango = taste(Mango())")
     run(ip, "%tfretrace --off")
     assert result.success
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert "fruit: a different object (Apple(flavor=int32[2]) -> Mango(flavor=int32[2]))" in text
     assert "reuse one object, or pass the data it holds as tensors" in text and "__tf_tracing_type__" in text
 
@@ -230,7 +226,7 @@ def test_a_rebuilt_cells_diff_reads_an_earlier_trace_whose_variables_are_gone(ip
     gc.collect()  # the first layer's variables go
     second, captured = run(ip, "%%tfgraph --show none\nyv = dv(xv)")
     assert first.success and second.success, second.error_in_exec
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert "dv: a new object is captured" in text and "graph: the same ops" in text
 
 
@@ -240,13 +236,13 @@ def test_what_public_code_hit_a_tf_function_of_a_tf_function_and_keras_first_ste
     try:
         result, captured = run(ip, "@tf.function\ndef twice_g(x):\n    return x * 2\nh_of_g = tf.function(twice_g)\n"
                                    "out_h = h_of_g(tf.constant(1.))")
-        assert result.success and not any("Traceback" in t for t in _texts(captured))
+        assert result.success and not any("Traceback" in t for t in output_texts(captured))
         result, captured = run(ip, "import numpy as np\nnet_r = tf.keras.Sequential([tf.keras.Input((4,)), "
                                    "tf.keras.layers.Dense(1, name='r_out')], name='net_r')\nnet_r.compile('rmsprop', 'mse')\n"
                                    "_ = net_r.fit(np.ones((64, 4), 'float32'), np.ones((64, 1), 'float32'), "
                                    "batch_size=32, verbose=0)")
         assert result.success
-        assert not any("retraced" in t for t in _texts(captured))  # RMSprop's variables: a 2nd trace, not a retrace
+        assert not any("retraced" in t for t in output_texts(captured))  # RMSprop's variables: a 2nd trace, not a retrace
     finally:
         run(ip, "%tfretrace --off")
     assert "net_r.train_function.one_step" in _shown(ip, "%tfretrace")
@@ -257,7 +253,7 @@ def test_a_shape_fix_warns_where_the_function_reads_the_static_shape(ip):
     _, captured = run(ip, "@tf.function\ndef zeros_like_rows(x):\n    return tf.zeros((x.shape[0], 1))\n"
                           "_ = zeros_like_rows(tf.ones((3, 2)))\n_ = zeros_like_rows(tf.ones((5, 2)))")
     run(ip, "%tfretrace --off")
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert "the function reads x.shape" in text and "tf.shape(x)[0]" in text
     result, _ = run(ip, "@tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])\n"
                         "def rows_fixed(x):\n    return tf.zeros((tf.shape(x)[0], 1))\n"
@@ -272,7 +268,33 @@ def test_a_python_value_that_became_a_tensor_is_a_note_and_the_diff_names_the_co
                           "    for i in tf.range(num_steps):\n        total += i\n    return total\n"
                           "_ = summed(num_steps=20)\n_ = summed(num_steps=tf.constant(20))")
     run(ip, "%tfretrace --off")
-    text = "\n".join(_texts(captured))
+    text = "\n".join(output_texts(captured))
     assert "num_steps: Python int 20 -> int32 tensor" in text
     assert "+1 op (Placeholder num_steps), -1 op (Const range/limit)" in text and "constants changed" not in text
     assert "note: num_steps is a tensor now" in text and "fix:" not in text
+
+
+def test_a_retrace_is_compared_with_the_trace_of_its_kind(ip):
+    run(ip, "@tf.function\ndef fr(x):\n    return x * 2")
+    run(ip, "%tfretrace --watch")
+    try:
+        _, captured = run(ip, "fr(tf.constant(2.)); fr(2); fr(tf.constant([[1., 2.]]))")
+    finally:
+        run(ip, "%tfretrace --off")
+    text = output_text(captured, drawings=False)
+    assert "tfretrace fr: 2 retraces in this cell (3 traces now):" in text  # one summary for the cell
+    third = next(line for line in text.splitlines() if line.strip().startswith("trace 3"))
+    assert third.strip() == "trace 3 (against trace 1): x: float32 -> float32[1,2]"
+
+
+def test_keras_predict_retracing_is_said_to_be_keras_once(ip):
+    run(ip, "km = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])")
+    run(ip, "%tfretrace --watch")
+    try:
+        texts = [output_text(run(ip, f"pk = km.predict(np.ones(({b}, 3)), verbose=0)")[1], drawings=False)
+                 for b in (4, 7, 9, 11)]
+    finally:
+        run(ip, "%tfretrace --off")
+    joined = "\n".join(texts)
+    assert joined.count("Keras's own predict step") == 1 and "nothing to change in your code" in joined
+    assert "retraced: trace" not in joined

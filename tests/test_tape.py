@@ -1,15 +1,12 @@
-"""%%tape in a real IPython shell: gradients equal hand-written GradientTape code, and each None/NaN explained."""
+"""%%tape in a real IPython shell: gradients equal hand-written GradientTape code, each None/NaN explained, what
+it stores and names, its options and errors. (The drawing, --show graph: test_tape_graph.py.)"""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from IPython.core.error import UsageError
 
-from .shellutil import run
-
-
-def _table(captured):
-    return next(o.data["text/plain"] for o in captured.outputs if "%%tape: gradients" in o.data.get("text/plain", ""))
+from .shellutil import output_text, output_texts, run, tape_table, user_names
 
 
 def _grads(ip, name="grads"):
@@ -26,7 +23,7 @@ def test_variables_give_the_hand_written_gradients(ip):
     expected = tape.gradient(z, [w1, w2])
     assert _grads(ip) == {"w1": expected[0].numpy(), "w2": expected[1].numpy()} == {"w1": 36.0, "w2": 10.0}
     assert float(ip.user_ns["z"].numpy()) == 105.0  # the cell's own assignment stands
-    table = _table(captured)
+    table = tape_table(captured)
     assert "w1      scalar     float32  36" in table and "w2      scalar     float32  10" in table
 
 
@@ -34,7 +31,7 @@ def test_unwatched_constants_are_none_with_the_watch_hint_and_watched_ones_are_n
     run(ip, "c1, c2 = tf.constant(5.), tf.constant(3.)")
     _, captured = run(ip, "%%tape --wrt c1,c2\nz = 3 * c1 ** 2 + 2 * c1 * c2\nz")
     assert _grads(ip) == {"c1": None, "c2": None}
-    table = _table(captured)
+    table = tape_table(captured)
     assert "c1 is a tensor made before this cell, not a tf.Variable" in table and "only when watched" in table
     assert "add --watch c1" in table
     run(ip, "%%tape --watch c1,c2\nz = 3 * c1 ** 2 + 2 * c1 * c2\nz")
@@ -50,7 +47,7 @@ def test_stop_gradient_is_none_and_names_its_line(ip):
     run(ip, "w1, w2 = tf.Variable(5.), tf.Variable(3.)")
     _, captured = run(ip, "%%tape\na = 3 * w1 ** 2\nz = a + tf.stop_gradient(2 * w1 * w2)\nz")
     assert _grads(ip) == {"w1": 30.0, "w2": None}
-    assert "tf.stop_gradient at line 2 (z = a + tf.stop_gradient(2 * w1 * w2)) blocks" in _table(captured)
+    assert "tf.stop_gradient at line 2 (z = a + tf.stop_gradient(2 * w1 * w2)) blocks" in tape_table(captured)
 
 
 def test_keras_dense_kernel_and_bias(ip):
@@ -65,7 +62,7 @@ def test_keras_dense_kernel_and_bias(ip):
     grads = _grads(ip)
     np.testing.assert_allclose(grads["dense/kernel"], kernel.numpy())
     np.testing.assert_allclose(grads["dense/bias"], bias.numpy())
-    assert "dense/kernel  [3, 2]" in _table(captured)
+    assert "dense/kernel  [3, 2]" in tape_table(captured)
 
 
 def test_jacobian_and_hessian(ip):
@@ -77,12 +74,12 @@ def test_jacobian_and_hessian(ip):
     with tf.GradientTape() as tape:
         y = v ** 2
     expected = tape.jacobian(y, v).numpy()
-    table = _table(captured)
+    table = tape_table(captured)
     assert "jacobian d(y)/d(v): shape [3, 3]" in table
     run(ip, "w1, w2 = tf.Variable(5.), tf.Variable(3.)")
     result, captured = run(ip, "%%tape --hessian\nz = w1 ** 3 * w2\nz")
     assert result.success
-    assert "hessian d2(z)/d(w1) d(w2): shape []" in _table(captured)  # named as the cell names it
+    assert "hessian d2(z)/d(w1) d(w2): shape []" in tape_table(captured)  # named as the cell names it
     # hand-written nested tapes
     w1, w2 = tf.Variable(5.), tf.Variable(3.)
     with tf.GradientTape(persistent=True) as outer:
@@ -115,7 +112,7 @@ def test_softplus_nan_at_100_names_exp_and_custom_gradient_fixes_it(ip):
     result, captured = run(ip, "%%tape\ny = my_softplus(x100)\ny")
     assert result.success
     assert np.isnan(_grads(ip)["x100"])
-    table = _table(captured)
+    table = tape_table(captured)
     assert "NaN/Inf: Exp made the first inf of the forward pass at line 1: y = my_softplus(x100)" in table
     assert "in my_softplus, line 2: return tf.math.log(tf.exp(z) + 1.0)" in table
     assert "tf.custom_gradient" in table and "tf.nn.softplus" in table
@@ -126,7 +123,7 @@ def test_softplus_nan_at_100_names_exp_and_custom_gradient_fixes_it(ip):
             "    return tf.math.log(exp + 1), my_softplus_gradients")
     result, captured = run(ip, "%%tape\ny = my_better_softplus(x100)\ny")
     assert _grads(ip)["x100"] == 1.0
-    assert "NaN/Inf" not in _table(captured)
+    assert "NaN/Inf" not in tape_table(captured)
 
 
 @pytest.mark.parametrize("setup,body,wrt,cause", [
@@ -147,17 +144,7 @@ def test_each_none_cause_is_named(ip, setup, body, wrt, cause):
     run(ip, setup)
     result, captured = run(ip, f"%%tape {wrt}\n{body}")
     assert result.success, result.error_in_exec
-    assert cause in _table(captured)
-
-
-def test_show_graph_draws_forward_and_backward_ops_with_the_path(ip):
-    run(ip, "w1, w2 = tf.Variable(5.), tf.Variable(3.)")
-    _, captured = run(ip, "%%tape --show graph\nz = 3 * w1 ** 2 + tf.stop_gradient(2 * w1 * w2)\nz")
-    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
-    assert "gradient_tape/" in svg  # backward ops
-    assert ">w1<" in svg and ">source: connected<" in svg and ">w2<" in svg and ">source: stopped<" in svg
-    assert "#d81b60" in svg  # the path's colour
-    assert "light brown: backward (gradient) op" in svg
+    assert cause in tape_table(captured)
 
 
 def test_output_name_and_show_none(ip):
@@ -173,10 +160,6 @@ def test_explicit_target_expression(ip):
     assert _grads(ip) == {"w1": 20.0}
 
 
-def _user_names(ip):
-    return {k: id(v) for k, v in ip.user_ns.items() if not k.startswith("_") and k not in ("In", "Out")}
-
-
 @pytest.mark.parametrize("line,body,message", [
     ("", "label = 'not a tensor'\nlabel", "the target ('label') is a str, not a tensor"),
     ("--wrt w9", "z = w1 * 2.0\nz", "--wrt w9: no such name in the namespace"),
@@ -190,19 +173,19 @@ def _user_names(ip):
 ])
 def test_bad_targets_and_options_are_one_line_errors_and_change_nothing(ip, line, body, message):
     run(ip, "w1 = tf.Variable(5.)\nz = 'before'")
-    before = _user_names(ip)
+    before = user_names(ip)
     result, _ = run(ip, f"%%tape {line}\n{body}")
     assert type(result.error_in_exec) is UsageError
     assert message in str(result.error_in_exec) and "\n" not in str(result.error_in_exec)
-    assert _user_names(ip) == before
+    assert user_names(ip) == before
 
 
 def test_failing_cell_restores_the_namespace_and_names_the_line(ip):
     run(ip, "w1 = tf.Variable(5.)\nz = 'before'")
-    before = _user_names(ip)
+    before = user_names(ip)
     result, captured = run(ip, "%%tape\nz = w1 * 2.0\nnew_name = 1\n1 / 0\n")
     assert isinstance(result.error_in_exec, ZeroDivisionError)
-    assert _user_names(ip) == before and "_tfmagic_tape" not in ip.user_ns
+    assert user_names(ip) == before and "_tfmagic_tape" not in ip.user_ns
     assert "%%tape cell, line 3 (while running the cell)" in captured.stdout and "----> 3 1 / 0" in captured.stdout
 
 
@@ -218,7 +201,7 @@ def test_a_users_own_tape_used_twice_is_explained(ip):
 def test_an_infinite_gradient_is_counted_and_its_way_out_fits_the_op(ip):
     run(ip, "ws = tf.Variable([0., 4.])")
     _, captured = run(ip, "%%tape\nr = tf.sqrt(ws)\nloss = tf.reduce_sum(r * 2)\nloss")
-    text = _table(captured)
+    text = tape_table(captured)
     assert "[inf, 0.5] 1 inf; finite values: norm 0.5, min 0.5, max 0.5" in text
     assert "gradient op SqrtGrad" in text and "the derivative of tf.sqrt is infinite at 0" in text
 
@@ -258,7 +241,7 @@ def test_a_trainable_false_variable_is_not_watched_and_watching_it_gives_the_pla
     _, captured = run(ip, "%%tape --wrt frozen,w_t\nz = frozen * w_t\nz")
     assert _grads(ip) == {"frozen": None, "w_t": 2.0}
     assert _plain_gradients(ip, "z = frozen * w_t\nz", ["frozen", "w_t"]) == [None, 2.0]
-    table = _table(captured)
+    table = tape_table(captured)
     assert "frozen is not watched: it is a tf.Variable with trainable=False" in table
     assert "add --watch frozen" in table and "does not depend on" not in table
     run(ip, "%%tape --wrt frozen,w_t --watch frozen\nz = frozen * w_t\nz")  # the fix, applied
@@ -268,13 +251,13 @@ def test_a_trainable_false_variable_is_not_watched_and_watching_it_gives_the_pla
 def test_a_tensor_computed_from_a_variable_is_not_called_a_constant(ip):
     run(ip, "w_c = tf.Variable(3.0); u_before = w_c + 1.0")
     _, captured = run(ip, "%%tape --wrt u_before\nz = u_before * 2\nz")
-    table = _table(captured)
+    table = tape_table(captured)
     assert "constant" not in table and "u_before is a tensor made before this cell" in table
     _, captured = run(ip, "%%tape --wrt u_in\nu_in = w_c + 1.0\nz = w_c * 2\nz")
-    table = _table(captured)
+    table = tape_table(captured)
     assert "constant" not in table and "no path: the target does not depend on u_in" in table
     _, captured = run(ip, "%%tape --wrt k_in\nk_in = tf.constant(3.0) * 2\nz = k_in * w_c\nz")
-    assert "k_in (line 1) is computed from constants only" in _table(captured)
+    assert "k_in (line 1) is computed from constants only" in tape_table(captured)
 
 
 def test_a_dict_target_is_differentiated_as_tape_gradient_sums_it(ip):
@@ -289,7 +272,7 @@ def test_a_variable_created_in_the_cell_then_assigned_gets_the_assignments_reaso
     run(ip, "w_a = tf.Variable(3.0)")
     _, captured = run(ip, "%%tape\nq = tf.Variable(1.0)\nq.assign_add(w_a * 2)\nq * 1.0")
     assert _grads(ip)["w_a"] is None and _grads(ip)["q"] == 1.0
-    table = _table(captured)
+    table = tape_table(captured)
     assert "w_a reaches the target only through an assignment (line 2: q.assign_add(w_a * 2))" in table
 
 
@@ -299,7 +282,7 @@ def test_watch_accessed_variables_false_watches_only_what_watch_names(ip):
     assert _grads(ip) == {"w_n": 2.0}  # as tf.GradientTape(watch_accessed_variables=False) with tape.watch(w_n)
     _, captured = run(ip, "%%tape --no-watch-accessed --watch w_n --wrt w_n,b_n\nz = w_n * b_n\nz")
     assert _grads(ip) == {"w_n": 2.0, "b_n": None}
-    assert "b_n is not watched: with --no-watch-accessed" in _table(captured)
+    assert "b_n is not watched: with --no-watch-accessed" in tape_table(captured)
 
 
 def test_unconnected_zero_gives_the_plain_zeros_and_still_says_why(ip):
@@ -311,15 +294,15 @@ def test_unconnected_zero_gives_the_plain_zeros_and_still_says_why(ip):
     assert got["w_z"].tolist() == plain[0].tolist() == [6.0, 2.0] and got["b_z"] == plain[1] == 0.0
     assert ip.user_ns["jacobians"]["b_z"].numpy() == 0.0
     assert ip.user_ns["hessians"][("b_z", "w_z")].numpy().tolist() == [0.0, 0.0]
-    assert "zeros for a disconnected source (--unconnected zero): no path" in _table(captured)
+    assert "zeros for a disconnected source (--unconnected zero): no path" in tape_table(captured)
 
 
 def test_jacobians_and_hessians_can_be_named_and_a_replaced_name_is_said(ip):
     run(ip, "w_j = tf.Variable(3.0); jacobians = 'my notes'")
     _, captured = run(ip, "%%tape --jacobian\nz = w_j * 2\nz")
-    assert "stored: grads, jacobians (replaced the str it held)" in _table(captured)
+    assert "stored: grads, jacobians (replaced the str it held)" in tape_table(captured)
     _, captured = run(ip, "%%tape --jacobian\nz = w_j * 2\nz")  # its own dict again: nothing to say
-    assert "stored: grads, jacobians\n" in _table(captured) + "\n"
+    assert "stored: grads, jacobians\n" in tape_table(captured) + "\n"
     run(ip, "%%tape --jacobian --hessian --store g2 --store-jacobians J2 --store-hessians H2\nz = w_j ** 2\nz")
     assert ip.user_ns["g2"]["w_j"].numpy() == 6.0 and ip.user_ns["J2"]["w_j"].numpy() == 6.0
     assert ip.user_ns["H2"][("w_j", "w_j")].numpy() == 2.0
@@ -327,3 +310,102 @@ def test_jacobians_and_hessians_can_be_named_and_a_replaced_name_is_said(ip):
         ip.run_cell_magic("tape", "--jacobian --hessian --store-jacobians J --store-hessians J", "z = w_j * 2\nz")
     with pytest.raises(UsageError, match="--store-jacobians '1x': NAME must be a Python identifier"):
         ip.run_cell_magic("tape", "--jacobian --store-jacobians 1x", "z = w_j * 2\nz")
+
+
+# ---------------------------------------------------------------------------
+# What %%tape stores and under which names: jacobians, hessians, -o and --store, list targets, keys
+
+
+def test_jacobians_are_stored_and_equal_a_plain_tapes(ip):
+    run(ip, "xj = tf.Variable([1., 2., 3.])")
+    result, captured = run(ip, "%%tape --jacobian\nyj = xj ** 2 + tf.reduce_sum(xj)\nyj")
+    assert result.success, result.error_in_exec
+    xj = ip.user_ns["xj"]
+    with tf.GradientTape() as tape:
+        yj = xj ** 2 + tf.reduce_sum(xj)
+    plain = tape.jacobian(yj, xj)
+    stored = ip.user_ns["jacobians"]["xj"]
+    assert stored.shape == (3, 3) == plain.shape
+    np.testing.assert_allclose(stored.numpy(), plain.numpy())
+    assert ip.user_ns["grads"]["xj"].shape == (3,)  # the gradients stay gradients
+    assert any("stored: grads, jacobians" in t for t in output_texts(captured))
+
+
+def test_hessians_are_stored_and_equal_nested_plain_tapes_none_included(ip):
+    run(ip, "h1, h2 = tf.Variable(2.), tf.Variable(3.)")
+    for body in ("z = h1 ** 3 * h2\nz", "z = h1 ** 2 + 4.0 * h2\nz"):
+        result, captured = run(ip, f"%%tape --hessian\n{body}")
+        assert result.success, result.error_in_exec
+        h1, h2 = ip.user_ns["h1"], ip.user_ns["h2"]
+        with tf.GradientTape(persistent=True) as outer:
+            with tf.GradientTape() as inner:
+                z = eval(body.splitlines()[0].split("=", 1)[1], {"h1": h1, "h2": h2})
+            first = inner.gradient(z, [h1, h2])
+        stored = ip.user_ns["hessians"]
+        for i, a in enumerate(("h1", "h2")):
+            for j, b in enumerate(("h1", "h2")):
+                plain = None if first[i] is None else outer.gradient(first[i], [h1, h2][j])
+                if plain is None:
+                    assert stored[(a, b)] is None, (body, a, b)
+                else:
+                    np.testing.assert_allclose(stored[(a, b)].numpy(), plain.numpy(), err_msg=f"{body} {a} {b}")
+        text = "\n".join(output_texts(captured))
+        if "4.0 * h2" in body:
+            assert "hessian d2(z)/d(h2) d(h2): None" in text
+
+
+def test_o_is_a_drawing_file_in_every_magic_and_store_names_the_gradients(ip, tmp_path):
+    run(ip, "wo = tf.Variable(2.)")
+    drawing = tmp_path / "tape.svg"
+    result, captured = run(ip, f"%%tape --store go -o {drawing}\nzo = wo * 3.0\nzo")
+    assert result.success, result.error_in_exec
+    assert drawing.read_bytes().lstrip().startswith(b"<?xml") and b"d zo / d wo" in drawing.read_bytes()
+    assert float(ip.user_ns["go"]["wo"]) == 3.0
+    assert not any("image/svg+xml" in o.data for o in captured.outputs)  # --show table: the file only
+    result, _ = run(ip, "%%tape -o go\nzo = wo * 3.0\nzo")  # the old spelling
+    assert type(result.error_in_exec) is UsageError and "--store go" in str(result.error_in_exec)
+    graph_file = tmp_path / "cell.dot"
+    result, _ = run(ip, f"%%tfgraph --show none -o {graph_file}\nzz = wo * 2.0")
+    assert result.success and graph_file.read_text().startswith("digraph")
+
+
+def test_tape_takes_a_list_target(ip):
+    run(ip, "w1, w2 = tf.Variable(5.), tf.Variable(3.)")
+    result, _ = run(ip, "%%tape [z1, z2, z3]\nz1 = w1 * 2\nz2 = w1 * w2\nz3 = w2 ** 2")
+    assert result.success
+    with tf.GradientTape() as tape:
+        z1, z2, z3 = ip.user_ns["w1"] * 2, ip.user_ns["w1"] * ip.user_ns["w2"], ip.user_ns["w2"] ** 2
+    hand = tape.gradient([z1, z2, z3], [ip.user_ns["w1"], ip.user_ns["w2"]])
+    assert {k: float(v) for k, v in ip.user_ns["grads"].items()} == {"w1": float(hand[0]), "w2": float(hand[1])}
+
+
+def test_a_refused_tape_target_is_a_usage_error_and_changes_nothing(ip):
+    run(ip, "w1 = tf.Variable(5.)\nrt = 'before'")
+    result, captured = run(ip, "%%tape [z1, 'a']\nz1 = w1 * 2\nrt = 'after'")
+    assert isinstance(result.error_in_exec, UsageError) and not result.success
+    assert "holds a str, not a tensor" in str(result.error_in_exec)
+    assert "[z1, 'a']" in str(result.error_in_exec)  # the target as typed
+    assert ip.user_ns["rt"] == "before"
+
+
+def test_hessian_none_where_nested_tapes_give_none(ip):
+    run(ip, "w1, w2 = tf.Variable(5.), tf.Variable(3.)")
+    result, captured = run(ip, "%%tape --hessian\nz = 3 * w1 ** 2 + 2 * w1 * w2\nz")
+    assert result.success
+    assert "d(w2) d(w2): None" in output_text(captured, drawings=False)
+
+
+def test_a_keras_bias_is_keyed_by_its_layer_path_not_a_leftover_loop_variable(ip):
+    run(ip, "kn = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2, name='hid')], name='kn')")
+    run(ip, "for variable in kn.variables:\n    pass")
+    result, _ = run(ip, "%%tape\nloss = tf.reduce_sum(kn(tf.ones((1, 3))) ** 2)\nloss")
+    assert result.success
+    assert sorted(ip.user_ns["grads"]) == ["kn/hid/bias", "kn/hid/kernel"]
+
+
+def test_tape_keeps_the_names_of_variables_the_cell_rebinds(ip):
+    run(ip, "ra = tf.Variable(2.0)\nrb = tf.Variable(3.0)")
+    result, _ = run(ip, "%%tape\nra = ra * 1.0\nrb = rb * 1.0\nz = ra * rb\nz")
+    assert result.success
+    grads = {k: float(v) for k, v in ip.user_ns["grads"].items()}
+    assert grads == {"ra": 3.0, "rb": 2.0}

@@ -8,7 +8,7 @@ import tensorflow as tf
 import pytest
 from IPython.core.error import UsageError
 
-from .shellutil import mimetypes, run
+from .shellutil import drawing_data, drawing_svg, mimetypes, run, user_names
 
 SETUP = """
 x = tf.constant([[1.0, -2.0, 3.0]])
@@ -92,34 +92,40 @@ def test_rerun_reuses_the_trace_and_a_new_shape_retraces(ip):
     assert ip.user_ns["b"].numpy().tolist() == [3.0, 6.0, 9.0]
 
 
-def _user_names(ip):
-    """Every user-visible name and the identity of its value (IPython's own In/Out/_ names aside)."""
-    return {k: id(v) for k, v in ip.user_ns.items() if not k.startswith("_") and k not in ("In", "Out")}
-
-
 def test_failing_cell_leaves_the_namespace_and_names_the_line(ip):
     run(ip, "p = tf.constant(1.0)\nq = 'before'")
-    before = _user_names(ip)
+    before = user_names(ip)
     result, captured = run(ip, "%%tfgraph\np = p + 1.0\nq = p * 2.0\nr = q + tf.constant(1)\n")
     assert isinstance(result.error_in_exec, TypeError)
-    assert _user_names(ip) == before
+    assert user_names(ip) == before
     assert "----> 3 r = q + tf.constant(1)" in captured.stdout
     assert "site-packages" not in captured.stdout and "autograph" not in captured.stdout.lower()
 
 
 def test_runtime_failure_leaves_the_namespace_and_names_the_line(ip):
-    before = _user_names(ip)
+    before = user_names(ip)
     result, captured = run(ip, "%%tfgraph\nm = tf.constant([1.0, -1.0])\ntf.debugging.assert_positive(m)\n")
     assert result.error_in_exec.__class__.__name__ == "InvalidArgumentError"
     assert "----> 2 tf.debugging.assert_positive(m)" in captured.stdout
     assert "Detected at node" not in captured.stdout
-    assert _user_names(ip) == before
+    assert user_names(ip) == before
 
 
 def test_syntax_error_shows_the_cell_line(ip):
     result, captured = run(ip, "%%tfgraph\ny = 1\nz = (2 +\n")
     assert isinstance(result.error_in_exec, SyntaxError)
     assert result.error_in_exec.lineno == 2  # lines of the cell's body, as IPython's %%time counts them
+
+
+def test_syntax_errors_are_short(ip):
+    for magic in ("%%tfgraph", "%%tape"):
+        result, captured = run(ip, f"{magic}\nok = 1\nr = (ok * 2\n")
+        assert isinstance(result.error_in_exec, SyntaxError)
+        out = captured.stdout
+        assert f"{magic} cell, line 2" in out and "r = (ok * 2" in out and "SyntaxError: '(' was never closed" in out
+        assert "tfmagic/magics" not in out and "ast.parse" not in out  # no frame of the magics
+    result, captured = run(ip, "%%tfgraph\nreturn 5\n")
+    assert "%%tfgraph cell, line 1" in captured.stdout and "return 5" in captured.stdout
 
 
 def test_named_cell_keeps_its_function(ip):
@@ -281,7 +287,7 @@ def test_large_graphs_start_collapsed_and_expand_opens_a_scope(ip):
 
     def titles(cell):
         _, captured = run(ip, cell)
-        data = next(o.data for o in captured.outputs if "image/svg+xml" in o.data)
+        data = drawing_data(captured)
         return data["text/plain"], _node_titles(data["image/svg+xml"])
 
     text, nodes = titles("%%tfgraph\nny = net(nx)")
@@ -314,8 +320,8 @@ def test_expand_opens_a_control_flow_body_in_a_collapsed_drawing(ip):
     run(ip, "steps = tf.constant(3)\nacc0 = tf.ones((4,))")
     body = "acc = acc0\nfor i in tf.range(steps):\n    acc = tf.tanh(acc * 2.0) + 1.0\nacc"
     _, captured = run(ip, f"%%tfgraph --depth 1\n{body}")
-    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    svg = drawing_svg(captured)
     assert "While body" not in svg  # collapsed: the loop is one node
     _, captured = run(ip, f"%%tfgraph --depth 1 --expand while\n{body}")
-    svg = next(o.data["image/svg+xml"] for o in captured.outputs if "image/svg+xml" in o.data)
+    svg = drawing_svg(captured)
     assert "While body" in svg and "Tanh" in svg

@@ -36,12 +36,15 @@ class Explorer:
             for the first): the "diff" view draws a trace against it (``tracediff.py``).
         xla: for a ``jit_compile`` function: trace index -> its XLA kernels by TF op (``xla.groups_for_graph``),
             or ``None`` where XLA cannot say; the "XLA" view boxes the kernels around their ops.
+        function: the ``tf.function`` of the traces: the readable view names its loops' and calls' variables
+            as the static drawing does (``naming.trace_labels``).
     """
 
     def __init__(self, traces: list[tuple[str, object]], selected: int, title: str, max_nodes: int | None = None,
                  ops: str = "readable", variable_names: dict[int, str] | None = None, cell: bool = False,
-                 compared: list[int | None] | None = None, xla=None):
+                 compared: list[int | None] | None = None, xla=None, function=None):
         self.traces = traces
+        self.function = function  # the tf.function of the traces: its loops' and calls' names label them
         self.title = title
         self.max_nodes = max_nodes
         self.variable_names = variable_names or {}
@@ -151,12 +154,12 @@ class Explorer:
         """The model of a trace as traced (built once)."""
         key = (index, "traced")
         if key not in self._models:
-            from tfmagic.naming import output_names
+            from tfmagic.naming import trace_labels
 
             graph = self.traces[index][1]
             self._graphs[key] = graph
-            with gc_paused():
-                self._models[key] = build_graph_model(graph, labels=output_names(graph, cell=self.cell),
+            with gc_paused():  # labelled as the static drawing is (the readable view's names)
+                self._models[key] = build_graph_model(graph, labels=trace_labels(graph, self.function, cell=self.cell),
                                                       variable_names=self.variable_names)
         return self._models[key]
 

@@ -317,3 +317,26 @@ def _iterate_name(node) -> str:
             if isinstance(key, ast.Constant) and key.value == "iterate_names" and isinstance(value, ast.Constant):
                 return str(value.value) if "," not in str(value.value) else ""
     return ""
+
+
+def trace_labels(graph, function=None, cell: bool = False, readable: bool = True, autograph: bool = True
+                 ) -> dict[str, str]:
+    """The user's names in a traced graph, as every drawing of it labels them (the magics and the explorer):
+    its outputs by what they become (a ``%%tfgraph`` cell's names and result, or the returned structure), and
+    in the readable view the variables of loops and branches as AutoGraph names them, the calls' too.
+
+    Args:
+        graph: the trace's ``FuncGraph``.
+        function: the ``tf.function`` it is a trace of (its Python function names the loops' variables).
+        cell: whether it is a ``%%tfgraph`` cell's function.
+        readable: the readable view (``--ops readable``).
+        autograph: whether AutoGraph converted the function (``--no-autograph``: no loop variables to name).
+    """
+    labels = output_names(graph, cell=cell)
+    python_function = getattr(function, "python_function", None)
+    if not readable or python_function is None:
+        return labels
+    if autograph and any(op.type in ("While", "StatelessWhile", "If", "StatelessIf") for op in graph.get_operations()):
+        labels.update(control_flow_names(graph, python_function))
+    labels.update(called_control_flow_names(graph, python_function))
+    return labels

@@ -144,6 +144,23 @@ def draw_graph(tf_graph, title: str, options: DrawOptions = DrawOptions(), *, la
     return draw_model(model, title, options, profile=profile, groups=groups)
 
 
+def draw_trace(run, title: str, options: DrawOptions = DrawOptions(), *, variable_names: dict[int, str] | None = None,
+               profile=None) -> tuple[GraphReport, dict[str, bytes]]:
+    """A ``%%tfgraph`` cell's run drawn: the trace that ran, labelled with the cell's names (``naming.trace_labels``)
+    as the explorer labels it.  See :func:`draw_graph` for the rest."""
+    return draw_graph(run.trace.graph, title, options, labels=run_labels(run, options),
+                      variable_names=variable_names, profile=profile)
+
+
+def run_labels(run, options: DrawOptions = DrawOptions()) -> dict[str, str]:
+    """The user's names in a cell run's trace, in the view ``options`` asks for."""
+    from tfmagic.naming import trace_labels
+
+    autograph = run.cell.options.autograph if run.cell is not None else True
+    return trace_labels(run.trace.graph, run.function, cell=True, readable=options.ops == "readable",
+                        autograph=autograph)
+
+
 def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradient: bool = False, profile=None,
                groups: dict | None = None) -> tuple[GraphReport, dict[str, bytes]]:
     """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend.

@@ -142,6 +142,7 @@ class CellRun:
     functions: dict[str, Any] = field(default_factory=dict)
     eager: str = ""
     _redefined: dict = field(default_factory=dict)
+    cell: Any = None  # the CellFunction that ran (its traces, for a diff or the explorer)
 
     def redefine_functions(self, namespace: dict) -> None:
         """Define the cell's functions and classes again over ``namespace`` (after the outputs are written back).
@@ -267,7 +268,8 @@ class CellFunction:
             label = f"{name}.{key}" if kind == "attr" else f"{name}[{key!r}]"
             record.slots.append((label, slot))
             tensors[label] = tensor
-        kind, payload = place(result, graph, values, variable_for=self.variables.variable_for, code=self.code) if result is not None else ("python", None)
+        kind, payload = ("python", None) if result is None else place(
+            result, graph, values, variable_for=self.variables.variable_for, code=self.code)
         out = None
         if kind == "tensor":
             out = payload
@@ -407,6 +409,7 @@ class CellFunction:
                 outputs[name] = rebuild(outputs[name])
         functions = {name: (outputs[name], node) for name, (_, node) in model.functions.items()}
         return CellRun(
+            cell=self,
             outputs=outputs,
             deleted=self.code.deleted,
             result=tensor_result if model.result_is_tensor else model.python_result,

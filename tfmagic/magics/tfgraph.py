@@ -39,7 +39,6 @@ class TfGraphMagics(SessionMagics):
     def __init__(self, shell):
         super().__init__(shell)
         self._parsed_lines: dict = {}  # option line -> (args, FunctionOptions)
-        self._transformed_source = ""  # the source of the %%tfgraph cell running now (for the explorer)
 
     @magic_arguments()
     @argument("function", nargs="?", metavar="FUNC",
@@ -152,7 +151,6 @@ class TfGraphMagics(SessionMagics):
         from tfmagic.tracing import trace_cell
 
         source = self._transformed(cell)
-        self._transformed_source = source
         before = dict(self.shell.user_ns) if args.profile or args.show in ("xla", "hlo") else None  # the inputs
         started = time.perf_counter()
         scopes = _keras_name_scopes()
@@ -192,11 +190,14 @@ class TfGraphMagics(SessionMagics):
                 display(Notice(f"%%tfgraph --show {args.show}: XLA does not compile this cell; add --jit "
                                f"(%%tfgraph --jit --show {args.show})"))
             else:
+                from tfmagic.render import DrawOptions, run_labels
+
                 timing = (f"this run traced the cell and XLA compiled it: {elapsed * 1e3:,.0f} ms in all (run it "
                           "again for a compiled run's time)" if run.traced else
                           f"this run reused XLA's compiled kernels: {elapsed * 1e3:,.1f} ms")
                 self._show_xla(run.function, [before[name] for name in run.inputs], run.trace.graph,
-                               f"%%tfgraph --jit cell, trace {run.trace.number}", args, self._labels(run, args), timing)
+                               f"%%tfgraph --jit cell, trace {run.trace.number}", args,
+                               run_labels(run, DrawOptions.from_args(args)), timing)
         elif args.show == "diff":
             self._draw_cell_diff(run, args)
         elif args.show in ("graph", "optimized") or args.output:
@@ -351,8 +352,7 @@ class TfGraphMagics(SessionMagics):
         """``--show diff``: the new trace drawn against the trace it was compared with."""
         from tfmagic.reports import Notice
 
-        key = (args.name,) if args.name else (self._transformed_source,)
-        cell = self.cells.get(key)
+        cell = run.cell
         earlier = None
         if run.retraced and run.trace.nearest and cell is not None:
             earlier = next((r for r in cell.traces if r.number == run.trace.nearest), None)
@@ -387,24 +387,11 @@ class TfGraphMagics(SessionMagics):
             return
         display(report)
 
-    def _labels(self, run, args) -> dict[str, str]:
-        """The user's names in the cell's graph: outputs, and (readable view) loops' and branches' variables."""
-        return self._graph_labels(run.trace.graph, run.function, True, args)
-
     @staticmethod
     def _graph_labels(graph, function, cell: bool, args) -> dict[str, str]:
-        """Outputs by what they become (a cell's names, or the returned structure), and in the readable view
-        the variables of loops and branches as AutoGraph names them."""
-        from tfmagic.naming import called_control_flow_names, control_flow_names, output_names
+        from tfmagic.naming import trace_labels
 
-        labels = output_names(graph, cell=cell)
-        python_function = getattr(function, "python_function", None)
-        if args.ops == "readable" and python_function is not None and getattr(args, "autograph", True) and any(
-                op.type in ("While", "StatelessWhile", "If", "StatelessIf") for op in graph.get_operations()):
-            labels.update(control_flow_names(graph, python_function))
-        if args.ops == "readable" and python_function is not None:
-            labels.update(called_control_flow_names(graph, python_function))
-        return labels
+        return trace_labels(graph, function, cell, args.ops == "readable", getattr(args, "autograph", True))
 
     def _is_cell_function(self, function) -> bool:
         """Whether ``function`` is a %%tfgraph cell's (its outputs are the cell's names and result)."""
@@ -412,20 +399,20 @@ class TfGraphMagics(SessionMagics):
 
     def _describe(self, run, args) -> None:
         """``--show text``: the graph as text, ops in order with their types, shapes and inputs."""
-        from tfmagic.render import DrawOptions, describe_graph
+        from tfmagic.render import DrawOptions, describe_graph, run_labels
 
-        display(describe_graph(run.trace.graph, f"%%tfgraph cell, trace {run.trace.number}",
-                               DrawOptions.from_args(args, output=False), labels=self._labels(run, args),
-                               variable_names=self.variable_names()))
+        options = DrawOptions.from_args(args, output=False)
+        display(describe_graph(run.trace.graph, f"%%tfgraph cell, trace {run.trace.number}", options,
+                               labels=run_labels(run, options), variable_names=self.variable_names()))
 
     def _draw(self, run, args, profile=None) -> None:
-        from tfmagic.render import DrawOptions, draw_graph
+        from tfmagic.render import DrawOptions, draw_trace
         from tfmagic.reports import Notice
 
         title = f"%%tfgraph {'-n ' + args.name + ' ' if args.name else ''}cell, trace {run.trace.number}"
         try:
-            report, _ = draw_graph(run.trace.graph, title, DrawOptions.from_args(args), labels=self._labels(run, args),
-                                   variable_names=self.variable_names(), profile=profile)
+            report, _ = draw_trace(run, title, DrawOptions.from_args(args), variable_names=self.variable_names(),
+                                   profile=profile)
             if args.output:
                 report.hint = f"the drawing: written to {args.output}"
         except (TfMagicError, OSError) as e:  # the cell's result and write-back stand
@@ -456,8 +443,7 @@ class TfGraphMagics(SessionMagics):
         try:
             from tfmagic.explorer import Explorer
 
-            cell = self.cells.get((args.name,) if args.name else (self._transformed_source,))
-            records = cell.traces if cell is not None else [run.trace]
+            records = run.cell.traces if run.cell is not None else [run.trace]
             traces = [(r.reason, r.graph) for r in records]
             selected = next((i for i, r in enumerate(records) if r is run.trace), len(records) - 1)
             numbers = [r.number for r in records]
@@ -468,7 +454,8 @@ class TfGraphMagics(SessionMagics):
 
                 xla = lambda index: groups_for_graph(run.function, traces[index][1])  # noqa: E731
             display(Explorer(traces, selected, title.rsplit(", trace ", 1)[0], args.max_nodes, ops=args.ops,
-                             variable_names=self.variable_names(), cell=True, compared=compared, xla=xla).widget())
+                             variable_names=self.variable_names(), cell=True, compared=compared, xla=xla,
+                             function=run.function).widget())
         except Exception as e:  # the explorer is an extra: the static drawing below still stands
             display(Notice(f"%%tfgraph: the explorer could not start: {type(e).__name__}: {e}", level="warning"))
 

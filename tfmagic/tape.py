@@ -159,13 +159,16 @@ class TapeRun:
     watched: frozenset = frozenset()
 
 
-def _prepare(source: str, filename: str, watch: tuple[str, ...]):
-    """Parse the cell; watch calls go in after each top-level binding of a watched name."""
+def _prepare(source: str, filename: str, watch: tuple[str, ...], transform_ast=None):
+    """Parse the cell (then the shell's AST transformers, as a plain cell's run); watch calls go in after each
+    top-level binding of a watched name."""
     try:
         tree = ast.parse(source, filename=filename, mode="exec")
         compile(tree, filename, "exec", dont_inherit=True)
     except SyntaxError as e:
         raise cell_syntax_error(e, source, "%%tape") from None
+    if transform_ast is not None:
+        tree = transform_ast(tree)
     if not tree.body:
         raise CellSourceError("the cell is empty: write the code to differentiate below %%tape")
     body = []
@@ -196,7 +199,7 @@ def _restore(namespace: dict, snapshot: dict) -> None:
 
 
 def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(), draw: bool = False,
-             history: list[str] | tuple[str, ...] = ()) -> TapeRun:
+             history: list[str] | tuple[str, ...] = (), transform_ast=None) -> TapeRun:
     """Run ``source`` in ``namespace`` under a GradientTape and differentiate the target.
 
     Args:
@@ -206,6 +209,7 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
         draw: also trace the gradient graph (for ``--show graph``).
         history: the cells run so far (IPython's ``In``): a variable is named by an assignment of the
             user's rather than by a leftover loop variable (``for variable in model.variables:``).
+        transform_ast: the shell's ``transform_ast`` (its AST transformers), applied as to a plain cell.
 
     Returns:
         The :class:`TapeRun`.
@@ -219,7 +223,7 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
     digest = hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     code = TapeCode(source, f"<tape-{digest}>")
     linecache.cache[code.filename] = (len(source), None, source.splitlines(True), code.filename)
-    tree, exec_code, eval_code = _prepare(source, code.filename, options.watch)
+    tree, exec_code, eval_code = _prepare(source, code.filename, options.watch, transform_ast)
     assigned = set(assigned_names(tree.body))
     for name in list(options.watch) + [n for n in options.wrt or () if n.isidentifier()]:
         if name not in namespace and name not in assigned:

@@ -107,7 +107,8 @@ class TapeMagics(SessionMagics):
                               watch_accessed_variables=args.watch_accessed, unconnected_zero=args.unconnected == "zero")
         try:
             run = run_tape(self._transformed(cell), self.shell.user_ns, options,
-                           draw=args.show == "graph" or bool(args.output), history=self.shell.user_ns.get("In", []))
+                           draw=args.show == "graph" or bool(args.output), history=self.shell.user_ns.get("In", []),
+                           transform_ast=self.shell.transform_ast)
         except (CellSourceError, OptionError) as e:
             raise UsageError(f"%%tape: {e}") from e
         stored = {args.store: run.gradients}

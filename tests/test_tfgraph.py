@@ -105,7 +105,7 @@ def test_failing_cell_leaves_the_namespace_and_names_the_line(ip):
 def test_runtime_failure_leaves_the_namespace_and_names_the_line(ip):
     before = user_names(ip)
     result, captured = run(ip, "%%tfgraph\nm = tf.constant([1.0, -1.0])\ntf.debugging.assert_positive(m)\n")
-    assert result.error_in_exec.__class__.__name__ == "InvalidArgumentError"
+    assert isinstance(result.error_in_exec, tf.errors.InvalidArgumentError)
     assert "----> 2 tf.debugging.assert_positive(m)" in captured.stdout
     assert "Detected at node" not in captured.stdout
     assert user_names(ip) == before
@@ -154,14 +154,23 @@ def test_function_options(ip, flag, attribute, value):
 
 def test_no_autograph_leaves_python_control_flow_unconverted(ip):
     run(ip, "a = tf.constant([1.0, 2.0])")
-    result, _ = run(ip, "%%tfgraph --no-autograph --show none\nif tf.reduce_sum(a) > 0:\n    b = a\n")
-    assert result.error_in_exec is not None  # a tensor as a Python bool: what tf.function does without AutoGraph
+    before = user_names(ip)
+    result, captured = run(ip, "%%tfgraph --no-autograph --show none\nif tf.reduce_sum(a) > 0:\n    b = a\n")
+    # a tensor as a Python bool: what tf.function does without AutoGraph, at the cell's line
+    assert isinstance(result.error_in_exec, tf.errors.OperatorNotAllowedInGraphError)
+    assert "Using a symbolic `tf.Tensor` as a Python `bool` is not allowed" in str(result.error_in_exec)
+    assert "----> 1 if tf.reduce_sum(a) > 0:" in captured.stdout and user_names(ip) == before
 
 
 def test_show_none_draws_nothing(ip):
     run(ip, "a = tf.constant([1.0, 2.0])")
-    _, captured = run(ip, "%%tfgraph --show none\nb = a + 1.0\n")
+    result, captured = run(ip, "%%tfgraph --show none\nb = a + 1.0\n")
     assert "image/svg+xml" not in mimetypes(captured)
+    assert result.success and captured.outputs == [] and captured.stdout == ""  # no text view or note instead
+    assert ip.user_ns["b"].numpy().tolist() == [2.0, 3.0]  # the cell ran and wrote back
+    result, captured = run(ip, "%%tfgraph --show none\nb = a + 1.0\nb")
+    assert captured.outputs == []  # what a plain cell shows, and only that: its result
+    assert captured.stdout.startswith("Out[") and "numpy=array([2., 3.], dtype=float32)>" in captured.stdout
 
 
 @pytest.mark.parametrize("ext,magic", [("svg", b"<svg"), ("png", b"\x89PNG"), ("pdf", b"%PDF"), ("dot", b"digraph")])
@@ -172,7 +181,10 @@ def test_output_file(ip, tmp_path, ext, magic):
     assert result.success
     data = path.read_bytes()
     assert magic in data[:400]
+    if ext in ("svg", "dot"):  # the cell's drawing, in the readable view
+        assert b"AddV2" in data and b"+ 1.0" in data
     assert "image/svg+xml" not in mimetypes(captured)
+    assert captured.outputs == [] and captured.stdout == ""  # --show none: the file only
 
 
 @pytest.mark.parametrize("line,message", [
@@ -194,7 +206,9 @@ def test_bad_options_are_one_line_usage_errors(ip, line, message):
 
 def test_empty_cell_is_a_usage_error(ip):
     result, _ = run(ip, "%%tfgraph\n# nothing here\n")
-    assert type(result.error_in_exec) is UsageError and "empty" in str(result.error_in_exec)
+    assert type(result.error_in_exec) is UsageError
+    assert str(result.error_in_exec) == ("%%tfgraph: the cell is empty: write the code to run as a tf.function below "
+                                         "the magic's line")
 
 
 def test_help_lists_every_option(ip):
@@ -215,7 +229,7 @@ def test_load_twice_unload_and_reload(ip):
     ip.run_line_magic("unload_ext", "tfmagic")
     assert ip.find_cell_magic("tfgraph") is None
     result, _ = run(ip, "%%tfgraph\ny = 1\n")
-    assert type(result.error_in_exec) is UsageError
+    assert type(result.error_in_exec) is UsageError and str(result.error_in_exec) == "Cell magic `%%tfgraph` not found."
     ip.run_line_magic("load_ext", "tfmagic")
     run(ip, "a = tf.constant([1.0])")
     result, _ = run(ip, "%%tfgraph --show none\nb = a + 1.0\n")

@@ -5,6 +5,7 @@ The diff itself, on hand-made graph models, is in units/test_tracediff.py.
 """
 
 import pygraphviz
+from IPython.core.error import UsageError
 
 from tfmagic.dot import MARKS
 
@@ -37,7 +38,7 @@ def test_a_retrace_that_adds_a_branch_draws_the_added_ops(ip, tmp_path):
     result, captured = run(ip, "%tfgraph fb --diff 2 1")
     assert "1 ops removed" in " ".join(output_texts(captured))
     result, _ = run(ip, "%tfgraph fb --diff 1 3")
-    assert result.error_in_exec is not None and "traces 1 to 2" in str(result.error_in_exec)
+    assert type(result.error_in_exec) is UsageError and str(result.error_in_exec) == "--diff 1 3: fb has traces 1 to 2"
 
 
 def test_show_diff_without_a_retrace_draws_the_graph(ip):

@@ -4,6 +4,7 @@ shell: the trace chooser, --trace N, the trace it draws, and its errors."""
 import re
 
 import pytest
+from IPython.core.error import UsageError
 
 from .shellutil import drawing_data, drawing_svg, mimetypes, run
 
@@ -20,7 +21,7 @@ def test_tfgraph_draws_an_existing_function_with_a_trace_chooser(ip):
     result, captured = run(ip, "%tfgraph sq --trace 1")
     assert "trace 1: x: float32:" in captured.outputs[-2].data["text/plain"]
     result, _ = run(ip, "%tfgraph sq --trace 3")
-    assert "has traces 1 to 2" in str(result.error_in_exec)
+    assert type(result.error_in_exec) is UsageError and str(result.error_in_exec) == "--trace 3: sq has traces 1 to 2"
 
 
 

@@ -6,6 +6,7 @@ against the HloProto TensorFlow gives, and the cell's values against the same ce
 
 import numpy as np
 import pygraphviz
+import tensorflow as tf
 
 from .shellutil import output_texts, run
 
@@ -91,7 +92,8 @@ def test_an_op_without_an_xla_kernel_is_named_at_its_line(ip):
     result, _ = run(ip, "%%tfgraph --jit --show none\nbefore_xla = 2\nzs = xs + 1\n"
                         "ys = tf.py_function(lambda a: a * 2, [zs], tf.float32)")
     error = result.error_in_exec
-    assert error is not None and ip.user_ns["before_xla"] == 1  # the namespace as it was
+    assert isinstance(error, tf.errors.InvalidArgumentError)
+    assert ip.user_ns["before_xla"] == 1  # the namespace as it was
     shown = "\n".join(error._render_traceback_())
     assert "XLA cannot compile it: EagerPyFunc has no XLA kernel" in shown
     assert "----> 3 ys = tf.py_function" in shown and "tf2xla conversion failed" not in shown

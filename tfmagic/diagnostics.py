@@ -272,6 +272,17 @@ def _dotted(node: ast.AST) -> str:
     return ""
 
 
+def _parsed(source: str, tree: ast.Module | None) -> ast.Module | None:
+    """The source's tree: the one given (a cell's is parsed once: ``CellCode.tree``), else parsed now; ``None``
+    where it does not parse."""
+    if tree is not None:
+        return tree
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
 def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "numpy"),
                          local_names: frozenset[str] = frozenset(),
                          in_place: frozenset[str] = frozenset(), tree: ast.Module | None = None) -> list[Finding]:
@@ -286,9 +297,8 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
     Returns:
         The findings, in source order.
     """
-    try:
-        tree = tree or ast.parse(source)  # a cell's tree is parsed once (CellCode.tree)
-    except SyntaxError:
+    tree = _parsed(source, tree)
+    if tree is None:
         return []
     lines = source.splitlines()
     bound = set(local_names) | {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign)
@@ -385,9 +395,8 @@ def find_unrolled_loops(source: str, graph, filename: str, line_offset: int, tre
         line_offset: source line + offset = line in that file.
         tree: the source already parsed (a cell's ``CellCode.tree``).
     """
-    try:
-        tree = tree or ast.parse(source)  # a cell's tree is parsed once (CellCode.tree)
-    except SyntaxError:
+    tree = _parsed(source, tree)
+    if tree is None:
         return []
     loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and isinstance(n.iter, ast.Call)
              and _dotted(n.iter.func) == "range"]
@@ -453,9 +462,8 @@ def find_pruned_lines(source: str, graph, filename: str, line_offset: int, tree:
         line_offset: source line + offset = line in that file.
         tree: the source already parsed (a cell's ``CellCode.tree``).
     """
-    try:
-        tree = tree or ast.parse(source)  # a cell's tree is parsed once (CellCode.tree)
-    except SyntaxError:
+    tree = _parsed(source, tree)
+    if tree is None:
         return []
     last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
     statements = {n.lineno: n for n in ast.walk(tree)  # in a with block too (assert_raises), not the result
@@ -624,9 +632,8 @@ def find_converted_builtins(source: str, graph, filename: str, line_offset: int,
         line_offset: source line + offset = line in that file.
         tree: the source already parsed (a cell's ``CellCode.tree``).
     """
-    try:
-        tree = tree or ast.parse(source)  # a cell's tree is parsed once (CellCode.tree)
-    except SyntaxError:
+    tree = _parsed(source, tree)
+    if tree is None:
         return []
     calls = {}
     for node in ast.walk(tree):

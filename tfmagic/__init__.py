@@ -4,9 +4,11 @@ Load it in a notebook or IPython::
 
     %load_ext tfmagic
 
-The core (``tfmagic.cell``, ``tfmagic.tracing``, ``tfmagic.graph``, ``tfmagic.dot``,
-``tfmagic.render``, ``tfmagic.tracebacks``) works without IPython; ``tfmagic.magics``
-is the thin layer that registers the magics, imported only when the extension loads.
+The core works without IPython: a cell's run (``cell``, ``tracing``, ``cellvars``, ``leaving``,
+``redefine``, ``tracebacks``), its drawing (``graph``, ``readable``, ``dot``, ``render``, ``engine``),
+what the magics show (``shows``, ``reports``) and the rest (``tape``, ``gradients``, ``retracing``,
+``watch``, ``xla``, ``profile``, ``devices``); ``tfmagic.magics`` is the thin layer that parses the
+magics' lines and displays what the core gives back, imported only when the extension loads.
 """
 
 __version__ = "0.1.0"

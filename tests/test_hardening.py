@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
-from .shellutil import drawing_data, drawing_svg, run, user_names
+from .shellutil import drawing_data, drawing_svg, output_texts, run, user_names
 
 #: Errors a bad input may end in: tfmagic's one-line UsageError, or the user's own code's exception.
 USER_ERRORS = (UsageError, SyntaxError, NameError, TypeError, ValueError, ZeroDivisionError, AttributeError,
@@ -270,7 +270,7 @@ def test_a_failed_drawing_leaves_the_result_and_the_write_back(ip, tmp_path):
     result, captured = run(ip, f"%%tfgraph -o {full}\ndrawn_y = hx * 5.0\ntf.reduce_sum(drawn_y)")
     assert result.success
     assert ip.user_ns["drawn_y"].numpy().tolist() == [5.0, 10.0] and float(ip.user_ns["_"]) == 15.0
-    notes = [o.data["text/plain"] for o in captured.outputs if "the drawing failed" in o.data.get("text/plain", "")]
+    notes = [text for text in output_texts(captured) if "the drawing failed" in text]
     assert len(notes) == 1 and "\n" not in notes[0] and re.search(r"No space left on device", notes[0])
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 import pytest
 from IPython.core.error import UsageError
 
-from .shellutil import drawing_data, drawing_svg, mimetypes, run, user_names
+from .shellutil import drawing_data, drawing_svg, mimetypes, output_text, output_texts, run, user_names
 
 SETUP = """
 x = tf.constant([[1.0, -2.0, 3.0]])
@@ -87,7 +87,7 @@ def test_rerun_reuses_the_trace_and_a_new_shape_retraces(ip):
     assert "retraced" not in str(second.outputs) + second.stdout
     run(ip, "a = tf.constant([1.0, 2.0, 3.0])")
     _, third = run(ip, body)
-    notices = [o.data["text/plain"] for o in third.outputs]
+    notices = output_texts(third)
     assert any("retraced: trace 2" in t and "a: float32[2] -> float32[3]" in t for t in notices), notices
     assert ip.user_ns["b"].numpy().tolist() == [3.0, 6.0, 9.0]
 
@@ -320,7 +320,7 @@ def test_tensorboard_logdir_gets_the_graph(ip, tmp_path):
     run(ip, "a = tf.constant([1.0, 2.0])")
     result, captured = run(ip, f"%%tfgraph --show none --tensorboard {tmp_path}\nb = tf.square(a) + 1.0")
     assert result.success
-    assert f"tensorboard --logdir {tmp_path}" in "\n".join(o.data["text/plain"] for o in captured.outputs)
+    assert f"tensorboard --logdir {tmp_path}" in output_text(captured)
     events = list(tmp_path.glob("events.out.tfevents.*"))
     assert events
     graphs = [e.graph_def for e in tf.compat.v1.train.summary_iterator(str(events[0])) if e.graph_def]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from .shellutil import output_text, run
+from .shellutil import output_text, output_texts, run
 
 
 def _value(value):
@@ -117,7 +117,7 @@ EAGER_CELL = "y = x * 2\nfor k in tf.range(3):\n    last = k\nprint('sum', float
 
 def test_functions_run_eagerly_runs_the_cell_eagerly_and_says_so_in_one_line(ip, functions_run_eagerly):
     captured = differential(ip, "x = tf.constant([1., 2.])", EAGER_CELL, ("y", "last", "k"), options="", times=2)
-    notes = [o.data["text/plain"] for o in captured.outputs if "%%tfgraph:" in o.data.get("text/plain", "")]
+    notes = [text for text in output_texts(captured) if "%%tfgraph:" in text]
     assert notes == ["%%tfgraph: tf.config.run_functions_eagerly(True) is on: the cell ran eagerly, as every "
                      "tf.function now runs, so there is no graph to draw; tf.config.run_functions_eagerly(False) "
                      "turns graphs back on"]

@@ -409,3 +409,24 @@ def test_tape_keeps_the_names_of_variables_the_cell_rebinds(ip):
     assert result.success
     grads = {k: float(v) for k, v in ip.user_ns["grads"].items()}
     assert grads == {"ra": 3.0, "rb": 2.0}
+
+
+def test_the_shells_ast_transformers_apply_to_a_tape_cell_as_to_a_plain_cell(ip):
+    import ast
+
+    class DoubleFloats(ast.NodeTransformer):  # a transformer a shell may have: every float literal doubled
+        def visit_Constant(self, node):
+            return ast.copy_location(ast.Constant(node.value * 2), node) if isinstance(node.value, float) else node
+
+    run(ip, "w_ast = tf.Variable(1.0)")
+    transformer = DoubleFloats()
+    ip.ast_transformers.append(transformer)
+    try:
+        plain, _ = run(ip, "z_plain = w_ast * 3.0\nz_plain")
+        result, _ = run(ip, "%%tape --show none\nz_ast = w_ast * 3.0\nz_ast")
+    finally:
+        ip.ast_transformers.remove(transformer)
+    assert result.success, result.error_in_exec
+    assert float(ip.user_ns["z_ast"]) == float(plain.result) == 6.0  # the transformer ran on the tape cell too
+    assert float(ip.user_ns["grads"]["w_ast"]) == 6.0
+

@@ -4,10 +4,12 @@
 The diff itself, on hand-made graph models, is in units/test_tracediff.py.
 """
 
+import re
+
 import pygraphviz
 from IPython.core.error import UsageError
 
-from tfmagic.dot import MARKS
+from tfmagic.dot import EDGE_STYLES, MARKS
 
 from .shellutil import drawing_svg, output_texts, run
 
@@ -19,7 +21,8 @@ def test_a_retrace_on_a_new_shape_draws_the_changed_edges(ip):
     result, captured = run(ip, "%%tfgraph --show diff\nys = xs * 2\nys")
     assert result.success
     svg = drawing_svg(captured)
-    assert "float32[2] &#45;&gt; float32[1,2]" in svg and "#ef6c00" in svg
+    changed = re.search(r'color="(#[0-9a-f]{6})"', EDGE_STYLES["changed"]).group(1)  # the drawing's own table
+    assert "float32[2] &#45;&gt; float32[1,2]" in svg and changed in svg
     assert "trace 2 (against trace 1): xs: float32[2] -> float32[1,2]" in " ".join(output_texts(captured))  # words above
     assert "orange arrow: dtype or shape changed" in svg
 
@@ -31,12 +34,12 @@ def test_a_retrace_that_adds_a_branch_draws_the_added_ops(ip, tmp_path):
     result, captured = run(ip, f"%tfgraph fb --diff 1 2 -o {path}")
     assert result.success, result.error_in_exec
     text = " ".join(output_texts(captured))
-    assert "1 ops added" in text
+    assert "1 op added" in text
     graph = pygraphviz.AGraph(string=path.read_text())
     sqrt = next(n for n in graph.nodes() if graph.get_node(n).attr["label"].startswith("Sqrt"))
     assert graph.get_node(sqrt).attr["color"] == MARKS["added"][0]
     result, captured = run(ip, "%tfgraph fb --diff 2 1")
-    assert "1 ops removed" in " ".join(output_texts(captured))
+    assert "1 op removed" in " ".join(output_texts(captured))
     result, _ = run(ip, "%tfgraph fb --diff 1 3")
     assert type(result.error_in_exec) is UsageError and str(result.error_in_exec) == "--diff 1 3: fb has traces 1 to 2"
 

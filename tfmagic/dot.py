@@ -54,6 +54,14 @@ MARKS: dict[str, tuple[str, str, str]] = {
     "removed": ("#c62828", "2.4", "dashed"),
 }
 
+#: How edges are drawn besides a plain tensor edge: DOT attributes by the edge's role.
+EDGE_STYLES: dict[str, str] = {
+    "control": 'style=dashed color="#aaaaaa" arrowhead=empty',
+    "path": 'color="#d81b60" penwidth=2',  # on a gradient's path from a source to the target
+    "removed": 'color="#c62828" style=dashed',  # only in the earlier trace
+    "changed": 'color="#ef6c00" fontcolor="#ef6c00" penwidth=2.2',  # its dtype or shape changed
+}
+
 #: The legend's words for each kind of node, in the order the legend lists them.
 KIND_WORDS = {"input": "green: input", "variable": "orange cylinder: variable", "constant": "grey: constant",
               "output": "blue: output", "control_flow": "purple: control flow / call",
@@ -321,18 +329,18 @@ class _Writer:
             src, dst = quote(prefix + edge.src), quote(prefix + edge.dst)
             if edge.control:
                 self.used["control"] = None
-                self.lines.append(f'{indent}{src} -> {dst} [style=dashed color="#aaaaaa" arrowhead=empty]')
+                self.lines.append(f'{indent}{src} -> {dst} [{EDGE_STYLES["control"]}]')
             else:
                 label = edge.tensor.label if edge.tensor else ""
                 if edge.change and edge.change != "removed":
                     label = f"{edge.change} -> {label}"
                 attr = f" {self.edge_attr}={quote(label)}" if self.options.edge_labels and label else ""
                 if edge.on_path:
-                    attr += ' color="#d81b60" penwidth=2'
+                    attr += " " + EDGE_STYLES["path"]
                 if edge.change == "removed":
-                    attr += ' color="#c62828" style=dashed'
+                    attr += " " + EDGE_STYLES["removed"]
                 elif edge.change:
-                    attr += ' color="#ef6c00" fontcolor="#ef6c00" penwidth=2.2'
+                    attr += " " + EDGE_STYLES["changed"]
                     self.used["changed"] = None
                 self.lines.append(f"{indent}{src} -> {dst} [{attr.strip()}]" if attr else f"{indent}{src} -> {dst}")
         for op in model.ops.values():

@@ -181,8 +181,9 @@ class DiffCounts:
     def text(self) -> str:
         if not (self.added or self.removed or self.changed):
             return "the two traces have the same ops and tensors"
-        parts = [f"{n} {what}" for n, what in ((self.added, "ops added"), (self.removed, "ops removed"),
-                                               (self.changed, "edges changed dtype or shape")) if n]
+        parts = [f"{n} {one if n == 1 else many}" for n, one, many in (
+            (self.added, "op added", "ops added"), (self.removed, "op removed", "ops removed"),
+            (self.changed, "edge changed dtype or shape", "edges changed dtype or shape")) if n]
         return ", ".join(parts)
 
 
@@ -195,6 +196,7 @@ def diff_models(old: GraphModel, new: GraphModel) -> tuple[GraphModel, DiffCount
     paired = set(pairs.values())
     ops = {}
     overlay = Overlay()
+    body_counts: list[DiffCounts] = []
     for name, op in new.ops.items():
         mine = copy.copy(op)
         mine.operands = list(op.operands)
@@ -204,7 +206,12 @@ def diff_models(old: GraphModel, new: GraphModel) -> tuple[GraphModel, DiffCount
         mine.subgraphs = []
         for label, sub in op.subgraphs:
             before = next((s for l, s in earlier.subgraphs if l == label), None) if earlier is not None else None
-            mine.subgraphs.append((label, diff_models(before, sub)[0] if before is not None else sub))
+            if before is None:
+                mine.subgraphs.append((label, sub))
+                continue
+            drawn, inner = diff_models(before, sub)
+            mine.subgraphs.append((label, drawn))
+            body_counts.append(inner)  # what changed inside a loop's or branch's body counts too
         ops[name] = mine
     removed = {}
     for name, op in old.ops.items():
@@ -236,4 +243,5 @@ def diff_models(old: GraphModel, new: GraphModel) -> tuple[GraphModel, DiffCount
                 edges.append(gone)
     added = sum(1 for mark in overlay.diff.values() if mark == "added")
     model = GraphModel(new.name, ops, edges, new.inputs, new.outputs, new.output_tensors, overlay)
-    return model, DiffCounts(added, len(removed), changed)
+    inner = [sum(getattr(c, what) for c in body_counts) for what in ("added", "removed", "changed")]
+    return model, DiffCounts(added + inner[0], len(removed) + inner[1], changed + inner[2])

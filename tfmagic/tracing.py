@@ -37,6 +37,7 @@ from tfmagic import diagnostics, retracing, tracebacks
 from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell
 from tfmagic.cellvars import CellVariables, EagerEffects
 from tfmagic.errors import RetraceLimitError
+from tfmagic.fixes import fixes_for
 from tfmagic.leaving import RESULT_KEY, SYMBOLIC_TEXT, holds_tensors, is_defined, join_mixed, place, write_back_notes
 from tfmagic.quiet import graph_only_deprecations
 from tfmagic.redefine import CELL_BUILTINS, CELL_MODULE, redefine
@@ -460,7 +461,7 @@ class CellFunction:
             earlier_graph = self.traces[nearest].graph
         elif self.rebuild_changes:
             record.changes = self.rebuild_changes
-            record.fixes = retracing.fixes_for([c for c in self.rebuild_changes if c is not _VARIABLES_CHANGE])
+            record.fixes = fixes_for([c for c in self.rebuild_changes if c is not _VARIABLES_CHANGE])
             if _VARIABLES_CHANGE in self.rebuild_changes:
                 record.fixes.append(_VARIABLES_FIX)
             record.nearest = self.first_number or None
@@ -494,7 +495,7 @@ class CellFunction:
             changes, fixes, _ = retracing.explain(signature, [t.signature for t in self.traces],
                                                   self.options.reduce_retracing)
         else:
-            changes, fixes = self.rebuild_changes, retracing.fixes_for(self.rebuild_changes)
+            changes, fixes = self.rebuild_changes, fixes_for(self.rebuild_changes)
         reason = "; ".join(c.text for c in changes) or "a new input signature"
         raise RetraceLimitError(
             f"--max-traces {max_traces}: this run would trace the cell a {_ordinal(self.trace_count + 1)} time "

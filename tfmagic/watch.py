@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfmagic import retracing
+from tfmagic.fixes import fix_lines, fixes_for, static_shape_caveat, with_constant_dtype
 
 #: A summary lists at most this many values of a changing argument (the first ones, then the last).
 MAX_VALUES = 5
@@ -173,7 +174,7 @@ def _function_summary(label: str, traces: list, new: list, objects: dict[str, li
         changes = [_with_objects(c, objects) for c in trace.changes]
         diff = _diff(traces, trace)
         fixes = _for_xla(trace.fixes, function) + \
-            [c for c in [retracing.static_shape_caveat(function, trace.changes)] if c]
+            [c for c in [static_shape_caveat(function, trace.changes)] if c]
         return Summary(retracing.retrace_text(label, trace.number, changes, fixes, diff, trace.nearest))
     head = f"{label}: {len(retraces)} retraces in this cell ({len(traces)} traces now)"
     if len(retraces) <= MAX_LISTED:  # a few: each on its line, against the trace it was compared with
@@ -191,10 +192,10 @@ def _function_summary(label: str, traces: list, new: list, objects: dict[str, li
     if diff is not None:
         lines.append(f"  graph (trace {retraces[-1].number} against trace {retraces[-1].nearest}): {diff.text}")
     changes = [c for t in retraces for c in t.changes]
-    fixes = retracing.fixes_for(changes, any("reduce_retracing is on" in f for t in retraces for f in t.fixes),
+    fixes = fixes_for(changes, any("reduce_retracing is on" in f for t in retraces for f in t.fixes),
                                 retraces[-1].signature)
-    fixes = _for_xla(fixes, function) + [c for c in [retracing.static_shape_caveat(function, changes)] if c]
-    lines += retracing.fix_lines(retracing.with_constant_dtype(fixes, diff))
+    fixes = _for_xla(fixes, function) + [c for c in [static_shape_caveat(function, changes)] if c]
+    lines += fix_lines(with_constant_dtype(fixes, diff))
     return Summary("\n".join(lines))
 
 

@@ -160,6 +160,8 @@ def test_no_autograph_leaves_python_control_flow_unconverted(ip):
     assert isinstance(result.error_in_exec, tf.errors.OperatorNotAllowedInGraphError)
     assert "Using a symbolic `tf.Tensor` as a Python `bool` is not allowed" in str(result.error_in_exec)
     assert "----> 1 if tf.reduce_sum(a) > 0:" in captured.stdout and user_names(ip) == before
+    assert "AutoGraph is off (--no-autograph)" in captured.stdout and "drop --no-autograph" in captured.stdout
+    assert "converts if, while and for statements of the cell" not in captured.stdout  # AutoGraph's case, not this
 
 
 def test_show_none_draws_nothing(ip):

@@ -604,6 +604,13 @@ _SHAPE_ERROR = re.compile(r"Shapes must be equal rank|Dimensions must be equal|S
 
 def explain_graph_only(message: str, line: int | None, code: str) -> Finding | None:
     """An error of eager-only code run as a graph (``x.numpy()``, NumPy on a tensor, a tensor as a bool), explained."""
+    if "AutoGraph is disabled" in message:  # --no-autograph (or autograph=False): no statement is converted
+        return Finding("graph_only", line, code,
+                       "a tensor is used as a Python bool (or iterated), and AutoGraph is off (--no-autograph), so "
+                       "no if, while or for of the cell is converted to graph control flow: Python runs it while "
+                       "tracing, on a symbolic tensor",
+                       "drop --no-autograph (AutoGraph converts the cell's if/while/for), or write it with tf.cond, "
+                       "tf.while_loop or tf.where")
     for pattern, text, fix in _GRAPH_ONLY:
         if pattern.search(message):
             what = ""

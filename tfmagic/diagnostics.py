@@ -575,6 +575,9 @@ def _needed_ops(graph) -> set:
     return seen
 
 
+_TENSOR_AS_BOOL = re.compile(r"(?i)symbolic `?tf\.Tensor`? as a Python `?bool`?|iterating over (a )?(symbolic )?"
+                             r"`?tf\.Tensor`? is not allowed")
+
 _GRAPH_ONLY = [
     (re.compile(r"object has no attribute 'numpy'|numpy\(\) is only (available|supported) (when|in) eager"),
      "{what}.numpy() needs a value, and inside a graph a tensor is symbolic: its value exists only when the graph runs",
@@ -583,8 +586,7 @@ _GRAPH_ONLY = [
                 r"|__array__\(\) .* symbolic"),
      "NumPy needs a tensor's value, and inside a graph a tensor is symbolic: its value exists only when the graph runs",
      "use the TensorFlow op (tf.reduce_sum, tf.math...), or the NumPy call in a plain cell"),
-    (re.compile(r"(?i)symbolic `?tf\.Tensor`? as a Python `?bool`?|iterating over (a )?(symbolic )?`?tf\.Tensor`? "
-                r"is not allowed"),
+    (_TENSOR_AS_BOOL,
      "a tensor is used as a Python bool (or iterated) where AutoGraph does not convert it: it converts if, while "
      "and for statements of the cell, not a tensor's truth in an assert, or iteration inside comprehensions, "
      "lambdas or calls",
@@ -602,9 +604,10 @@ _SHAPE_ERROR = re.compile(r"Shapes must be equal rank|Dimensions must be equal|S
                           r"are incompatible|with input shapes:")
 
 
-def explain_graph_only(message: str, line: int | None, code: str) -> Finding | None:
-    """An error of eager-only code run as a graph (``x.numpy()``, NumPy on a tensor, a tensor as a bool), explained."""
-    if "AutoGraph is disabled" in message:  # --no-autograph (or autograph=False): no statement is converted
+def explain_graph_only(message: str, line: int | None, code: str, autograph: bool = True) -> Finding | None:
+    """An error of eager-only code run as a graph (``x.numpy()``, NumPy on a tensor, a tensor as a bool), explained;
+    ``autograph=False``: the function was traced with AutoGraph off (``--no-autograph``)."""
+    if not autograph and _TENSOR_AS_BOOL.search(message):  # no statement of the cell is converted
         return Finding("graph_only", line, code,
                        "a tensor is used as a Python bool (or iterated), and AutoGraph is off (--no-autograph), so "
                        "no if, while or for of the cell is converted to graph control flow: Python runs it while "

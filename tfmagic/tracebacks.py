@@ -169,7 +169,7 @@ def format_cell_traceback(exc_type: str, message: str, frames: list[CellFrame], 
     return out
 
 
-def explain(message: str, frames: list[CellFrame], namespace: dict):
+def explain(message: str, frames: list[CellFrame], namespace: dict, autograph: bool = True):
     """A :class:`~tfmagic.diagnostics.Finding` for a known kind of error (dtype mismatch, ...), or ``None``."""
     from tfmagic import diagnostics
 
@@ -178,7 +178,7 @@ def explain(message: str, frames: list[CellFrame], namespace: dict):
     return (diagnostics.explain_dtype_error(message, line, text, diagnostics.line_dtypes(text, namespace))
             or diagnostics.explain_variable_creation(message, line, text)
             or diagnostics.explain_tape_reuse(message, line, text)
-            or diagnostics.explain_graph_only(message, line, text))
+            or diagnostics.explain_graph_only(message, line, text, autograph))
 
 
 def explain_xla(full_message: str, frames: list[CellFrame]):
@@ -203,7 +203,7 @@ def variables_note(names: list[str]) -> str:
 
 def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
              phase: str | None = None, assigned: list[str] | None = None,
-             notes: list[str] | None = None) -> BaseException:
+             notes: list[str] | None = None, autograph: bool = True) -> BaseException:
     """The exception to raise for a failing cell: the user's own, with a short cell traceback.
 
     Args:
@@ -213,6 +213,7 @@ def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
         phase: what was happening (``tracing``, ``running``, ``eager``), when the caller knows better.
         assigned: variables the cell assigned (or may have) before it failed: TensorFlow cannot undo that.
         notes: findings that explain why the cell fails as a graph (a try/except that cannot catch this).
+        autograph: whether the cell was traced with AutoGraph (``--no-autograph``: its if/for are not converted).
 
     Returns:
         The user's exception (same type and message), with ``_render_traceback_``
@@ -221,7 +222,7 @@ def for_cell(exc: BaseException, code: CellCode, namespace: dict | None = None,
     original, frames, found_phase, message = cell_frames(exc, code)
     phase = phase or found_phase
     finding = explain_xla(str(getattr(original, "message", original)), frames) or \
-        explain(message, frames, namespace or {})
+        explain(message, frames, namespace or {}, autograph)
     if finding is not None:
         message = finding.message + (f"\n  fix: {finding.fix}" if finding.fix else "")
         original.tfmagic_finding = finding

@@ -365,7 +365,8 @@ class CellFunction:
             notes = [f.text for f in self.code_findings() if f.kind == "try_except"]
             graph = effects.graph  # the failed trace's graph, as far as it got
             notes += [f.text for f in diagnostics.find_mismatched_calls(graph, self.code)] if graph is not None else []
-            raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes) from None
+            raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes,
+                                      autograph=self.options.autograph) from None
         traced = count() != before
         eager = not traced and bool(self._pending) and tf.config.functions_run_eagerly()
         if eager:  # tf.config.run_functions_eagerly(True): the Python function ran, as a plain cell runs

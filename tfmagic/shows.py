@@ -35,14 +35,15 @@ def trace_notes(run) -> list:
     return notes
 
 
-def cell_views(run, options, variable_names: dict, namespace: dict, before: dict | None, elapsed: float,
-               widgets: bool = False) -> list:
+def cell_views(run, options, variable_names: Callable[[], dict], namespace: dict, before: dict | None,
+               elapsed: float, widgets: bool = False) -> list:
     """What a cell's run shows below its result, in order (see the module's docstring).
 
     Args:
         run: the ``tracing.CellRun``.
         options: the magic's parsed line.
-        variable_names: the notebook's names of its variables.
+        variable_names: gives the notebook's names of its variables (called only for what is drawn: reading
+            them walks the namespace, which a re-run that shows nothing does not pay).
         namespace: the notebook's namespace (the Keras layers a profile groups by).
         before: the namespace as the cell found it (the inputs a profile or XLA calls with), or ``None``.
         elapsed: seconds the run took (XLA's compile time).
@@ -62,7 +63,7 @@ def cell_views(run, options, variable_names: dict, namespace: dict, before: dict
         from tfmagic.render import describe_graph
 
         views.append(describe_graph(run.trace.graph, f"%%tfgraph cell, trace {run.trace.number}", text_options,
-                                    labels=run_labels(run, text_options), variable_names=variable_names))
+                                    labels=run_labels(run, text_options), variable_names=variable_names()))
     if options.show in ("xla", "hlo"):
         if not run.cell.options.jit_compile:
             views.append(Notice(f"%%tfgraph --show {options.show}: XLA does not compile this cell; add --jit "
@@ -73,11 +74,11 @@ def cell_views(run, options, variable_names: dict, namespace: dict, before: dict
                       f"this run reused XLA's compiled kernels: {elapsed * 1e3:,.1f} ms")
             views += xla_views(run.function, [before[name] for name in run.inputs], run.trace.graph,
                                f"%%tfgraph --jit cell, trace {run.trace.number}", options,
-                               run_labels(run, DrawOptions.from_args(options)), variable_names, timing)
+                               run_labels(run, DrawOptions.from_args(options)), variable_names(), timing)
     elif options.show == "diff":
-        views += cell_diff_views(run, options, variable_names, widgets)
+        views += cell_diff_views(run, options, variable_names(), widgets)
     elif options.show in ("graph", "optimized") or options.output:
-        views += trace_views(run, options, variable_names, profile, widgets)
+        views += trace_views(run, options, variable_names(), profile, widgets)
     elif options.show == "code":
         views.append(code_view(run, options.autograph))
     return views

@@ -175,7 +175,7 @@ class TfGraphMagics(SessionMagics):
 
             display(Notice(f"%%tfgraph: {run.eager}"))
             return
-        for view in cell_views(run, args, self.variable_names(), self.shell.user_ns, before, elapsed,
+        for view in cell_views(run, args, self.variable_names, self.shell.user_ns, before, elapsed,
                                widgets=self._widgets_run_here()):
             display(view)
 

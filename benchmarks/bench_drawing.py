@@ -59,7 +59,8 @@ def timed_draw(graph, budget: float, ops: str = "readable", **view):
     """tfmagic's whole drawing (model, readable view, fit, DOT, layout; the layout in a child process):
     (seconds, nodes) or (None, nodes). ``ops="all"`` is the drawing with --ops all."""
     from tfmagic.dot import DotOptions, build_dot
-    from tfmagic.graph import build_graph_model, fit
+    from tfmagic.graph import build_graph_model
+    from tfmagic.sizing import fit
     from tfmagic.readable import readable_view
     from tfmagic.engine import gc_paused
 

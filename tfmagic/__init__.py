@@ -5,7 +5,7 @@ Load it in a notebook or IPython::
     %load_ext tfmagic
 
 The core works without IPython: a cell's run (``cell``, ``tracing``, ``cellvars``, ``leaving``,
-``redefine``, ``tracebacks``), its drawing (``graph``, ``readable``, ``dot``, ``render``, ``engine``),
+``redefine``, ``tracebacks``), its drawing (``graph``, ``readable``, ``sizing``, ``dot``, ``render``, ``engine``),
 what the magics show (``shows``, ``reports``) and the rest (``tape``, ``gradients``, ``retracing``,
 ``watch``, ``xla``, ``profile``, ``devices``); ``tfmagic.magics`` is the thin layer that parses the
 magics' lines and displays what the core gives back, imported only when the extension loads.

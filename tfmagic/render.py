@@ -174,7 +174,7 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
     budget = LAYOUT_BUDGET if options.budget is None else options.budget
     ops, formats = options.ops, options.formats
     from tfmagic.dot import DotOptions, build_dot
-    from tfmagic.graph import DEFAULT_MAX_NODES, fit
+    from tfmagic.sizing import DEFAULT_MAX_NODES, fit
 
     with gc_paused():
         summary, total, model, view, notes, hidden = _view(model, options)
@@ -229,7 +229,7 @@ def fit_width(svg: str, width: float = NOTEBOOK_WIDTH) -> tuple[str, str]:
 def _view(model, options: DrawOptions):
     """What a drawing of ``model`` shows: (summary, TensorFlow's op count, the model in the view asked for,
     that model fitted to ``options.max_nodes``, the notes under it, the hidden line)."""
-    from tfmagic.graph import DEFAULT_MAX_NODES, fit
+    from tfmagic.sizing import DEFAULT_MAX_NODES, fit
 
     summary = summarize(model)
     total = model.total_ops()

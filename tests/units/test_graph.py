@@ -7,7 +7,8 @@ What the user sees is read from the DOT the writer makes (parsed back by Graphvi
 import pygraphviz
 
 from tfmagic.dot import MARKS, STYLE_WORDS, STYLES, DotOptions, build_dot
-from tfmagic.graph import COLLAPSE_ABOVE, Edge, Op, TensorInfo, collapse, fit, mark_gradient_path
+from tfmagic.graph import Edge, Op, TensorInfo, mark_gradient_path
+from tfmagic.sizing import COLLAPSE_ABOVE, collapse, fit
 from tfmagic.readable import readable_view
 
 from .models import Graph

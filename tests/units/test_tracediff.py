@@ -6,7 +6,6 @@ The same diffs of real retraces, drawn in a shell: tests/test_tfgraph_diff.py.
 """
 
 import pygraphviz
-import pytest
 
 from tfmagic.dot import MARKS, STYLE_WORDS, DotOptions, build_dot
 from tfmagic.tracediff import diff_graphs, diff_models, match_ops

@@ -1,0 +1,185 @@
+"""How much of a graph a drawing holds: large graphs drawn collapsed by name scope, then cut, with a note.
+
+:func:`fit` decides the view: a graph of more than :data:`COLLAPSE_ABOVE` ops, or one too tall for a
+notebook, starts collapsed by name scope (:func:`collapse`: one node per Keras layer, say), opened where
+``--expand`` globs or ``--depth`` say; a view that still has more than ``--max-nodes`` nodes is collapsed
+further, then cut (:func:`cut`), and the note under the drawing says what was left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+
+from tfmagic.graph import Edge, GraphModel, Op, user_scope
+
+#: How many nodes a drawing holds unless ``--max-nodes`` says otherwise.
+DEFAULT_MAX_NODES = 500
+
+
+#: Graphs with more ops than this start collapsed by name scope (small graphs are drawn whole).
+COLLAPSE_ABOVE = 150
+
+
+def scope_matches(scope: str, pattern: str) -> bool:
+    """Whether ``--expand`` glob ``pattern`` names ``scope``, as TensorFlow or the user names it."""
+    return fnmatch.fnmatchcase(scope, pattern) or fnmatch.fnmatchcase(user_scope(scope), pattern)
+
+
+def _group_key(name: str, depth: int, expand: tuple[str, ...]) -> str:
+    """The collapsed node an op belongs to: its scope ``depth`` levels deep, opened further where
+    ``expand`` globs match (``dense_1``, ``conv*``, ``block3/*``; Keras's ``_N`` may be left out)."""
+    parts = name.split("/")
+    level = depth
+    while level < len(parts) and any(scope_matches("/".join(parts[:level]), g) for g in expand):
+        level += 1
+    return "/".join(parts[:level]) if len(parts) > level else name
+
+
+def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) -> GraphModel:
+    """One node per name scope, ``depth`` levels deep (deeper inside scopes matching ``expand``);
+    ops outside any scope stay as they are, and a control-flow op or call that ``expand`` names keeps
+    its function bodies.
+
+    Edges between scopes are kept once, with the dtype and shape of a tensor crossing them;
+    control dependencies and function bodies are left out.
+    """
+    group: dict[str, str] = {}
+    members: dict[str, list[Op]] = {}
+    for op in model.ops.values():
+        key = _group_key(op.name, depth, expand)
+        group[op.name] = key
+        members.setdefault(key, []).append(op)
+    ops: dict[str, Op] = {}
+    for key, inside in members.items():
+        if len(inside) == 1 and inside[0].name == key:
+            only = inside[0]
+            # A control-flow op or call named by --expand keeps its function bodies, drawn collapsed too.
+            bodies = [(label, collapse(sub, depth, expand)) for label, sub in only.subgraphs] if any(
+                scope_matches(only.name, g) for g in expand) else []
+            ops[key] = dataclasses.replace(only, subgraphs=bodies)
+        else:
+            kinds = {op.kind for op in inside}
+            count = len(inside) + sum(sub.total_ops() for op in inside for _, sub in op.subgraphs)
+            kind = "variable" if kinds == {"variable"} else "scope"
+            ops[key] = Op(key, f"{count} op{'s' if count != 1 else ''}", kind, [], inside[0].device, f"scope {key}")
+    seen: set[tuple[str, str]] = set()
+    edges = []
+    for edge in model.edges:
+        src, dst = group.get(edge.src), group.get(edge.dst)
+        if edge.control or src is None or dst is None or src == dst or (src, dst) in seen:
+            continue
+        seen.add((src, dst))
+        edges.append(Edge(src, dst, edge.tensor, edge.src_index))
+    inputs = list(dict.fromkeys(group[n] for n in model.inputs if n in group))
+    outputs = list(dict.fromkeys(group[n] for n in model.outputs if n in group))
+    return GraphModel(model.name, ops, edges, inputs, outputs, overlay=model.overlay)
+
+
+#: A drawing expected taller than this (points, about two screens) starts collapsed by name scope, where
+#: that leaves at most half the nodes: one sees the layers first, and --expand opens them.
+TALL = 2000
+
+
+#: About how many points one rank of a drawing takes (a node and the labelled edge below it).
+_RANK_HEIGHT = 72
+
+
+def _height(model: GraphModel) -> int:
+    """About how tall a drawing of ``model`` is, from its longest chain of ops (bodies below their op)."""
+    inputs: dict[str, list[str]] = {name: [] for name in model.ops}
+    for edge in model.edges:
+        if not edge.control and edge.dst in inputs and edge.src in model.ops:
+            inputs[edge.dst].append(edge.src)
+    ranks: dict[str, int] = {}
+
+    def rank(name: str) -> int:
+        stack = [name]
+        while stack:
+            current = stack[-1]
+            pending = [src for src in inputs[current] if src not in ranks]
+            if pending and current not in ranks:
+                ranks.setdefault(current, 0)  # a cycle (none in a traced graph) ends here
+                stack.extend(pending)
+                continue
+            stack.pop()
+            ranks[current] = 1 + max((ranks.get(src, 0) for src in inputs[current]), default=0)
+        return ranks[name]
+
+    longest = max((rank(name) for name in model.ops), default=0)
+    bodies = max((_height(sub) for op in model.ops.values() for _, sub in op.subgraphs), default=0)
+    return longest * _RANK_HEIGHT + bodies
+
+
+def _tall_enough_to_collapse(model: GraphModel) -> int:
+    """The expected height when the expanded drawing is taller than :data:`TALL` and collapsing by name
+    scope leaves at most half the nodes; else 0."""
+    height = _height(model)
+    if height <= TALL:
+        return 0
+    collapsed = collapse(model, _first_branching_depth(model))
+    return height if 1 < len(collapsed.ops) <= len(model.ops) // 2 else 0
+
+
+def cut(model: GraphModel, max_nodes: int) -> GraphModel:
+    """The first ``max_nodes`` ops (in the order they were made), the edges among them, no function bodies."""
+    kept = {}
+    for name, op in model.ops.items():
+        if len(kept) >= max_nodes:
+            break
+        kept[name] = dataclasses.replace(op, subgraphs=[])
+    edges = [e for e in model.edges if e.src in kept and e.dst in kept]
+    return GraphModel(model.name, kept, edges, [n for n in model.inputs if n in kept],
+                      [n for n in model.outputs if n in kept], overlay=model.overlay)
+
+
+def _first_branching_depth(model: GraphModel, deepest: int = 4) -> int:
+    """The shallowest scope depth with more than one scope: a Keras model's layers sit under its own name."""
+    for depth in range(1, deepest + 1):
+        keys = {_group_key(op.name, depth, ()) for op in model.ops.values() if op.name.count("/") >= depth}
+        if len(keys) > 1:
+            return depth
+    return 1
+
+
+def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None = None,
+        expand: tuple[str, ...] = (), total: int | None = None) -> tuple[GraphModel, str]:
+    """A model small enough to draw in reasonable time, and a note of what was summarised or left out.
+
+    Small graphs (up to :data:`COLLAPSE_ABOVE` ops) come back whole; larger ones start collapsed, one
+    node per top-level name scope (a Keras layer), and ``depth`` / ``expand`` open them; what does not
+    fit in ``max_nodes`` is collapsed further, then cut, with a note of how much was left out.
+    ``total`` is the size of the graph TensorFlow traced, when ``model`` is a simplified view of it
+    (the readable view): whether a graph starts collapsed depends on TensorFlow's op count, in every view.
+    """
+    total = model.total_ops() if total is None else total
+    tall = 0
+    if depth is None and not expand and total <= COLLAPSE_ABOVE:
+        tall = _tall_enough_to_collapse(model)
+    if depth is not None or expand or total > COLLAPSE_ABOVE or tall:
+        depth = depth or _first_branching_depth(model)
+        view = collapse(model, depth, expand)
+        scopes = {op.name.rsplit("/", 1)[0] for op in model.ops.values()} | set(model.ops)
+        scopes |= {"/".join(s.split("/")[:i]) for s in list(scopes) for i in range(1, s.count("/") + 1)}
+        unmatched = [g for g in expand if not any(scope_matches(s, g) for s in scopes)]
+        opened = [g for g in expand if g not in unmatched]
+        how = (f"depth {depth}" + (f", {', '.join(opened)} expanded" if opened else "")
+               + (f"; no scope matches --expand {', '.join(unmatched)}" if unmatched else ""))
+        if len(view.ops) <= max_nodes:
+            why = f"; expanded, it would be about {tall:,} pt tall" if tall else ""
+            note = (f"{total} ops drawn as {len(view.ops)} nodes, collapsed by name scope ({how}{why}); "
+                    "--expand SCOPE or --depth N opens them")
+            return view, note
+    if model.total_ops() <= max_nodes:  # the nodes drawn (fewer than TensorFlow's ops in the readable view)
+        return model, ""
+    for depth in (3, 2, 1):
+        collapsed = collapse(model, depth)
+        if len(collapsed.ops) <= max_nodes and len(collapsed.ops) < len(model.ops):
+            return collapsed, (f"{total} ops, more than --max-nodes {max_nodes}: collapsed to {len(collapsed.ops)} "
+                               f"nodes, one per name scope {depth} level{'s' if depth > 1 else ''} deep")
+    collapsed = collapse(model, 1)
+    shown = cut(collapsed, max_nodes)
+    left = len(collapsed.ops) - len(shown.ops)
+    return shown, (f"{total} ops, more than --max-nodes {max_nodes}: drew the first {len(shown.ops)} of "
+                   f"{len(collapsed.ops)} nodes (collapsed by name scope), {left} left out; "
+                   "raise --max-nodes to draw more")

@@ -4,7 +4,7 @@ Load it in a notebook or IPython::
 
     %load_ext tfmagic
 
-The core works without IPython: a cell's run (``cell``, ``tracing``, ``cellvars``, ``leaving``,
+The core works without IPython: a cell's run (``cell``, ``inputs``, ``tracing``, ``cellvars``, ``leaving``,
 ``redefine``, ``tracebacks``), its drawing (``graph``, ``readable``, ``sizing``, ``dot``, ``render``, ``engine``),
 what the magics show (``shows``, ``reports``) and the rest (``tape``, ``gradients``, ``retracing``,
 ``watch``, ``xla``, ``profile``, ``devices``); ``tfmagic.magics`` is the thin layer that parses the

@@ -272,7 +272,8 @@ def _is_variable_like(value) -> bool:
 def _trace_cell(code: TapeCode, before: dict):
     """Trace the cell as a graph (nothing runs: Python side effects of tracing aside)."""
     from tfmagic.cell import analyze_cell
-    from tfmagic.tracing import CellFunction, FunctionOptions, split_inputs
+    from tfmagic.inputs import split_inputs
+    from tfmagic.tracing import CellFunction, FunctionOptions
 
     cell_code = analyze_cell(code.source, "tape")
     params, captured = split_inputs(cell_code.candidates, before, cell_code.mutated)

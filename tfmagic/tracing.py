@@ -30,7 +30,6 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from tfmagic import diagnostics, retracing, tracebacks
@@ -38,7 +37,8 @@ from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER,
 from tfmagic.cellvars import CellVariables, EagerEffects
 from tfmagic.errors import RetraceLimitError
 from tfmagic.fixes import fixes_for
-from tfmagic.leaving import RESULT_KEY, SYMBOLIC_TEXT, holds_tensors, is_defined, join_mixed, place, write_back_notes
+from tfmagic.inputs import MUTABLE, split_inputs
+from tfmagic.leaving import RESULT_KEY, SYMBOLIC_TEXT, is_defined, join_mixed, place, write_back_notes
 from tfmagic.quiet import graph_only_deprecations
 from tfmagic.redefine import CELL_BUILTINS, CELL_MODULE, redefine
 
@@ -483,7 +483,7 @@ class CellFunction:
         if self._code_findings is None:
             self._code_findings = diagnostics.find_source_pitfalls(
                 self.code.source, local_names=frozenset(self.code.assigned) - set(self.code.candidates),
-                in_place=frozenset(n for n in self.global_names if isinstance(self._globals[n], _MUTABLE)),
+                in_place=frozenset(n for n in self.global_names if isinstance(self._globals[n], MUTABLE)),
                 tree=self.code.tree)
         return self._code_findings
 
@@ -647,61 +647,6 @@ _VARIABLES_FIX = ("to reuse one graph, create the variables (layers, optimizers,
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-#: Python values passed to the cell's function as arguments (besides tensors and arrays).
-_VALUE_TYPES = (bool, int, float, complex, str, bytes, type(None), list, tuple, dict)
-
-
-def split_inputs(candidates: tuple[str, ...], namespace: dict, mutated: frozenset[str] = frozenset()
-                 ) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """Which of the names a cell reads are arguments, and which are captured.
-
-    Values are arguments: tensors, NumPy arrays and scalars, Python numbers,
-    strings and containers, so a new shape, dtype or Python value is a retrace.
-    Everything else (variables, layers, models, functions, modules, classes) is
-    captured as the function's global, the way ``tf.function`` captures what a
-    function reads from its module; the cell's function is rebuilt when one of
-    them is a new object, so a graph never runs with a stale capture.  Containers
-    the cell changes in place (``mutated``) are captured too: TensorFlow refuses
-    changes to its arguments, while a captured list changes as in a plain
-    ``tf.function`` (once per trace).  When the cell reads a ``tf.GradientTape``
-    from the namespace, its tensors are captured too (the tape recorded those
-    tensors, not arguments standing for them).  Names not
-    in the namespace are left to the builtins (or fail as a plain cell would).
-
-    >>> import math
-    >>> params, captured = split_inputs(("math", "x", "print", "f"), {"math": math, "x": 1.0, "f": len})
-    >>> params, sorted(captured)
-    (('x',), ['f', 'math'])
-    """
-    params, captured = [], {}
-    # A tape recorded in an earlier cell knows the notebook's own tensors: made arguments, they would be new
-    # tensors it never recorded (tape.gradient gives None).  Captured, they are those tensors, as a plain
-    # tf.function closing over them has them.
-    taped = any(isinstance(namespace.get(name), tf.GradientTape) for name in candidates)
-    for name in candidates:
-        if name not in namespace:
-            continue
-        value = namespace[name]
-        if taped and (tf.is_tensor(value) or holds_tensors(value)) and not isinstance(value, tf.Variable):
-            captured[name] = value
-        elif (isinstance(value, _VALUE_TYPES) and not (name in mutated and isinstance(value, _MUTABLE))) \
-                or _is_array_like(value):
-            params.append(name)
-        else:
-            captured[name] = value
-    return tuple(params), captured
-
-
-_MUTABLE = (list, dict, set, bytearray)  # what a cell can change in place
-
-_ARRAY_TYPES = (tf.Tensor, tf.SparseTensor, tf.RaggedTensor, np.ndarray, np.generic)
-
-
-def _is_array_like(value: Any) -> bool:
-    """Tensors (not variables), NumPy arrays and NumPy scalars (plain isinstance: this runs every call)."""
-    return isinstance(value, _ARRAY_TYPES)
 
 
 _GRAPH_LOOP = object()  # a top-level for loop that AutoGraph made a graph loop

@@ -18,6 +18,10 @@ from tfmagic.magics.session import SessionMagics
 class TapeMagics(SessionMagics):
     """``%%tape``."""
 
+    def __init__(self, shell):
+        super().__init__(shell)
+        self._stores: dict[str, dict] = {}  # name -> the dict %%tape last stored under it
+
     @magic_arguments()
     @argument("target", nargs="*", metavar="TARGET",
               help="the name or expression to differentiate (default: the cell's last expression)")
@@ -118,7 +122,7 @@ class TapeMagics(SessionMagics):
             stored[args.store_hessians] = dict(run.hessians)
         said = [self._replacing(name) for name in stored]
         self.shell.user_ns.update(stored)
-        self._stores.update({name: id(value) for name, value in stored.items()})
+        self._stores.update(stored)
         if run.has_result and run.result is not None:
             self.shell.displayhook(run.result)
         if args.show != "none":
@@ -128,14 +132,10 @@ class TapeMagics(SessionMagics):
         if args.show == "graph" or args.output:
             self._draw_gradient(run, cell, args.ops, args.output, show=args.show == "graph")
 
-    def __init__(self, shell):
-        super().__init__(shell)
-        self._stores: dict[str, int] = {}  # name -> id of the dict %%tape last stored under it
-
     def _replacing(self, name: str) -> str:
         """``grads``, or ``grads (replaced the str it held)`` where the name held something %%tape did not store."""
         ns = self.shell.user_ns
-        if name not in ns or id(ns[name]) == self._stores.get(name):
+        if name not in ns or ns[name] is self._stores.get(name):
             return name
         return f"{name} (replaced the {type(ns[name]).__name__} it held)"
 

@@ -532,7 +532,7 @@ def call_dtype_mismatch(op) -> str:
     except (AttributeError, ValueError):
         return ""
     for tensor, want in zip(op.inputs, takes):
-        if tensor.dtype.base_dtype.as_datatype_enum != want:
+        if want and tensor.dtype.base_dtype.as_datatype_enum != want:  # 0: a type the function leaves open
             from tensorflow import as_dtype
 
             from tfmagic.graph import python_name

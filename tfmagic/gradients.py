@@ -113,13 +113,17 @@ class NonFiniteRecorder:
         self.phase = "forward"
         self.first: NonFinite | None = None
         self.no_gradient: dict[str, NonFinite] = {}  # op type -> where it first ran
+        self._with_gradient: set[str] = set()  # op types already looked up (every eager op passes here)
         self._busy = False
 
     def __call__(self, op_type, inputs, attrs, outputs, op_name=None, graph=None):
         if graph is not None or self._busy:
             return None
-        if self.phase == "forward" and op_type not in self.no_gradient and not _has_gradient(op_type):
-            self.no_gradient[op_type] = self._locate(NonFinite(op_type, "forward", ""))
+        if self.phase == "forward" and op_type not in self._with_gradient and op_type not in self.no_gradient:
+            if _has_gradient(op_type):
+                self._with_gradient.add(op_type)
+            else:
+                self.no_gradient[op_type] = self._locate(NonFinite(op_type, "forward", ""))
         if self.first is not None:
             return None
         self._busy = True

@@ -162,7 +162,7 @@ class GraphModel:
     inputs: list[str]
     outputs: list[str]
     output_tensors: list[tuple[str, int]] = field(default_factory=list)  # the function's outputs, in order
-    overlay: Overlay = field(default_factory=lambda: Overlay())
+    overlay: Overlay = field(default_factory=Overlay)
 
     def count(self, kind: str | None = None) -> int:
         """How many ops (of a kind) the graph has, its sub-graphs not included."""

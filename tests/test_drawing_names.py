@@ -122,7 +122,7 @@ def test_a_jacobian_is_one_node_and_the_forward_pass_is_what_one_sees(ip, tmp_pa
     cell = "%%tfgraph\nwith tf.GradientTape() as tape:\n    yj = dense(xj)\nj = tape.jacobian(yj, dense.kernel)"
     labels, svg = _drawing(ip, tmp_path, cell)
     call = next(label for label in labels if label.startswith("jacobian(yj, dense.kernel)"))
-    assert re.search(r"\n1\d\d ops$", call)  # the backward pass and pfor's plumbing, counted in the node
+    assert re.search(r"\n1 jacobian · 1\d\d ops$", call)  # the backward pass and pfor's plumbing, counted in the node
     assert "MatMul" in labels and "BiasAdd" in labels  # the forward pass, op by op
     assert not any("pfor" in label or "gradient_tape" in label for label in labels)
     assert len(labels) < 20 and svg_width(svg) <= NOTEBOOK_WIDTH
@@ -150,8 +150,8 @@ def test_an_attention_block_too_tall_to_read_starts_collapsed_by_layer(ip, tmp_p
     result, captured = run(ip, f"%tfgraph block -o {tmp_path / 'b.svg'}")
     assert result.success
     note = captured.outputs[0].data["text/plain"]
-    assert re.search(r"111 ops drawn as \d+ nodes, collapsed by name scope \(depth 1; expanded, it would be about "
-                     r"[\d,]+ pt tall\)", note)
+    assert re.search(r"111 ops drawn as \d+ nodes \(expanded, it would be about [\d,]+ pt tall\): \d+ other layers "
+                     r"or name scopes one node each; --expand NAME opens a layer, model or call", note)
     labels, svg = _drawing(ip, tmp_path, "%tfgraph block")
     names = {label.split("\n")[0] for label in labels}
     assert {"attention", "norm1", "norm2", "ffn"} <= names  # the layers, by the names the code gave them

@@ -25,7 +25,7 @@ def test_starts_on_the_chosen_trace_and_draws_when_asked(explorer):
     assert "The cell's drawing is below" in explorer.details.value
     explorer.collapse_button.click()
     assert "trace 2: x: float32[3,4]" in explorer.drawing.value
-    assert "collapsed by name scope" in explorer.drawing.value
+    assert "enet as its 30 layers" in explorer.drawing.value  # the model as its layers, one node each
     assert any(s.endswith("e3") or "/e3" in s for s in explorer.scopes.options)
 
 

@@ -206,9 +206,12 @@ def test_max_nodes_collapses_a_keras_model_by_scope(ip):
             "for i in range(6)])\nmx = tf.ones((2, 8))")
     _, captured = run(ip, "%%tfgraph --max-nodes 20\nmy = mlp(mx)")
     text = drawing_data(captured)["text/plain"]
-    assert "more than --max-nodes 20: collapsed to" in text
-    svg = drawing_svg(captured)
-    assert "layer3" in svg
+    assert re.search(r"39 ops drawn as 8 nodes: sequential(_\d+)? as its 6 layers", text)
+    assert "layer3" in drawing_svg(captured)
+    _, captured = run(ip, "%%tfgraph --max-nodes 5\nmy = mlp(mx)")  # the layers would be too many nodes
+    text = drawing_data(captured)["text/plain"]
+    assert re.search(r"39 ops drawn as 3 nodes: sequential(_\d+)? \(6 layers: more than --max-nodes 5 open\)", text)
+    assert "layer3" not in drawing_svg(captured)
 
 
 # -- long sessions -------------------------------------------------------------

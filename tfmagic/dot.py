@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfmagic.graph import GraphModel, Op, Overlay, layer_scope
+from tfmagic.graph import DATASET_LOOPS, GraphModel, Op, Overlay, layer_names, layer_scope
 
 #: Fill colour, border colour and shape of each kind of op.
 STYLES: dict[str, tuple[str, str, str]] = {
@@ -105,18 +105,6 @@ def quote(text: str) -> str:
     return f'"{escaped}"'
 
 
-def layer_names(model: GraphModel) -> frozenset[str]:
-    """The Keras layers a model's variables belong to, by their own names (``hidden`` of ``hidden/kernel``)."""
-    found: set[str] = set()
-    for op in model.ops.values():
-        name = op.label or op.detail  # a weight no notebook name points at is named by TensorFlow: its path
-        if op.kind == "variable" and "/" in name:
-            found.update(name.split("/")[:-1])
-        for _, sub in op.subgraphs:
-            found |= layer_names(sub)
-    return frozenset(found)
-
-
 def _readable_label(op: Op, layers: frozenset[str] = frozenset(), overlay: Overlay | None = None) -> str:
     """A node's label in the readable view: the user's names first, TensorFlow's type for the rest."""
     from tfmagic.readable import short_name
@@ -137,19 +125,94 @@ def _readable_label(op: Op, layers: frozenset[str] = frozenset(), overlay: Overl
         return f"{value}\n{op.label}" if op.label else value
     if op.kind == "xla":
         return op.detail
+    if op.folded is not None and op.kind == "scope":
+        return "\n".join(folded_lines(op.folded) + ([note] if note else []))
     if op.kind == "scope":
         return f"{layer_scope(op.name, layers)}\n{op.type}"
-    lines = [f"call {op.callee}"] if op.callee else [f"print {op.prints}"] if op.prints else [op.type]
-    name = "" if op.callee or op.prints else short_name(op)
-    if name:
-        lines.append(name)
-    if op.operands:
-        lines.append(", ".join(op.operands))
-    if op.label:
-        lines.append(op.label)
+    if op.type in DATASET_LOOPS and op.label:  # AutoGraph's loop over a dataset: as the code writes it
+        lines = [op.label]
+    else:
+        lines = [f"call {op.callee}"] if op.callee else [f"print {op.prints}"] if op.prints else [op.type]
+        name = "" if op.callee or op.prints else short_name(op)
+        if name:
+            lines.append(name)
+        if op.operands:
+            lines.append(", ".join(op.operands))
+        if op.label:
+            lines.append(op.label)
+    if op.repeat > 1:
+        lines[0] += f" \u00d7{op.repeat}"
+    if op.variables:
+        lines += wrap(f"reads {variables_text(op.variables)}", ", ", LABEL_WIDTH)
+    if op.folded is not None:  # a call whose body is not drawn
+        lines.append(f"{op.folded.ops:,} ops")
     if note:
         lines.append(note)
     return "\n".join(lines)
+
+
+#: Characters per line of a node's label where it lists things (weights, slots, variables).
+LABEL_WIDTH = 52
+
+
+def variables_text(names: list[str]) -> str:
+    """Variables as a node holding them says it: ``26 variables: sequential 8, adam 18`` (by the first part of
+    their paths), or their names when they are few.
+
+    >>> variables_text(["net/d/kernel", "net/d/bias", "adam/iteration", "w"])
+    '4 variables: net 2, adam 1, w'
+    >>> variables_text(["w1", "w2"])
+    '2 variables: w1, w2'
+    """
+    owners: dict[str, int] = {}
+    for name in names:
+        owner = name.split("/")[0] if "/" in name else name
+        owners[owner] = owners.get(owner, 0) + (1 if "/" in name else 0)
+    parts = [f"{owner} {count}" if count else owner for owner, count in owners.items()]
+    return f"{len(names)} variable{'s' if len(names) != 1 else ''}: {', '.join(parts)}"
+
+
+def folded_lines(folded) -> list[str]:
+    """The label of a node that stands for many ops (``graph.Folded``): what it is, what it holds, its work.
+
+    >>> from tfmagic.graph import Folded
+    >>> folded_lines(Folded("layer", "conv2d", ops=10, types=("Conv2D", "BiasAdd", "Relu"),
+    ...                     weights=(("kernel", "float32[3,3,3,32]"), ("bias", "float32[32]"))))
+    ['conv2d', 'Conv2D, BiasAdd, Relu', 'kernel float32[3,3,3,32], bias float32[32]']
+    >>> folded_lines(Folded("update", "adam", ops=195, updates=("net/d/kernel", "net/d/bias"),
+    ...                     weights=(("net_d_kernel_momentum", ""), ("net_d_bias_momentum", ""), ("iteration", ""))))
+    ['adam', 'updates 2 variables', 'momentum \xd72, iteration']
+    """
+    types = ", ".join(folded.types)
+    weights = ", ".join(f"{name} {shape}".strip() for name, shape in folded.weights)
+    if folded.role == "layer":
+        lines = [folded.name] + ([types] if types else []) + wrap(weights, ", ", LABEL_WIDTH)
+    elif folded.role == "model":
+        lines = [folded.name, f"{folded.layers} layers \u00b7 {len(folded.weights)} weights \u00b7 {folded.ops:,} ops"]
+    elif folded.role == "update":
+        lines = [folded.name, f"updates {len(folded.updates)} variable{'s' if len(folded.updates) != 1 else ''}"]
+        lines += wrap(_slots_text(folded), ", ", LABEL_WIDTH)
+    elif folded.role == "gradient":  # gradient(...), jacobian(...), batch_jacobian(...): its results, so named
+        n, word = folded.outputs, folded.name.split("(")[0].replace("batch_", "")
+        lines = [folded.name, (f"{n} {word}{'s' if n != 1 else ''} \u00b7 " if n else "") + f"{folded.ops:,} ops"]
+    else:
+        lines = [folded.name, (f"{types} \u00b7 " if types else "") + f"{folded.ops:,} op{'s' if folded.ops != 1 else ''}"]
+        lines += wrap(weights, ", ", LABEL_WIDTH) if weights and folded.role == "scope" else []
+    return [line for line in lines if line]
+
+
+def _slots_text(folded) -> str:
+    """An optimizer's own variables: its slots counted by kind (``momentum \u00d78``), the rest by name."""
+    kinds: dict[str, int] = {}
+    mangled = [(u, u.replace("/", "_")) for u in folded.updates]
+    for name, _ in folded.weights:
+        kind = name.rsplit("/", 1)[-1]
+        for path, flat in mangled:  # Keras 3: adam/dense_kernel_momentum; Keras 2: Adam/dense/kernel/m
+            for prefix in (flat + "_", path + "/"):
+                if prefix in name:
+                    kind = name[name.index(prefix) + len(prefix):]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{kind} \u00d7{n}" if n > 1 else kind for kind, n in kinds.items())
 
 
 def _label(op: Op, overlay: Overlay | None = None) -> str:
@@ -277,6 +340,7 @@ class _Writer:
         self.consumers: dict[str, list[str]] = {}  # node id -> the nodes its tensors feed
         self.layers: frozenset[str] = frozenset()  # Keras layers' own names (readable view's scope labels)
         self.overlay = Overlay()  # what the drawing lays over the model being written (graph.Overlay)
+        self.ranked = False  # a variable was put on its reader's rank (which needs newrank)
 
     def node(self, node_id: str, op: Op, indent: str) -> None:
         self.used[op.kind] = None
@@ -332,6 +396,8 @@ class _Writer:
                 self.lines.append(f'{indent}{src} -> {dst} [{EDGE_STYLES["control"]}]')
             else:
                 label = edge.tensor.label if edge.tensor else ""
+                if edge.count > 1:  # a folded drawing's edge standing for several tensors (a list's parts)
+                    label = f"{edge.count} tensors"
                 if edge.change and edge.change != "removed":
                     label = f"{edge.change} -> {label}"
                 attr = f" {self.edge_attr}={quote(label)}" if self.options.edge_labels and label else ""
@@ -348,6 +414,19 @@ class _Writer:
                 self._subgraph(op, label, sub, prefix, indent)
         if self.options.readable:
             self._backward_below_target(model, prefix, indent)
+            self._variables_beside_readers(model, prefix, indent)
+
+    def _variables_beside_readers(self, model: GraphModel, prefix: str, indent: str) -> None:
+        """Each variable sits on its first reader's rank, beside it: a layer's box then spans its own ops' ranks
+        only, and the boxes of a model's layers stack in the order the data flows (not a staircase)."""
+        placed = set()
+        for edge in model.edges:
+            src = model.ops.get(edge.src)
+            if src is None or src.kind != "variable" or edge.src in placed or edge.control:
+                continue
+            placed.add(edge.src)
+            self.ranked = True
+            self.lines.append(f"{indent}{{rank=same; {quote(prefix + edge.src)}; {quote(prefix + edge.dst)}}}")
 
     def _backward_below_target(self, model: GraphModel, prefix: str, indent: str) -> None:
         """In a gradient drawing, the backward ops sit below the forward pass's target (invisible edges)."""
@@ -446,8 +525,8 @@ def legend(used) -> list[str]:
 CAPTION_WIDTH = 100
 
 
-def wrap(text: str, separator: str = " ") -> list[str]:
-    """``text`` cut at ``separator`` into lines of at most :data:`CAPTION_WIDTH` characters (where it can be).
+def wrap(text: str, separator: str = " ", width: int = CAPTION_WIDTH) -> list[str]:
+    """``text`` cut at ``separator`` into lines of at most ``width`` characters (where it can be).
 
     >>> wrap("aaa bbb ccc", " ") == ["aaa bbb ccc"]
     True
@@ -455,9 +534,12 @@ def wrap(text: str, separator: str = " ") -> list[str]:
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
-        for part in paragraph.split(separator):
+        parts = paragraph.split(separator)
+        if separator != " " and any(len(part) > width for part in parts):  # a part too long: cut it at spaces
+            return wrap(text, " ", width)
+        for part in parts:
             candidate = f"{line}{separator}{part}" if line else part
-            if line and len(candidate) > CAPTION_WIDTH:
+            if line and len(candidate) > width:
                 lines.append(line + separator.rstrip())
                 line = part
             else:
@@ -486,7 +568,7 @@ def build_dot(model: GraphModel, options: DotOptions = DotOptions()) -> str:
     label = "\n".join(lines)
     head = [
         f"digraph {quote(model.name)} {{",
-        f'  graph [{"newrank=true " if writer.used.get("body_box", 1) is None and options.readable else ""}'
+        f'  graph [{"newrank=true " if (writer.used.get("body_box", 1) is None or writer.ranked) and options.readable else ""}'
         f'rankdir=TB compound=true fontname="Helvetica" fontsize=10 nodesep=0.25 ranksep=0.35 '
         f"labelloc=b label={quote(label)}" + (" nslimit=1 splines=line" if edge_count > 300 else "") + "]",
         '  node [fontname="Helvetica" fontsize=10 height=0.3 margin="0.08,0.03"]',

@@ -38,12 +38,14 @@ class Explorer:
             or ``None`` where XLA cannot say; the "XLA" view boxes the kernels around their ops.
         function: the ``tf.function`` of the traces: the readable view names its loops' and calls' variables
             as the static drawing does (``naming.trace_labels``).
+        keras: the notebook's Keras models and layers (``naming.KerasNames``), as the static drawing reads them.
     """
 
     def __init__(self, traces: list[tuple[str, object]], selected: int, title: str, max_nodes: int | None = None,
                  ops: str = "readable", variable_names: dict[int, str] | None = None, cell: bool = False,
-                 compared: list[int | None] | None = None, xla=None, function=None):
+                 compared: list[int | None] | None = None, xla=None, function=None, keras=None):
         self.traces = traces
+        self.keras = keras  # the notebook's Keras models and layers (naming.KerasNames): a model drawn as its layers
         self.function = function  # the tf.function of the traces: its loops' and calls' names label them
         self.title = title
         self.max_nodes = max_nodes
@@ -197,7 +199,8 @@ class Explorer:
             groups = self.xla(self.trace.value)
             view = "XLA's kernels around the ops they compute" if groups else "XLA: its kernels could not be read"
         report, _ = draw_model(self.model, f"{self.title}, trace {self.trace.value + 1}: {label} ({view})",
-                               DrawOptions(ops=self.ops.value, max_nodes=self.max_nodes, expand=self.expanded),
+                               DrawOptions(ops=self.ops.value, max_nodes=self.max_nodes, expand=self.expanded,
+                                           keras=self.keras),
                                groups=groups)
         self.drawing.value = report._repr_mimebundle_(include=["text/html"])["text/html"]
         if self.details.value.startswith("<i>The cell's drawing is below"):

@@ -10,6 +10,7 @@ IPython.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
 
@@ -23,7 +24,19 @@ CONTROL_FLOW_ATTRS: dict[str, tuple[tuple[str, str], ...]] = {
     "StatelessCase": (),
     "PartitionedCall": (("f", "function"),),
     "StatefulPartitionedCall": (("f", "function"),),
+    "ScanDataset": (("f", "body"),),  # AutoGraph's ``for x in dataset:`` (dataset_autograph.py): the loop's body
 }
+
+#: Op types that run a function per element of a dataset: AutoGraph turns ``for x in ds:`` into a ``ScanDataset``
+#: (the loop) read to the end by a ``ReduceDataset`` (which only hands the last state on).
+DATASET_LOOPS = ("ScanDataset",)
+DATASET_LOOP_RUNNERS = ("ReduceDataset",)
+
+#: Call ops: they run a ``tf.function``'s graph (its Python name is the callee).
+CALLS = ("PartitionedCall", "StatefulPartitionedCall")
+
+#: Op type prefixes of the ops that write a variable (their first input is its handle).
+VARIABLE_WRITES = ("Assign", "ResourceApply", "ResourceScatter", "ResourceSparseApply", "ResourceStridedSliceAssign")
 
 #: The kinds of op, as the drawing tells them apart.
 KINDS = ("input", "variable", "constant", "output", "control_flow", "op", "backward", "scope", "xla")
@@ -64,6 +77,7 @@ class Edge:
     on_path: bool = False
     dst_index: int = 0  # which input of ``dst`` the tensor feeds
     change: str = ""  # in a drawn trace diff: the earlier trace's label, or "removed" (see tracediff.py)
+    count: int = 1  # in a folded drawing: how many tensors the edge stands for (``8 tensors``)
 
     @property
     def control(self) -> bool:
@@ -93,6 +107,10 @@ class Op:
             (``input_data = tf.transpose(input_data, [1, 0, 2])``: ``input_data``), from the op's traceback.
         made_by: for an op a ``tape.gradient`` / ``jacobian`` / ``batch_jacobian`` call made, that call as
             the user's line writes it (``jacobian(y, layer.kernel)``): the readable view draws each as one node.
+        repeat: in the readable view, how many calls of the same function this node stands for (a Python loop
+            that called a ``tf.function`` ten times while tracing: ``x10``).
+        variables: in the readable view, the variables a call or loop reads, folded into it (by the user's names).
+        folded: in a folded drawing, what the node stands for (:class:`Folded`: a layer, a model, an update).
     """
 
     name: str
@@ -110,10 +128,41 @@ class Op:
     prints: str = ""
     bound: str = ""
     made_by: str = ""
+    repeat: int = 1
+    variables: list = field(default_factory=list)
+    folded: "Folded | None" = None
 
     @property
     def scope(self) -> str:
         return self.name.rpartition("/")[0]
+
+
+@dataclass
+class Folded:
+    """What one node of a folded drawing stands for (``levels.py``): a layer, a model, a loss, an optimizer's
+    update, a tape's gradient call, or any other name scope, drawn as one node.
+
+    Attributes:
+        role: ``layer``, ``model``, ``update`` (an optimizer's), ``gradient`` (a tape's call) or ``scope``.
+        name: the user's name for it (the layer's, ``adam``, ``gradient(loss, model.trainable_variables)``).
+        members: the op names it stands for (a profile's times add up over them).
+        ops: how many of TensorFlow's ops it holds (its members' function bodies included).
+        types: the op types that do its work, in order (``Conv2D``, ``BiasAdd``, ``Relu``), at most a few.
+        weights: the variables it holds, as ``(name, dtype[shape])`` (a layer's ``kernel``, an optimizer's slots).
+        updates: the variables of others it writes (an optimizer's update of a model's weights), by name.
+        layers: for a model drawn as one node, how many layers it holds.
+        outputs: how many tensors it gives (a gradient call: one per source).
+    """
+
+    role: str
+    name: str
+    members: tuple[str, ...] = ()
+    ops: int = 0
+    types: tuple[str, ...] = ()
+    weights: tuple[tuple[str, str], ...] = ()
+    updates: tuple[str, ...] = ()
+    layers: int = 0
+    outputs: int = 0
 
 
 @dataclass
@@ -163,6 +212,11 @@ class GraphModel:
     outputs: list[str]
     output_tensors: list[tuple[str, int]] = field(default_factory=list)  # the function's outputs, in order
     overlay: Overlay = field(default_factory=Overlay)
+    traced: int = 0  # a simplified view's: how many ops TensorFlow traced (its bodies' included); 0: as many as it has
+
+    def traced_ops(self) -> int:
+        """How many ops TensorFlow traced for this graph and its bodies (a simplified view has fewer)."""
+        return self.traced or self.total_ops()
 
     def count(self, kind: str | None = None) -> int:
         """How many ops (of a kind) the graph has, its sub-graphs not included."""
@@ -303,7 +357,7 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
             kind = "op"
         op = Op(tf_op.name, op_type, kind, outputs, tf_op.device or "", detail,
                 stateful=_is_stateful(tf_op), label=labels.get(tf_op.name, ""), arg_names=_arg_names(tf_op))
-        if op_type in ("PartitionedCall", "StatefulPartitionedCall"):
+        if op_type in CALLS:
             op.callee = python_name(function_attrs(tf_op)[0][1]) if function_attrs(tf_op) else ""
         if op_type in CONTROL_FLOW_ATTRS and depth < MAX_DEPTH:
             for label, fn_name in function_attrs(tf_op):
@@ -341,21 +395,27 @@ _LIBRARY = re.compile(r"[/\\](site-packages|dist-packages|tensorflow|keras|tfmag
 _GRADIENT_CALL = re.compile(r"\.(gradient|jacobian|batch_jacobian)\((.*)\)")
 
 
-def _user_line(tf_op) -> tuple[str, int] | None:
-    """Where in the user's code (not TensorFlow's, Keras's or tfmagic's) ``tf_op`` was made."""
+#: Where TensorFlow's and tfmagic's own code lives (not Keras's ``backend/tensorflow``): a tape's gradient call is the
+#: first frame outside it.
+_TENSORFLOW = re.compile(r"[/\\](tensorflow[/\\](python|core|compiler|dtensor|tsl)|tfmagic)[/\\]")
+
+
+def _user_line(tf_op, library: re.Pattern = _LIBRARY) -> tuple[str, int] | None:
+    """Where in the user's code (not TensorFlow's, Keras's or tfmagic's) ``tf_op`` was made; with
+    ``library=_TENSORFLOW``, where outside TensorFlow's code (Keras's ``train_step`` is the caller there)."""
     try:
         frames = tf_op.traceback
     except Exception:  # no traceback kept (a graph read from a GraphDef)
         return None
     for frame in reversed(frames):
-        if not _LIBRARY.search(frame.filename) and not frame.filename.startswith("<frozen"):
+        if not library.search(frame.filename) and not frame.filename.startswith("<frozen"):
             return frame.filename, frame.lineno
     return None
 
 
 def _gradient_calls(tf_ops: list) -> dict[str, str]:
     """Op name -> the tape call that made it (``jacobian(y, layer.kernel)``), for the ops a ``tape.gradient`` /
-    ``jacobian`` / ``batch_jacobian`` line made.
+    ``jacobian`` / ``batch_jacobian`` line made (the user's, or Keras's own in ``fit``'s step).
 
     A line's ops are made one after another, so the lines are read at the edges of runs only (halving
     each stretch whose two ends are on different lines), from just before the first backward op on:
@@ -368,9 +428,9 @@ def _gradient_calls(tf_ops: list) -> dict[str, str]:
         return {}
     lines: dict[int, tuple[str, int] | None] = {}
 
-    def line(i):
+    def line(i):  # the user's line, or Keras's (its train_step calls tape.gradient)
         if i not in lines:
-            lines[i] = _user_line(tf_ops[i])
+            lines[i] = _user_line(tf_ops[i], _TENSORFLOW)
         return lines[i]
 
     start = first
@@ -480,11 +540,21 @@ def _specs(value):
 
 
 def _arg_names(tf_op) -> tuple[str, ...]:
+    """The name TensorFlow gives each input of ``tf_op``; a list argument names each of its inputs
+    (``ScanDataset``: ``input_dataset``, ``initial_state`` per loop variable, ``other_arguments``)."""
+    names: list[str] = []
     try:
-        names = tuple(arg.name for arg in tf_op.op_def.input_arg)
+        for arg in tf_op.op_def.input_arg:
+            if arg.number_attr:
+                count = tf_op.get_attr(arg.number_attr)
+            elif arg.type_list_attr:
+                count = len(tf_op.get_attr(arg.type_list_attr))
+            else:
+                count = 1
+            names += [arg.name] * count
     except Exception:  # an op TensorFlow cannot describe: its inputs go by number
         return ()
-    return names if len(names) == len(tf_op.inputs) else ()
+    return tuple(names) if len(names) == len(tf_op.inputs) else ()
 
 
 def _is_stateful(tf_op) -> bool:
@@ -614,3 +684,20 @@ def layer_scope(scope: str, layers: frozenset[str] | set[str]) -> str:
     return "/".join(without_counter(part) if without_counter(part) in layers else part for part in scope.split("/"))
 
 
+
+
+def layer_names(model: GraphModel) -> frozenset[str]:
+    """The Keras layers a model's variables belong to, by their own names (``hidden`` of ``hidden/kernel``)."""
+    found: set[str] = set()
+    for op in model.ops.values():
+        name = op.label or op.detail  # a weight no notebook name points at is named by TensorFlow: its path
+        if op.kind == "variable" and "/" in name:
+            found.update(name.split("/")[:-1])
+        for _, sub in op.subgraphs:
+            found |= layer_names(sub)
+    return frozenset(found)
+
+
+def scope_matches(scope: str, pattern: str) -> bool:
+    """Whether ``--expand`` glob ``pattern`` names ``scope``, as TensorFlow or the user names it."""
+    return fnmatch.fnmatchcase(scope, pattern) or fnmatch.fnmatchcase(user_scope(scope), pattern)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -138,6 +139,9 @@ class VariableNames:
         self._loops = history.loops
         self._by_id: dict[int, list[str]] = {}
         self._values: dict[int, Any] = {}
+        self._datasets: dict[int, str] = {}  # id of a dataset's variant tensor (what a graph captures) -> its name
+        import tensorflow as tf
+
         for name, value in list(namespace.items()):
             if name.startswith("_") or not name.isidentifier():
                 continue
@@ -145,6 +149,10 @@ class VariableNames:
             if variable is not None:
                 self._by_id.setdefault(id(variable), []).append(name)
                 self._values[id(variable)] = variable
+            elif isinstance(value, tf.data.Dataset):
+                variant = getattr(value, "_variant_tensor", None)
+                if variant is not None and id(variant) not in self._datasets:
+                    self._datasets[id(variant)] = name
 
     def _rank(self, name: str) -> tuple:
         return (name in self._loops, name not in self._assigned, len(name), name)
@@ -163,14 +171,16 @@ class VariableNames:
         return fallback or variable.name.split(":")[0]
 
     def by_handle(self, variables: Iterable[Any] | None = None) -> dict[int, str]:
-        """``id(variable.handle) -> name`` for each variable (to name a graph's captured handles).
+        """``id(variable.handle) -> name`` for each variable (to name a graph's captured handles), and, by default,
+        ``id`` of each dataset's variant tensor -> its name (a graph that loops over a dataset captures it).
 
         Args:
-            variables: the variables to name (default: every variable the namespace holds).
+            variables: the variables to name (default: every variable and dataset the namespace holds).
         """
+        found = {}
         if variables is None:
             variables = [value for value in self._values.values()]
-        found = {}
+            found.update(self._datasets)
         for value in variables:
             variable = tf_variable(value)
             if variable is None:
@@ -180,6 +190,49 @@ class VariableNames:
             except (AttributeError, ValueError):  # a distributed variable without a single handle
                 continue
         return found
+
+
+@dataclass(frozen=True)
+class KerasNames:
+    """The names of the Keras models and of the other layers a namespace holds (theirs and their layers'), to tell
+    a model's name scope (drawn as its layers) from a layer's (one node, even one holding layers, as a
+    ``MultiHeadAttention`` does) where the graph alone cannot: a layer that trains a ``BatchNormalization``
+    has parts (``moments``, ``AssignMovingAvg``) that read weights as a model's layers do."""
+
+    models: frozenset[str] = frozenset()
+    layers: frozenset[str] = frozenset()
+    optimizers: frozenset[str] = frozenset()
+
+
+def keras_names(namespace: dict) -> KerasNames:
+    """The Keras models, layers and optimizers of a namespace, nested ones included (``model.layers``, a layer's
+    sublayers, ``model.optimizer``)."""
+    found: dict[str, set[str]] = {"models": set(), "layers": set(), "optimizers": set()}
+    seen: set[int] = set()
+    for name, value in list(namespace.items()):
+        if name.startswith("_") or id(value) in seen:
+            continue
+        if _is_keras(value, ("Optimizer", "OptimizerV2")):
+            found["optimizers"].add(getattr(value, "name", "") or "")
+        if not _is_keras(value, ("Layer",)):
+            continue
+        try:
+            every = list(value._flatten_layers(include_self=True, recursive=True))
+        except Exception:  # a Keras without _flatten_layers, or a model that cannot list them: itself alone
+            every = [value]
+        for layer in every:
+            seen.add(id(layer))
+            model = _is_keras(layer, ("Model", "Functional", "Sequential"))
+            found["models" if model else "layers"].add(getattr(layer, "name", "") or "")
+            optimizer = getattr(layer, "optimizer", None) if model else None
+            if optimizer is not None:
+                found["optimizers"].add(getattr(optimizer, "name", "") or "")
+    return KerasNames(**{kind: frozenset(names - {""}) for kind, names in found.items()})
+
+
+def _is_keras(value: Any, classes: tuple[str, ...]) -> bool:
+    """Whether ``value`` is an instance of one of Keras's classes of these names (Keras 3's or tf-keras's)."""
+    return any(c.__name__ in classes and "keras" in c.__module__ for c in type(value).__mro__)
 
 
 def output_names(graph, cell: bool = False) -> dict[str, str]:
@@ -230,7 +283,7 @@ def output_names(graph, cell: bool = False) -> dict[str, str]:
 
 #: AutoGraph's calls that become control-flow ops, with the position of their ``symbol_names`` argument.
 _AUTOGRAPH_STATEMENTS = {"for_stmt": ("loop", 5), "while_stmt": ("loop", 4), "if_stmt": ("if", 5)}
-_LOOP_OPS = ("While", "StatelessWhile")
+_LOOP_OPS = ("While", "StatelessWhile", "ScanDataset")  # ScanDataset: ``for x in dataset:`` (graph.DATASET_LOOPS)
 _IF_OPS = ("If", "StatelessIf")
 
 
@@ -238,7 +291,8 @@ def control_flow_names(graph, python_function) -> dict[str, str]:
     """The names of the variables each loop and ``if`` of a function carries, read from AutoGraph's code.
 
     AutoGraph turns ``for i in tf.range(n): total += i`` into ``ag__.for_stmt(..., ('total',),
-    {'iterate_names': 'i'})``: the loop's variables, in the order of the ``While`` op's loop slots.
+    {'iterate_names': 'i'})``: the loop's variables, in the order of the ``While`` op's loop slots.  A loop over a
+    dataset (``for xb, yb in ds:``, a ``ScanDataset``) carries its variables first, then the element's parts.
     The names are given only where the converted statements match the graph's control-flow ops one
     for one (a Python ``if`` or ``range`` loop makes no op, and then nothing is named).
 
@@ -276,7 +330,10 @@ def control_flow_names(graph, python_function) -> dict[str, str]:
         return {}
     found = {}
     for op, (kind, names, iterate) in zip(ops, statements):
-        carried = ((iterate,) if iterate else ()) + names
+        if op.type == "ScanDataset":  # the body takes the loop's variables, then the element: (xb, yb)
+            carried = names + tuple(part for part in iterate.strip("()").split(", ") if part)
+        else:
+            carried = ((iterate,) if iterate and "," not in iterate else ()) + names
         if carried:
             found[op.name] = ", ".join(carried)
     return found
@@ -315,8 +372,32 @@ def _iterate_name(node) -> str:
     if isinstance(node, ast.Dict):
         for key, value in zip(node.keys, node.values):
             if isinstance(key, ast.Constant) and key.value == "iterate_names" and isinstance(value, ast.Constant):
-                return str(value.value) if "," not in str(value.value) else ""
+                return str(value.value)
     return ""
+
+
+def dataset_argument_names(graph, python_function) -> dict[str, str]:
+    """The input placeholders of the arguments that are one tensor but not a ``tf.Tensor`` (a ``tf.data.Dataset``
+    is one ``variant`` tensor), by the parameter's name (TensorFlow names the others' placeholders itself)."""
+    import inspect
+
+    import tensorflow as tf
+
+    signature = getattr(graph, "structured_input_signature", None)
+    try:
+        names = list(inspect.signature(python_function).parameters)
+    except (TypeError, ValueError):  # a builtin: no names to give
+        return {}
+    if not signature or len(signature[0]) > len(names):
+        return {}
+    found, index = {}, 0
+    inputs = list(getattr(graph, "inputs", ()))
+    for name, spec in zip(names, signature[0]):
+        count = sum(isinstance(part, tf.TypeSpec) for part in tf.nest.flatten(spec, expand_composites=True))
+        if count == 1 and not isinstance(spec, tf.TensorSpec) and index < len(inputs):
+            found[inputs[index].op.name] = name
+        index += count
+    return found
 
 
 def trace_labels(graph, function=None, cell: bool = False, readable: bool = True, autograph: bool = True
@@ -336,7 +417,8 @@ def trace_labels(graph, function=None, cell: bool = False, readable: bool = True
     python_function = getattr(function, "python_function", None)
     if not readable or python_function is None:
         return labels
-    if autograph and any(op.type in ("While", "StatelessWhile", "If", "StatelessIf") for op in graph.get_operations()):
+    labels.update(dataset_argument_names(graph, python_function))
+    if autograph and any(op.type in _LOOP_OPS + _IF_OPS for op in graph.get_operations()):
         labels.update(control_flow_names(graph, python_function))
     labels.update(called_control_flow_names(graph, python_function))
     return labels

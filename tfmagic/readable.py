@@ -13,7 +13,19 @@
 - ops whose results nothing uses are hidden (TensorFlow prunes them: they never run);
 - loop bookkeeping: a ``While``'s iteration counter and ``maximum_iterations``, what computes
   them, and the loop values a body only forwards, fold away; inputs of a loop body or branch are
-  named after what feeds them outside (``n``, ``xs``, ``hidden/kernel``).
+  named after what feeds them outside (``n``, ``xs``, ``hidden/kernel``); a loop over a dataset
+  (``for xb, yb in ds:``, which AutoGraph makes a ``ScanDataset`` read out by a ``ReduceDataset``) is
+  one loop op with its body, as a ``While`` is;
+- a ``Reshape``, ``Squeeze``, ``ExpandDims`` or ``Cast`` of nothing but a variable (Keras reshapes a
+  convolution's bias) folds into the variable's edge;
+- a tape's gradient call reads the forward tensors its backward pass reuses: only the edges from
+  the last of them (the loss, where the pass reuses it) are drawn;
+- outputs that are the parts of one list (``grads[0]`` ... ``grads[7]``) are one node, ``grads``;
+- calls of the same ``tf.function`` that a Python loop made while tracing (ten calls of a training
+  step) are one call node marked ``x10``;
+- a call or loop that reads more than :data:`VARIABLES_SHOWN` variables (a training step reads every
+  weight and optimizer slot) holds them, counted by owner (``sequential: 8, adam: 18``), instead of
+  a row of variable nodes.
 
 Nothing is hidden silently: :meth:`Hidden.line` is printed under the drawing.
 
@@ -30,7 +42,7 @@ import re
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclasses_replace
 
-from tfmagic.graph import Edge, GraphModel, Op, without_counter
+from tfmagic.graph import CALLS, DATASET_LOOP_RUNNERS, DATASET_LOOPS, Edge, Folded, GraphModel, Op, without_counter
 
 #: What the readable view hides, in the order the note lists it: key -> (singular, plural).
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -44,7 +56,19 @@ CATEGORIES: dict[str, tuple[str, str]] = {
     "constant": ("constant shown in the op that reads it", "constants shown in the ops that read them"),
     "format": ("tf.print format shown in its print", "tf.print formats shown in their prints"),
     "gradient": ("op of a tape's gradient call drawn as its call", "ops of tape gradient calls drawn as their calls"),
+    "reuse": ("forward tensor a gradient call reuses (its edge)", "forward tensors gradient calls reuse (their edges)"),
+    "weight": ("op that only reshapes or casts a variable (on its edge)",
+               "ops that only reshape or cast a variable (on their edges)"),
+    "list": ("list part drawn in its list's node", "list parts drawn in their lists' nodes"),
+    "repeat": ("repeated call drawn as one (xN)", "repeated calls drawn as one (xN)"),
+    "variable": ("variable shown in the call or loop that reads it", "variables shown in the calls or loops that read them"),
 }
+
+#: A call or loop that reads more variables than this holds them (counted by owner) instead of drawing each.
+VARIABLES_SHOWN = 3
+
+#: Ops that only change a variable's shape or dtype on its way to the op that uses it.
+_WEIGHT_PLUMBING = ("Reshape", "Squeeze", "ExpandDims", "Cast")
 
 #: How a constant operand reads beside a binary op: ``+ 10``, ``\u00d7 3.0``.
 _SYMBOLS = {"AddV2": "+", "Add": "+", "Sub": "-", "Mul": "\u00d7", "RealDiv": "/", "Div": "/", "FloorDiv": "//",
@@ -53,6 +77,8 @@ _SYMBOLS = {"AddV2": "+", "Add": "+", "Sub": "-", "Mul": "\u00d7", "RealDiv": "/
 
 _WHILE = ("While", "StatelessWhile")
 _IF = ("If", "StatelessIf", "Case", "StatelessCase")
+#: A name the user may have given a list (``grads[3]``): the list's name and the part's index.
+_LIST_PART = re.compile(r"^([A-Za-z_][\w.]*)\[(\d+)\]$")
 
 
 @dataclass
@@ -85,12 +111,15 @@ class _Simplifier:
     """One graph (and, recursively, its function bodies) being simplified."""
 
     def __init__(self, model: GraphModel, hidden: Hidden, role: str = "",
-                 slot_labels: list[tuple[str, str]] | None = None, result_names: list[str] | None = None):
+                 slot_labels: list[tuple[str, str]] | None = None, result_names: list[str] | None = None,
+                 states: int = 0):
         self.model = model
         self.hidden = hidden
-        self.role = role  # "" (the traced function), "while body", "while cond", "branch", "function"
+        # "" (the traced function), "while body", "while cond", "branch", "function", "dataset body"
+        self.role = role
         self.slot_labels = slot_labels or []  # per body input: (the user's name, or a constant's value)
         self.result_names = result_names or []  # a branch's outputs, as the cell names them
+        self.states = states  # a dataset loop's body: how many loop variables it carries (its first inputs)
         self.ops = {name: _copy_op(op) for name, op in model.ops.items()}  # the model itself stays as it is
         self.edges = [copy.copy(e) for e in model.edges if e.src in model.ops and e.dst in model.ops]
         self._indexed = None  # the edge list the indexes below were built from
@@ -122,22 +151,29 @@ class _Simplifier:
         bodies = self._body_roles()  # before bookkeeping goes: the slot labels read what feeds each op
         self._fold("ReadVariableOp", "read")
         self._fold("Identity", "identity")
+        self._fold_loop_runners()
         self._sweep("unused", placeholders=False)
+        self._hide_gradient_reuse()
         self._fold_constants()
+        self._fold_weight_plumbing()
         self._fold_prints()
         self._operands_text()
         self._drop_loop_bookkeeping()
         self._sweep("bookkeeping", placeholders=True)
         self._merge_outputs()
-        for name, (kind, labels, results) in bodies.items():
+        self._merge_list_outputs()
+        self._merge_repeated_calls()
+        self._fold_call_variables()
+        for name, (kind, labels, results, states) in bodies.items():
             op = self.ops.get(name)
             if op is not None:
                 op.subgraphs = [(label, _Simplifier(sub, self.hidden, f"while {label}" if kind == "while" else kind,
-                                                    labels, results).run()) for label, sub in op.subgraphs]
+                                                    labels, results, states).run()) for label, sub in op.subgraphs]
         inputs = [n for n in self.model.inputs if n in self.ops]
         kept = [(n, i) for n, i in self.model.output_tensors if n in self.ops]
         return GraphModel(self.model.name, self.ops, self.edges, inputs,
-                          sorted({n for n in self.model.outputs if n in self.ops}), kept, self.model.overlay)
+                          sorted({n for n in self.model.outputs if n in self.ops}), kept, self.model.overlay,
+                          self.model.traced_ops())
 
     def _drop_control(self) -> None:
         control = [e for e in self.edges if e.control]
@@ -157,7 +193,7 @@ class _Simplifier:
                 continue
             inside = set(members)
             count = len(members) + sum(sub.total_ops() for n in members for _, sub in self.ops[n].subgraphs)
-            node = Op(call, f"{count} ops", "scope", [], self.ops[members[0]].device, f"scope {call}")
+            node = Op(call, f"{count} ops", "scope", [], self.ops[members[0]].device, f"scope {call}", made_by=call)
             edges, seen = [], set()
             results: dict[tuple[str, int], int] = {}  # each tensor the call gives: an output of its own
             for edge in self.edges:
@@ -176,9 +212,168 @@ class _Simplifier:
                 edges.append(edge)
             for name in members:
                 del self.ops[name]
+            node.folded = Folded("gradient", call, tuple(members), count, outputs=len(results))
             self.ops[call] = node
             self.edges = edges
             self.hidden.add("gradient", len(members) - 1)
+
+    def _fold_loop_runners(self) -> None:
+        """A ``ReduceDataset`` that reads a dataset loop to its end hands on the loop's last values: what reads them
+        reads the loop."""
+        runners = {name: op for name, op in self.ops.items() if op.type in DATASET_LOOP_RUNNERS}
+        if not runners:
+            return
+
+        def loop_of(name):
+            for _ in range(len(runners) + 1):
+                feeding = [e for e in self._in(name) if e.dst_index == 0]
+                if not feeding or feeding[0].src not in runners:
+                    return feeding[0].src if feeding else None
+                name = feeding[0].src
+            return None
+
+        for edge in self.edges:
+            if edge.src in runners and edge.dst not in runners:
+                source = loop_of(edge.src)
+                if source is not None:
+                    edge.src, edge.src_index = source, 0
+        for name, runner in runners.items():  # the loop runs for its effects (a training step's updates) too
+            loop = self.ops.get(loop_of(name) or "")
+            if loop is not None:
+                loop.stateful = loop.stateful or runner.stateful
+        self._remove_all(dict.fromkeys(runners, "bookkeeping"))
+
+    def _hide_gradient_reuse(self) -> None:
+        """A gradient call reads what its backward pass reuses of the forward pass: every layer's activations, the
+        inputs, the weights.  Only the edges from the last of them (those no other one feeds: the loss, where the
+        pass reuses it) are drawn; the others are counted."""
+        calls = [name for name, op in self.ops.items() if op.made_by and op.kind == "scope"]
+        for call in calls:
+            feeding = [e for e in self._in(call) if e.src in self.ops]
+            producers = {e.src for e in feeding}
+            upstream: set[str] = set()
+            work = [e.src for p in producers for e in self._in(p)]
+            while work:
+                name = work.pop()
+                if name in upstream:
+                    continue
+                upstream.add(name)
+                work.extend(e.src for e in self._in(name))
+            hidden = [e for e in feeding if e.src in upstream or self.ops[e.src].kind in ("variable", "input")]
+            if len(hidden) == len(feeding):  # nothing is last: keep the call's inputs as they are
+                continue
+            dropped = {id(e) for e in hidden}
+            self.edges = [e for e in self.edges if id(e) not in dropped]
+            self.hidden.add("reuse", len(hidden))
+
+    def _fold_weight_plumbing(self) -> None:
+        """A reshape or cast of nothing but a variable (a convolution's bias reshaped for ``BiasAdd``) folds into
+        the variable's edge: the op that uses it reads the variable."""
+        for _ in range(3):  # a short chain: Reshape, then Squeeze
+            folding = {}
+            for name, op in self.ops.items():
+                ins = self._in(name)
+                if (op.type in _WEIGHT_PLUMBING and op.kind == "op" and len(ins) == 1
+                        and self.ops[ins[0].src].kind == "variable"):
+                    folding[name] = ins[0]
+            if not folding:
+                return
+            for edge in self.edges:
+                if edge.src in folding:
+                    edge.src, edge.src_index = folding[edge.src].src, folding[edge.src].src_index
+            self._remove_all(dict.fromkeys(folding, "weight"))
+
+    def _merge_list_outputs(self) -> None:
+        """Outputs that are the parts of one list (``grads[0]`` ... ``grads[7]``: more than two) become one node
+        named by the list, fed once by each op that gives parts of it."""
+        lists: dict[str, list[str]] = {}
+        for name, op in self.ops.items():
+            match = _LIST_PART.match(op.label) if op.kind == "output" else None
+            if match:
+                lists.setdefault(match.group(1), []).append(name)
+        for base, parts in lists.items():
+            if len(parts) < 3:
+                continue
+            kept = self.ops[parts[0]]
+            kept.label = f"{base}: list of {len(parts)}"
+            kept.outputs = []
+            inside = set(parts)
+            edges, by_source = [], {}
+            for edge in self.edges:
+                if edge.dst not in inside:
+                    edges.append(edge)
+                    continue
+                merged = by_source.get(edge.src)
+                if merged is None:
+                    by_source[edge.src] = merged = dataclasses_replace(edge, dst=kept.name, count=0)
+                    edges.append(merged)
+                merged.count += 1
+            for name in parts[1:]:
+                del self.ops[name]
+            self.edges = edges
+            self.hidden.add("list", len(parts) - 1)
+
+    def _merge_repeated_calls(self) -> None:
+        """Calls of the same ``tf.function`` (a Python loop called it while tracing) become one call node marked with
+        their number, where no op between them depends on one and feeds another (the drawing keeps its order)."""
+        calls: dict[tuple[str, str], list[str]] = {}
+        for name, op in self.ops.items():
+            if op.type in CALLS and op.subgraphs:
+                calls.setdefault((op.callee, op.subgraphs[0][1].name), []).append(name)
+        for members in calls.values():
+            if len(members) < 2 or self._between(set(members)):
+                continue
+            kept, inside = self.ops[members[0]], set(members)
+            kept.repeat = len(members)
+            edges, seen = [], set()
+            for edge in self.edges:
+                if edge.src in inside and edge.dst in inside:
+                    continue
+                if edge.src in inside or edge.dst in inside:
+                    edge = dataclasses_replace(edge, src=kept.name if edge.src in inside else edge.src,
+                                               dst=kept.name if edge.dst in inside else edge.dst)
+                    key = (edge.src, edge.src_index, edge.dst, edge.dst_index)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                edges.append(edge)
+            for name in members[1:]:
+                del self.ops[name]
+            self.edges = edges
+            self.hidden.add("repeat", len(members) - 1)
+
+    def _between(self, members: set[str]) -> bool:
+        """Whether an op that is not a member both depends on a member and feeds one."""
+        def reach(links):
+            seen, work = set(), [n for m in members for n in links(m) if n not in members]
+            while work:
+                name = work.pop()
+                if name not in seen and name not in members:
+                    seen.add(name)
+                    work.extend(links(name))
+            return seen
+
+        below = reach(lambda n: [e.dst for e in self._out(n)])
+        return bool(below & reach(lambda n: [e.src for e in self._in(n)]))
+
+    def _fold_call_variables(self) -> None:
+        """A call or loop that reads more than :data:`VARIABLES_SHOWN` variables holds them (a training step called
+        in a loop reads every weight and slot): the variables no other op reads are drawn in it, not in a row."""
+        folded: dict[str, str] = {}
+        for name, op in self.ops.items():
+            if not op.subgraphs:
+                continue
+            reads = [e for e in self._in(name) if self.ops[e.src].kind == "variable"]
+            if len(reads) <= VARIABLES_SHOWN:
+                continue
+            for edge in reads:
+                variable = self.ops[edge.src]
+                op.variables.append(variable.label or variable.detail or variable.name)
+                if all(e.dst == name for e in self._out(edge.src)):
+                    folded[edge.src] = "variable"
+            dropped = {id(e) for e in reads}
+            self.edges = [e for e in self.edges if id(e) not in dropped]
+        self._remove_all(folded)
 
     def _fold_prints(self) -> None:
         """``tf.print``: the StringFormat that makes its text goes into the print, which says what it prints
@@ -214,7 +409,8 @@ class _Simplifier:
                 continue
             if op is not None and not op.label and index < len(self.slot_labels):
                 user, value = self.slot_labels[index]
-                loop_var = self.role.startswith("while") and index not in forwarded
+                loop_var = (self.role.startswith("while") and index not in forwarded
+                            or self.role == "dataset body" and index < self.states)
                 if user and loop_var and value:  # where the loop starts: the constant it was folded from
                     op.label = f"{user} (from {value})"
                 else:
@@ -224,7 +420,7 @@ class _Simplifier:
             op = self.ops.get(name)
             if op is None or op.kind != "output" or op.label:
                 continue
-            if self.role == "while body":
+            if self.role == "while body" or self.role == "dataset body" and index < self.states:
                 user, value = self.slot_labels[index] if index < len(self.slot_labels) else ("", "")
                 op.label = f"next {user}" if user else f"next loop var (from {value})" if value else "next loop var"
             elif self.role == "while cond":
@@ -248,12 +444,16 @@ class _Simplifier:
                 forwarded.add(index)
         return forwarded
 
-    def _body_roles(self) -> dict[str, tuple[str, list[tuple[str, str]], list[str]]]:
-        """For each control-flow op: the kind of its bodies, a name for each body input and output."""
+    def _body_roles(self) -> dict[str, tuple[str, list[tuple[str, str]], list[str], int]]:
+        """For each control-flow op: the kind of its bodies, a name for each body input and output, and (a dataset
+        loop's body) how many loop variables it carries."""
         named_results = self._named_results()  # (op, output) -> name; loops add their variables' names below
         roles = {}
         for name, op in self.ops.items():
             if not op.subgraphs:
+                continue
+            if op.type in DATASET_LOOPS:
+                roles[name] = self._dataset_body_role(op, named_results)
                 continue
             offset = 1 if op.type in _IF else 0
             feeding = {e.dst_index: e for e in self._in(name)}
@@ -277,9 +477,33 @@ class _Simplifier:
                         named_results[(name, slot)] = carried_name  # what the loop's output slot holds
             results = carried if op.type in _IF else []
             roles[name] = ("while" if op.type in _WHILE else "branch" if op.type in _IF else "function", labels,
-                           results)
+                           results, 0)
         return roles
 
+    def _dataset_body_role(self, op: Op, named_results: dict) -> tuple[str, list[tuple[str, str]], list[str], int]:
+        """A ``ScanDataset``'s body takes the loop's variables (fed by ``initial_state``), the element's parts, then
+        what it captured (fed by ``other_arguments``): each named as the code names it, or by what feeds it."""
+        feeding = {e.dst_index: e for e in self._in(op.name)}
+        states = op.arg_names.count("initial_state")
+        captured = [i for i, arg in enumerate(op.arg_names) if arg == "other_arguments"]
+        body = op.subgraphs[0][1]
+        parts = max(0, len(body.inputs) - states - len(captured))
+        carried = op.label.split(", ") if op.label else []
+        if len(carried) == parts:  # AutoGraph carries a variable of its own when the loop has none
+            carried = [""] * states + carried
+        if len(carried) != states + parts:
+            carried = [""] * states + [f"element[{j}]" if parts > 1 else "element" for j in range(parts)]
+        labels = []
+        for index in range(states):
+            source, value = self._source_label(feeding[1 + index], named_results, True) if 1 + index in feeding \
+                else ("", "")
+            labels.append((carried[index] or source, value))
+        labels += [(name, "") for name in carried[states:]]
+        for slot in captured:
+            labels.append(self._source_label(feeding[slot], named_results, False) if slot in feeding else ("", ""))
+        dataset = self._source_label(feeding[0], named_results, False)[0] if 0 in feeding else ""
+        op.label = f"for {', '.join(carried[states:])} in {dataset or 'the dataset'}"  # the loop as the code has it
+        return "dataset body", labels, [], states
     def _named_results(self) -> dict[tuple[str, int], str]:
         """``(op, output index) -> name`` where an op's output leaves the function as a named output."""
         found = {}
@@ -368,6 +592,17 @@ class _Simplifier:
             if op.type in _WHILE:
                 self.edges = [e for e in self.edges if not (
                     (e.dst == name and e.dst_index < 2) or (e.src == name and e.src_index < 2))]
+        if self.role == "dataset body":  # it returns its variables twice (state, element) and a flag: once is enough
+            for index, (name, _) in enumerate(self.model.output_tensors):
+                op = self.ops.get(name)
+                if op is None or op.kind != "output":
+                    continue
+                feeding = self._in(name)
+                constant = len(feeding) == 1 and self.ops[feeding[0].src].kind == "constant"
+                unnamed = index < len(self.slot_labels) and not self.slot_labels[index][0]
+                if index >= self.states or constant and unnamed:  # AutoGraph's own variable of a loop with none
+                    self._remove(name, "bookkeeping")
+            return
         if self.role != "while body":
             return
         placeholders = self.model.inputs
@@ -449,7 +684,7 @@ class _Simplifier:
 
 def _copy_op(op: Op) -> Op:
     new = copy.copy(op)
-    new.subgraphs, new.operands = list(op.subgraphs), list(op.operands)
+    new.subgraphs, new.operands, new.variables = list(op.subgraphs), list(op.operands), list(op.variables)
     return new
 
 

@@ -92,6 +92,8 @@ class DrawOptions:
         expand: name scopes (globs) to open one level further than ``depth``.
         budget: seconds a large layout may take (:data:`LAYOUT_BUDGET` by default).
         output: ``-o FILE``: the drawing is also written there, in the format its extension names.
+        keras: the notebook's Keras models and layers (``naming.KerasNames``): the first view draws a model as its
+            layers and a layer as one node.
     """
 
     ops: str = "readable"
@@ -100,14 +102,15 @@ class DrawOptions:
     expand: tuple[str, ...] = ()
     budget: float | None = None
     output: str | None = None
+    keras: object = None
 
     @classmethod
-    def from_args(cls, args, output: bool = True) -> DrawOptions:
+    def from_args(cls, args, output: bool = True, keras=None) -> DrawOptions:
         """The options a magic's parsed arguments give (``--ops``, ``--max-nodes``, ``--depth``, ``--expand``,
         ``-o``; those a magic lacks keep their defaults); ``output=False`` leaves ``-o`` out."""
         return cls(ops=getattr(args, "ops", "readable"), max_nodes=getattr(args, "max_nodes", None),
                    depth=getattr(args, "depth", None), expand=tuple(getattr(args, "expand", None) or ()),
-                   output=getattr(args, "output", None) if output else None)
+                   output=getattr(args, "output", None) if output else None, keras=keras)
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -180,7 +183,7 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
         summary, total, model, view, notes, hidden = _view(model, options)
         caption = "\n".join([title, *notes])
         heat, times = _heat(view, profile) if profile is not None else (None, None)
-        from tfmagic.dot import layer_names
+        from tfmagic.graph import layer_names
 
         layers = layer_names(model) if ops == "readable" else None  # the collapsed view has no variables to read
         dot_options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat,
@@ -196,6 +199,18 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
         notes = [line for line in (note, hidden) if line]
         dot_source = build_dot(view, dataclasses.replace(dot_options, title="\n".join([title, *notes])))
         rendered = render_dot_within(dot_source, wanted)
+    folded = view is not model  # the first view already folds the graph: a coarser fold is the same view, less open
+    if folded and options.depth is None and ops == "readable" and _width(rendered["svg"]) > NOTEBOOK_WIDTH:
+        from tfmagic.sizing import coarser
+
+        # Wider than a notebook at the first level: the coarser levels, until one fits (or the last one).
+        for view, note in coarser(model, total, options.expand, options.max_nodes or DEFAULT_MAX_NODES,
+                                  options.keras):
+            notes = [line for line in (note, hidden) if line]
+            dot_source = build_dot(view, dataclasses.replace(dot_options, title="\n".join([title, *notes])))
+            rendered = render_dot_within(dot_source, wanted, budget)
+            if _width(rendered["svg"]) <= NOTEBOOK_WIDTH:
+                break
     svg, scaled = fit_width(_svg_element(rendered["svg"]))
     report = GraphReport(title, summary, svg, dot_source, notes + ([scaled] if scaled else []), text_view(view))
     if options.output:
@@ -206,6 +221,12 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
 
 #: A notebook's output area shows about this many points at full scale.
 NOTEBOOK_WIDTH = 1000
+
+
+def _width(svg: bytes) -> float:
+    """A rendered SVG's width at full size, in points."""
+    match = re.search(rb'<svg width="([\d.]+)pt"', svg)
+    return float(match.group(1)) if match else 0.0
 
 
 def fit_width(svg: str, width: float = NOTEBOOK_WIDTH) -> tuple[str, str]:
@@ -239,7 +260,8 @@ def _view(model, options: DrawOptions):
 
         model, hidden_ops = readable_view(model)
         hidden = hidden_ops.line()
-    view, note = fit(model, options.max_nodes or DEFAULT_MAX_NODES, options.depth, options.expand, total)
+    view, note = fit(model, options.max_nodes or DEFAULT_MAX_NODES, options.depth, options.expand, total,
+                     program=options.ops == "readable", keras=options.keras)
     return summary, total, model, view, [line for line in (note, hidden) if line], hidden
 
 

@@ -5,7 +5,8 @@ back, in order: :func:`cell_views` after a cell's run (the drawing, the text, Au
 after Grappler, a diff, XLA's kernels, a profile, the TensorBoard file) and :func:`function_views` for an
 existing function's traces.  ``options`` is the magic's parsed line (``show``, ``ops``, ``max_nodes``,
 ``depth``, ``expand``, ``output``, ``name``, ``profile``, ``autograph``, ``tensorboard``, ``trace``,
-``diff``); ``variable_names`` the notebook's names of its variables (``naming.VariableNames.by_handle``).
+``diff``); ``variable_names`` the notebook's names of its variables (``naming.VariableNames.by_handle``);
+``keras`` its Keras models and layers (``naming.KerasNames``: a drawing draws a model as its layers).
 Nothing here imports IPython: a failure of an extra (a drawing, the profiler) is a warning among the
 views, and the cell's result stands.
 """
@@ -16,6 +17,7 @@ import dataclasses
 from collections.abc import Callable
 
 from tfmagic.errors import OptionError, TfMagicError
+from tfmagic.naming import keras_names
 from tfmagic.render import DrawOptions, draw_graph, draw_model, draw_trace, run_labels
 from tfmagic.reports import CodeReport, Comparison, Notice
 
@@ -62,6 +64,7 @@ def cell_views(run, options, variable_names: Callable[[], dict], namespace: dict
         text_options = DrawOptions.from_args(options, output=False)
         from tfmagic.render import describe_graph
 
+        text_options = dataclasses.replace(text_options, keras=keras_names(namespace))
         views.append(describe_graph(run.trace.graph, f"%%tfgraph cell, trace {run.trace.number}", text_options,
                                     labels=run_labels(run, text_options), variable_names=variable_names()))
     if options.show in ("xla", "hlo"):
@@ -74,35 +77,36 @@ def cell_views(run, options, variable_names: Callable[[], dict], namespace: dict
                       f"this run reused XLA's compiled kernels: {elapsed * 1e3:,.1f} ms")
             views += xla_views(run.function, [before[name] for name in run.inputs], run.trace.graph,
                                f"%%tfgraph --jit cell, trace {run.trace.number}", options,
-                               run_labels(run, DrawOptions.from_args(options)), variable_names(), timing)
+                               run_labels(run, DrawOptions.from_args(options)), variable_names(), timing,
+                               keras_names(namespace))
     elif options.show == "diff":
-        views += cell_diff_views(run, options, variable_names(), widgets)
+        views += cell_diff_views(run, options, variable_names(), widgets, keras_names(namespace))
     elif options.show in ("graph", "optimized") or options.output:
-        views += trace_views(run, options, variable_names(), profile, widgets)
+        views += trace_views(run, options, variable_names(), profile, widgets, keras_names(namespace))
     elif options.show == "code":
         views.append(code_view(run, options.autograph))
     return views
 
 
-def trace_views(run, options, variable_names: dict, profile=None, widgets: bool = False) -> list:
+def trace_views(run, options, variable_names: dict, profile=None, widgets: bool = False, keras=None) -> list:
     """The drawing of the trace that ran (with the explorer above it where widgets run), or beside the graph
     after Grappler (``--show optimized``); nothing shown for ``--show none -o FILE`` (the file is written)."""
     title = f"%%tfgraph {'-n ' + options.name + ' ' if options.name else ''}cell, trace {run.trace.number}"
     try:
-        report, _ = draw_trace(run, title, DrawOptions.from_args(options), variable_names=variable_names,
-                               profile=profile)
+        report, _ = draw_trace(run, title, DrawOptions.from_args(options, keras=keras),
+                               variable_names=variable_names, profile=profile)
     except (TfMagicError, OSError) as e:  # the cell's result and write-back stand
         return [Notice(f"%%tfgraph: the drawing failed: {e}", level="warning")]
     if options.output:
         report.hint = f"the drawing: written to {options.output}"
     if options.show == "graph":
-        return ([explorer_view(run, options, variable_names, title)] if widgets else []) + [report]
+        return ([explorer_view(run, options, variable_names, title, keras)] if widgets else []) + [report]
     if options.show == "optimized":
-        return [optimized_view(run, report, options, variable_names)]
+        return [optimized_view(run, report, options, variable_names, keras)]
     return []
 
 
-def explorer_view(run, options, variable_names: dict, title: str):
+def explorer_view(run, options, variable_names: dict, title: str, keras=None):
     """The explorer (ipywidgets) over the cell's traces; a warning if it cannot start (the drawing stands)."""
     try:
         from tfmagic.explorer import Explorer
@@ -119,12 +123,12 @@ def explorer_view(run, options, variable_names: dict, title: str):
             xla = lambda index: groups_for_graph(run.function, traces[index][1])  # noqa: E731
         return Explorer(traces, selected, title.rsplit(", trace ", 1)[0], options.max_nodes, ops=options.ops,
                         variable_names=variable_names, cell=True, compared=compared, xla=xla,
-                        function=run.function).widget()
+                        function=run.function, keras=keras).widget()
     except Exception as e:  # the explorer is an extra: the static drawing below still stands
         return Notice(f"%%tfgraph: the explorer could not start: {type(e).__name__}: {e}", level="warning")
 
 
-def optimized_view(run, traced, options, variable_names: dict) -> Comparison:
+def optimized_view(run, traced, options, variable_names: dict, keras=None) -> Comparison:
     """``--show optimized``: the traced drawing beside the graph after Grappler, and what Grappler changed."""
     from tfmagic.grappler import optimize
     from tfmagic.naming import output_names
@@ -133,7 +137,7 @@ def optimized_view(run, traced, options, variable_names: dict) -> Comparison:
     drawing = None
     if result.graph is not None:
         drawing, _ = draw_graph(result.graph, f"after Grappler, trace {run.trace.number}",
-                                DrawOptions(ops=options.ops, max_nodes=options.max_nodes),
+                                DrawOptions(ops=options.ops, max_nodes=options.max_nodes, keras=keras),
                                 labels=output_names(run.trace.graph, cell=True),
                                 variable_names=variable_names)  # Grappler keeps the outputs' names
     return Comparison(traced, drawing, result.summary)
@@ -186,7 +190,7 @@ def profile_views(call: Callable[[], object], graph, title: str, steps: int, nam
     return profile, [ProfileReport(title, profile, shapes)]
 
 
-def cell_diff_views(run, options, variable_names: dict, widgets: bool = False) -> list:
+def cell_diff_views(run, options, variable_names: dict, widgets: bool = False, keras=None) -> list:
     """``--show diff``: the new trace drawn against the trace it was compared with (or the graph, with a note,
     when the run did not retrace)."""
     earlier = None
@@ -195,13 +199,13 @@ def cell_diff_views(run, options, variable_names: dict, widgets: bool = False) -
     if earlier is None:
         note = Notice("%%tfgraph --show diff: this run did not retrace, so there is no earlier trace to draw it "
                       "against; the graph it ran is drawn")
-        return [note] + trace_views(run, _with(options, show="graph"), variable_names, widgets=widgets)
+        return [note] + trace_views(run, _with(options, show="graph"), variable_names, widgets=widgets, keras=keras)
     return diff_views(earlier.graph, run.trace.graph, f"%%tfgraph cell: trace {run.trace.number} against trace "
-                      f"{earlier.number}", options, variable_names, cell=True, function=run.function)
+                      f"{earlier.number}", options, variable_names, cell=True, function=run.function, keras=keras)
 
 
 def diff_views(old_graph, new_graph, title: str, options, variable_names: dict, cell: bool = False,
-               function=None) -> list:
+               function=None, keras=None) -> list:
     """Trace ``new_graph`` drawn against ``old_graph``: ops matched by structure, what was added, removed, changed."""
     from tfmagic.engine import gc_paused
     from tfmagic.graph import build_graph_model
@@ -214,14 +218,14 @@ def diff_views(old_graph, new_graph, title: str, options, variable_names: dict, 
                                 variable_names=variable_names)
         merged, counts = diff_models(old, new)
     try:
-        report, _ = draw_model(merged, f"{title}: {counts.text}", DrawOptions.from_args(options))
+        report, _ = draw_model(merged, f"{title}: {counts.text}", DrawOptions.from_args(options, keras=keras))
     except (TfMagicError, OSError) as e:
         return [Notice(f"the diff drawing failed: {e}", level="warning")]
     return [report]
 
 
 def xla_views(function, call_args, graph, title: str, options, labels: dict, variable_names: dict,
-              timing: str = "") -> list:
+              timing: str = "", keras=None) -> list:
     """``--show xla``: the drawing with XLA's kernels boxed around the TF ops they compute, the kernels' table,
     XLA's memory plan, the compile time; ``--show hlo``: XLA's optimized HLO text and the table."""
     from tfmagic.engine import gc_paused
@@ -240,7 +244,7 @@ def xla_views(function, call_args, graph, title: str, options, labels: dict, var
         with gc_paused():
             model = with_added(build_graph_model(graph, labels=labels, variable_names=variable_names), report)
         drawing, _ = draw_model(model, f"{title}: XLA's kernels around the ops they compute",
-                                DrawOptions.from_args(options), groups=fusion_groups(report))
+                                DrawOptions.from_args(options, keras=keras), groups=fusion_groups(report))
         views.append(drawing)
     except (TfMagicError, OSError) as e:
         views.append(Notice(f"--show xla: the drawing failed: {e}", level="warning"))
@@ -274,6 +278,7 @@ def function_views(target, options, variable_names: dict, namespace: dict, cell:
     """
     from tfmagic.retracing import traces_of
 
+    keras = keras_names(namespace)
     try:
         traces = traces_of(target)
     except TfMagicError as e:
@@ -289,14 +294,14 @@ def function_views(target, options, variable_names: dict, namespace: dict, cell:
         return FunctionViews(diff_views(traces[first - 1][1], traces[second - 1][1],
                                         f"{options.function}: trace {second} ({traces[second - 1][0]}) against "
                                         f"trace {first} ({traces[first - 1][0]})", options, variable_names,
-                                        cell=cell, function=target))
+                                        cell=cell, function=target, keras=keras))
     if options.show in ("xla", "hlo"):
-        return FunctionViews(_function_xla(target, chosen, traces, options, variable_names, cell))
+        return FunctionViews(_function_xla(target, chosen, traces, options, variable_names, cell, keras))
     profile, views = None, []
     if options.profile:
         profile, views = _function_profile(target, chosen, traces[chosen][1], options, namespace)
-    chosen_options = DrawOptions.from_args(options)
-    others = DrawOptions.from_args(options, output=False)  # -o writes the chosen trace
+    chosen_options = DrawOptions.from_args(options, keras=keras)
+    others = DrawOptions.from_args(options, output=False, keras=keras)  # -o writes the chosen trace
     reports = [draw_graph(graph, f"{options.function}, trace {i + 1}: {label}", chosen_options if i == chosen
                           else others, labels=_labels(graph, target, cell, options), variable_names=variable_names,
                           profile=profile if i == chosen else None)[0]
@@ -308,7 +313,7 @@ def function_views(target, options, variable_names: dict, namespace: dict, cell:
     return FunctionViews(views + [reports[chosen]], line, labels if line else [], reports if line else [])
 
 
-def _function_xla(target, chosen: int, traces, options, variable_names: dict, cell: bool) -> list:
+def _function_xla(target, chosen: int, traces, options, variable_names: dict, cell: bool, keras=None) -> list:
     """``%tfgraph FUNC --show xla``: what XLA made of the chosen trace (its signature's shapes)."""
     import tensorflow as tf
 
@@ -326,7 +331,7 @@ def _function_xla(target, chosen: int, traces, options, variable_names: dict, ce
     zeros = [tf.zeros(s.shape, s.dtype) for s in specs]  # the trace's own shapes: no new trace
     graph = traces[chosen][1]
     return xla_views(target, zeros, graph, f"{options.function}, trace {chosen + 1}", options,
-                     _labels(graph, target, cell, options), variable_names)
+                     _labels(graph, target, cell, options), variable_names, keras=keras)
 
 
 def _function_profile(target, chosen: int, graph, options, namespace: dict) -> tuple:

@@ -1,17 +1,21 @@
-"""How much of a graph a drawing holds: large graphs drawn collapsed by name scope, then cut, with a note.
+"""How much of a graph a drawing holds: large graphs drawn at the level the user wrote them, or collapsed by name
+scope, then cut, with a note.
 
-:func:`fit` decides the view: a graph of more than :data:`COLLAPSE_ABOVE` ops, or one too tall for a
-notebook, starts collapsed by name scope (:func:`collapse`: one node per Keras layer, say), opened where
-``--expand`` globs or ``--depth`` say; a view that still has more than ``--max-nodes`` nodes is collapsed
-further, then cut (:func:`cut`), and the note under the drawing says what was left out.
+:func:`fit` decides the view.  In the readable view, a graph with a Keras model, a large call, more than
+:data:`COLLAPSE_ABOVE` ops or too tall for a notebook is drawn at the program's level (``levels.py``: a model as
+its layers, a loss, a gradient, an optimizer's update, a call one node each); ``--depth`` (and every view of every
+op) collapses by name scope (:func:`collapse`: one node per scope that deep), opened where ``--expand`` globs say;
+a view that still has more than ``--max-nodes`` nodes is collapsed further, then cut (:func:`cut`), and the note
+under the drawing says what was left out.  :func:`coarser` gives the views to fall back to when a drawing is
+still wider than a notebook.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 
-from tfmagic.graph import Edge, GraphModel, Op, user_scope
+from tfmagic.graph import Edge, GraphModel, Op, scope_matches
+from tfmagic.levels import height, needs_folding, program_view
 
 #: How many nodes a drawing holds unless ``--max-nodes`` says otherwise.
 DEFAULT_MAX_NODES = 500
@@ -19,11 +23,6 @@ DEFAULT_MAX_NODES = 500
 
 #: Graphs with more ops than this start collapsed by name scope (small graphs are drawn whole).
 COLLAPSE_ABOVE = 150
-
-
-def scope_matches(scope: str, pattern: str) -> bool:
-    """Whether ``--expand`` glob ``pattern`` names ``scope``, as TensorFlow or the user names it."""
-    return fnmatch.fnmatchcase(scope, pattern) or fnmatch.fnmatchcase(user_scope(scope), pattern)
 
 
 def _group_key(name: str, depth: int, expand: tuple[str, ...]) -> str:
@@ -80,45 +79,19 @@ def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) ->
 #: that leaves at most half the nodes: one sees the layers first, and --expand opens them.
 TALL = 2000
 
-
-#: About how many points one rank of a drawing takes (a node and the labelled edge below it).
-_RANK_HEIGHT = 72
-
-
-def _height(model: GraphModel) -> int:
-    """About how tall a drawing of ``model`` is, from its longest chain of ops (bodies below their op)."""
-    inputs: dict[str, list[str]] = {name: [] for name in model.ops}
-    for edge in model.edges:
-        if not edge.control and edge.dst in inputs and edge.src in model.ops:
-            inputs[edge.dst].append(edge.src)
-    ranks: dict[str, int] = {}
-
-    def rank(name: str) -> int:
-        stack = [name]
-        while stack:
-            current = stack[-1]
-            pending = [src for src in inputs[current] if src not in ranks]
-            if pending and current not in ranks:
-                ranks.setdefault(current, 0)  # a cycle (none in a traced graph) ends here
-                stack.extend(pending)
-                continue
-            stack.pop()
-            ranks[current] = 1 + max((ranks.get(src, 0) for src in inputs[current]), default=0)
-        return ranks[name]
-
-    longest = max((rank(name) for name in model.ops), default=0)
-    bodies = max((_height(sub) for op in model.ops.values() for _, sub in op.subgraphs), default=0)
-    return longest * _RANK_HEIGHT + bodies
+#: A model is drawn as its layers while the drawing stays this tall (about fifty layers in a column): a long scroll
+#: through layers in the order the data flows reads better than a node hiding them; ResNet-50's 177 do not.
+MODEL_TALL = 2 * TALL
 
 
 def _tall_enough_to_collapse(model: GraphModel) -> int:
     """The expected height when the expanded drawing is taller than :data:`TALL` and collapsing by name
     scope leaves at most half the nodes; else 0."""
-    height = _height(model)
-    if height <= TALL:
+    tall = height(model)
+    if tall <= TALL:
         return 0
     collapsed = collapse(model, _first_branching_depth(model))
-    return height if 1 < len(collapsed.ops) <= len(model.ops) // 2 else 0
+    return tall if 1 < len(collapsed.ops) <= len(model.ops) // 2 else 0
 
 
 def cut(model: GraphModel, max_nodes: int) -> GraphModel:
@@ -143,7 +116,8 @@ def _first_branching_depth(model: GraphModel, deepest: int = 4) -> int:
 
 
 def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None = None,
-        expand: tuple[str, ...] = (), total: int | None = None) -> tuple[GraphModel, str]:
+        expand: tuple[str, ...] = (), total: int | None = None, program: bool = False,
+        keras=None) -> tuple[GraphModel, str]:
     """A model small enough to draw in reasonable time, and a note of what was summarised or left out.
 
     Small graphs (up to :data:`COLLAPSE_ABOVE` ops) come back whole; larger ones start collapsed, one
@@ -151,11 +125,18 @@ def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None
     fit in ``max_nodes`` is collapsed further, then cut, with a note of how much was left out.
     ``total`` is the size of the graph TensorFlow traced, when ``model`` is a simplified view of it
     (the readable view): whether a graph starts collapsed depends on TensorFlow's op count, in every view.
+    ``program`` (the readable view): a graph with a Keras model or a large call, or one that would start
+    collapsed, is drawn at the program's level instead (``levels.program_view``), ``expand`` opening it further;
+    ``keras`` (``naming.KerasNames``) tells its models from its layers.
     """
     total = model.total_ops() if total is None else total
     tall = 0
     if depth is None and not expand and total <= COLLAPSE_ABOVE:
         tall = _tall_enough_to_collapse(model)
+    if program and depth is None and (expand or total > COLLAPSE_ABOVE or tall or needs_folding(model, keras)):
+        view, note, _ = program_fit(model, total, expand, max_nodes, keras=keras, tall=tall)
+        if view is not None:
+            return view, note
     if depth is not None or expand or total > COLLAPSE_ABOVE or tall:
         depth = depth or _first_branching_depth(model)
         view = collapse(model, depth, expand)
@@ -183,3 +164,32 @@ def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None
     return shown, (f"{total} ops, more than --max-nodes {max_nodes}: drew the first {len(shown.ops)} of "
                    f"{len(collapsed.ops)} nodes (collapsed by name scope), {left} left out; "
                    "raise --max-nodes to draw more")
+
+
+def program_fit(model: GraphModel, total: int, expand: tuple[str, ...] = (), max_nodes: int = DEFAULT_MAX_NODES,
+                models: int | None = None, keras=None, tall: int = 0) -> tuple[GraphModel | None, str, int]:
+    """The program's level (``levels.program_view``) within ``max_nodes`` and :data:`MODEL_TALL`, its note and how
+    many models it opened; ``None`` where even that has more nodes than ``max_nodes``.  ``tall``: how tall the
+    drawing of every op would be, where that is why it is folded."""
+    view, folded, opened = program_view(model, expand, MODEL_TALL, max_nodes, models, keras)
+    if len(view.ops) > max_nodes:
+        return None, "", 0
+    what = f": {'; '.join(folded)}" if folded else ""
+    why = f" (expanded, it would be about {tall:,} pt tall)" if tall else ""
+    how = "--expand NAME opens a layer, model or call" + (", and more" if expand else "")
+    return view, f"{total:,} ops drawn as {len(view.ops)} nodes{why}{what}; {how}", opened
+
+
+def coarser(model: GraphModel, total: int, expand: tuple[str, ...] = (),
+            max_nodes: int = DEFAULT_MAX_NODES, keras=None):
+    """The views to fall back to, coarsest last, when the first is wider than a notebook: the models it opened
+    closed again, the last one opened first (a second call of a model before the first), then one node per
+    top-level name scope.  A generator: each view is made only when the one before did not fit."""
+    _, _, opened = program_view(model, expand, MODEL_TALL, max_nodes, keras=keras)
+    for models in range(opened - 1, -1, -1):
+        view, note, _ = program_fit(model, total, expand, max_nodes, models, keras)
+        if view is not None:
+            yield view, note
+    top = collapse(model, 1)
+    yield top, (f"{total:,} ops drawn as {len(top.ops)} nodes, one per top-level name scope; "
+                "--expand SCOPE or --depth N opens them")

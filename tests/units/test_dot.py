@@ -30,8 +30,10 @@ def _legend(graph) -> str:
 
 
 def _clusters(graph):
+    """Every box (a cluster) of a drawing, nested ones too; not the rank constraints (``{rank=same; ...}``)."""
     for sub in graph.subgraphs():
-        yield sub
+        if (sub.name or "").startswith("cluster"):
+            yield sub
         yield from _clusters(sub)
 
 

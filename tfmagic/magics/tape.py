@@ -154,6 +154,7 @@ class TapeMagics(SessionMagics):
     def _draw_gradient(self, run, cell: str = "", ops: str = "readable", output: str | None = None,
                        show: bool = True) -> None:
         from tfmagic.graph import build_graph_model, mark_gradient_path
+        from tfmagic.naming import keras_names
         from tfmagic.render import DrawOptions, draw_model
         from tfmagic.reports import Notice
 
@@ -169,8 +170,8 @@ class TapeMagics(SessionMagics):
         mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status, gradients,
                            short_target(run.target_name, cell))
         try:
-            report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", DrawOptions(ops=ops, output=output),
-                                   gradient=True)
+            options = DrawOptions(ops=ops, output=output, keras=keras_names(self.shell.user_ns))
+            report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", options, gradient=True)
         except (TfMagicError, OSError) as e:
             display(Notice(f"%%tape: the drawing failed: {e}", level="warning"))
             return

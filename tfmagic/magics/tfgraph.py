@@ -233,6 +233,30 @@ class TfGraphMagics(SessionMagics):
             return False
         return True
 
+    def _function_named(self, name: str):
+        """FUNC as ``%tfretrace`` lists it (a Keras model's steps, ``model.train_function.one_step``, are
+        tf.functions Keras keeps in closures: ``retracing.find_functions``), else the expression evaluated."""
+        from tfmagic.retracing import find_functions, is_tf_function
+
+        listed = find_functions(self.shell.user_ns).get(name) if "." in name else None
+        if listed is not None:
+            return listed
+        try:
+            target = self.shell.ev(name)
+        except Exception as e:
+            raise UsageError(f"%tfgraph: cannot evaluate {name!r}: {type(e).__name__}: {e}") from e
+        if not is_tf_function(target) and callable(target) and not hasattr(target, "function_type"):
+            from tfmagic.retracing import _closure_functions
+
+            inner = _closure_functions(target)  # a function that only wraps tf.functions (Keras 3's steps)
+            if inner:
+                names = [n for n, f in find_functions(self.shell.user_ns).items() if any(f is g for g in inner)]
+                raise UsageError(f"%tfgraph {name}: a Python function that calls "
+                                 f"{'the tf.functions' if len(inner) > 1 else 'the tf.function'} "
+                                 + (", ".join(names) if names else ", ".join(getattr(f, '__name__', '?') for f in inner))
+                                 + "; draw one of them")
+        return target
+
     def _draw_function(self, args):
         """``%tfgraph FUNC``: draw the traces of an existing function or model."""
         from tfmagic.reports import make_trace_menu
@@ -241,10 +265,7 @@ class TfGraphMagics(SessionMagics):
         if not args.function:
             raise UsageError("%tfgraph needs FUNC (a tf.function, concrete function or Keras model), "
                              "or use the cell form %%tfgraph")
-        try:
-            target = self.shell.ev(args.function)
-        except Exception as e:
-            raise UsageError(f"%tfgraph: cannot evaluate {args.function!r}: {type(e).__name__}: {e}") from e
+        target = self._function_named(args.function)
         cell = self._cells is not None and any(c.function is target for _, c in self._cells.cells())
         try:
             shown = function_views(target, args, self.variable_names(), self.shell.user_ns, cell=cell)

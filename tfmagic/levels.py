@@ -1,0 +1,490 @@
+"""The level a first drawing is drawn at: the program as the user wrote it, a model as its layers.
+
+A training step traces to thousands of ops; the user wrote a model call, a loss, ``tape.gradient`` and
+``optimizer.apply_gradients``.  :func:`program_view` folds a readable graph model (``readable.py``) to that
+level, reading the name scopes Keras and TensorFlow leave in the graph:
+
+- a Keras model (a name scope whose parts are layers that hold weights) is a box holding one node per layer,
+  in the order the data flows; each layer's weights are in its node (``kernel float32[3,3,3,32], bias ...``);
+- every other name scope is one node: a layer called on its own, a loss, an optimizer's update (the
+  variables it updates counted, its own slots in it, the ``iterations`` step it takes after the scope
+  included), a tape's gradient call (``readable.py`` made it one node; here it says how many gradients);
+- a call of a ``tf.function`` whose body is large (a training step called in an epoch's loop) is one node;
+- the bodies of loops and branches are drawn, folded the same way.
+
+What it opens: the scopes ``--expand`` names, then each model, outermost first, while the drawing stays
+within a height and a node limit (``sizing.py`` gives them); a model that does not fit open stays one node
+(``resnet50: 177 layers``).  :func:`classify` tells what each scope is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from tfmagic.graph import (BACKWARD_SCOPE, VARIABLE_WRITES, Edge, Folded, GraphModel, Op, layer_names, layer_scope,
+                           scope_matches, without_counter)
+
+#: A call whose body (in the readable view, its own bodies' included) has more ops than this, or a Keras model, is
+#: drawn as one node (``--expand NAME`` opens it).
+CALL_BODY_SHOWN = 80
+
+#: How many op types a folded node lists (``Conv2D, BiasAdd, Relu``).
+TYPES_SHOWN = 3
+
+#: Op types that do no work worth naming in a folded node's line of types.
+_PLUMBING = frozenset({"Identity", "Reshape", "Squeeze", "ExpandDims", "Cast", "Shape", "Pack", "StridedSlice",
+                       "ConcatV2", "Const", "Placeholder", "ReadVariableOp", "NoOp", "Fill", "Range", "Size", "Rank",
+                       "VarIsInitializedOp", "If", "StatelessIf", "VarHandleOp"})  # If: a variable's first-call init
+
+
+@dataclasses.dataclass(frozen=True)
+class Scopes:
+    """What the name scopes of one graph are: ``model`` (its parts are layers), ``update`` (an optimizer's: it
+    writes variables of others), or a plain scope; and each scope's named parts (not an op's own scope)."""
+
+    roles: dict[str, str]
+    children: dict[str, list[str]]
+
+    def models(self) -> list[str]:
+        """The models, outermost first, in the order the graph made them."""
+        return sorted((s for s, role in self.roles.items() if role == "model"), key=lambda s: s.count("/"))
+
+
+#: About how many points one rank of a drawing takes (a node and the labelled edge below it).
+_RANK_HEIGHT = 72
+
+
+def height(model: GraphModel) -> int:
+    """About how tall a drawing of ``model`` is, from its longest chain of ops (bodies below their op)."""
+    inputs: dict[str, list[str]] = {name: [] for name in model.ops}
+    for edge in model.edges:
+        if not edge.control and edge.dst in inputs and edge.src in model.ops:
+            inputs[edge.dst].append(edge.src)
+    ranks: dict[str, int] = {}
+
+    def rank(name: str) -> int:
+        stack = [name]
+        while stack:
+            current = stack[-1]
+            pending = [src for src in inputs[current] if src not in ranks]
+            if pending and current not in ranks:
+                ranks.setdefault(current, 0)  # a cycle (none in a traced graph) ends here
+                stack.extend(pending)
+                continue
+            stack.pop()
+            ranks[current] = 1 + max((ranks.get(src, 0) for src in inputs[current]), default=0)
+        return ranks[name]
+
+    longest = max((rank(name) for name in model.ops), default=0)
+    bodies = max((height(sub) for op in model.ops.values() for _, sub in op.subgraphs), default=0)
+    return longest * _RANK_HEIGHT + bodies
+
+
+def _is_op_type(name: str) -> bool:
+    """Whether ``name`` (without its counter) is an op type: ``Cast_3``, ``Sub_2`` are the scopes of one op."""
+    try:
+        from tensorflow.python.framework import op_def_registry
+    except ImportError:  # no TensorFlow: a drawing read from a file
+        return name[:1].isupper()
+    return op_def_registry.get(without_counter(name)) is not None
+
+
+def classify(model: GraphModel, keras=None) -> Scopes:
+    """What each name scope of ``model`` (not its function bodies) is: read off its ops, edges and variables, and
+    the notebook's Keras models and layers (``naming.KerasNames``) where they name it.
+
+    A model is a scope Keras names a model, or (one Keras does not name) one with two parts or more that read
+    weights and no gradient feeds; an update is a scope outside a model that writes variables it does not hold
+    (an optimizer's); what is inside a layer or an update is neither.
+    """
+    op_names = set(model.ops)
+    scopes: dict[str, dict[str, None]] = {}  # scope -> its named child scopes, in order
+    for name, op in model.ops.items():
+        if op.made_by:  # a tape's gradient call, made one node by readable.py: its name is the user's line
+            continue
+        parts = name.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            scope = "/".join(parts[:depth])
+            scopes.setdefault(scope, {})
+            if depth > 1:
+                scopes["/".join(parts[:depth - 1])].setdefault(scope, None)
+    named = {scope: [c for c in children if c not in op_names and not _is_op_type(c.rsplit("/", 1)[-1])]
+             for scope, children in scopes.items()}
+    reads = _scopes_fed_by(model, lambda op: op.kind == "variable")  # a second call of a model reads its weights
+    trained = _scopes_fed_by(model, lambda op: bool(op.made_by) or op.kind == "backward")  # an optimizer's
+    writes = _foreign_writes(model)
+    roles: dict[str, str] = {}
+    layers: set[str] = set()  # known Keras layers (not models), and what is inside one
+    for scope in sorted(named, key=lambda s: s.count("/")):  # a scope's parents first
+        children = named[scope]
+        parent = scope.rsplit("/", 1)[0] if "/" in scope else ""
+        kind = _keras_kind(scope, keras)
+        if kind == "optimizer" or (scope + "/").startswith(BACKWARD_SCOPE):
+            layers.add(scope)  # an optimizer's update (whose parts may read weights), or a backward pass
+            roles[scope] = "update" if kind == "optimizer" else "scope"
+        elif parent in layers or roles.get(parent) == "update" or kind == "layer":
+            layers.add(scope)  # a layer's parts, or an optimizer's, are not models of their own
+            roles[scope] = "scope"
+        elif kind == "model" and children or kind is None and len(children) >= 2 and any(
+                c in reads for c in children) and scope not in trained:
+            roles[scope] = "model"
+        elif writes.get(scope) and roles.get(parent) != "model":
+            roles[scope] = "update"
+        else:
+            roles[scope] = "scope"
+    return Scopes(roles, named)
+
+
+def _keras_kind(scope: str, keras) -> str | None:
+    """``model``, ``layer`` or ``optimizer`` where the notebook's Keras objects name the scope (``naming.KerasNames``), else
+    ``None``: Keras 3 adds a counter to each scope it enters (``sequential_1`` for the model ``sequential``)."""
+    if keras is None:
+        return None
+    part = scope.rsplit("/", 1)[-1]
+    for name in (part, without_counter(part)):
+        if name in keras.models:
+            return "model"
+        if name in keras.layers:
+            return "layer"
+        if name in keras.optimizers:
+            return "optimizer"
+    return None
+
+
+def _scopes_fed_by(model: GraphModel, source) -> set[str]:
+    """The scopes with an op fed by an op that ``source`` picks (a variable; a gradient)."""
+    found = set()
+    for edge in model.edges:
+        src, dst = model.ops.get(edge.src), model.ops.get(edge.dst)
+        if src is not None and dst is not None and source(src):
+            parts = dst.name.split("/")[:-1]
+            found.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    return found
+
+
+def _foreign_writes(model: GraphModel) -> dict[str, set[str]]:
+    """Scope -> the variables outside it that its ops write (an optimizer's update of a model's weights)."""
+    found: dict[str, set[str]] = {}
+    for edge in model.edges:
+        dst, src = model.ops.get(edge.dst), model.ops.get(edge.src)
+        if dst is None or src is None or src.kind != "variable" or not dst.type.startswith(VARIABLE_WRITES):
+            continue
+        parts = dst.name.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            scope = "/".join(parts[:depth])
+            if not (src.name + "/").startswith(scope + "/"):
+                found.setdefault(scope, set()).add(src.name)
+    return found
+
+
+def needs_folding(model: GraphModel, keras=None) -> bool:
+    """Whether a drawing of ``model`` is at a lower level than the user wrote: it has a Keras model, or a call
+    whose body is too large to draw (its function bodies' too)."""
+    if any(role == "model" for role in classify(model, keras).roles.values()):
+        return True
+    for op in model.ops.values():
+        for _, sub in op.subgraphs:
+            if op.callee and sub.total_ops() > CALL_BODY_SHOWN or needs_folding(sub, keras):
+                return True
+    return False
+
+
+def program_view(model: GraphModel, expand: tuple[str, ...] = (), height_limit: int | None = None,
+                 max_nodes: int | None = None, models: int | None = None, keras=None
+                 ) -> tuple[GraphModel, list[str], int]:
+    """``model`` folded to the level the user wrote it at (see the module's docstring), what was folded, in
+    words (``sequential as its 8 layers``, ``call train_step``, ``resnet50 (177 layers: ...)``), and how many
+    models it opened.
+
+    Args:
+        model: a readable graph model.
+        expand: ``--expand`` globs: the scopes and calls they name are open (and the scopes around them).
+        height_limit: a model opens only while the drawing stays this tall (points; ``None``: no limit).
+        max_nodes: a model opens only while the drawing keeps at most this many nodes.
+        models: open at most this many models (``0``: every model one node), when the first level is too wide.
+        keras: the notebook's Keras models and layers (``naming.KerasNames``), to tell a model from a layer.
+    """
+    scopes = classify(model, keras)
+    named = {s for s in scopes.roles if any(scope_matches(s, g) for g in expand)}
+    opened = {"/".join(s.split("/")[:i]) for s in named for i in range(1, s.count("/") + 2)}
+    limits = (height_limit, max_nodes, keras)
+    view = _fold(model, scopes, opened, expand, limits)
+    count, why = 0, {}
+    for scope in scopes.models():
+        if scope in opened or "/" in scope and scope.rsplit("/", 1)[0] not in opened:
+            continue  # open already, or inside a model that stays one node
+        if models is not None and count >= models:
+            why[scope] = "too wide open"
+            continue
+        candidate = _fold(model, scopes, opened | {scope}, expand, limits)
+        tall = height(candidate)
+        if height_limit is not None and tall > height_limit:
+            why[scope] = f"about {tall:,} pt tall open"
+        elif max_nodes is not None and len(candidate.ops) > max_nodes:
+            why[scope] = f"more than --max-nodes {max_nodes} open"
+        else:
+            opened.add(scope)
+            view = candidate
+            count += 1
+    names = _layer_names(scopes, layer_names(model))
+    return view, _what_was_folded(view, scopes, opened, why, names), count
+
+
+def _fold(model: GraphModel, scopes: Scopes, opened: set[str], expand: tuple[str, ...], limits: tuple) -> GraphModel:
+    """One graph folded: each op into the first closed scope on its name's path (an open scope is a box)."""
+    group = {name: _group_of(name, op, opened, model.ops) for name, op in model.ops.items()}
+    _one_node_per_optimizer(model, group, scopes)
+    _join_own_updates(model, group)
+    members: dict[str, list[Op]] = {}
+    for name, op in model.ops.items():
+        members.setdefault(group[name], []).append(op)
+    names = _layer_names(scopes, layer_names(model))
+    ops: dict[str, Op] = {}
+    for key, inside in members.items():
+        if len(inside) == 1 and inside[0].name == key:
+            ops[key] = _open_op(inside[0], expand, limits)
+        else:
+            ops[key] = _folded_node(key, inside, model, group, scopes, names)
+    edges = _group_edges(model, group, ops)
+    inputs = list(dict.fromkeys(group[n] for n in model.inputs if n in group))
+    outputs = list(dict.fromkeys(group[n] for n in model.outputs if n in group))
+    tensors = [(group[n], i) for n, i in model.output_tensors if n in group]
+    return GraphModel(model.name, ops, edges, inputs, outputs, tensors, model.overlay, model.traced_ops())
+
+
+def _one_node_per_optimizer(model: GraphModel, group: dict[str, str], scopes: Scopes) -> None:
+    """An optimizer's scopes are one node: Keras 3 creates its slots in one scope on the first call (``adam_1``)
+    and updates them in another (``adam_1_1``), which writes the variables the first holds."""
+    into: dict[str, str] = {}
+    for edge in model.edges:
+        src, dst = model.ops.get(edge.src), model.ops.get(edge.dst)
+        if src is None or dst is None or src.kind != "variable" or not dst.type.startswith(VARIABLE_WRITES):
+            continue
+        holder, writer = group[src.name], group[dst.name]
+        if holder != writer and scopes.roles.get(holder) == "update" and scopes.roles.get(writer) == "update":
+            into.setdefault(writer, holder)
+    for name, key in group.items():
+        for _ in range(len(into)):
+            key = into.get(key, key)
+        group[name] = key
+
+
+def _group_of(name: str, op: Op, opened: set[str], model_ops: dict) -> str:
+    """The node an op is drawn in: the first scope on its path that is not open (or the op itself)."""
+    if op.made_by:
+        return name
+    parts = name.split("/")
+    for depth in range(1, len(parts)):
+        scope = "/".join(parts[:depth])
+        if scope in model_ops and op.kind in ("input", "variable", "constant"):
+            return name  # what TensorFlow named after the op it feeds (a loop's captured inputs): drawn as it is
+        if scope not in opened:
+            return scope
+    return name
+
+
+def _open_op(op: Op, expand: tuple[str, ...], limits: tuple) -> Op:
+    """An op drawn as itself: a large call's body folded away unless ``--expand`` names it; other bodies folded."""
+    if not op.subgraphs:
+        return op
+    if op.callee and not any(scope_matches(op.name, g) or scope_matches(op.callee, g) for g in expand):
+        count = sum(sub.traced_ops() for _, sub in op.subgraphs)
+        if sum(sub.total_ops() for _, sub in op.subgraphs) > CALL_BODY_SHOWN or any(
+                needs_folding(sub, limits[2]) for _, sub in op.subgraphs):
+            return dataclasses.replace(op, subgraphs=[], folded=Folded("call", op.callee, (op.name,), count))
+    height_limit, max_nodes, keras = limits
+    return dataclasses.replace(op, subgraphs=[(label, program_view(sub, expand, height_limit, max_nodes, keras=keras)[0])
+                                              for label, sub in op.subgraphs])
+
+
+def _join_own_updates(model: GraphModel, group: dict[str, str]) -> None:
+    """Ops outside every scope that update variables of one owner join that owner's node: Keras's optimizer steps
+    its ``iterations`` after its scope, and a metric's ``update_state`` (``accuracy/total``, ``loss/count``) has
+    no scope at all.  The ops are taken by connected stretches of such ops (the ``Equal``, ``Cast``, ``Sum`` and
+    ``AssignVariableOp`` of an accuracy), each joining the owner of the variables it writes, where that is one:
+    a variable's node (the scope it is in) or, for one outside every scope, its path's first part."""
+    loose = {name for name, op in model.ops.items() if group[name] == name and op.kind in ("op", "output")
+             and not op.subgraphs and not op.made_by}
+    links: dict[str, set[str]] = {name: set() for name in loose}
+    writes: dict[str, set[str]] = {}  # a loose write op -> the owners of the variables it writes
+    for edge in model.edges:
+        src, dst = model.ops.get(edge.src), model.ops.get(edge.dst)
+        if src is None or dst is None:
+            continue
+        if edge.src in loose and edge.dst in loose and dst.kind == "op":
+            links[edge.src].add(edge.dst)
+            links[edge.dst].add(edge.src)
+        if src.kind == "variable" and edge.dst in loose and dst.type.startswith(VARIABLE_WRITES):
+            owner = group[src.name] if group[src.name] != src.name else _owner(src)
+            if owner:
+                writes.setdefault(dst.name, set()).add(owner)
+    seen: set[str] = set()
+    for start in writes:
+        if start in seen:
+            continue
+        component, work = set(), [start]
+        while work:
+            name = work.pop()
+            if name not in component:
+                component.add(name)
+                work.extend(links[name] - component)
+        seen |= component
+        owners = sorted(set().union(*(writes.get(name, set()) for name in component)))
+        if len({without_counter(owner.rsplit("/", 1)[-1]) for owner in owners}) != 1:
+            continue  # a metric's total and count are one owner (``accuracy``, ``accuracy_1``); others are not
+        owner = owners[0]
+        key = owner if owner not in model.ops or group.get(owner) != owner else f"{owner} (update)"
+        joined = {name for name, g in group.items() if g in owners}  # the owner's own ops and variables
+        for name in component | joined:
+            group[name] = key
+        for edge in model.edges:  # the owner's variables outside every scope go with it
+            src = model.ops.get(edge.src)
+            if edge.dst in component and src is not None and src.kind == "variable" and group[src.name] == src.name \
+                    and _owner(src) in {without_counter(o) for o in owners}:
+                group[src.name] = key
+    _join_readers_of_own(model, group, loose)
+
+
+def _join_readers_of_own(model: GraphModel, group: dict[str, str], loose: set[str]) -> None:
+    """An op outside every scope that reads nothing but the variables of one node that updates them (a metric's
+    ``result()``: ``total / count``) joins that node."""
+    reads: dict[str, set[str]] = {}
+    for edge in model.edges:
+        src = model.ops.get(edge.src)
+        if edge.dst not in loose or group[edge.dst] != edge.dst or src is None or src.kind == "constant":
+            continue
+        reads.setdefault(edge.dst, set()).add(group[src.name] if src.kind == "variable" else "")
+    updated = {g for name, g in group.items() if g != name and model.ops[name].type.startswith(VARIABLE_WRITES)}
+    for name, owners in reads.items():
+        if len(owners) == 1 and next(iter(owners)) in updated:
+            group[name] = next(iter(owners))
+
+
+def _owner(variable: Op) -> str:
+    """Who holds a variable outside every scope, by its path's first part (``accuracy`` of ``accuracy/total``)."""
+    name = _variable_name(variable)
+    return without_counter(name.split("/")[0]) if "/" in name else ""
+
+
+def _layer_names(scopes: Scopes, layers: frozenset[str]) -> dict[str, str]:
+    """The name to show for each scope: a Keras layer's or model's own name.  Keras 3 enters each layer's name
+    scope twice, so TensorFlow adds a counter to every part (``conv2d_1`` for the layer ``conv2d``, ``conv2d_1_2``
+    for ``conv2d_1``): the counter is left out where the name without it is a layer's that holds weights
+    (``graph.layer_scope``), and, in a model, where every part has one (its layers without weights too:
+    ``max_pooling2d_1`` is the layer ``max_pooling2d``)."""
+    names = {scope: layer_scope(scope.rsplit("/", 1)[-1], layers) for scope in scopes.roles}
+    for scope, role in scopes.roles.items():
+        children = scopes.children.get(scope, [])
+        last = [c.rsplit("/", 1)[-1] for c in children]
+        if role == "model" and len(last) >= 2 and all(re.search(r"_\d+$", part) for part in last):
+            names.update((child, without_counter(part)) for child, part in zip(children, last))
+    return names
+
+
+def _folded_node(key: str, inside: list[Op], model: GraphModel, group: dict[str, str], scopes: Scopes,
+                 names: dict[str, str]) -> Op:
+    """One node standing for the ops of a scope (or a gradient call's node): what it is, its weights, its work."""
+    gradient = next((op for op in inside if op.made_by), None)
+    role = scopes.roles.get(key, "scope")
+    if gradient is not None:
+        role = "gradient"
+    elif role == "scope" and "/" in key and scopes.roles.get(key.rsplit("/", 1)[0]) == "model":
+        role = "layer"
+    count = sum(op.folded.ops if op.folded is not None else 1 + sum(sub.traced_ops() for _, sub in op.subgraphs)
+                for op in inside)
+    held = [op for op in inside if op.kind == "variable"]
+    if role in ("layer", "model"):  # a second call of a model reads the weights the first call holds: say them too
+        member_names = {op.name for op in inside}
+        held += [model.ops[e.src] for e in model.edges if e.dst in member_names and e.src in model.ops
+                 and model.ops[e.src].kind == "variable" and group.get(e.src) != key]
+    weights = tuple(dict.fromkeys((_weight_name(op, key), _read_shape(op, model)) for op in held))
+    updates = tuple(sorted({_variable_name(model.ops[e.src]) for e in model.edges
+                            if e.dst in model.ops and group.get(e.dst) == key and e.src in model.ops
+                            and model.ops[e.src].kind == "variable" and group.get(e.src) != key
+                            and model.ops[e.dst].type.startswith(VARIABLE_WRITES)}))
+    types = tuple(dict.fromkeys(op.type for op in inside if op.kind in ("op", "output", "control_flow")
+                                and op.type not in _PLUMBING and not op.type.startswith(VARIABLE_WRITES)))
+    layers = len(scopes.children.get(key, ())) if role == "model" else 0
+    results = {(e.src, e.src_index) for e in model.edges if e.src in {op.name for op in inside}
+               and group.get(e.dst) != key} if gradient is not None else set()
+    shown = names.get(key) or (gradient.name if gradient is not None else key.rsplit("/", 1)[-1])
+    folded = Folded(role, shown, tuple(op.name for op in inside), count, types[:TYPES_SHOWN], weights, updates,
+                    layers, len(results))
+    device = next((op.device for op in inside if op.device), "")
+    return Op(key, f"{count} op{'s' if count != 1 else ''}", "scope", [], device, f"scope {key}", folded=folded)
+
+
+def _variable_name(op: Op) -> str:
+    """A variable by the user's name for it (``sequential/conv2d/kernel``, ``w``), else TensorFlow's."""
+    return op.label or op.detail or op.name
+
+
+def _weight_name(op: Op, key: str) -> str:
+    """A variable as its node names it: its path inside the node's scopes (``kernel`` in ``sequential/conv2d``;
+    Keras 3 names a subclassed model's weights ``resblock/kernel``), else its whole name."""
+    name = _variable_name(op)
+    scopes = {part for s in key.split("/") for part in (s, without_counter(s))}
+    parts = name.split("/")
+    return parts[-1] if len(parts) > 1 and all(p in scopes or without_counter(p) in scopes for p in parts[:-1]) \
+        else name
+
+
+def _read_shape(op: Op, model: GraphModel) -> str:
+    """A variable's value as its readers see it (``float32[3,3,3,32]``), from the edges it feeds."""
+    for edge in model.edges:
+        if edge.src == op.name and edge.tensor is not None and edge.tensor.dtype != "resource":
+            return edge.tensor.label
+    return ""
+
+
+def _group_edges(model: GraphModel, group: dict[str, str], ops: dict[str, Op]) -> list[Edge]:
+    """Edges between the drawn nodes, each once, counting the tensors it stands for.  A variable's edge to a
+    folded node other than its owner's (the gradient reading a weight, the optimizer writing it) is left out:
+    the nodes say it in words."""
+    found: dict[tuple[str, str], Edge] = {}
+    tensors: dict[tuple[str, str], set] = {}
+    for edge in model.edges:
+        if edge.control or edge.src not in group or edge.dst not in group:
+            continue
+        src, dst = group[edge.src], group[edge.dst]
+        if src == dst:
+            continue
+        variable = model.ops[edge.src].kind == "variable"
+        if variable and (ops[src].folded is not None or ops[dst].folded is not None):
+            continue
+        if edge.tensor is not None and edge.tensor.dtype == "resource" and ops[dst].folded is not None:
+            continue
+        key = (src, dst)
+        if key not in found:
+            found[key] = dataclasses.replace(edge, src=src, dst=dst, count=0, dst_index=edge.dst_index)
+            tensors[key] = set()
+        if (edge.src, edge.src_index) not in tensors[key]:
+            tensors[key].add((edge.src, edge.src_index))
+            found[key].count += max(1, edge.count)
+    return list(found.values())
+
+
+def _what_was_folded(view: GraphModel, scopes: Scopes, opened: set[str], why: dict[str, str],
+                     names: dict[str, str]) -> list[str]:
+    """What the folded drawing draws as one node, in words, for the note under it: each open model by its layers,
+    each closed one and why, each call drawn without its body."""
+    words = []
+    for scope in scopes.models():
+        if scope in opened:
+            n = sum(1 for op in view.ops.values() if op.folded and op.folded.role == "layer"
+                    and op.name.rsplit("/", 1)[0] == scope)
+            words.append(f"{names.get(scope, scope)} as its {n} layers")
+    for op in view.ops.values():
+        if op.folded and op.folded.role == "model":
+            reason = why.get(op.name, "")
+            words.append(f"{op.folded.name} ({op.folded.layers} layers{': ' + reason if reason else ''})")
+        elif op.folded and op.folded.role == "call":
+            words.append(f"call {op.folded.name}")
+    others = sum(1 for op in view.ops.values() if op.folded and op.folded.role in ("scope", "update")
+                 or op.folded and op.folded.role == "layer" and op.name.rsplit("/", 1)[0] not in opened)
+    if others:
+        words.append(f"{others} other layer{'s' if others != 1 else ''} or name scope{'s' if others != 1 else ''} "
+                     f"one node each")
+    return words
+

@@ -118,15 +118,19 @@ def _readable_label(op: Op, layers: frozenset[str] = frozenset(), overlay: Overl
     if op.kind == "input":
         name = op.label or (op.detail if op.detail and op.detail != "captured" else op.name)
         return f"{name}\n{shape}" if shape else name
-    if op.kind == "output" and op.label:
-        return f"{op.label}\n{shape}" if shape else op.label
+    if op.kind == "output" and op.label:  # a long name (d loss / d sequential/dense/kernel) on two lines
+        name = "\n".join(wrap(op.label, " ", OUTPUT_WIDTH)) if len(op.label) > OUTPUT_WIDTH else op.label
+        return f"{name}\n{shape}" if shape else name
     if op.kind == "constant":
         value = op.detail or f"Const {shape}"
         return f"{value}\n{op.label}" if op.label else value
     if op.kind == "xla":
         return op.detail
-    if op.folded is not None and op.kind == "scope":
-        return "\n".join(folded_lines(op.folded) + ([note] if note else []))
+    if op.folded is not None and op.kind in ("scope", "backward"):
+        lines = folded_lines(op.folded)
+        if op.kind == "backward":  # a layer's backward pass: named as the forward layer, and said so
+            lines[0] += ", backward"
+        return "\n".join(lines + ([note] if note else []))
     if op.kind == "scope":
         return f"{layer_scope(op.name, layers)}\n{op.type}"
     if op.type in DATASET_LOOPS and op.label:  # AutoGraph's loop over a dataset: as the code writes it
@@ -153,6 +157,9 @@ def _readable_label(op: Op, layers: frozenset[str] = frozenset(), overlay: Overl
 
 #: Characters per line of a node's label where it lists things (weights, slots, variables).
 LABEL_WIDTH = 52
+
+#: Characters per line of an output's name (a gradient's: ``d loss / d sequential/dense/kernel``).
+OUTPUT_WIDTH = 28
 
 
 def variables_text(names: list[str]) -> str:
@@ -192,12 +199,16 @@ def folded_lines(folded) -> list[str]:
     elif folded.role == "update":
         lines = [folded.name, f"updates {len(folded.updates)} variable{'s' if len(folded.updates) != 1 else ''}"]
         lines += wrap(_slots_text(folded), ", ", LABEL_WIDTH)
+    elif folded.role == "replica":  # strategy.run's step for a second device, drawn once
+        lines = [folded.name, "the step again, on another replica's device", f"{folded.ops:,} ops"]
     elif folded.role == "gradient":  # gradient(...), jacobian(...), batch_jacobian(...): its results, so named
         n, word = folded.outputs, folded.name.split("(")[0].replace("batch_", "")
         lines = [folded.name, (f"{n} {word}{'s' if n != 1 else ''} \u00b7 " if n else "") + f"{folded.ops:,} ops"]
     else:
         lines = [folded.name, (f"{types} \u00b7 " if types else "") + f"{folded.ops:,} op{'s' if folded.ops != 1 else ''}"]
         lines += wrap(weights, ", ", LABEL_WIDTH) if weights and folded.role == "scope" else []
+    if folded.fusions:
+        lines.append(f"XLA: {folded.fusions} fusion{'s' if folded.fusions != 1 else ''}")
     return [line for line in lines if line]
 
 
@@ -431,7 +442,7 @@ class _Writer:
     def _backward_below_target(self, model: GraphModel, prefix: str, indent: str) -> None:
         """In a gradient drawing, the backward ops sit below the forward pass's target (invisible edges)."""
         target = model.overlay.target
-        if target is None:
+        if target is None or target not in model.ops:
             return
         fed_by_backward = {e.dst for e in model.edges if model.ops.get(e.src) and model.ops[e.src].kind == "backward"}
         for name, op in model.ops.items():

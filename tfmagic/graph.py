@@ -152,6 +152,7 @@ class Folded:
         updates: the variables of others it writes (an optimizer's update of a model's weights), by name.
         layers: for a model drawn as one node, how many layers it holds.
         outputs: how many tensors it gives (a gradient call: one per source).
+        fusions: in a drawing of what XLA made (``--show xla``), how many of XLA's fusions compute its ops.
     """
 
     role: str
@@ -163,6 +164,7 @@ class Folded:
     updates: tuple[str, ...] = ()
     layers: int = 0
     outputs: int = 0
+    fusions: int = 0
 
 
 @dataclass
@@ -407,7 +409,7 @@ def _user_line(tf_op, library: re.Pattern = _LIBRARY) -> tuple[str, int] | None:
         frames = tf_op.traceback
     except Exception:  # no traceback kept (a graph read from a GraphDef)
         return None
-    for frame in reversed(frames):
+    for frame in reversed(frames or ()):  # Grappler's graph, read back from a GraphDef, has none
         if not library.search(frame.filename) and not frame.filename.startswith("<frozen"):
             return frame.filename, frame.lineno
     return None
@@ -442,7 +444,9 @@ def _gradient_calls(tf_ops: list) -> dict[str, str]:
         lo, hi = stretches.pop()
         if line(lo) == line(hi) or hi - lo <= 1:
             for i in range(lo, hi + 1):
-                owner[i] = line(lo) if line(lo) == line(hi) or i == lo else line(hi)
+                # a forward op between two of the call's (another replica's, made by another thread) is read
+                inferred = tf_ops[i].name.startswith(BACKWARD_SCOPE) or i in (lo, hi)
+                owner[i] = (line(lo) if line(lo) == line(hi) or i == lo else line(hi)) if inferred else line(i)
             continue
         mid = (lo + hi) // 2
         stretches += [(lo, mid), (mid, hi)]

@@ -22,8 +22,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from tfmagic.graph import (BACKWARD_SCOPE, VARIABLE_WRITES, Edge, Folded, GraphModel, Op, layer_names, layer_scope,
-                           scope_matches, without_counter)
+from tfmagic.graph import (BACKWARD_SCOPE, VARIABLE_WRITES, Edge, Folded, GraphModel, Op, Overlay, layer_names,
+                           layer_scope, scope_matches, without_counter)
 
 #: A call whose body (in the readable view, its own bodies' included) has more ops than this, or a Keras model, is
 #: drawn as one node (``--expand NAME`` opens it).
@@ -31,6 +31,9 @@ CALL_BODY_SHOWN = 80
 
 #: How many op types a folded node lists (``Conv2D, BiasAdd, Relu``).
 TYPES_SHOWN = 3
+
+#: The name scope ``tf.distribute`` runs a step in for each replica after the first (``strategy.run``).
+_REPLICA = re.compile(r"^replica_\d+$")
 
 #: Op types that do no work worth naming in a folded node's line of types.
 _PLUMBING = frozenset({"Identity", "Reshape", "Squeeze", "ExpandDims", "Cast", "Shape", "Pack", "StridedSlice",
@@ -120,19 +123,28 @@ def classify(model: GraphModel, keras=None) -> Scopes:
         children = named[scope]
         parent = scope.rsplit("/", 1)[0] if "/" in scope else ""
         kind = _keras_kind(scope, keras)
-        if kind == "optimizer" or (scope + "/").startswith(BACKWARD_SCOPE):
-            layers.add(scope)  # an optimizer's update (whose parts may read weights), or a backward pass
-            roles[scope] = "update" if kind == "optimizer" else "scope"
+        backward = (scope + "/").startswith(BACKWARD_SCOPE)  # a tape's backward pass, in a gradient drawing
+        if _REPLICA.match(scope):  # tf.distribute's copy of the step for another device: one node
+            layers.add(scope)
+            roles[scope] = "replica"
+        elif kind == "optimizer":
+            layers.add(scope)  # an optimizer's update: its parts may read weights, they are no models
+            roles[scope] = "update"
+        elif scope + "/" == BACKWARD_SCOPE:  # the backward pass: a box of what it differentiates (its models' own
+            roles[scope] = "scope"           # backward passes: below), as the forward pass is
         elif parent in layers or roles.get(parent) == "update" or kind == "layer":
             layers.add(scope)  # a layer's parts, or an optimizer's, are not models of their own
             roles[scope] = "scope"
         elif kind == "model" and children or kind is None and len(children) >= 2 and any(
-                c in reads for c in children) and scope not in trained:
+                c in reads for c in children) and (backward or scope not in trained):
             roles[scope] = "model"
-        elif writes.get(scope) and roles.get(parent) != "model":
+        elif writes.get(scope) and roles.get(parent) != "model" and not backward:
             roles[scope] = "update"
         else:
             roles[scope] = "scope"
+    backward = BACKWARD_SCOPE.rstrip("/")
+    if any(roles.get(c) == "model" for c in named.get(backward, ())):
+        roles[backward] = "model"
     return Scopes(roles, named)
 
 
@@ -236,6 +248,7 @@ def _fold(model: GraphModel, scopes: Scopes, opened: set[str], expand: tuple[str
     group = {name: _group_of(name, op, opened, model.ops) for name, op in model.ops.items()}
     _one_node_per_optimizer(model, group, scopes)
     _join_own_updates(model, group)
+    _join_inner_work(model, group)
     members: dict[str, list[Op]] = {}
     for name, op in model.ops.items():
         members.setdefault(group[name], []).append(op)
@@ -246,11 +259,55 @@ def _fold(model: GraphModel, scopes: Scopes, opened: set[str], expand: tuple[str
             ops[key] = _open_op(inside[0], expand, limits)
         else:
             ops[key] = _folded_node(key, inside, model, group, scopes, names)
-    edges = _group_edges(model, group, ops)
+    edges = _without_backward_reuse(_group_edges(model, group, ops), ops)
     inputs = list(dict.fromkeys(group[n] for n in model.inputs if n in group))
     outputs = list(dict.fromkeys(group[n] for n in model.outputs if n in group))
     tensors = [(group[n], i) for n, i in model.output_tensors if n in group]
-    return GraphModel(model.name, ops, edges, inputs, outputs, tensors, model.overlay, model.traced_ops())
+    return GraphModel(model.name, ops, edges, inputs, outputs, tensors, _folded_overlay(model.overlay, group),
+                      model.traced_ops())
+
+
+def _folded_overlay(overlay: Overlay, group: dict[str, str]) -> Overlay:
+    """A gradient drawing's roles and a diff's marks on the nodes that hold the ops they were on: a node is on the
+    path (or the target) where one of its ops is, added or removed where all of its ops are."""
+    folded = Overlay()
+    members: dict[str, list[str]] = {}
+    for name, key in group.items():
+        members.setdefault(key, []).append(name)
+    for key, names in members.items():
+        if key in names and len(names) == 1:  # drawn as itself: as it was
+            for mapping, source in ((folded.gradient, overlay.gradient), (folded.sources, overlay.sources),
+                                    (folded.diff, overlay.diff)):
+                if key in source:
+                    mapping[key] = source[key]
+            continue
+        roles = {overlay.gradient[n] for n in names if n in overlay.gradient}
+        if roles:
+            folded.gradient[key] = "target" if "target" in roles else "path"
+        marks = {overlay.diff.get(n, "") for n in names}
+        if len(marks) == 1 and "" not in marks:
+            folded.diff[key] = marks.pop()
+    return folded
+
+
+def _without_backward_reuse(edges: list[Edge], ops: dict[str, Op]) -> list[Edge]:
+    """A folded backward pass reads what it reuses of the forward pass (every layer's activations, the inputs):
+    only the edges from the last of them (the loss) are drawn, as a gradient call's are (``readable.py``)."""
+    into = [e for e in edges if ops[e.dst].kind == "backward" and ops[e.src].kind != "backward"]
+    if not into:
+        return edges
+    feeding: dict[str, list[str]] = {}
+    for edge in edges:
+        if ops[edge.dst].kind != "backward":
+            feeding.setdefault(edge.dst, []).append(edge.src)
+    upstream, work = set(), [src for e in into for src in feeding.get(e.src, ())]
+    while work:
+        name = work.pop()
+        if name not in upstream:
+            upstream.add(name)
+            work.extend(feeding.get(name, ()))
+    dropped = {id(e) for e in into if e.src in upstream or ops[e.src].kind in ("input", "variable")}
+    return edges if len(dropped) == len(into) else [e for e in edges if id(e) not in dropped]
 
 
 def _one_node_per_optimizer(model: GraphModel, group: dict[str, str], scopes: Scopes) -> None:
@@ -277,7 +334,7 @@ def _group_of(name: str, op: Op, opened: set[str], model_ops: dict) -> str:
     parts = name.split("/")
     for depth in range(1, len(parts)):
         scope = "/".join(parts[:depth])
-        if scope in model_ops and op.kind in ("input", "variable", "constant"):
+        if op.kind in ("input", "variable", "constant") and (scope in model_ops or _is_op_type(parts[depth - 1])):
             return name  # what TensorFlow named after the op it feeds (a loop's captured inputs): drawn as it is
         if scope not in opened:
             return scope
@@ -361,6 +418,40 @@ def _join_readers_of_own(model: GraphModel, group: dict[str, str], loose: set[st
             group[name] = next(iter(owners))
 
 
+def _join_inner_work(model: GraphModel, group: dict[str, str]) -> None:
+    """What belongs to one folded node though TensorFlow made it outside its scope joins it: an op that reads only
+    from that node (and constants) and feeds only that node (Keras's optimizer adds 1 to its ``iterations`` beside
+    its scope, under a strategy); a variable outside every scope that only that node reads (a strategy's copy of
+    a weight for its second replica)."""
+    nodes = set(group.values()) - set(model.ops)  # the folded nodes: scopes, not ops drawn as themselves
+    feeding: dict[str, set[str]] = {}
+    feeds: dict[str, set[str]] = {}
+    for edge in model.edges:
+        src = model.ops.get(edge.src)
+        if src is not None and edge.dst in group and src.kind != "constant":
+            feeding.setdefault(edge.dst, set()).add(edge.src)
+            feeds.setdefault(edge.src, set()).add(edge.dst)
+    joined: set[str] = set()
+    for _ in range(3):  # an op that only reads constants (Cast(1)) joins once the op it feeds has joined
+        changed = False
+        for name, op in model.ops.items():
+            if group[name] != name or op.kind not in ("op", "variable") or op.subgraphs or op.made_by:
+                continue
+            targets = {group[d] for d in feeds.get(name, ())}
+            if op.kind == "op" and not feeding.get(name):  # it reads constants only: it goes with what it feeds
+                sources = targets if feeds.get(name, set()) <= joined else {name}
+            elif op.kind == "op":
+                sources = {group[s] for s in feeding[name] if feeding.get(s) or model.ops[s].kind != "op"}
+            else:
+                sources = targets
+            if len(targets) == 1 and sources <= targets and targets <= nodes:
+                group[name] = next(iter(targets))
+                joined.add(name)
+                changed = True
+        if not changed:
+            break
+
+
 def _owner(variable: Op) -> str:
     """Who holds a variable outside every scope, by its path's first part (``accuracy`` of ``accuracy/total``)."""
     name = _variable_name(variable)
@@ -399,6 +490,8 @@ def _folded_node(key: str, inside: list[Op], model: GraphModel, group: dict[str,
         held += [model.ops[e.src] for e in model.edges if e.dst in member_names and e.src in model.ops
                  and model.ops[e.src].kind == "variable" and group.get(e.src) != key]
     weights = tuple(dict.fromkeys((_weight_name(op, key), _read_shape(op, model)) for op in held))
+    if role == "replica":  # the step's copy: its weights are copies of the first replica's
+        weights = ()
     updates = tuple(sorted({_variable_name(model.ops[e.src]) for e in model.edges
                             if e.dst in model.ops and group.get(e.dst) == key and e.src in model.ops
                             and model.ops[e.src].kind == "variable" and group.get(e.src) != key
@@ -412,12 +505,15 @@ def _folded_node(key: str, inside: list[Op], model: GraphModel, group: dict[str,
     folded = Folded(role, shown, tuple(op.name for op in inside), count, types[:TYPES_SHOWN], weights, updates,
                     layers, len(results))
     device = next((op.device for op in inside if op.device), "")
-    return Op(key, f"{count} op{'s' if count != 1 else ''}", "scope", [], device, f"scope {key}", folded=folded)
+    working = {op.kind for op in inside if op.kind not in ("variable", "constant", "input")}
+    kind = "backward" if working == {"backward"} else "scope"  # a layer's backward pass, drawn as backward ops are
+    return Op(key, f"{count} op{'s' if count != 1 else ''}", kind, [], device, f"scope {key}", folded=folded)
 
 
 def _variable_name(op: Op) -> str:
-    """A variable by the user's name for it (``sequential/conv2d/kernel``, ``w``), else TensorFlow's."""
-    return op.label or op.detail or op.name
+    """A variable by the user's name for it (``sequential/conv2d/kernel``, ``w``), else TensorFlow's; a strategy's
+    copy of a variable for another replica (``sequential/conv2d/kernel/replica_1``) by the variable's name."""
+    return re.sub(r"/replica_\d+$", "", op.label or op.detail or op.name)
 
 
 def _weight_name(op: Op, key: str) -> str:
@@ -471,10 +567,11 @@ def _what_was_folded(view: GraphModel, scopes: Scopes, opened: set[str], why: di
     each closed one and why, each call drawn without its body."""
     words = []
     for scope in scopes.models():
-        if scope in opened:
+        if scope in opened and scope + "/" != BACKWARD_SCOPE:
             n = sum(1 for op in view.ops.values() if op.folded and op.folded.role == "layer"
                     and op.name.rsplit("/", 1)[0] == scope)
-            words.append(f"{names.get(scope, scope)} as its {n} layers")
+            name = names.get(scope, scope) + ("'s backward pass" if scope.startswith(BACKWARD_SCOPE) else "")
+            words.append(f"{name} as its {n} layer{'s' if n != 1 else ''}")
     for op in view.ops.values():
         if op.folded and op.folded.role == "model":
             reason = why.get(op.name, "")

@@ -161,6 +161,7 @@ class _Simplifier:
         self._drop_loop_bookkeeping()
         self._sweep("bookkeeping", placeholders=True)
         self._merge_outputs()
+        self._count_gradients()
         self._merge_list_outputs()
         self._merge_repeated_calls()
         self._fold_call_variables()
@@ -216,6 +217,13 @@ class _Simplifier:
             self.ops[call] = node
             self.edges = edges
             self.hidden.add("gradient", len(members) - 1)
+
+    def _count_gradients(self) -> None:
+        """How many tensors each gradient call gives, once what nothing reads of them is gone."""
+        for name, op in self.ops.items():
+            if op.made_by and op.folded is not None:
+                given = {e.src_index for e in self._out(name) if self.ops[e.dst].kind != "xla"}  # not XLA's copies
+                op.folded = dataclasses_replace(op.folded, outputs=len(given))
 
     def _fold_loop_runners(self) -> None:
         """A ``ReduceDataset`` that reads a dataset loop to its end hands on the loop's last values: what reads them

@@ -181,6 +181,11 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
 
     with gc_paused():
         summary, total, model, view, notes, hidden = _view(model, options)
+        if groups:  # XLA's kernels: in a folded drawing, counted in the nodes
+            from tfmagic.xla import fusions_in_nodes
+
+            view, note = fusions_in_nodes(view, groups)
+            notes += [note] if note else []
         caption = "\n".join([title, *notes])
         heat, times = _heat(view, profile) if profile is not None else (None, None)
         from tfmagic.graph import layer_names
@@ -207,6 +212,11 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
         for view, note in coarser(model, total, options.expand, options.max_nodes or DEFAULT_MAX_NODES,
                                   options.keras):
             notes = [line for line in (note, hidden) if line]
+            if groups:
+                from tfmagic.xla import fusions_in_nodes
+
+                view, added = fusions_in_nodes(view, groups)
+                notes += [added] if added else []
             dot_source = build_dot(view, dataclasses.replace(dot_options, title="\n".join([title, *notes])))
             rendered = render_dot_within(dot_source, wanted, budget)
             if _width(rendered["svg"]) <= NOTEBOOK_WIDTH:
@@ -282,8 +292,12 @@ def _heat(view, profile) -> tuple[dict[str, float], dict[str, str]]:
     whole = profile.op_us or 1.0
     heat, times = {}, {}
     for name, op in view.ops.items():
-        names = [k for k in micros if k.startswith(name + "/")] if op.kind == "scope" else []
-        names += [name] if name in micros else []
+        if op.folded is not None:  # a folded node: the ops it holds (those TensorFlow made outside its scope too)
+            names = [k for k in micros if k in op.folded.members or any(k.startswith(m + "/")
+                                                                         for m in (name, *op.folded.members))]
+        else:
+            names = [k for k in micros if k.startswith(name + "/")] if op.kind == "scope" else []
+            names += [name] if name in micros else []
         if names:
             spent = sum(micros[k] for k in names)
             heat[name] = spent / whole

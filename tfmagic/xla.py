@@ -256,6 +256,31 @@ def with_added(model, report: XlaReport):
     return model
 
 
+def fusions_in_nodes(view, groups: dict[str, str]):
+    """A drawing at the program's level (``levels.py``) of what XLA made: each node that stands for many ops says
+    how many of XLA's fusions compute them (the boxes are drawn around ops drawn as themselves only), and the
+    kernels XLA added on its own (copies, transposes: the table lists them) are counted in a note instead of drawn.
+
+    Returns:
+        ``(view, note)``.
+    """
+    import copy
+    import dataclasses
+
+    if not any(op.folded is not None for op in view.ops.values()):
+        return view, ""
+    view = copy.copy(view)
+    added = [name for name, op in view.ops.items() if op.kind == "xla"]
+    view.ops = {name: op for name, op in view.ops.items() if op.kind != "xla"}
+    view.edges = [e for e in view.edges if e.src in view.ops and e.dst in view.ops]
+    for name, op in view.ops.items():
+        if op.folded is not None:
+            fusions = {groups[m] for m in op.folded.members if m in groups}
+            view.ops[name] = dataclasses.replace(op, folded=dataclasses.replace(op.folded, fusions=len(fusions)))
+    return view, (f"{len(added)} kernel{'s' if len(added) != 1 else ''} XLA added on its own (copies, transposes) "
+                  "in the table, not drawn" if added else "")
+
+
 def groups_for_graph(function, graph) -> dict[str, str] | None:
     """:func:`fusion_groups` for one trace of ``function`` (called with zeros of the trace's shapes), or
     ``None`` where its arguments are not tensors of known shapes or XLA cannot compile it."""

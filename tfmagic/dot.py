@@ -199,6 +199,8 @@ def folded_lines(folded) -> list[str]:
     elif folded.role == "update":
         lines = [folded.name, f"updates {len(folded.updates)} variable{'s' if len(folded.updates) != 1 else ''}"]
         lines += wrap(_slots_text(folded), ", ", LABEL_WIDTH)
+    elif folded.role == "stretch":  # ops outside every scope between the program's parts: by the work they do
+        lines = [types or folded.name, f"{folded.ops:,} ops outside any name scope"]
     elif folded.role == "replica":  # strategy.run's step for a second device, drawn once
         lines = [folded.name, "the step again, on another replica's device", f"{folded.ops:,} ops"]
     elif folded.role == "gradient":  # gradient(...), jacobian(...), batch_jacobian(...): its results, so named
@@ -218,10 +220,12 @@ def _slots_text(folded) -> str:
     mangled = [(u, u.replace("/", "_")) for u in folded.updates]
     for name, _ in folded.weights:
         kind = name.rsplit("/", 1)[-1]
-        for path, flat in mangled:  # Keras 3: adam/dense_kernel_momentum; Keras 2: Adam/dense/kernel/m
+        for path, flat in mangled:  # Keras 3: adam/dense_kernel_momentum; Keras 2: Adam/m/dense/kernel
             for prefix in (flat + "_", path + "/"):
                 if prefix in name:
                     kind = name[name.index(prefix) + len(prefix):]
+            if name.endswith("/" + path):
+                kind = name[:-len(path) - 1].rsplit("/", 1)[-1]
         kinds[kind] = kinds.get(kind, 0) + 1
     return ", ".join(f"{kind} \u00d7{n}" if n > 1 else kind for kind, n in kinds.items())
 

@@ -248,6 +248,7 @@ def _fold(model: GraphModel, scopes: Scopes, opened: set[str], expand: tuple[str
     group = {name: _group_of(name, op, opened, model.ops) for name, op in model.ops.items()}
     _one_node_per_optimizer(model, group, scopes)
     _join_own_updates(model, group)
+    _join_loose_stretches(model, group)
     _join_inner_work(model, group)
     members: dict[str, list[Op]] = {}
     for name, op in model.ops.items():
@@ -356,50 +357,59 @@ def _open_op(op: Op, expand: tuple[str, ...], limits: tuple) -> Op:
 
 
 def _join_own_updates(model: GraphModel, group: dict[str, str]) -> None:
-    """Ops outside every scope that update variables of one owner join that owner's node: Keras's optimizer steps
-    its ``iterations`` after its scope, and a metric's ``update_state`` (``accuracy/total``, ``loss/count``) has
-    no scope at all.  The ops are taken by connected stretches of such ops (the ``Equal``, ``Cast``, ``Sum`` and
-    ``AssignVariableOp`` of an accuracy), each joining the owner of the variables it writes, where that is one:
-    a variable's node (the scope it is in) or, for one outside every scope, its path's first part."""
+    """Ops outside every scope that only work towards updating the variables of one owner join that owner's node:
+    Keras's optimizer steps its ``iterations`` after its scope, and a metric's ``update_state`` (``accuracy/total``,
+    ``loss/count``) has no scope at all.  An op joins where everything it feeds ends in writes to that owner's
+    variables (the ``Equal``, ``Cast``, ``Sum`` and ``AssignVariableOp`` of an accuracy), not where it also feeds
+    something else (the labels both the loss and the accuracy read stay as they are).  The owner is a variable's
+    node (the scope it is in) or, for one outside every scope, its path's first part; an owner that is an open box
+    (a model's step counter) is none."""
     loose = {name for name, op in model.ops.items() if group[name] == name and op.kind in ("op", "output")
              and not op.subgraphs and not op.made_by}
-    links: dict[str, set[str]] = {name: set() for name in loose}
-    writes: dict[str, set[str]] = {}  # a loose write op -> the owners of the variables it writes
+    boxes = {key.rsplit("/", 1)[0] for key in group.values() if "/" in key}  # the open scopes around nodes
+    owner_of: dict[str, str] = {}  # a loose write op -> the owner of the variable it writes
+    consumers: dict[str, list[str]] = {}
     for edge in model.edges:
         src, dst = model.ops.get(edge.src), model.ops.get(edge.dst)
         if src is None or dst is None:
             continue
-        if edge.src in loose and edge.dst in loose and dst.kind == "op":
-            links[edge.src].add(edge.dst)
-            links[edge.dst].add(edge.src)
+        consumers.setdefault(edge.src, []).append(edge.dst)
         if src.kind == "variable" and edge.dst in loose and dst.type.startswith(VARIABLE_WRITES):
             owner = group[src.name] if group[src.name] != src.name else _owner(src)
-            if owner:
-                writes.setdefault(dst.name, set()).add(owner)
-    seen: set[str] = set()
-    for start in writes:
-        if start in seen:
-            continue
-        component, work = set(), [start]
-        while work:
-            name = work.pop()
-            if name not in component:
-                component.add(name)
-                work.extend(links[name] - component)
-        seen |= component
-        owners = sorted(set().union(*(writes.get(name, set()) for name in component)))
-        if len({without_counter(owner.rsplit("/", 1)[-1]) for owner in owners}) != 1:
-            continue  # a metric's total and count are one owner (``accuracy``, ``accuracy_1``); others are not
-        owner = owners[0]
-        key = owner if owner not in model.ops or group.get(owner) != owner else f"{owner} (update)"
-        joined = {name for name, g in group.items() if g in owners}  # the owner's own ops and variables
-        for name in component | joined:
-            group[name] = key
-        for edge in model.edges:  # the owner's variables outside every scope go with it
-            src = model.ops.get(edge.src)
-            if edge.dst in component and src is not None and src.kind == "variable" and group[src.name] == src.name \
-                    and _owner(src) in {without_counter(o) for o in owners}:
-                group[src.name] = key
+            if owner and without_counter(owner) not in {without_counter(b) for b in boxes}:
+                owner_of[dst.name] = owner
+    ends: dict[str, frozenset] = {}
+
+    def reaches(name: str) -> frozenset:  # the owners whose writes everything ``name`` feeds ends in ("": other)
+        stack = [name]
+        while stack:  # depth first, without recursion: a chain of 20,000 ops is a graph people trace
+            current = stack[-1]
+            pending = [c for c in consumers.get(current, ()) if c in loose and c not in ends]
+            if pending and current not in ends:
+                ends[current] = frozenset({""})  # a cycle (none in a traced graph) ends here
+                stack.extend(pending)
+                continue
+            stack.pop()
+            found: set[str] = {owner_of[current]} if current in owner_of else set()
+            for consumer in consumers.get(current, ()):
+                found |= ends[consumer] if consumer in loose else {""}
+            ends[current] = frozenset(found or {""})
+        return ends[name]
+
+    keys: dict[str, str] = {}  # a metric's total and count are one owner (``accuracy``, ``accuracy_1``)
+    for owner in sorted(set(owner_of.values())):
+        keys.setdefault(without_counter(owner.rsplit("/", 1)[-1]), owner)
+    for name in loose:
+        owners = reaches(name)
+        if len(owners) == 1 and "" not in owners:
+            owner = keys[without_counter(next(iter(owners)).rsplit("/", 1)[-1])]
+            group[name] = owner if owner not in model.ops or group.get(owner) != owner else f"{owner} (update)"
+    for name, key in list(group.items()):  # an owner's variables outside every scope, and its other scopes
+        op = model.ops[name]
+        if op.kind == "variable" and key == name and _owner(op) and without_counter(_owner(op)) in keys:
+            group[name] = keys[without_counter(_owner(op))]
+        elif key in owner_of.values() and key != keys[without_counter(key.rsplit("/", 1)[-1])]:
+            group[name] = keys[without_counter(key.rsplit("/", 1)[-1])]
     _join_readers_of_own(model, group, loose)
 
 
@@ -422,7 +432,7 @@ def _join_inner_work(model: GraphModel, group: dict[str, str]) -> None:
     """What belongs to one folded node though TensorFlow made it outside its scope joins it: an op that reads only
     from that node (and constants) and feeds only that node (Keras's optimizer adds 1 to its ``iterations`` beside
     its scope, under a strategy); a variable outside every scope that only that node reads (a strategy's copy of
-    a weight for its second replica)."""
+    a weight for its second replica), and a tensor TensorFlow captured for it alone (an all-reduce's group key)."""
     nodes = set(group.values()) - set(model.ops)  # the folded nodes: scopes, not ops drawn as themselves
     feeding: dict[str, set[str]] = {}
     feeds: dict[str, set[str]] = {}
@@ -435,14 +445,15 @@ def _join_inner_work(model: GraphModel, group: dict[str, str]) -> None:
     for _ in range(3):  # an op that only reads constants (Cast(1)) joins once the op it feeds has joined
         changed = False
         for name, op in model.ops.items():
-            if group[name] != name or op.kind not in ("op", "variable") or op.subgraphs or op.made_by:
+            captured = op.kind == "input" and op.detail == "captured" and not op.label  # TensorFlow's own capture
+            if group[name] != name or op.kind not in ("op", "variable") and not captured or op.subgraphs or op.made_by:
                 continue
             targets = {group[d] for d in feeds.get(name, ())}
             if op.kind == "op" and not feeding.get(name):  # it reads constants only: it goes with what it feeds
                 sources = targets if feeds.get(name, set()) <= joined else {name}
             elif op.kind == "op":
                 sources = {group[s] for s in feeding[name] if feeding.get(s) or model.ops[s].kind != "op"}
-            else:
+            else:  # a variable or a captured tensor only one node reads
                 sources = targets
             if len(targets) == 1 and sources <= targets and targets <= nodes:
                 group[name] = next(iter(targets))
@@ -450,6 +461,43 @@ def _join_inner_work(model: GraphModel, group: dict[str, str]) -> None:
                 changed = True
         if not changed:
             break
+
+
+#: Ops outside every scope that make one connected stretch of at least this many are drawn as one node.
+LOOSE_STRETCH = 8
+
+
+def _join_loose_stretches(model: GraphModel, group: dict[str, str]) -> None:
+    """A long stretch of ops outside every scope that TensorFlow made in between the program's parts (a strategy's
+    all-reduce of the gradients: a ``Reshape`` per gradient, ``ConcatV2``, ``CollectiveReduceV2``, ``SplitV``, a
+    ``Reshape`` back per gradient) is one node, named by the work it does; short ones, and a graph's own code where
+    it has no folded parts to be between, stay as they are."""
+    loose = {name for name, op in model.ops.items() if group[name] == name and op.kind == "op" and not op.subgraphs
+             and not op.made_by}
+    links: dict[str, set[str]] = {name: set() for name in loose}
+    beside: set[str] = set()  # loose ops next to a folded node: a stretch between the program's parts has them
+    for edge in model.edges:
+        if edge.src in loose and edge.dst in loose:
+            links[edge.src].add(edge.dst)
+            links[edge.dst].add(edge.src)
+        elif edge.src in loose and group.get(edge.dst, edge.dst) != edge.dst:
+            beside.add(edge.src)
+        elif edge.dst in loose and group.get(edge.src, edge.src) != edge.src:
+            beside.add(edge.dst)
+    seen: set[str] = set()
+    for start in [name for name in model.ops if name in loose]:  # in the order TensorFlow made them
+        if start in seen:
+            continue
+        stretch, work = [], [start]
+        while work:
+            name = work.pop()
+            if name not in seen:
+                seen.add(name)
+                stretch.append(name)
+                work.extend(links[name] - seen)
+        if len(stretch) >= LOOSE_STRETCH and beside.intersection(stretch):  # not the user's own unscoped code
+            for name in stretch:
+                group[name] = f"{start} ({len(stretch)} ops)"
 
 
 def _owner(variable: Op) -> str:
@@ -463,13 +511,18 @@ def _layer_names(scopes: Scopes, layers: frozenset[str]) -> dict[str, str]:
     scope twice, so TensorFlow adds a counter to every part (``conv2d_1`` for the layer ``conv2d``, ``conv2d_1_2``
     for ``conv2d_1``): the counter is left out where the name without it is a layer's that holds weights
     (``graph.layer_scope``), and, in a model, where every part has one (its layers without weights too:
-    ``max_pooling2d_1`` is the layer ``max_pooling2d``)."""
+    ``max_pooling2d_1`` is the layer ``max_pooling2d``); in a model whose parts have none (Keras 2), a part named
+    as a layer that holds weights is that layer."""
     names = {scope: layer_scope(scope.rsplit("/", 1)[-1], layers) for scope in scopes.roles}
     for scope, role in scopes.roles.items():
         children = scopes.children.get(scope, [])
         last = [c.rsplit("/", 1)[-1] for c in children]
-        if role == "model" and len(last) >= 2 and all(re.search(r"_\d+$", part) for part in last):
+        if role != "model":
+            continue
+        if len(last) >= 2 and all(re.search(r"_\d+$", part) for part in last):
             names.update((child, without_counter(part)) for child, part in zip(children, last))
+        else:  # Keras 2 enters each scope once: a part named as a layer is that layer (conv2d_1, beside conv2d)
+            names.update((child, part) for child, part in zip(children, last) if part in layers)
     return names
 
 
@@ -480,6 +533,8 @@ def _folded_node(key: str, inside: list[Op], model: GraphModel, group: dict[str,
     role = scopes.roles.get(key, "scope")
     if gradient is not None:
         role = "gradient"
+    elif key not in scopes.roles and key.endswith(" ops)"):  # a stretch of ops outside every scope
+        role = "stretch"
     elif role == "scope" and "/" in key and scopes.roles.get(key.rsplit("/", 1)[0]) == "model":
         role = "layer"
     count = sum(op.folded.ops if op.folded is not None else 1 + sum(sub.traced_ops() for _, sub in op.subgraphs)

@@ -140,6 +140,7 @@ class VariableNames:
         self._by_id: dict[int, list[str]] = {}
         self._values: dict[int, Any] = {}
         self._datasets: dict[int, str] = {}  # id of a dataset's variant tensor (what a graph captures) -> its name
+        self._owned: dict[int, str] = {}  # a Keras object's own variable without a path -> ``owner/name``
         import tensorflow as tf
 
         for name, value in list(namespace.items()):
@@ -153,6 +154,31 @@ class VariableNames:
                 variant = getattr(value, "_variant_tensor", None)
                 if variant is not None and id(variant) not in self._datasets:
                     self._datasets[id(variant)] = name
+            elif _is_keras(value, ("Layer", "Metric", "Optimizer")):
+                self._name_owned(value)
+
+    def _name_owned(self, value: Any) -> None:
+        """The variables Keras names without a path (a metric's ``total``, Keras 2's optimizer ``iteration`` and
+        model step counters), by their owner: ``accuracy/total``, ``Adam/iteration``, ``net/train_counter``."""
+        owners = [value, *(getattr(value, "metrics", None) or [])]
+        optimizer = getattr(value, "optimizer", None)
+        if optimizer is not None and not isinstance(optimizer, str):
+            owners.append(optimizer)
+        for owner in owners:
+            try:
+                own = getattr(owner, "variables", None) or []
+                own = list(own() if callable(own) else own)  # Keras 2's optimizer: a method
+            except Exception:  # a Keras object that cannot list its variables yet (not built)
+                continue
+            counters = [(getattr(owner, f"_{step}_counter", None), f"{step}_counter")
+                        for step in ("train", "test", "predict")]  # Keras 2's models
+            for item, short in [(v, "") for v in own] + counters:
+                variable = tf_variable(item)
+                if variable is None or layer_path(variable) or id(variable) in self._owned:
+                    continue
+                short = short or variable.name.split(":")[0]
+                self._owned[id(variable)] = f"{getattr(owner, 'name', '') or type(owner).__name__}/{short}"
+                self._values.setdefault(id(variable), variable)
 
     def _rank(self, name: str) -> tuple:
         return (name in self._loops, name not in self._assigned, len(name), name)
@@ -162,7 +188,7 @@ class VariableNames:
         variable = tf_variable(value)
         if variable is None:
             return fallback
-        path = layer_path(variable)
+        path = layer_path(variable) or self._owned.get(id(variable), "")
         if path:
             return path
         names = self._by_id.get(id(variable))

@@ -151,6 +151,7 @@ class _Simplifier:
         bodies = self._body_roles()  # before bookkeeping goes: the slot labels read what feeds each op
         self._fold("ReadVariableOp", "read")
         self._fold("Identity", "identity")
+        self._fold_identity_n()
         self._fold_loop_runners()
         self._sweep("unused", placeholders=False)
         self._hide_gradient_reuse()
@@ -217,6 +218,19 @@ class _Simplifier:
             self.ops[call] = node
             self.edges = edges
             self.hidden.add("gradient", len(members) - 1)
+
+    def _fold_identity_n(self) -> None:
+        """An ``IdentityN`` (Keras 2's optimizer passes the gradients through one) forwards its i-th input as its
+        i-th output: each edge out of it comes from what feeds that input."""
+        folding = {name: {e.dst_index: e for e in self._in(name)} for name, op in self.ops.items()
+                   if op.type == "IdentityN" and op.kind != "output"}
+        if not folding:
+            return
+        for edge in self.edges:
+            source = folding.get(edge.src, {}).get(edge.src_index)
+            if source is not None and edge.dst not in folding:
+                edge.src, edge.src_index = source.src, source.src_index
+        self._remove_all(dict.fromkeys(folding, "identity"))
 
     def _count_gradients(self) -> None:
         """How many tensors each gradient call gives, once what nothing reads of them is gone."""

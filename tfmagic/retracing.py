@@ -482,6 +482,18 @@ def _closure_functions(function, depth: int = 3) -> list:
     return found
 
 
+def called_functions(function) -> list:
+    """The tf.functions a plain Python function calls: those its closures hold (Keras 3's ``train_function``), and
+    those its code names among its globals (a notebook's ``def run(x): return train_step(x)``)."""
+    found = _closure_functions(function)
+    code, names = getattr(function, "__code__", None), getattr(function, "__globals__", {})
+    for name in getattr(code, "co_names", ()):
+        value = names.get(name)
+        if is_tf_function(value) and all(value is not f for f in found):
+            found.append(value)
+    return found
+
+
 class TraceCounts:
     """Remembers functions' trace counts, to tell which ones traced since (weakly: no function is kept alive)."""
 

@@ -244,17 +244,19 @@ class TfGraphMagics(SessionMagics):
         try:
             target = self.shell.ev(name)
         except Exception as e:
-            raise UsageError(f"%tfgraph: cannot evaluate {name!r}: {type(e).__name__}: {e}") from e
+            owner = name.split(".")[0] + "."
+            listed = [n for n in find_functions(self.shell.user_ns) if n.startswith(owner)]  # Keras 2 has no .one_step
+            also = f"; %tfretrace lists {', '.join(listed)}" if listed else ""
+            raise UsageError(f"%tfgraph: cannot evaluate {name!r}: {type(e).__name__}: {e}{also}") from e
         if not is_tf_function(target) and callable(target) and not hasattr(target, "function_type"):
-            from tfmagic.retracing import _closure_functions
+            from tfmagic.retracing import called_functions
 
-            inner = _closure_functions(target)  # a function that only wraps tf.functions (Keras 3's steps)
+            inner = called_functions(target)  # a plain function that calls tf.functions: say which to draw
             if inner:
-                names = [n for n, f in find_functions(self.shell.user_ns).items() if any(f is g for g in inner)]
-                raise UsageError(f"%tfgraph {name}: a Python function that calls "
-                                 f"{'the tf.functions' if len(inner) > 1 else 'the tf.function'} "
-                                 + (", ".join(names) if names else ", ".join(getattr(f, '__name__', '?') for f in inner))
-                                 + "; draw one of them")
+                listed = find_functions(self.shell.user_ns).items()
+                names = [next((n for n, f in listed if f is g), getattr(g, "__name__", "?")) for g in inner]
+                raise UsageError(f"%tfgraph {name}: a Python function that calls the tf.function"
+                                 f"{'s' if len(inner) > 1 else ''} {', '.join(names)}; draw one of them")
         return target
 
     def _draw_function(self, args):

@@ -16,6 +16,11 @@ is reported as such. Targets (issue 8): ResNet-50 forward default view <= 1 s; e
 than tfgraphviz and within 1.25x of Graphviz alone with the same attributes; training step default
 view <= 3 s.
 
+Then the first views of training code (issue 25): a ResNet-50 training step and an epoch over it (a dataset
+loop calling the step), drawn whole as %tfgraph draws them (the model, the readable view, the program's level,
+DOT, the layout, in this process), against the first view before it (collapsed by name scope: the same pipeline
+with the program's level off), in one run. Target: each first view under a second.
+
 The tfgraphviz and Graphviz-alone columns need `pip install tfgraphviz` (not one of tfmagic's
 dependencies); without it the script says so once and prints "-" there.
 
@@ -70,7 +75,7 @@ def timed_draw(graph, budget: float, ops: str = "readable", **view):
         total = model.total_ops()
         if ops == "readable":
             model, _ = readable_view(model)
-        model, _ = fit(model, total=total, **view)
+        model, _ = fit(model, total=total, program=ops == "readable", **view)
         dot_source = build_dot(model, DotOptions(readable=ops == "readable"))
     prepare = time.perf_counter() - start
     layout = timed_layout(dot_source, budget)
@@ -107,6 +112,66 @@ def graphs(model, shape):
 
     step = train_step.get_concrete_function(tf.TensorSpec(shape))
     return [("forward", forward, lambda: model(x, training=False)), ("training step", step, lambda: train_step(x))]
+
+
+def first_view(graph, function, program=True):
+    """Seconds to draw a trace's first view as %tfgraph does (labels, model, readable view, the program's level or
+    the collapse by scope before it, DOT, the layout, in this process), and the note under it."""
+    from tfmagic.dot import DotOptions, build_dot
+    from tfmagic.engine import gc_paused, render_dot
+    from tfmagic.graph import build_graph_model, layer_names
+    from tfmagic.naming import trace_labels
+    from tfmagic.readable import readable_view
+    from tfmagic.sizing import fit
+
+    start = time.perf_counter()
+    with gc_paused():
+        model = build_graph_model(graph, labels=trace_labels(graph, function))
+        total = model.total_ops()
+        readable, _ = readable_view(model)
+        view, note = fit(readable, total=total, program=program)
+        dot_source = build_dot(view, DotOptions(readable=True, title=note, layers=layer_names(readable)))
+    render_dot(dot_source, ("svg",))
+    return time.perf_counter() - start, note
+
+
+def training_functions():
+    """A ResNet-50 training step (SGD) and an epoch over it: the step called in a loop over a dataset."""
+    import tensorflow as tf
+
+    resnet = tf.keras.applications.ResNet50(weights=None)
+    optimizer = tf.keras.optimizers.SGD()
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, resnet(x, training=True)))
+        grads = tape.gradient(loss, resnet.trainable_variables)
+        optimizer.apply_gradients(zip(grads, resnet.trainable_variables))
+        return loss
+
+    @tf.function
+    def epoch(ds):
+        loss = tf.constant(0.0)
+        for x, y in ds:
+            loss = train_step(x, y)
+        return loss
+
+    ds = tf.data.Dataset.from_tensor_slices((tf.zeros((4, 224, 224, 3)), tf.zeros((4,), tf.int32))).batch(2)
+    step = train_step.get_concrete_function(tf.TensorSpec((2, 224, 224, 3)), tf.TensorSpec((2,), tf.int32))
+    return [("ResNet-50 training step", step.graph, train_step), ("an epoch over it", epoch.get_concrete_function(ds)
+                                                                  .graph, epoch)]
+
+
+def first_views():
+    print("\nfirst views of training code (issue 25): the program's level against the collapse by scope before it")
+    print(f"{'graph':26} {'ops':>6} {'first view':>10} {'before':>9} {'ratio':>7}  under 1 s  what it draws")
+    for label, graph, function in training_functions():
+        first_view(graph, function)  # once to warm the engine and TensorFlow's op registry
+        now, note = first_view(graph, function)
+        before, _ = first_view(graph, function, program=False)
+        print(f"{label:26} {len(graph.get_operations()):6d} {fmt(now):>10} {fmt(before):>9} {ratio(now, before):>7}  "
+              f"{'yes' if now < 1.0 else 'NO':>9}  {note.split(';')[0]}")
 
 
 def tfgraphviz_dot(graph, depth):
@@ -148,8 +213,12 @@ def ratio(a, b):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per layout before giving up")
-    parser.add_argument("--only", help="only this model (MLP, 'small CNN', ResNet-50)")
+    parser.add_argument("--only", help="only this model (MLP, 'small CNN', ResNet-50), or 'first' for the first "
+                                       "views of training code alone")
     args = parser.parse_args()
+    if args.only == "first":
+        first_views()
+        return
     try:
         import tfgraphviz  # noqa: F401
         have_tfgraphviz = True
@@ -193,6 +262,8 @@ def main():
                 fallbacks.append((f"{name} {kind}", graph))
     from tfmagic.render import DrawOptions, draw_graph
 
+    if not args.only:
+        first_views()
     for label, graph in fallbacks:  # what %%tfgraph --depth 99 --max-nodes 1000000 does with them
         start = time.perf_counter()
         report, _ = draw_graph(graph, label, DrawOptions(max_nodes=10**6, depth=99, budget=args.budget))

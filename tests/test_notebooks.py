@@ -57,6 +57,15 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert any("ag__.if_stmt" in t for t in texts)
     assert any("float32[2] &#45;&gt; float32[3]" in s for s in svgs)  # the retrace drawn as a diff
     assert any("by layer / name scope" in t and "net/wide (backward)" in t for t in texts)
+    for source, words in (("%%tfgraph\nlogits = cnn(images)", ["cnn as its 5 layers", "kernel float32[3,3,1,16]"]),
+                          ("%tfgraph train_step", ["6 gradients", "updates 6 variables", "momentum", "velocity"]),
+                          ("%%tfgraph\nloss = tf.constant(0.)\nfor xb, yb in ds:", ["for xb, yb in ds",
+                                                                                 "call train_step"])):
+        cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith(source))
+        drawing = next(o.data for o in cell.outputs if "image/svg+xml" in o.get("data", {}))
+        width = float(re.search(r'<svg width="([\d.]+)pt"', drawing["image/svg+xml"]).group(1))
+        assert width <= 1000 and "to fit a notebook's width" not in drawing["text/plain"], source  # full size
+        assert all(w in drawing["text/plain"] + drawing["image/svg+xml"] for w in words), (source, words)
     first_graph_cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%tfgraph\n"))
     kinds = [set(o.get("data", {})) for o in first_graph_cell.outputs]
     widget = next(i for i, k in enumerate(kinds) if "application/vnd.jupyter.widget-view+json" in k)

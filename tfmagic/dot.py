@@ -498,6 +498,8 @@ class _Writer:
         self.lines.append(f"{indent}subgraph {quote(cluster)} {{")
         if op.callee:  # a call of the user's tf.function: its box is named by the function
             caption = op.callee if self.options.readable else f"{op.type} {op.callee}: {sub.name}"
+        elif op.type in DATASET_LOOPS and self.options.readable:  # AutoGraph's loop over a dataset
+            caption = "loop body"
         else:
             caption = f"{op.type} {label}" if self.options.readable else f"{op.type} {label}: {sub.name}"
         self.lines.append(f'{indent}  label={quote(caption)} tooltip={quote(sub.name)} style="rounded,filled" '

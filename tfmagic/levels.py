@@ -148,6 +148,11 @@ def classify(model: GraphModel, keras=None) -> Scopes:
     return Scopes(roles, named)
 
 
+def _keras_layer_names(keras) -> frozenset[str]:
+    """The notebook's Keras models' and layers' names (``naming.KerasNames``), where it has them."""
+    return frozenset() if keras is None else keras.models | keras.layers
+
+
 def _keras_kind(scope: str, keras) -> str | None:
     """``model``, ``layer`` or ``optimizer`` where the notebook's Keras objects name the scope (``naming.KerasNames``), else
     ``None``: Keras 3 adds a counter to each scope it enters (``sequential_1`` for the model ``sequential``)."""
@@ -239,7 +244,7 @@ def program_view(model: GraphModel, expand: tuple[str, ...] = (), height_limit: 
             opened.add(scope)
             view = candidate
             count += 1
-    names = _layer_names(scopes, layer_names(model))
+    names = _layer_names(scopes, layer_names(model) | _keras_layer_names(keras))
     return view, _what_was_folded(view, scopes, opened, why, names), count
 
 
@@ -253,13 +258,18 @@ def _fold(model: GraphModel, scopes: Scopes, opened: set[str], expand: tuple[str
     members: dict[str, list[Op]] = {}
     for name, op in model.ops.items():
         members.setdefault(group[name], []).append(op)
-    names = _layer_names(scopes, layer_names(model))
+    names = _layer_names(scopes, layer_names(model) | _keras_layer_names(limits[2]))
+    ins: dict[str, list[Edge]] = {}
+    outs: dict[str, list[Edge]] = {}
+    for edge in model.edges:
+        ins.setdefault(edge.dst, []).append(edge)
+        outs.setdefault(edge.src, []).append(edge)
     ops: dict[str, Op] = {}
     for key, inside in members.items():
         if len(inside) == 1 and inside[0].name == key:
             ops[key] = _open_op(inside[0], expand, limits)
         else:
-            ops[key] = _folded_node(key, inside, model, group, scopes, names)
+            ops[key] = _folded_node(key, inside, model, group, scopes, names, ins, outs)
     edges = _without_backward_reuse(_group_edges(model, group, ops), ops)
     inputs = list(dict.fromkeys(group[n] for n in model.inputs if n in group))
     outputs = list(dict.fromkeys(group[n] for n in model.outputs if n in group))
@@ -527,8 +537,9 @@ def _layer_names(scopes: Scopes, layers: frozenset[str]) -> dict[str, str]:
 
 
 def _folded_node(key: str, inside: list[Op], model: GraphModel, group: dict[str, str], scopes: Scopes,
-                 names: dict[str, str]) -> Op:
-    """One node standing for the ops of a scope (or a gradient call's node): what it is, its weights, its work."""
+                 names: dict[str, str], ins: dict[str, list[Edge]], outs: dict[str, list[Edge]]) -> Op:
+    """One node standing for the ops of a scope (or a gradient call's node): what it is, its weights, its work.
+    ``ins`` and ``outs``: the model's edges by the op they go into and come from."""
     gradient = next((op for op in inside if op.made_by), None)
     role = scopes.roles.get(key, "scope")
     if gradient is not None:
@@ -539,26 +550,22 @@ def _folded_node(key: str, inside: list[Op], model: GraphModel, group: dict[str,
         role = "layer"
     count = sum(op.folded.ops if op.folded is not None else 1 + sum(sub.traced_ops() for _, sub in op.subgraphs)
                 for op in inside)
+    into = [e for op in inside for e in ins.get(op.name, ()) if e.src in model.ops]  # edges into its ops
     held = [op for op in inside if op.kind == "variable"]
     if role in ("layer", "model"):  # a second call of a model reads the weights the first call holds: say them too
-        member_names = {op.name for op in inside}
-        held += [model.ops[e.src] for e in model.edges if e.dst in member_names and e.src in model.ops
-                 and model.ops[e.src].kind == "variable" and group.get(e.src) != key]
-    weights = tuple(dict.fromkeys((_weight_name(op, key), _read_shape(op, model)) for op in held))
+        held += [model.ops[e.src] for e in into if model.ops[e.src].kind == "variable" and group.get(e.src) != key]
+    weights = tuple(dict.fromkeys((_weight_name(op, key), _read_shape(op, outs)) for op in held))
     if role == "replica":  # the step's copy: its weights are copies of the first replica's
         weights = ()
-    updates = tuple(sorted({_variable_name(model.ops[e.src]) for e in model.edges
-                            if e.dst in model.ops and group.get(e.dst) == key and e.src in model.ops
-                            and model.ops[e.src].kind == "variable" and group.get(e.src) != key
-                            and model.ops[e.dst].type.startswith(VARIABLE_WRITES)}))
+    updates = tuple(sorted({_variable_name(model.ops[e.src]) for e in into if model.ops[e.src].kind == "variable"
+                            and group.get(e.src) != key and model.ops[e.dst].type.startswith(VARIABLE_WRITES)}))
     types = tuple(dict.fromkeys(op.type for op in inside if op.kind in ("op", "output", "control_flow")
                                 and op.type not in _PLUMBING and not op.type.startswith(VARIABLE_WRITES)))
     layers = len(scopes.children.get(key, ())) if role == "model" else 0
-    results = {(e.src, e.src_index) for e in model.edges if e.src in {op.name for op in inside}
-               and group.get(e.dst) != key} if gradient is not None else set()
+    given = gradient.folded.outputs if gradient is not None and gradient.folded is not None else 0
     shown = names.get(key) or (gradient.name if gradient is not None else key.rsplit("/", 1)[-1])
     folded = Folded(role, shown, tuple(op.name for op in inside), count, types[:TYPES_SHOWN], weights, updates,
-                    layers, len(results))
+                    layers, given)
     device = next((op.device for op in inside if op.device), "")
     working = {op.kind for op in inside if op.kind not in ("variable", "constant", "input")}
     kind = "backward" if working == {"backward"} else "scope"  # a layer's backward pass, drawn as backward ops are
@@ -581,10 +588,10 @@ def _weight_name(op: Op, key: str) -> str:
         else name
 
 
-def _read_shape(op: Op, model: GraphModel) -> str:
+def _read_shape(op: Op, outs: dict[str, list[Edge]]) -> str:
     """A variable's value as its readers see it (``float32[3,3,3,32]``), from the edges it feeds."""
-    for edge in model.edges:
-        if edge.src == op.name and edge.tensor is not None and edge.tensor.dtype != "resource":
+    for edge in outs.get(op.name, ()):
+        if edge.tensor is not None and edge.tensor.dtype != "resource":
             return edge.tensor.label
     return ""
 
@@ -616,6 +623,15 @@ def _group_edges(model: GraphModel, group: dict[str, str], ops: dict[str, Op]) -
     return list(found.values())
 
 
+def _folded_calls(view: GraphModel):
+    """The calls drawn without their bodies, in the view and in the bodies it draws (a step in an epoch's loop)."""
+    for op in view.ops.values():
+        if op.folded and op.folded.role == "call":
+            yield op.folded.name
+        for _, sub in op.subgraphs:
+            yield from _folded_calls(sub)
+
+
 def _what_was_folded(view: GraphModel, scopes: Scopes, opened: set[str], why: dict[str, str],
                      names: dict[str, str]) -> list[str]:
     """What the folded drawing draws as one node, in words, for the note under it: each open model by its layers,
@@ -631,8 +647,7 @@ def _what_was_folded(view: GraphModel, scopes: Scopes, opened: set[str], why: di
         if op.folded and op.folded.role == "model":
             reason = why.get(op.name, "")
             words.append(f"{op.folded.name} ({op.folded.layers} layers{': ' + reason if reason else ''})")
-        elif op.folded and op.folded.role == "call":
-            words.append(f"call {op.folded.name}")
+    words += [f"call {name}" for name in dict.fromkeys(_folded_calls(view))]
     others = sum(1 for op in view.ops.values() if op.folded and op.folded.role in ("scope", "update")
                  or op.folded and op.folded.role == "layer" and op.name.rsplit("/", 1)[0] not in opened)
     if others:

@@ -184,3 +184,31 @@ def test_a_tape_gradient_call_is_one_node_named_as_the_line_writes_it():
     # what the backward pass reuses of the forward pass (x, upstream of the loss) is counted, not drawn across
     assert ("x", call, "float32[2]") not in edges and "1 forward tensor a gradient call reuses (its edge)" in hidden
     assert "2 ops of tape gradient calls drawn as their calls" in hidden
+
+
+def test_a_lists_parts_are_one_output_and_repeated_calls_one_call_marked_with_their_number():
+    g = Graph()
+    x = g.input("x")
+    body = Graph("__inference_step_7")
+    body = body.build(body.output("Identity", body.op("Tanh", "Tanh", body.input("x")), label="result"))
+    calls = [g.op(name, "StatefulPartitionedCall", x, kind="control_flow", callee="step", stateful=True,
+                  subgraphs=[("function", body)]) for name in ("call", "call_1", "call_2")]
+    parts = [g.output(f"Identity_{i}", g.op(f"part_{i}", "Square", calls[-1]), label=f"grads[{i}]") for i in range(3)]
+    labels, edges, hidden = _view(g.build(*parts))
+    assert labels["call"].startswith("call step ×3") and "call_1" not in labels
+    assert labels["Identity_0"] == "grads: list of 3" and "Identity_1" not in labels
+    assert "2 repeated calls drawn as one (xN)" in hidden and "2 list parts drawn in their lists' nodes" in hidden
+
+
+def test_calls_with_an_op_between_them_stay_apart():
+    g = Graph()
+    x = g.input("x")
+    body = Graph("__inference_step_7")
+    body = body.build(body.output("Identity", body.op("Tanh", "Tanh", body.input("x")), label="result"))
+    first = g.op("call", "StatefulPartitionedCall", x, kind="control_flow", callee="step", stateful=True,
+                 subgraphs=[("function", body)])
+    between = g.op("double", "Mul", first)
+    second = g.op("call_1", "StatefulPartitionedCall", between, kind="control_flow", callee="step", stateful=True,
+                  subgraphs=[("function", body)])
+    labels, _, _ = _view(g.build(g.output("Identity", second, label="y")))
+    assert labels["call"] == labels["call_1"] == "call step"  # not one node x2: the Mul between keeps the order

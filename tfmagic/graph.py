@@ -28,9 +28,19 @@ CONTROL_FLOW_ATTRS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 #: Op types that run a function per element of a dataset: AutoGraph turns ``for x in ds:`` into a ``ScanDataset``
-#: (the loop) read to the end by a ``ReduceDataset`` (which only hands the last state on).
+#: (the loop) read to the end by a ``ReduceDataset`` (which only hands the last state on; a ``break`` adds a
+#: ``TakeWhileDataset`` between them).  A user's own ``ds.scan(...)`` is no loop: see :func:`is_dataset_loop`.
 DATASET_LOOPS = ("ScanDataset",)
-DATASET_LOOP_RUNNERS = ("ReduceDataset",)
+DATASET_LOOP_RUNNERS = ("ReduceDataset", "TakeWhileDataset")
+
+
+def is_dataset_loop(tf_op) -> bool:
+    """Whether ``tf_op`` is AutoGraph's loop over a dataset (``for x in ds:``): a ``ScanDataset`` made to run
+    anywhere (``use_default_device=False``, ``dataset_autograph.py``), not one of the user's ``ds.scan(...)``."""
+    try:
+        return tf_op.type in DATASET_LOOPS and not tf_op.get_attr("use_default_device")
+    except ValueError:  # an older TensorFlow without the attribute
+        return False
 
 #: Call ops: they run a ``tf.function``'s graph (its Python name is the callee).
 CALLS = ("PartitionedCall", "StatefulPartitionedCall")
@@ -143,7 +153,9 @@ class Folded:
     update, a tape's gradient call, or any other name scope, drawn as one node.
 
     Attributes:
-        role: ``layer``, ``model``, ``update`` (an optimizer's), ``gradient`` (a tape's call) or ``scope``.
+        role: ``layer`` (of an open model), ``model`` (drawn as one node), ``update`` (an optimizer's),
+            ``gradient`` (a tape's call), ``call`` (of a ``tf.function``, its body not drawn), ``replica``
+            (``strategy.run``'s step for a second device), ``stretch`` (ops outside every scope) or ``scope``.
         name: the user's name for it (the layer's, ``adam``, ``gradient(loss, model.trainable_variables)``).
         members: the op names it stands for (a profile's times add up over them).
         ops: how many of TensorFlow's ops it holds (its members' function bodies included).
@@ -227,6 +239,23 @@ class GraphModel:
     def total_ops(self) -> int:
         """Ops here and in every sub-graph."""
         return len(self.ops) + sum(g.total_ops() for op in self.ops.values() for _, g in op.subgraphs)
+
+
+def upstream(starts, inputs) -> set[str]:
+    """Every op that one of ``starts`` depends on, through ``inputs`` (an op's name -> the names of the ops it reads):
+    the starts themselves only where one depends on another.
+
+    >>> sorted(upstream(["c"], {"c": ["b"], "b": ["a"]}.get))
+    ['a', 'b']
+    """
+    found: set[str] = set()
+    work = [source for start in starts for source in inputs(start) or ()]
+    while work:
+        name = work.pop()
+        if name not in found:
+            found.add(name)
+            work.extend(inputs(name) or ())
+    return found
 
 
 def _tensor_info(tensor) -> TensorInfo:
@@ -353,7 +382,7 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
                 detail = ""
         elif tf_op.name.startswith(BACKWARD_SCOPE):
             kind = "backward"
-        elif op_type in CONTROL_FLOW_ATTRS:
+        elif op_type in CONTROL_FLOW_ATTRS and (op_type not in DATASET_LOOPS or is_dataset_loop(tf_op)):
             kind = "control_flow"
         else:
             kind = "op"
@@ -361,7 +390,8 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
                 stateful=_is_stateful(tf_op), label=labels.get(tf_op.name, ""), arg_names=_arg_names(tf_op))
         if op_type in CALLS:
             op.callee = python_name(function_attrs(tf_op)[0][1]) if function_attrs(tf_op) else ""
-        if op_type in CONTROL_FLOW_ATTRS and depth < MAX_DEPTH:
+        loop = op_type not in DATASET_LOOPS or is_dataset_loop(tf_op)  # a user's ds.scan is one op, as ds.map is
+        if op_type in CONTROL_FLOW_ATTRS and loop and depth < MAX_DEPTH:
             for label, fn_name in function_attrs(tf_op):
                 sub_graph = lookup_function(graph, fn_name)
                 if sub_graph is not None:
@@ -421,7 +451,9 @@ def _gradient_calls(tf_ops: list) -> dict[str, str]:
 
     A line's ops are made one after another, so the lines are read at the edges of runs only (halving
     each stretch whose two ends are on different lines), from just before the first backward op on:
-    reading an op's traceback costs tens of microseconds, and a training step has thousands of ops.
+    reading an op's traceback costs tens of microseconds, and a training step has thousands of ops.  Inside a
+    run of a gradient call's line, the ops not named as backward ops are read one by one (pfor's plumbing of a
+    jacobian, or another replica's forward ops, made by another thread in between).
     """
     import linecache
 
@@ -444,21 +476,23 @@ def _gradient_calls(tf_ops: list) -> dict[str, str]:
         lo, hi = stretches.pop()
         if line(lo) == line(hi) or hi - lo <= 1:
             for i in range(lo, hi + 1):
-                # a forward op between two of the call's (another replica's, made by another thread) is read
-                inferred = tf_ops[i].name.startswith(BACKWARD_SCOPE) or i in (lo, hi)
-                owner[i] = (line(lo) if line(lo) == line(hi) or i == lo else line(hi)) if inferred else line(i)
+                owner[i] = line(lo) if line(lo) == line(hi) or i == lo else line(hi)
             continue
         mid = (lo + hi) // 2
         stretches += [(lo, mid), (mid, hi)]
     calls: dict[tuple[str, int], str] = {}
-    found = {}
-    for i, where in owner.items():
-        if where is None:
-            continue
-        if where not in calls:
+
+    def call(where):  # the gradient call a line makes, or ""
+        if where is not None and where not in calls:
             match = _GRADIENT_CALL.search(linecache.getline(*where))
             calls[where] = f"{match.group(1)}({match.group(2).strip()})" if match else ""
-        if calls[where]:
+        return calls.get(where, "")
+
+    found = {}
+    for i, where in owner.items():
+        if call(where) and not tf_ops[i].name.startswith(BACKWARD_SCOPE):
+            where = line(i)  # not a backward op: its own line says whether the call made it
+        if call(where):
             found[tf_ops[i].name] = calls[where]
     return found
 

@@ -2,19 +2,22 @@
 
 A training step traces to thousands of ops; the user wrote a model call, a loss, ``tape.gradient`` and
 ``optimizer.apply_gradients``.  :func:`program_view` folds a readable graph model (``readable.py``) to that
-level, reading the name scopes Keras and TensorFlow leave in the graph:
+level, reading the name scopes Keras and TensorFlow leave in the graph (:func:`classify` tells what each is):
 
 - a Keras model (a name scope whose parts are layers that hold weights) is a box holding one node per layer,
   in the order the data flows; each layer's weights are in its node (``kernel float32[3,3,3,32], bias ...``);
 - every other name scope is one node: a layer called on its own, a loss, an optimizer's update (the
   variables it updates counted, its own slots in it, the ``iterations`` step it takes after the scope
-  included), a tape's gradient call (``readable.py`` made it one node; here it says how many gradients);
+  included), a metric's update (Keras makes it outside every scope: it joins by the variables it writes),
+  ``strategy.run``'s second replica; a tape's gradient call is one node already (``readable.py``);
+- a long stretch of ops outside every scope between those nodes (a strategy's all-reduce) is one node;
 - a call of a ``tf.function`` whose body is large (a training step called in an epoch's loop) is one node;
 - the bodies of loops and branches are drawn, folded the same way.
 
-What it opens: the scopes ``--expand`` names, then each model, outermost first, while the drawing stays
-within a height and a node limit (``sizing.py`` gives them); a model that does not fit open stays one node
-(``resnet50: 177 layers``).  :func:`classify` tells what each scope is.
+What it opens: the scopes ``--expand`` names (and the scopes around them), a scope that holds the whole graph,
+then each model, outermost first, with the scopes around it, while the drawing stays within a height and a
+node limit (``sizing.py`` gives them); a model that does not fit open stays one node (``resnet50 (176 layers:
+about 12,384 pt tall open)``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import dataclasses
 import re
 
 from tfmagic.graph import (BACKWARD_SCOPE, VARIABLE_WRITES, Edge, Folded, GraphModel, Op, Overlay, layer_names,
-                           layer_scope, scope_matches, without_counter)
+                           layer_scope, scope_matches, upstream, without_counter)
 
 #: A call whose body (in the readable view, its own bodies' included) has more ops than this, or a Keras model, is
 #: drawn as one node (``--expand NAME`` opens it).
@@ -44,14 +47,29 @@ _PLUMBING = frozenset({"Identity", "Reshape", "Squeeze", "ExpandDims", "Cast", "
 @dataclasses.dataclass(frozen=True)
 class Scopes:
     """What the name scopes of one graph are: ``model`` (its parts are layers), ``update`` (an optimizer's: it
-    writes variables of others), or a plain scope; and each scope's named parts (not an op's own scope)."""
+    writes variables of others), ``replica`` (``strategy.run``'s step for a second device), or a plain ``scope``;
+    each scope's named parts (not an op's own scope); the models the notebook's Keras objects name."""
 
     roles: dict[str, str]
     children: dict[str, list[str]]
+    keras_models: frozenset[str] = frozenset()
 
     def models(self) -> list[str]:
         """The models, outermost first, in the order the graph made them."""
         return sorted((s for s, role in self.roles.items() if role == "model"), key=lambda s: s.count("/"))
+
+
+@dataclasses.dataclass
+class _Context:
+    """What one :func:`program_view` folds with: the ``--expand`` globs, the limits a model opens within, the
+    notebook's Keras names, the layers' names, and the bodies folded so far (by ``id``: each once)."""
+
+    expand: tuple[str, ...]
+    height_limit: int | None
+    max_nodes: int | None
+    keras: object
+    names: dict[str, str]
+    bodies: dict = dataclasses.field(default_factory=dict)
 
 
 #: About how many points one rank of a drawing takes (a node and the labelled edge below it).
@@ -95,11 +113,12 @@ def _is_op_type(name: str) -> bool:
 
 def classify(model: GraphModel, keras=None) -> Scopes:
     """What each name scope of ``model`` (not its function bodies) is: read off its ops, edges and variables, and
-    the notebook's Keras models and layers (``naming.KerasNames``) where they name it.
+    the notebook's Keras models, layers and optimizers (``naming.KerasNames``) where they name it.
 
     A model is a scope Keras names a model, or (one Keras does not name) one with two parts or more that read
-    weights and no gradient feeds; an update is a scope outside a model that writes variables it does not hold
-    (an optimizer's); what is inside a layer or an update is neither.
+    weights and that no gradient feeds (a backward pass's own scopes aside); an update is a scope outside a model
+    that writes variables it does not hold (an optimizer's), or one Keras names an optimizer; what is inside a
+    layer, an update or a replica is neither.
     """
     op_names = set(model.ops)
     scopes: dict[str, dict[str, None]] = {}  # scope -> its named child scopes, in order
@@ -118,34 +137,33 @@ def classify(model: GraphModel, keras=None) -> Scopes:
     trained = _scopes_fed_by(model, lambda op: bool(op.made_by) or op.kind == "backward")  # an optimizer's
     writes = _foreign_writes(model)
     roles: dict[str, str] = {}
-    layers: set[str] = set()  # known Keras layers (not models), and what is inside one
+    inside: set[str] = set()  # what is inside a layer, an update or a replica
+    by_keras: set[str] = set()
     for scope in sorted(named, key=lambda s: s.count("/")):  # a scope's parents first
         children = named[scope]
         parent = scope.rsplit("/", 1)[0] if "/" in scope else ""
         kind = _keras_kind(scope, keras)
         backward = (scope + "/").startswith(BACKWARD_SCOPE)  # a tape's backward pass, in a gradient drawing
-        if _REPLICA.match(scope):  # tf.distribute's copy of the step for another device: one node
-            layers.add(scope)
+        if parent in inside or kind == "layer":
+            inside.add(scope)
+            roles[scope] = "scope"
+        elif _REPLICA.match(scope):  # tf.distribute's copy of the step for another device: one node
+            inside.add(scope)
             roles[scope] = "replica"
         elif kind == "optimizer":
-            layers.add(scope)  # an optimizer's update: its parts may read weights, they are no models
+            inside.add(scope)  # an optimizer's update: its parts may read weights, they are no models
             roles[scope] = "update"
-        elif scope + "/" == BACKWARD_SCOPE:  # the backward pass: a box of what it differentiates (its models' own
-            roles[scope] = "scope"           # backward passes: below), as the forward pass is
-        elif parent in layers or roles.get(parent) == "update" or kind == "layer":
-            layers.add(scope)  # a layer's parts, or an optimizer's, are not models of their own
-            roles[scope] = "scope"
-        elif kind == "model" and children or kind is None and len(children) >= 2 and any(
-                c in reads for c in children) and (backward or scope not in trained):
+        elif kind == "model" and children or kind is None and sum(c in reads for c in children) >= 2 and (
+                backward or scope not in trained):
             roles[scope] = "model"
+            if kind == "model":
+                by_keras.add(scope)
         elif writes.get(scope) and roles.get(parent) != "model" and not backward:
+            inside.add(scope)
             roles[scope] = "update"
         else:
             roles[scope] = "scope"
-    backward = BACKWARD_SCOPE.rstrip("/")
-    if any(roles.get(c) == "model" for c in named.get(backward, ())):
-        roles[backward] = "model"
-    return Scopes(roles, named)
+    return Scopes(roles, named, frozenset(by_keras))
 
 
 def _keras_layer_names(keras) -> frozenset[str]:
@@ -154,8 +172,9 @@ def _keras_layer_names(keras) -> frozenset[str]:
 
 
 def _keras_kind(scope: str, keras) -> str | None:
-    """``model``, ``layer`` or ``optimizer`` where the notebook's Keras objects name the scope (``naming.KerasNames``), else
-    ``None``: Keras 3 adds a counter to each scope it enters (``sequential_1`` for the model ``sequential``)."""
+    """``model``, ``layer`` or ``optimizer`` where the notebook's Keras objects name the scope
+    (``naming.KerasNames``), else ``None``; Keras 3 adds a counter to each scope it enters (``sequential_1`` for
+    the model ``sequential``)."""
     if keras is None:
         return None
     part = scope.rsplit("/", 1)[-1]
@@ -196,9 +215,12 @@ def _foreign_writes(model: GraphModel) -> dict[str, set[str]]:
 
 
 def needs_folding(model: GraphModel, keras=None) -> bool:
-    """Whether a drawing of ``model`` is at a lower level than the user wrote: it has a Keras model, or a call
-    whose body is too large to draw (its function bodies' too)."""
-    if any(role == "model" for role in classify(model, keras).roles.values()):
+    """Whether a drawing of ``model`` is at a lower level than the user wrote: it has a Keras model (one the
+    notebook's Keras objects name, where it has any; else one the graph shows), or a call whose body is too
+    large to draw (its function bodies' too)."""
+    scopes = classify(model, keras)
+    known = keras is not None and bool(keras.models or keras.layers)
+    if any(role == "model" and (not known or scope in scopes.keras_models) for scope, role in scopes.roles.items()):
         return True
     for op in model.ops.values():
         for _, sub in op.subgraphs:
@@ -211,7 +233,7 @@ def program_view(model: GraphModel, expand: tuple[str, ...] = (), height_limit: 
                  max_nodes: int | None = None, models: int | None = None, keras=None
                  ) -> tuple[GraphModel, list[str], int]:
     """``model`` folded to the level the user wrote it at (see the module's docstring), what was folded, in
-    words (``sequential as its 8 layers``, ``call train_step``, ``resnet50 (177 layers: ...)``), and how many
+    words (``sequential as its 8 layers``, ``call train_step``, ``resnet50 (176 layers: ...)``), and how many
     models it opened.
 
     Args:
@@ -223,42 +245,72 @@ def program_view(model: GraphModel, expand: tuple[str, ...] = (), height_limit: 
         keras: the notebook's Keras models and layers (``naming.KerasNames``), to tell a model from a layer.
     """
     scopes = classify(model, keras)
-    named = {s for s in scopes.roles if any(scope_matches(s, g) for g in expand)}
-    opened = {"/".join(s.split("/")[:i]) for s in named for i in range(1, s.count("/") + 2)}
-    limits = (height_limit, max_nodes, keras)
-    view = _fold(model, scopes, opened, expand, limits)
+    names = _layer_names(scopes, layer_names(model) | _keras_layer_names(keras))
+    context = _Context(expand, height_limit, max_nodes, keras, names)
+    opened = {around for s in scopes.roles if any(scope_matches(s, g) for g in expand) for around in _around(s)}
+    opened |= _lone_scopes(model, scopes, opened)
+    view = _fold(model, scopes, opened, context)
     count, why = 0, {}
     for scope in scopes.models():
-        if scope in opened or "/" in scope and scope.rsplit("/", 1)[0] not in opened:
+        if scope in opened or any(scopes.roles.get(s) == "model" and s not in opened for s in _around(scope)[:-1]):
             continue  # open already, or inside a model that stays one node
         if models is not None and count >= models:
             why[scope] = "too wide open"
             continue
-        candidate = _fold(model, scopes, opened | {scope}, expand, limits)
+        candidate = _fold(model, scopes, opened | set(_around(scope)), context)  # with the scopes around it, boxes
         tall = height(candidate)
         if height_limit is not None and tall > height_limit:
             why[scope] = f"about {tall:,} pt tall open"
         elif max_nodes is not None and len(candidate.ops) > max_nodes:
             why[scope] = f"more than --max-nodes {max_nodes} open"
         else:
-            opened.add(scope)
+            opened |= set(_around(scope))
             view = candidate
             count += 1
-    names = _layer_names(scopes, layer_names(model) | _keras_layer_names(keras))
     return view, _what_was_folded(view, scopes, opened, why, names), count
 
 
-def _fold(model: GraphModel, scopes: Scopes, opened: set[str], expand: tuple[str, ...], limits: tuple) -> GraphModel:
-    """One graph folded: each op into the first closed scope on its name's path (an open scope is a box)."""
+def _around(scope: str) -> list[str]:
+    """A scope and the scopes around it, outermost first: ``a``, ``a/b``, ``a/b/c``."""
+    parts = scope.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+
+
+def _lone_scopes(model: GraphModel, scopes: Scopes, opened: set[str]) -> set[str]:
+    """A plain scope that holds all of a graph's work (``with tf.name_scope("train_step"):``) is a box, not one
+    node: the first level is what is inside it (and so on down, while one scope holds it all)."""
+    lone: set[str] = set()
+    prefix = ""
+    while True:
+        inner, work = set(), False
+        for name, op in model.ops.items():
+            if not name.startswith(prefix) or op.kind in ("input", "output", "constant", "variable"):
+                continue
+            rest = name[len(prefix):]
+            if "/" in rest and not op.made_by:
+                inner.add(prefix + rest.split("/")[0])
+            else:
+                work = True  # an op of its own at this level
+        if work or len(inner) != 1:
+            return lone
+        scope = inner.pop()
+        if scopes.roles.get(scope) != "scope" or scope in opened:
+            return lone
+        lone.add(scope)
+        prefix = scope + "/"
+
+
+def _fold(model: GraphModel, scopes: Scopes, opened: set[str], context: _Context) -> GraphModel:
+    """One graph folded: each op into the first closed scope on its name's path (an open scope is a box), then
+    what belongs to a node though TensorFlow made it outside the node's scope joins it."""
     group = {name: _group_of(name, op, opened, model.ops) for name, op in model.ops.items()}
     _one_node_per_optimizer(model, group, scopes)
     _join_own_updates(model, group)
-    _join_loose_stretches(model, group)
+    stretches = _join_loose_stretches(model, group)
     _join_inner_work(model, group)
     members: dict[str, list[Op]] = {}
     for name, op in model.ops.items():
         members.setdefault(group[name], []).append(op)
-    names = _layer_names(scopes, layer_names(model) | _keras_layer_names(limits[2]))
     ins: dict[str, list[Edge]] = {}
     outs: dict[str, list[Edge]] = {}
     for edge in model.edges:
@@ -267,9 +319,10 @@ def _fold(model: GraphModel, scopes: Scopes, opened: set[str], expand: tuple[str
     ops: dict[str, Op] = {}
     for key, inside in members.items():
         if len(inside) == 1 and inside[0].name == key:
-            ops[key] = _open_op(inside[0], expand, limits)
+            ops[key] = _open_op(inside[0], context)
         else:
-            ops[key] = _folded_node(key, inside, model, group, scopes, names, ins, outs)
+            role = "stretch" if key in stretches else None
+            ops[key] = _folded_node(key, inside, model, group, scopes, context.names, ins, outs, role)
     edges = _without_backward_reuse(_group_edges(model, group, ops), ops)
     inputs = list(dict.fromkeys(group[n] for n in model.inputs if n in group))
     outputs = list(dict.fromkeys(group[n] for n in model.outputs if n in group))
@@ -293,7 +346,7 @@ def _folded_overlay(overlay: Overlay, group: dict[str, str]) -> Overlay:
                     mapping[key] = source[key]
             continue
         roles = {overlay.gradient[n] for n in names if n in overlay.gradient}
-        if roles:
+        if "target" in roles or roles & {"path", "connected"}:  # a stopped or disconnected source is on no path
             folded.gradient[key] = "target" if "target" in roles else "path"
         marks = {overlay.diff.get(n, "") for n in names}
         if len(marks) == 1 and "" not in marks:
@@ -311,13 +364,8 @@ def _without_backward_reuse(edges: list[Edge], ops: dict[str, Op]) -> list[Edge]
     for edge in edges:
         if ops[edge.dst].kind != "backward":
             feeding.setdefault(edge.dst, []).append(edge.src)
-    upstream, work = set(), [src for e in into for src in feeding.get(e.src, ())]
-    while work:
-        name = work.pop()
-        if name not in upstream:
-            upstream.add(name)
-            work.extend(feeding.get(name, ()))
-    dropped = {id(e) for e in into if e.src in upstream or ops[e.src].kind in ("input", "variable")}
+    earlier = upstream({e.src for e in into}, feeding.get)
+    dropped = {id(e) for e in into if e.src in earlier or ops[e.src].kind in ("input", "variable")}
     return edges if len(dropped) == len(into) else [e for e in edges if id(e) not in dropped]
 
 
@@ -352,31 +400,38 @@ def _group_of(name: str, op: Op, opened: set[str], model_ops: dict) -> str:
     return name
 
 
-def _open_op(op: Op, expand: tuple[str, ...], limits: tuple) -> Op:
-    """An op drawn as itself: a large call's body folded away unless ``--expand`` names it; other bodies folded."""
+def _open_op(op: Op, context: _Context) -> Op:
+    """An op drawn as itself: a large call's body folded away unless ``--expand`` names it; other bodies folded to
+    the program's level too (each body once, however many folds draw it)."""
     if not op.subgraphs:
         return op
-    if op.callee and not any(scope_matches(op.name, g) or scope_matches(op.callee, g) for g in expand):
-        count = sum(sub.traced_ops() for _, sub in op.subgraphs)
-        if sum(sub.total_ops() for _, sub in op.subgraphs) > CALL_BODY_SHOWN or any(
-                needs_folding(sub, limits[2]) for _, sub in op.subgraphs):
-            return dataclasses.replace(op, subgraphs=[], folded=Folded("call", op.callee, (op.name,), count))
-    height_limit, max_nodes, keras = limits
-    return dataclasses.replace(op, subgraphs=[(label, program_view(sub, expand, height_limit, max_nodes, keras=keras)[0])
-                                              for label, sub in op.subgraphs])
+    key = id(op)
+    if key not in context.bodies:
+        named = any(scope_matches(op.name, g) or scope_matches(op.callee, g) for g in context.expand)
+        if op.callee and not named and any(sub.total_ops() > CALL_BODY_SHOWN or needs_folding(sub, context.keras)
+                                           for _, sub in op.subgraphs):
+            count = sum(sub.traced_ops() for _, sub in op.subgraphs)
+            context.bodies[key] = dataclasses.replace(op, subgraphs=[],
+                                                      folded=Folded("call", op.callee, (op.name,), count))
+        else:
+            context.bodies[key] = dataclasses.replace(op, subgraphs=[
+                (label, program_view(sub, context.expand, context.height_limit, context.max_nodes,
+                                     keras=context.keras)[0]) for label, sub in op.subgraphs])
+    return context.bodies[key]
 
 
 def _join_own_updates(model: GraphModel, group: dict[str, str]) -> None:
-    """Ops outside every scope that only work towards updating the variables of one owner join that owner's node:
-    Keras's optimizer steps its ``iterations`` after its scope, and a metric's ``update_state`` (``accuracy/total``,
-    ``loss/count``) has no scope at all.  An op joins where everything it feeds ends in writes to that owner's
-    variables (the ``Equal``, ``Cast``, ``Sum`` and ``AssignVariableOp`` of an accuracy), not where it also feeds
-    something else (the labels both the loss and the accuracy read stay as they are).  The owner is a variable's
-    node (the scope it is in) or, for one outside every scope, its path's first part; an owner that is an open box
-    (a model's step counter) is none."""
+    """Ops outside every scope (drawn as themselves so far) that only work towards updating the variables of one
+    owner join that owner's node: Keras's optimizer steps its ``iterations`` after its scope, and a metric's
+    ``update_state`` (``accuracy/total``, ``loss/count``) has no scope at all.  An op joins where everything it
+    feeds ends in writes to that owner's variables (the ``Equal``, ``Cast``, ``Sum`` and ``AssignVariableOp`` of an
+    accuracy), not where it also feeds something else (the labels both the loss and the accuracy read stay as they
+    are).  The owner is a variable's node (the scope it is in) or, for one outside every scope, its path's first
+    part; an owner that is an open box (a model's step counter) is none.  Owners of one name whose writes one op
+    feeds together are one (a metric's ``total`` and ``count``: ``accuracy``, ``accuracy_1``)."""
     loose = {name for name, op in model.ops.items() if group[name] == name and op.kind in ("op", "output")
              and not op.subgraphs and not op.made_by}
-    boxes = {key.rsplit("/", 1)[0] for key in group.values() if "/" in key}  # the open scopes around nodes
+    boxes = {without_counter(key.rsplit("/", 1)[0]) for key in group.values() if "/" in key}  # open scopes
     owner_of: dict[str, str] = {}  # a loose write op -> the owner of the variable it writes
     consumers: dict[str, list[str]] = {}
     for edge in model.edges:
@@ -386,8 +441,10 @@ def _join_own_updates(model: GraphModel, group: dict[str, str]) -> None:
         consumers.setdefault(edge.src, []).append(edge.dst)
         if src.kind == "variable" and edge.dst in loose and dst.type.startswith(VARIABLE_WRITES):
             owner = group[src.name] if group[src.name] != src.name else _owner(src)
-            if owner and without_counter(owner) not in {without_counter(b) for b in boxes}:
+            if owner and without_counter(owner) not in boxes:
                 owner_of[dst.name] = owner
+    if not owner_of:
+        return
     ends: dict[str, frozenset] = {}
 
     def reaches(name: str) -> frozenset:  # the owners whose writes everything ``name`` feeds ends in ("": other)
@@ -406,20 +463,31 @@ def _join_own_updates(model: GraphModel, group: dict[str, str]) -> None:
             ends[current] = frozenset(found or {""})
         return ends[name]
 
-    keys: dict[str, str] = {}  # a metric's total and count are one owner (``accuracy``, ``accuracy_1``)
-    for owner in sorted(set(owner_of.values())):
-        keys.setdefault(without_counter(owner.rsplit("/", 1)[-1]), owner)
+    one = {owner: owner for owner in owner_of.values()}  # owner -> the owner it is one with
+
+    def first(owner: str) -> str:
+        while one[owner] != owner:
+            owner = one[owner]
+        return owner
+
     for name in loose:
         owners = reaches(name)
-        if len(owners) == 1 and "" not in owners:
-            owner = keys[without_counter(next(iter(owners)).rsplit("/", 1)[-1])]
+        stems = {without_counter(owner.rsplit("/", 1)[-1]) for owner in owners}
+        if "" not in owners and len(owners) > 1 and len(stems) == 1:
+            ordered = sorted(first(owner) for owner in owners)
+            for owner in ordered[1:]:
+                one[owner] = ordered[0]
+    for name in loose:
+        owners = {first(owner) for owner in reaches(name) if owner}
+        if len(owners) == 1 and "" not in reaches(name):
+            owner = owners.pop()
             group[name] = owner if owner not in model.ops or group.get(owner) != owner else f"{owner} (update)"
-    for name, key in list(group.items()):  # an owner's variables outside every scope, and its other scopes
+    for name, key in list(group.items()):  # the owner's other scopes, and its variables outside every scope
         op = model.ops[name]
-        if op.kind == "variable" and key == name and _owner(op) and without_counter(_owner(op)) in keys:
-            group[name] = keys[without_counter(_owner(op))]
-        elif key in owner_of.values() and key != keys[without_counter(key.rsplit("/", 1)[-1])]:
-            group[name] = keys[without_counter(key.rsplit("/", 1)[-1])]
+        if key in one and first(key) != key:
+            group[name] = first(key)
+        elif op.kind == "variable" and key == name and _owner(op) in one:
+            group[name] = first(_owner(op))
     _join_readers_of_own(model, group, loose)
 
 
@@ -452,7 +520,8 @@ def _join_inner_work(model: GraphModel, group: dict[str, str]) -> None:
             feeding.setdefault(edge.dst, set()).add(edge.src)
             feeds.setdefault(edge.src, set()).add(edge.dst)
     joined: set[str] = set()
-    for _ in range(3):  # an op that only reads constants (Cast(1)) joins once the op it feeds has joined
+    changed = True
+    while changed:  # an op that only reads constants (Cast(1)) joins once the op it feeds has joined
         changed = False
         for name, op in model.ops.items():
             captured = op.kind == "input" and op.detail == "captured" and not op.label  # TensorFlow's own capture
@@ -469,45 +538,63 @@ def _join_inner_work(model: GraphModel, group: dict[str, str]) -> None:
                 group[name] = next(iter(targets))
                 joined.add(name)
                 changed = True
-        if not changed:
-            break
 
 
 #: Ops outside every scope that make one connected stretch of at least this many are drawn as one node.
 LOOSE_STRETCH = 8
 
 
-def _join_loose_stretches(model: GraphModel, group: dict[str, str]) -> None:
+def _join_loose_stretches(model: GraphModel, group: dict[str, str]) -> set[str]:
     """A long stretch of ops outside every scope that TensorFlow made in between the program's parts (a strategy's
     all-reduce of the gradients: a ``Reshape`` per gradient, ``ConcatV2``, ``CollectiveReduceV2``, ``SplitV``, a
-    ``Reshape`` back per gradient) is one node, named by the work it does; short ones, and a graph's own code where
-    it has no folded parts to be between, stay as they are."""
-    loose = {name for name, op in model.ops.items() if group[name] == name and op.kind == "op" and not op.subgraphs
-             and not op.made_by}
+    ``Reshape`` back per gradient) is one node, named by the work it does.  Short ones stay as they are, and so
+    do a graph's own code where it has no folded parts to be between, and a stretch that both feeds and reads
+    another node (an autoencoder's input scaling, which its loss reads again): one node would make a cycle.
+
+    Returns:
+        The keys of the stretches' nodes.
+    """
+    loose = {name for name, op in model.ops.items() if group[name] == name and op.kind == "op" and "/" not in name
+             and not op.subgraphs and not op.made_by}
     links: dict[str, set[str]] = {name: set() for name in loose}
     beside: set[str] = set()  # loose ops next to a folded node: a stretch between the program's parts has them
+    ins: dict[str, set[str]] = {}  # between the nodes drawn so far
+    outs: dict[str, set[str]] = {}
     for edge in model.edges:
+        if edge.src not in group or edge.dst not in group:
+            continue
+        if group[edge.src] != group[edge.dst]:
+            ins.setdefault(group[edge.dst], set()).add(group[edge.src])
+            outs.setdefault(group[edge.src], set()).add(group[edge.dst])
         if edge.src in loose and edge.dst in loose:
             links[edge.src].add(edge.dst)
             links[edge.dst].add(edge.src)
-        elif edge.src in loose and group.get(edge.dst, edge.dst) != edge.dst:
+        elif edge.src in loose and group[edge.dst] != edge.dst:
             beside.add(edge.src)
-        elif edge.dst in loose and group.get(edge.src, edge.src) != edge.src:
+        elif edge.dst in loose and group[edge.src] != edge.src:
             beside.add(edge.dst)
+    keys: set[str] = set()
     seen: set[str] = set()
     for start in [name for name in model.ops if name in loose]:  # in the order TensorFlow made them
         if start in seen:
             continue
-        stretch, work = [], [start]
+        stretch, work = set(), [start]
         while work:
             name = work.pop()
             if name not in seen:
                 seen.add(name)
-                stretch.append(name)
+                stretch.add(name)
                 work.extend(links[name] - seen)
-        if len(stretch) >= LOOSE_STRETCH and beside.intersection(stretch):  # not the user's own unscoped code
-            for name in stretch:
-                group[name] = f"{start} ({len(stretch)} ops)"
+        if len(stretch) < LOOSE_STRETCH or not beside & stretch:  # short, or the user's own unscoped code
+            continue
+        below = upstream(stretch, lambda name: [o for o in outs.get(name, ()) if o not in stretch])
+        if below & upstream(stretch, lambda name: [i for i in ins.get(name, ()) if i not in stretch]):
+            continue  # something it feeds feeds it back: one node would make a cycle
+        key = f"{start} ({len(stretch)} ops)"
+        keys.add(key)
+        for name in stretch:
+            group[name] = key
+    return keys
 
 
 def _owner(variable: Op) -> str:
@@ -529,7 +616,8 @@ def _layer_names(scopes: Scopes, layers: frozenset[str]) -> dict[str, str]:
         last = [c.rsplit("/", 1)[-1] for c in children]
         if role != "model":
             continue
-        if len(last) >= 2 and all(re.search(r"_\d+$", part) for part in last):
+        counted = all(re.search(r"_\d+$", part) for part in last)
+        if len(last) >= 2 and counted and not all(part in layers for part in last):  # Keras 2: dense_3, dense_4
             names.update((child, without_counter(part)) for child, part in zip(children, last))
         else:  # Keras 2 enters each scope once: a part named as a layer is that layer (conv2d_1, beside conv2d)
             names.update((child, part) for child, part in zip(children, last) if part in layers)
@@ -537,16 +625,12 @@ def _layer_names(scopes: Scopes, layers: frozenset[str]) -> dict[str, str]:
 
 
 def _folded_node(key: str, inside: list[Op], model: GraphModel, group: dict[str, str], scopes: Scopes,
-                 names: dict[str, str], ins: dict[str, list[Edge]], outs: dict[str, list[Edge]]) -> Op:
-    """One node standing for the ops of a scope (or a gradient call's node): what it is, its weights, its work.
-    ``ins`` and ``outs``: the model's edges by the op they go into and come from."""
-    gradient = next((op for op in inside if op.made_by), None)
-    role = scopes.roles.get(key, "scope")
-    if gradient is not None:
-        role = "gradient"
-    elif key not in scopes.roles and key.endswith(" ops)"):  # a stretch of ops outside every scope
-        role = "stretch"
-    elif role == "scope" and "/" in key and scopes.roles.get(key.rsplit("/", 1)[0]) == "model":
+                 names: dict[str, str], ins: dict[str, list[Edge]], outs: dict[str, list[Edge]],
+                 role: str | None = None) -> Op:
+    """One node standing for the ops of a scope (or of a stretch outside every scope, ``role="stretch"``): what it
+    is, its weights, its work.  ``ins`` and ``outs``: the model's edges by the op they go into and come from."""
+    role = role or scopes.roles.get(key, "scope")
+    if role == "scope" and "/" in key and scopes.roles.get(key.rsplit("/", 1)[0]) == "model":
         role = "layer"
     count = sum(op.folded.ops if op.folded is not None else 1 + sum(sub.traced_ops() for _, sub in op.subgraphs)
                 for op in inside)
@@ -562,10 +646,8 @@ def _folded_node(key: str, inside: list[Op], model: GraphModel, group: dict[str,
     types = tuple(dict.fromkeys(op.type for op in inside if op.kind in ("op", "output", "control_flow")
                                 and op.type not in _PLUMBING and not op.type.startswith(VARIABLE_WRITES)))
     layers = len(scopes.children.get(key, ())) if role == "model" else 0
-    given = gradient.folded.outputs if gradient is not None and gradient.folded is not None else 0
-    shown = names.get(key) or (gradient.name if gradient is not None else key.rsplit("/", 1)[-1])
-    folded = Folded(role, shown, tuple(op.name for op in inside), count, types[:TYPES_SHOWN], weights, updates,
-                    layers, given)
+    folded = Folded(role, names.get(key) or key.rsplit("/", 1)[-1], tuple(op.name for op in inside), count,
+                    types[:TYPES_SHOWN], weights, updates, layers)
     device = next((op.device for op in inside if op.device), "")
     working = {op.kind for op in inside if op.kind not in ("variable", "constant", "input")}
     kind = "backward" if working == {"backward"} else "scope"  # a layer's backward pass, drawn as backward ops are
@@ -597,25 +679,20 @@ def _read_shape(op: Op, outs: dict[str, list[Edge]]) -> str:
 
 
 def _group_edges(model: GraphModel, group: dict[str, str], ops: dict[str, Op]) -> list[Edge]:
-    """Edges between the drawn nodes, each once, counting the tensors it stands for.  A variable's edge to a
-    folded node other than its owner's (the gradient reading a weight, the optimizer writing it) is left out:
-    the nodes say it in words."""
+    """Edges between the drawn nodes, each once, counting the tensors it stands for.  The edge of a variable a
+    folded node holds to another node (the gradient reading a weight, the optimizer writing it) is left out: the
+    nodes say it in words; a variable drawn as itself keeps its edges."""
     found: dict[tuple[str, str], Edge] = {}
     tensors: dict[tuple[str, str], set] = {}
     for edge in model.edges:
         if edge.control or edge.src not in group or edge.dst not in group:
             continue
         src, dst = group[edge.src], group[edge.dst]
-        if src == dst:
-            continue
-        variable = model.ops[edge.src].kind == "variable"
-        if variable and (ops[src].folded is not None or ops[dst].folded is not None):
-            continue
-        if edge.tensor is not None and edge.tensor.dtype == "resource" and ops[dst].folded is not None:
+        if src == dst or model.ops[edge.src].kind == "variable" and ops[src].folded is not None:
             continue
         key = (src, dst)
         if key not in found:
-            found[key] = dataclasses.replace(edge, src=src, dst=dst, count=0, dst_index=edge.dst_index)
+            found[key] = dataclasses.replace(edge, src=src, dst=dst, count=0)
             tensors[key] = set()
         if (edge.src, edge.src_index) not in tensors[key]:
             tensors[key].add((edge.src, edge.src_index))
@@ -638,7 +715,7 @@ def _what_was_folded(view: GraphModel, scopes: Scopes, opened: set[str], why: di
     each closed one and why, each call drawn without its body."""
     words = []
     for scope in scopes.models():
-        if scope in opened and scope + "/" != BACKWARD_SCOPE:
+        if scope in opened:
             n = sum(1 for op in view.ops.values() if op.folded and op.folded.role == "layer"
                     and op.name.rsplit("/", 1)[0] == scope)
             name = names.get(scope, scope) + ("'s backward pass" if scope.startswith(BACKWARD_SCOPE) else "")

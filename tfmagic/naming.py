@@ -154,7 +154,7 @@ class VariableNames:
                 variant = getattr(value, "_variant_tensor", None)
                 if variant is not None and id(variant) not in self._datasets:
                     self._datasets[id(variant)] = name
-            elif _is_keras(value, ("Layer", "Metric", "Optimizer")):
+            elif is_keras(value, ("Layer", "Metric", "Optimizer")):
                 self._name_owned(value)
 
     def _name_owned(self, value: Any) -> None:
@@ -238,9 +238,9 @@ def keras_names(namespace: dict) -> KerasNames:
     for name, value in list(namespace.items()):
         if name.startswith("_") or id(value) in seen:
             continue
-        if _is_keras(value, ("Optimizer", "OptimizerV2")):
+        if is_keras(value, ("Optimizer", "OptimizerV2")):
             found["optimizers"].add(getattr(value, "name", "") or "")
-        if not _is_keras(value, ("Layer",)):
+        if not is_keras(value, ("Layer",)):
             continue
         try:
             every = list(value._flatten_layers(include_self=True, recursive=True))
@@ -248,7 +248,7 @@ def keras_names(namespace: dict) -> KerasNames:
             every = [value]
         for layer in every:
             seen.add(id(layer))
-            model = _is_keras(layer, ("Model", "Functional", "Sequential"))
+            model = is_keras(layer, ("Model", "Functional", "Sequential"))
             found["models" if model else "layers"].add(getattr(layer, "name", "") or "")
             optimizer = getattr(layer, "optimizer", None) if model else None
             if optimizer is not None:
@@ -256,7 +256,7 @@ def keras_names(namespace: dict) -> KerasNames:
     return KerasNames(**{kind: frozenset(names - {""}) for kind, names in found.items()})
 
 
-def _is_keras(value: Any, classes: tuple[str, ...]) -> bool:
+def is_keras(value: Any, classes: tuple[str, ...]) -> bool:
     """Whether ``value`` is an instance of one of Keras's classes of these names (Keras 3's or tf-keras's)."""
     return any(c.__name__ in classes and "keras" in c.__module__ for c in type(value).__mro__)
 
@@ -350,7 +350,10 @@ def control_flow_names(graph, python_function) -> dict[str, str]:
             visit(child)
 
     visit(outer)
-    ops = [op for op in graph.get_operations() if op.type in _LOOP_OPS + _IF_OPS]
+    from tfmagic.graph import DATASET_LOOPS, is_dataset_loop
+
+    ops = [op for op in graph.get_operations() if op.type in _LOOP_OPS + _IF_OPS
+           and (op.type not in DATASET_LOOPS or is_dataset_loop(op))]  # not a user's own ds.scan(...)
     kinds = ["loop" if op.type in _LOOP_OPS else "if" for op in ops]
     if kinds != [kind for kind, _, _ in statements] or any(names is None for _, names, _ in statements):
         return {}

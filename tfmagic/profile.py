@@ -297,22 +297,3 @@ def layer_grouper(layer_names: set[str]) -> Callable[[str], str]:
         return f"{key} (backward)" if backward else key
 
     return group
-
-
-def keras_layer_names(namespace: dict) -> set[str]:
-    """The names of every Keras layer and model the namespace holds, and of the layers inside them."""
-    names: set[str] = set()
-
-    def walk(layer, depth=0):
-        name = getattr(layer, "name", None)
-        if not isinstance(name, str) or name in names or depth > 8:
-            return
-        names.add(name)
-        for inner in getattr(layer, "layers", None) or ():
-            walk(inner, depth + 1)
-
-    for value in list(namespace.values()):
-        module = type(value).__module__ or ""
-        if module.startswith("keras") and hasattr(value, "trainable_variables"):
-            walk(value)
-    return names

@@ -24,7 +24,7 @@
 - calls of the same ``tf.function`` that a Python loop made while tracing (ten calls of a training
   step) are one call node marked ``x10``;
 - a call or loop that reads more than :data:`VARIABLES_SHOWN` variables (a training step reads every
-  weight and optimizer slot) holds them, counted by owner (``sequential: 8, adam: 18``), instead of
+  weight and optimizer slot) holds them, counted by owner (``sequential 8, adam 18``), instead of
   a row of variable nodes.
 
 Nothing is hidden silently: :meth:`Hidden.line` is printed under the drawing.
@@ -42,7 +42,8 @@ import re
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclasses_replace
 
-from tfmagic.graph import CALLS, DATASET_LOOP_RUNNERS, DATASET_LOOPS, Edge, Folded, GraphModel, Op, without_counter
+from tfmagic.graph import (CALLS, DATASET_LOOP_RUNNERS, DATASET_LOOPS, Edge, Folded, GraphModel, Op, upstream,
+                           without_counter)
 
 #: What the readable view hides, in the order the note lists it: key -> (singular, plural).
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -227,8 +228,13 @@ class _Simplifier:
         if not folding:
             return
         for edge in self.edges:
-            source = folding.get(edge.src, {}).get(edge.src_index)
-            if source is not None and edge.dst not in folding:
+            source = edge
+            for _ in range(len(folding)):  # through a chain of them, to what feeds the first
+                forwarded = folding.get(source.src, {}).get(source.src_index)
+                if forwarded is None:
+                    break
+                source = forwarded
+            if source is not edge and edge.dst not in folding:
                 edge.src, edge.src_index = source.src, source.src_index
         self._remove_all(dict.fromkeys(folding, "identity"))
 
@@ -246,13 +252,17 @@ class _Simplifier:
         if not runners:
             return
 
-        def loop_of(name):
+        def loop_of(name):  # the dataset loop a runner reads (through the others: a break's TakeWhileDataset)
             for _ in range(len(runners) + 1):
                 feeding = [e for e in self._in(name) if e.dst_index == 0]
                 if not feeding or feeding[0].src not in runners:
-                    return feeding[0].src if feeding else None
+                    source = self.ops.get(feeding[0].src) if feeding else None
+                    return source.name if source is not None and source.type in DATASET_LOOPS and source.subgraphs \
+                        else None
                 name = feeding[0].src
             return None
+
+        runners = {name: op for name, op in runners.items() if loop_of(name) is not None}  # not ds.reduce(...)
 
         for edge in self.edges:
             if edge.src in runners and edge.dst not in runners:
@@ -272,16 +282,8 @@ class _Simplifier:
         calls = [name for name, op in self.ops.items() if op.made_by and op.kind == "scope"]
         for call in calls:
             feeding = [e for e in self._in(call) if e.src in self.ops]
-            producers = {e.src for e in feeding}
-            upstream: set[str] = set()
-            work = [e.src for p in producers for e in self._in(p)]
-            while work:
-                name = work.pop()
-                if name in upstream:
-                    continue
-                upstream.add(name)
-                work.extend(e.src for e in self._in(name))
-            hidden = [e for e in feeding if e.src in upstream or self.ops[e.src].kind in ("variable", "input")]
+            earlier = upstream({e.src for e in feeding}, lambda name: [e.src for e in self._in(name)])
+            hidden = [e for e in feeding if e.src in earlier or self.ops[e.src].kind in ("variable", "input")]
             if len(hidden) == len(feeding):  # nothing is last: keep the call's inputs as they are
                 continue
             dropped = {id(e) for e in hidden}
@@ -291,7 +293,7 @@ class _Simplifier:
     def _fold_weight_plumbing(self) -> None:
         """A reshape or cast of nothing but a variable (a convolution's bias reshaped for ``BiasAdd``) folds into
         the variable's edge: the op that uses it reads the variable."""
-        for _ in range(3):  # a short chain: Reshape, then Squeeze
+        while True:  # a chain of them (Reshape, then Squeeze) folds one op at a time
             folding = {}
             for name, op in self.ops.items():
                 ins = self._in(name)
@@ -306,15 +308,15 @@ class _Simplifier:
             self._remove_all(dict.fromkeys(folding, "weight"))
 
     def _merge_list_outputs(self) -> None:
-        """Outputs that are the parts of one list (``grads[0]`` ... ``grads[7]``: more than two) become one node
-        named by the list, fed once by each op that gives parts of it."""
+        """Outputs that are the parts of one list one op gives (``grads[0]`` ... ``grads[7]`` of a gradient call:
+        more than two) become one node named by the list; the parts of a tuple of different results stay apart."""
         lists: dict[str, list[str]] = {}
         for name, op in self.ops.items():
             match = _LIST_PART.match(op.label) if op.kind == "output" else None
             if match:
                 lists.setdefault(match.group(1), []).append(name)
         for base, parts in lists.items():
-            if len(parts) < 3:
+            if len(parts) < 3 or len({e.src for name in parts for e in self._in(name)}) != 1:
                 continue
             kept = self.ops[parts[0]]
             kept.label = f"{base}: list of {len(parts)}"
@@ -332,7 +334,7 @@ class _Simplifier:
                 merged.count += 1
             for name in parts[1:]:
                 del self.ops[name]
-            self.edges = edges
+            self.edges = [e for e in edges if e.src not in inside or e.src == kept.name]
             self.hidden.add("list", len(parts) - 1)
 
     def _merge_repeated_calls(self) -> None:
@@ -343,7 +345,7 @@ class _Simplifier:
             if op.type in CALLS and op.subgraphs:
                 calls.setdefault((op.callee, op.subgraphs[0][1].name), []).append(name)
         for members in calls.values():
-            if len(members) < 2 or self._between(set(members)):
+            if len(members) < 2 or not self._repeated(members) or self._between(set(members)):
                 continue
             kept, inside = self.ops[members[0]], set(members)
             kept.repeat = len(members)
@@ -364,19 +366,20 @@ class _Simplifier:
             self.edges = edges
             self.hidden.add("repeat", len(members) - 1)
 
+    def _repeated(self, members: list[str]) -> bool:
+        """Whether calls are one call repeated: each reads what the first reads (``train_step(x, y)`` ten times),
+        or what the one before it gave (``h = cell(h)`` unrolled); ``f(a) + f(b)`` are two calls."""
+        def reads(name):
+            return {(e.src, e.src_index, e.dst_index) for e in self._in(name)}
+
+        if all(reads(name) == reads(members[0]) for name in members[1:]):
+            return True
+        return all(any(e.src == before for e in self._in(after)) for before, after in zip(members, members[1:]))
+
     def _between(self, members: set[str]) -> bool:
         """Whether an op that is not a member both depends on a member and feeds one."""
-        def reach(links):
-            seen, work = set(), [n for m in members for n in links(m) if n not in members]
-            while work:
-                name = work.pop()
-                if name not in seen and name not in members:
-                    seen.add(name)
-                    work.extend(links(name))
-            return seen
-
-        below = reach(lambda n: [e.dst for e in self._out(n)])
-        return bool(below & reach(lambda n: [e.src for e in self._in(n)]))
+        below = upstream(members, lambda n: [e.dst for e in self._out(n) if e.dst not in members])
+        return bool(below & upstream(members, lambda n: [e.src for e in self._in(n) if e.src not in members]))
 
     def _fold_call_variables(self) -> None:
         """A call or loop that reads more than :data:`VARIABLES_SHOWN` variables holds them (a training step called
@@ -390,7 +393,9 @@ class _Simplifier:
                 continue
             for edge in reads:
                 variable = self.ops[edge.src]
-                op.variables.append(variable.label or variable.detail or variable.name)
+                shown = variable.label or variable.detail or variable.name
+                if shown not in op.variables:  # a variable fed to two of its inputs is one variable
+                    op.variables.append(shown)
                 if all(e.dst == name for e in self._out(edge.src)):
                     folded[edge.src] = "variable"
             dropped = {id(e) for e in reads}
@@ -526,6 +531,7 @@ class _Simplifier:
         dataset = self._source_label(feeding[0], named_results, False)[0] if 0 in feeding else ""
         op.label = f"for {', '.join(carried[states:])} in {dataset or 'the dataset'}"  # the loop as the code has it
         return "dataset body", labels, [], states
+
     def _named_results(self) -> dict[tuple[str, int], str]:
         """``(op, output index) -> name`` where an op's output leaves the function as a named output."""
         found = {}

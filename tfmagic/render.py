@@ -195,6 +195,7 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
                                  times=times, layers=layers, groups=groups)
         dot_source = build_dot(view, dot_options)
     wanted = tuple(dict.fromkeys(("svg", *formats)))
+    folded = view is not model  # the first view already folds the graph: a coarser fold is the same view, less open
     try:
         rendered = render_dot_within(dot_source, wanted, budget)
     except LayoutTimeout as e:  # too slow to lay out: one node per top-level scope, which is quick
@@ -204,21 +205,29 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
         notes = [line for line in (note, hidden) if line]
         dot_source = build_dot(view, dataclasses.replace(dot_options, title="\n".join([title, *notes])))
         rendered = render_dot_within(dot_source, wanted)
-    folded = view is not model  # the first view already folds the graph: a coarser fold is the same view, less open
+        folded = False  # the quickest view there is: no coarser one to try
     if folded and options.depth is None and ops == "readable" and _width(rendered["svg"]) > NOTEBOOK_WIDTH:
         from tfmagic.sizing import coarser
 
-        # Wider than a notebook at the first level: the coarser levels, until one fits (or the last one).
-        for view, note in coarser(model, total, options.expand, options.max_nodes or DEFAULT_MAX_NODES,
-                                  options.keras):
-            notes = [line for line in (note, hidden) if line]
+        # Wider than a notebook at the first level: the coarser levels, until one fits (or the last one); a level
+        # too slow to lay out ends the search with the last one drawn.
+        for coarse, note in coarser(model, total, options.expand, options.max_nodes or DEFAULT_MAX_NODES,
+                                    options.keras):
+            lines = [line for line in (note, hidden) if line]
             if groups:
                 from tfmagic.xla import fusions_in_nodes
 
-                view, added = fusions_in_nodes(view, groups)
-                notes += [added] if added else []
-            dot_source = build_dot(view, dataclasses.replace(dot_options, title="\n".join([title, *notes])))
-            rendered = render_dot_within(dot_source, wanted, budget)
+                coarse, added = fusions_in_nodes(coarse, groups)
+                lines += [added] if added else []
+            if profile is not None:
+                heat, times = _heat(coarse, profile)
+            source = build_dot(coarse, dataclasses.replace(dot_options, title="\n".join([title, *lines]), heat=heat,
+                                                           times=times))
+            try:
+                rendered = render_dot_within(source, wanted, budget)
+            except LayoutTimeout:
+                break
+            view, notes, dot_source = coarse, lines, source
             if _width(rendered["svg"]) <= NOTEBOOK_WIDTH:
                 break
     svg, scaled = fit_width(_svg_element(rendered["svg"]))
@@ -287,19 +296,24 @@ def describe_graph(tf_graph, title: str, options: DrawOptions = DrawOptions(), *
 
 
 def _heat(view, profile) -> tuple[dict[str, float], dict[str, str]]:
-    """Each drawn node's share of the profiled op time and its label text (a collapsed scope sums its ops)."""
+    """Each drawn node's share of the profiled op time and its label text: a node that stands for many ops
+    (``graph.Folded``, or a collapsed scope) sums the ops it holds, by name, and the ops under its scope (the
+    variable reads the readable view folded away), each op counted once, in the deepest node holding it."""
     micros = {op.name: op.total_us for op in profile.ops}
     whole = profile.op_us or 1.0
-    heat, times = {}, {}
-    for name, op in view.ops.items():
-        if op.folded is not None:  # a folded node: the ops it holds (those TensorFlow made outside its scope too)
-            names = [k for k in micros if k in op.folded.members or any(k.startswith(m + "/")
-                                                                         for m in (name, *op.folded.members))]
-        else:
-            names = [k for k in micros if k.startswith(name + "/")] if op.kind == "scope" else []
-            names += [name] if name in micros else []
-        if names:
-            spent = sum(micros[k] for k in names)
-            heat[name] = spent / whole
-            times[name] = f"{spent / whole:.0%} · {format_us(spent)}"
+    node_of = {member: name for name, op in view.ops.items() if op.folded is not None for member in op.folded.members}
+    scopes = {name for name, op in view.ops.items() if op.folded is not None or op.kind == "scope"}
+    spent: dict[str, float] = {}
+    for name, micro in micros.items():
+        node = node_of.get(name) or (name if name in view.ops else None)
+        parts = name.split("/")
+        for depth in range(len(parts) - 1, 0, -1):  # else the deepest drawn scope around it
+            if node is not None:
+                break
+            prefix = "/".join(parts[:depth])
+            node = prefix if prefix in scopes else None
+        if node is not None:
+            spent[node] = spent.get(node, 0.0) + micro
+    heat = {name: micro / whole for name, micro in spent.items()}
+    times = {name: f"{micro / whole:.0%} · {format_us(micro)}" for name, micro in spent.items()}
     return heat, times

@@ -401,8 +401,9 @@ def find_functions(namespace: dict, kinds: dict | None = None) -> dict[str, Any]
 
 
 def _is_keras_model(value: Any) -> bool:
-    cls = type(value)
-    return any(c.__name__ in ("Model", "Layer") and "keras" in c.__module__ for c in cls.__mro__)
+    from tfmagic.naming import is_keras
+
+    return is_keras(value, ("Model", "Layer"))
 
 
 #: Keras 3's step functions: the model's attribute -> the names to list its tf.functions under. Keras keeps
@@ -484,10 +485,16 @@ def _closure_functions(function, depth: int = 3) -> list:
 
 def called_functions(function) -> list:
     """The tf.functions a plain Python function calls: those its closures hold (Keras 3's ``train_function``), and
-    those its code names among its globals (a notebook's ``def run(x): return train_step(x)``)."""
+    the globals its code loads (a notebook's ``def run(x): return train_step(x)``; not ``self.train_step``)."""
+    import dis
+
     found = _closure_functions(function)
-    code, names = getattr(function, "__code__", None), getattr(function, "__globals__", {})
-    for name in getattr(code, "co_names", ()):
+    names = getattr(function, "__globals__", {})
+    try:
+        loaded = [i.argval for i in dis.get_instructions(function) if i.opname == "LOAD_GLOBAL"]
+    except TypeError:  # not Python code (a builtin, a callable object)
+        loaded = []
+    for name in loaded:
         value = names.get(name)
         if is_tf_function(value) and all(value is not f for f in found):
             found.append(value)

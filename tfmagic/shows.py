@@ -172,10 +172,11 @@ def profile_views(call: Callable[[], object], graph, title: str, steps: int, nam
     """``--profile N``: ``(profile, views)``; the profile is ``None`` (with a one-line warning) when the
     profiler cannot run or a profiled call fails."""
     from tfmagic.graph import build_graph_model
-    from tfmagic.profile import ProfilerUnavailable, VariablesKept, keras_layer_names, layer_grouper, profile_calls
+    from tfmagic.profile import ProfilerUnavailable, VariablesKept, layer_grouper, profile_calls
     from tfmagic.reports import ProfileReport
 
-    layer_of = layer_grouper(keras_layer_names(namespace))
+    keras = keras_names(namespace)
+    layer_of = layer_grouper(set(keras.models | keras.layers))
     try:
         with VariablesKept(graph):  # an interrupt goes on up, once the profiler is stopped (profile_calls)
             profile = profile_calls(call, steps, layer_of)

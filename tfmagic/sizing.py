@@ -120,14 +120,14 @@ def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None
         keras=None) -> tuple[GraphModel, str]:
     """A model small enough to draw in reasonable time, and a note of what was summarised or left out.
 
-    Small graphs (up to :data:`COLLAPSE_ABOVE` ops) come back whole; larger ones start collapsed, one
-    node per top-level name scope (a Keras layer), and ``depth`` / ``expand`` open them; what does not
-    fit in ``max_nodes`` is collapsed further, then cut, with a note of how much was left out.
-    ``total`` is the size of the graph TensorFlow traced, when ``model`` is a simplified view of it
-    (the readable view): whether a graph starts collapsed depends on TensorFlow's op count, in every view.
-    ``program`` (the readable view): a graph with a Keras model or a large call, or one that would start
-    collapsed, is drawn at the program's level instead (``levels.program_view``), ``expand`` opening it further;
-    ``keras`` (``naming.KerasNames``) tells its models from its layers.
+    With ``program`` (the readable view), a graph with a Keras model or a large call, one of more than
+    :data:`COLLAPSE_ABOVE` ops, or one too tall for a notebook, is drawn at the program's level
+    (``levels.program_view``; ``keras``, a ``naming.KerasNames``, tells its models from its layers), ``expand``
+    opening it further; other graphs come back whole.  Without it (every op), and with ``depth``, a graph of more
+    than :data:`COLLAPSE_ABOVE` ops or too tall starts collapsed by name scope, ``depth`` / ``expand`` opening it.
+    What does not fit in ``max_nodes`` is collapsed further, then cut, with a note of how much was left out.
+    ``total`` is the size of the graph TensorFlow traced, when ``model`` is a simplified view of it (the readable
+    view): whether a graph starts folded depends on TensorFlow's op count, in every view.
     """
     total = model.total_ops() if total is None else total
     tall = 0
@@ -140,9 +140,7 @@ def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None
     if depth is not None or expand or total > COLLAPSE_ABOVE or tall:
         depth = depth or _first_branching_depth(model)
         view = collapse(model, depth, expand)
-        scopes = {op.name.rsplit("/", 1)[0] for op in model.ops.values()} | set(model.ops)
-        scopes |= {"/".join(s.split("/")[:i]) for s in list(scopes) for i in range(1, s.count("/") + 1)}
-        unmatched = [g for g in expand if not any(scope_matches(s, g) for s in scopes)]
+        unmatched = _unmatched(model, expand)
         opened = [g for g in expand if g not in unmatched]
         how = (f"depth {depth}" + (f", {', '.join(opened)} expanded" if opened else "")
                + (f"; no scope matches --expand {', '.join(unmatched)}" if unmatched else ""))
@@ -176,8 +174,18 @@ def program_fit(model: GraphModel, total: int, expand: tuple[str, ...] = (), max
         return None, "", 0
     what = f": {'; '.join(folded)}" if folded else ""
     why = f" (expanded, it would be about {tall:,} pt tall)" if tall else ""
-    how = "--expand NAME opens a layer, model or call" + (", and more" if expand else "")
+    unmatched = _unmatched(model, expand)
+    how = "--expand NAME opens a layer, model or call" + (
+        f"; no scope or call matches --expand {', '.join(unmatched)}" if unmatched else "")
     return view, f"{total:,} ops drawn as {len(view.ops)} nodes{why}{what}; {how}", opened
+
+
+def _unmatched(model: GraphModel, expand: tuple[str, ...]) -> list[str]:
+    """The ``--expand`` globs that name no scope, op or call of ``model``."""
+    scopes = {op.name.rsplit("/", 1)[0] for op in model.ops.values()} | set(model.ops)
+    scopes |= {"/".join(s.split("/")[:i]) for s in list(scopes) for i in range(1, s.count("/") + 1)}
+    calls = {op.callee for op in model.ops.values() if op.callee}
+    return [g for g in expand if not any(scope_matches(s, g) for s in scopes | calls)]
 
 
 def coarser(model: GraphModel, total: int, expand: tuple[str, ...] = (),

@@ -193,10 +193,17 @@ def test_a_lists_parts_are_one_output_and_repeated_calls_one_call_marked_with_th
     body = body.build(body.output("Identity", body.op("Tanh", "Tanh", body.input("x")), label="result"))
     calls = [g.op(name, "StatefulPartitionedCall", x, kind="control_flow", callee="step", stateful=True,
                   subgraphs=[("function", body)]) for name in ("call", "call_1", "call_2")]
-    parts = [g.output(f"Identity_{i}", g.op(f"part_{i}", "Square", calls[-1]), label=f"grads[{i}]") for i in range(3)]
-    labels, edges, hidden = _view(g.build(*parts))
+    split = g.op("split", "Split", calls[-1], outputs=3)
+    parts = []
+    for i in range(3):  # the parts of one op's list
+        parts.append(g.output(f"Identity_{i}", split, label=f"grads[{i}]"))
+        g.edges[-1].src_index = i
+    apart = [g.output(f"Identity_r{i}", g.op(f"part_{i}", "Square", x), label=f"result[{i}]") for i in range(3)]
+    labels, edges, hidden = _view(g.build(*parts, *apart))
     assert labels["call"].startswith("call step ×3") and "call_1" not in labels
     assert labels["Identity_0"] == "grads: list of 3" and "Identity_1" not in labels
+    assert ("split", "Identity_0", "3 tensors") in edges
+    assert labels["Identity_r1"].startswith("result[1]")  # a tuple of three results from three ops stays apart
     assert "2 repeated calls drawn as one (xN)" in hidden and "2 list parts drawn in their lists' nodes" in hidden
 
 

@@ -152,6 +152,10 @@ def test_an_epoch_draws_the_step_as_one_call_in_its_loop_holding_the_variables(i
     assert "reads 26 variables: " in call and re.search(r"\n\d+ ops$", call)  # counted by owner (Keras 3: cnn 8)
     assert not any(graph.get_node(n).attr["shape"] == "cylinder" for n in graph.nodes())
     assert re.search(r"\d+ variables shown in the calls or loops that read them", text)
+    labels, graph, svg, text = _draw(ip, tmp_path, "%%tfgraph --expand train_step\nfor xb, yb in ds:\n"
+                                                   "    loss = train_step(xb, yb)")
+    assert _fits(svg, text) and "no scope or call matches" not in text
+    assert _stacked(svg, LAYERS) and _label(labels, "adam")  # the step opened, inside the loop's body
 
 
 def test_ten_calls_a_python_loop_made_are_one_call_marked_x10(ip, tmp_path):

@@ -181,11 +181,16 @@ def program_fit(model: GraphModel, total: int, expand: tuple[str, ...] = (), max
 
 
 def _unmatched(model: GraphModel, expand: tuple[str, ...]) -> list[str]:
-    """The ``--expand`` globs that name no scope, op or call of ``model``."""
-    scopes = {op.name.rsplit("/", 1)[0] for op in model.ops.values()} | set(model.ops)
-    scopes |= {"/".join(s.split("/")[:i]) for s in list(scopes) for i in range(1, s.count("/") + 1)}
-    calls = {op.callee for op in model.ops.values() if op.callee}
-    return [g for g in expand if not any(scope_matches(s, g) for s in scopes | calls)]
+    """The ``--expand`` globs that name no scope, op or call of ``model`` or of the bodies it draws."""
+    names: set[str] = set()
+    models = [model]
+    while models:
+        graph = models.pop()
+        names |= {op.name.rsplit("/", 1)[0] for op in graph.ops.values()} | set(graph.ops)
+        names |= {op.callee for op in graph.ops.values() if op.callee}
+        models += [sub for op in graph.ops.values() for _, sub in op.subgraphs]
+    names |= {"/".join(s.split("/")[:i]) for s in list(names) for i in range(1, s.count("/") + 1)}
+    return [g for g in expand if not any(scope_matches(s, g) for s in names)]
 
 
 def coarser(model: GraphModel, total: int, expand: tuple[str, ...] = (),

@@ -72,12 +72,13 @@ class TfGraphMagics(SessionMagics):
                    "edges and loop bookkeeping folded away, with a line saying what was hidden); "
                    "all: every op as TensorFlow has it")
     @argument("--expand", dest="expand", action="append", default=[], metavar="SCOPE",
-              help="open a name scope (a glob; repeat for more) in a collapsed drawing")
+              help="open a layer (by its own name), a model, a call or a name scope (a glob; repeat for more) "
+                   "that the drawing shows as one node")
     @argument("--depth", dest="depth", type=int, metavar="N",
-              help="draw collapsed by name scope, N levels deep")
+              help="draw collapsed by name scope, N levels deep (instead of at the program's level)")
     @argument("--max-nodes", dest="max_nodes", type=int, metavar="N",
-              help="the most nodes a drawing holds (default 500): a graph that still has more after graphs of "
-                   "more than 150 ops start collapsed is collapsed further, then cut, with a note")
+              help="the most nodes a drawing holds (default 500): a model opens only within it, and a graph "
+                   "that still has more is collapsed further, then cut, with a note")
     @argument("--trace", dest="trace", type=int, metavar="N",
               help="(line form) which trace of FUNC to draw first (default: the latest)")
     @argument("-o", "--output", dest="output", metavar="FILE",
@@ -116,10 +117,14 @@ class TfGraphMagics(SessionMagics):
         as dashed boxes, edges labelled with dtype and shape.  Variable reads,
         identities, NoOps, control edges, unused ops and loop bookkeeping are folded
         away, and a line under the drawing counts them; --ops all draws every op.
-        Graphs of more than 150 ops start collapsed by name scope (one node per Keras
-        layer); --expand SCOPE (globs, repeatable) and --depth N open them.
-        --max-nodes N (default 500) caps the nodes a drawing holds: a graph that still
-        has more is collapsed further, then cut, with a note of what it left out.
+        Training code is drawn at the level it was written: a Keras model as its
+        layers (their weights in their nodes), one node for a loss, a tape's gradient
+        call, an optimizer's update, a call of a large tf.function; other graphs of
+        more than 150 ops start collapsed by name scope.  --expand NAME (globs,
+        repeatable) opens a layer, model, call or scope; --depth N collapses by name
+        scope instead.  --max-nodes N (default 500) caps the nodes a drawing holds: a
+        graph that still has more is collapsed further, then cut, with a note of what
+        it left out.
 
         --show text lists the graph's ops as text (type, output, what each reads): a
         terminal shows that below every drawing.  --show optimized draws the graph

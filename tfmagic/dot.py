@@ -207,7 +207,8 @@ def folded_lines(folded) -> list[str]:
         n, word = folded.outputs, folded.name.split("(")[0].replace("batch_", "")
         lines = [folded.name, (f"{n} {word}{'s' if n != 1 else ''} \u00b7 " if n else "") + f"{folded.ops:,} ops"]
     else:
-        lines = [folded.name, (f"{types} \u00b7 " if types else "") + f"{folded.ops:,} op{'s' if folded.ops != 1 else ''}"]
+        count = f"{folded.ops:,} op{'s' if folded.ops != 1 else ''}"
+        lines = [folded.name, f"{types} \u00b7 {count}" if types else count]
         lines += wrap(weights, ", ", LABEL_WIDTH) if weights and folded.role == "scope" else []
     if folded.fusions:
         lines.append(f"XLA: {folded.fusions} fusion{'s' if folded.fusions != 1 else ''}")
@@ -583,9 +584,10 @@ def build_dot(model: GraphModel, options: DotOptions = DotOptions()) -> str:
         lines += wrap("ops filled by device: " + " · ".join(
             f"{_colour_name(c)}: {d or 'placed by TensorFlow'}" for d, c in colours.items()), " · ")
     label = "\n".join(lines)
+    newrank = options.readable and (writer.used.get("body_box", 1) is None or writer.ranked)  # bodies, rank=same
     head = [
         f"digraph {quote(model.name)} {{",
-        f'  graph [{"newrank=true " if (writer.used.get("body_box", 1) is None or writer.ranked) and options.readable else ""}'
+        f'  graph [{"newrank=true " if newrank else ""}'
         f'rankdir=TB compound=true fontname="Helvetica" fontsize=10 nodesep=0.25 ranksep=0.35 '
         f"labelloc=b label={quote(label)}" + (" nslimit=1 splines=line" if edge_count > 300 else "") + "]",
         '  node [fontname="Helvetica" fontsize=10 height=0.3 margin="0.08,0.03"]',

@@ -62,7 +62,8 @@ CATEGORIES: dict[str, tuple[str, str]] = {
                "ops that only reshape or cast a variable (on their edges)"),
     "list": ("list part drawn in its list's node", "list parts drawn in their lists' nodes"),
     "repeat": ("repeated call drawn as one (xN)", "repeated calls drawn as one (xN)"),
-    "variable": ("variable shown in the call or loop that reads it", "variables shown in the calls or loops that read them"),
+    "variable": ("variable shown in the call or loop that reads it",
+                 "variables shown in the calls or loops that read them"),
 }
 
 #: A call or loop that reads more variables than this holds them (counted by owner) instead of drawing each.

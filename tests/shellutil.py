@@ -81,3 +81,52 @@ def svg_width(svg: str) -> float:
 def user_names(ip) -> dict:
     """Every user-visible name and the identity of its value (IPython's own In/Out/_ names aside)."""
     return {k: id(v) for k, v in ip.user_ns.items() if not k.startswith("_") and k not in ("In", "Out")}
+
+
+# ---------------------------------------------------------------------------
+# Differential runs: the same cell plain and under a magic
+
+
+def comparable(value):
+    """A comparable form of what a cell left: tensors and variables as arrays, containers item by item."""
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [comparable(v) for v in value]
+    if value is None:
+        return None
+    import numpy as np
+
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+
+
+def same_values(a, b) -> bool:
+    """Whether two :func:`comparable` forms hold the same values (floats to float32's precision)."""
+    import numpy as np
+
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b))
+    if a is None or b is None:
+        return a is None and b is None
+    if a.dtype.kind not in "fciub" or b.dtype.kind not in "fciub":
+        return a.shape == b.shape and bool(np.array_equal(a, b))
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6))
+
+
+def differential(ip, setup: str, cell: str, names: tuple, options: str = "--show none", times: int = 1):
+    """Run ``cell`` plain and under %%tfgraph (each after ``setup``); assert equal ``names``; the magic's output."""
+    values = []
+    for prefix in ("", f"%%tfgraph {options}\n"):
+        result, captured = run(ip, setup)
+        assert result.success, result.error_in_exec
+        for _ in range(times):
+            result, captured = run(ip, prefix + cell)
+            assert result.success, (prefix, result.error_in_exec, captured.stdout)
+        values.append({name: comparable(ip.user_ns[name]) for name in names})
+    plain, graph = values
+    for name in names:
+        assert same_values(plain[name], graph[name]), f"{name}: plain {plain[name]}, %%tfgraph {graph[name]}"
+        assert plain[name] is not None and not (isinstance(plain[name], list) and None in plain[name])
+    return captured

@@ -32,10 +32,14 @@ def test_what_cannot_leave_the_graph_is_not_written_back_and_the_note_names_it(i
     run(ip, "xg = tf.constant([1., 2.])")
     result, captured = run(ip, "%%tfgraph --show none\nkept = xg * 2\ngen = (xg * k for k in range(3))")
     assert result.success
-    assert "gen" not in ip.user_ns and ip.user_ns["kept"].numpy().tolist() == [2.0, 4.0]
+    assert ip.user_ns["kept"].numpy().tolist() == [2.0, 4.0]
     notes = output_text(captured, drawings=False)
     assert "%%tfgraph: line 2: gen is not written back: a generator made while tracing" in notes
     assert len([ln for ln in notes.splitlines() if "gen" in ln]) == 1  # one line
+    result, captured = run(ip, "list(gen)")  # not an earlier gen: one that says why it is not there
+    assert not result.success and type(result.error_in_exec).__name__ == "NotWrittenBackError"
+    assert str(result.error_in_exec).startswith("line 1 (list(gen)): gen was not written back by the %%tfgraph cell")
+    assert "line 2: a generator made while tracing" in str(result.error_in_exec)
 
 
 def test_a_graph_loop_variable_is_named_when_it_cannot_come_back(ip):
@@ -44,7 +48,8 @@ def test_a_graph_loop_variable_is_named_when_it_cannot_come_back(ip):
     result, captured = run(ip, "%%tfgraph --show none\ntotal = tf.constant(0)\nfor i in tf.range(nl):\n"
                                "    total += i * i\ntotal")
     assert result.success and int(ip.user_ns["total"]) == 14
-    assert "i" not in ip.user_ns
+    result, _ = run(ip, "i + 1")
+    assert not result.success and "i was not written back by the %%tfgraph cell" in str(result.error_in_exec)
     note = next(t for t in output_texts(captured) if "i is not written back" in t)
     assert "line 2" in note and "graph loop" in note
 

@@ -41,6 +41,9 @@ RESULT_NAME = "_tfmagic_result"
 RETURN_HELPER = "_tfmagic_return"
 #: Wraps the iterable of each top-level ``for`` loop: it tells, while tracing, a graph loop from a Python one.
 LOOP_HELPER = "_tfmagic_loop"
+#: Follows each statement nested in a branch or loop: ``_tfmagic_bound(LINE, locals())`` tells, while tracing,
+#: what the branch or loop body bound (AutoGraph keeps a name bound there only when the cell reads it after).
+BOUND_HELPER = "_tfmagic_bound"
 #: Line k of the cell is line ``k + LINE_OFFSET`` of the generated source.
 LINE_OFFSET = 2
 _INDENT = "    "
@@ -189,7 +192,7 @@ def analyze_cell(source: str, tag: str = "") -> CellCode:
     last = tree.body[-1]
     has_result = isinstance(last, ast.Expr)
     loops = [stmt for stmt in tree.body if isinstance(stmt, ast.For)]
-    body = _indented_body(source, last if has_result else None, loops)
+    body = _indented_body(source, last if has_result else None, loops, _nested_statements(tree))
     return CellCode(
         source=source,
         filename=filename,
@@ -554,16 +557,41 @@ def _mutated(tree: ast.AST) -> frozenset[str]:
 # The body's text
 
 
-def _indented_body(source: str, last_expr: ast.Expr | None, loops: list[ast.For] = ()) -> str:
+def _nested_statements(tree: ast.Module) -> list[ast.stmt]:
+    """The simple statements of the cell's scope inside a compound one (a branch, a loop's body, a ``with``),
+    each the last on its line: what follows them learns what their block bound (see :data:`BOUND_HELPER`)."""
+    out: dict[int, ast.stmt] = {}  # by line: the last statement on it
+    stack = [(stmt, False) for stmt in tree.body]
+    while stack:
+        node, nested = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue  # another scope
+        blocks = [getattr(node, f, None) or [] for f in ("body", "orelse", "finalbody")]
+        blocks += [h.body for h in getattr(node, "handlers", ())] + [c.body for c in getattr(node, "cases", ())]
+        if any(blocks):
+            stack.extend((child, True) for block in blocks for child in block)
+        elif nested:
+            last = out.get(node.end_lineno)
+            if last is None or (last.end_col_offset or 0) < (node.end_col_offset or 0):
+                out[node.end_lineno] = node
+    return sorted(out.values(), key=lambda s: s.end_lineno)
+
+
+def _indented_body(source: str, last_expr: ast.Expr | None, loops: list[ast.For] = (),
+                   nested: list[ast.stmt] = ()) -> str:
     """The cell's lines indented into a function body, keeping line numbers.
 
     Lines that continue a multi-line string are left as they are, so string
     values do not change.  A last expression becomes ``_tfmagic_result = (...)``;
-    a top-level loop's iterable ``for t in ITER:`` becomes ``_tfmagic_loop(LINE, ITER)``.
+    a top-level loop's iterable ``for t in ITER:`` becomes ``_tfmagic_loop(LINE, ITER)``;
+    a statement nested in a branch or loop is followed by ``; _tfmagic_bound(LINE, locals())``.
     """
     lines = source.splitlines(True) or ["\n"]
     if lines[-1] and not lines[-1].endswith(("\n", "\r")):
         lines[-1] += "\n"
+    for stmt in nested:  # each on its own line, at the line's end: the loops' positions stay valid
+        end, ec = stmt.end_lineno - 1, _char_col(lines[stmt.end_lineno - 1], stmt.end_col_offset)
+        lines[end] = f"{lines[end][:ec]}; {BOUND_HELPER}({stmt.lineno}, locals()){lines[end][ec:]}"
     for loop in reversed(loops):  # from the end: earlier positions stay valid
         it = loop.iter
         end, ec = it.end_lineno - 1, _char_col(lines[it.end_lineno - 1], it.end_col_offset)

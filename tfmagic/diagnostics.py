@@ -316,6 +316,10 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
     for node in ast.walk(tree):
         if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
             _check_try(node, add)
+        if type(node).__name__ == "Match":
+            add(node, "match", "AutoGraph does not convert a match statement: TensorFlow then traces the whole "
+                "cell as written (its warning says so), so no if, for or while of the cell is converted: on a tensor "
+                "they fail, on Python values they run while tracing", "write the match as if/elif")
         if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id in in_place:
             add(node, "side_effect", once.format(name=node.target.id), once_fix)
         if isinstance(node, ast.Delete):

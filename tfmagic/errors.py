@@ -67,3 +67,12 @@ class RenderError(TfMagicError, RuntimeError):
 
 class GraphvizMissingError(RenderError):
     """The in-process Graphviz engine (the ``pygraphviz`` wheel) is not importable."""
+
+
+class NotWrittenBackError(TfMagicError, AttributeError):
+    """A name was used that a magic cell could not write back (its value could not leave the graph); the
+    message names the cell and line that bound it, why, and what to do.  An ``AttributeError``, so that code
+    asking ``getattr(value, "name", None)`` of every value in a namespace passes it by."""
+
+    def _render_traceback_(self):
+        return [f"NotWrittenBackError: {self}"]

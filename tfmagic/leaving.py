@@ -8,8 +8,12 @@ while tracing, an object holding graph tensors) is not written back, and the tra
 
 from __future__ import annotations
 
+import ast
 import collections.abc
+import linecache
+import os
 import re
+import sys
 import types
 from typing import Any
 
@@ -93,7 +97,8 @@ def graph_bound(value: Any, depth: int = 0) -> bool:
         return any(graph_bound(v, depth + 1) for v in value)
     if isinstance(value, dict):
         return any(graph_bound(v, depth + 1) for v in value.values())
-    if tf.is_tensor(value) or getattr(type(value), "__module__", "") in ("__tfmagic_cell__", "__main__"):
+    module = getattr(type(value), "__module__", "") or ""
+    if tf.is_tensor(value) or module in ("__tfmagic_cell__", "__main__") or module.startswith("tensorflow."):
         try:
             parts = vars(value)
         except TypeError:  # no __dict__
@@ -152,15 +157,22 @@ def _tensor_array_rebuilder(array: tf.TensorArray):
     return rebuild
 
 
-def place(value: Any, graph, values: dict, name: str | None = None, *, variable_for, code: CellCode) -> tuple[str, Any]:
+def place(value: Any, graph, values: dict, name: str | None = None, *, variable_for, code: CellCode,
+          captured: frozenset = frozenset()) -> tuple[str, Any]:
     """How one value the cell bound leaves the graph: ``(kind, payload)``.
 
     Kinds: ``tensor`` (it leaves as a tensor, composite ones included), ``mixed`` (a container: its tensors leave,
     the rest stays Python; payload from :func:`split_mixed`), ``rebuild`` (``(tensors, rebuild)``: made again
     eagerly from its tensors, a ``tf.TensorArray`` as its list), ``function`` (a function the cell defined: its
     node, to be defined again), ``python`` (the value itself), ``drop`` (it cannot leave the graph: payload says
-    why).  ``variable_for(value, graph, values)`` finds the variable behind an assign's graph view of it.
+    why).  ``variable_for(value, graph, values)`` finds the variable behind an assign's graph view of it;
+    ``captured``: the ids of the objects the cell read from the namespace (what it did not make while tracing).
     """
+    if isinstance(value, tf.GradientTape) and id(value) not in captured and getattr(value, "_tape", 0) is not None:
+        # (a used non-persistent tape has let go of its recording: it refuses a second gradient, as a plain one does)
+        return "drop", ("a GradientTape that recorded while tracing holds the trace's graph tensors (outside the "
+                        "cell its gradients would be None); call tape.gradient(...) in this cell (the gradients are "
+                        "written back), or record in a plain cell or under %%tape")
     if isinstance(value, tf.TensorArray):
         if not tf.is_symbolic_tensor(value.flow):
             return "python", value
@@ -218,54 +230,143 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
     return "python", value
 
 
-def write_back_notes(record, code: CellCode) -> list:
-    """One finding per name (or result) of a trace (``tracing.TraceRecord``) that does not leave the graph as the
-    plain cell's would, at the line that binds it."""
-    lines = code.source.splitlines()
-    notes = []
-    for name in record.texts:
-        line = binding_line(code.tree, name)
-        code = lines[line - 1] if line and 0 < line <= len(lines) else ""
-        notes.append(diagnostics.Finding(
-            "symbolic_text", line, code,
-            f"{name} holds the text of a symbolic tensor, formatted while tracing: it shows no values, where a "
-            "plain cell's text shows them", "format in the graph (tf.strings.format('{}', t), "
-            "tf.strings.as_string(t)), or format in a plain cell"))
-    loops = (  # names a loop binds that stay behind: (names, where they were bound, and what to do)
+def not_written_back(record, code: CellCode) -> list[tuple[tuple[str, ...], int | None, str, str]]:
+    """What a trace (``tracing.TraceRecord``) does not write back, though a plain cell would bind it:
+    ``(names, line, why, fix)``, one entry per loop or binding statement, the result's under :data:`RESULT_KEY`."""
+    out = []
+    loops = (  # names a loop or branch binds that stay behind: (names, where they were bound, and what to do)
         (record.kept_inside, "bound inside a graph loop, AutoGraph keeps them inside the graph unless the cell "
          "reads them after the loop (a plain cell leaves them bound)",
          lambda listed: "bind what you need before the loop and read it after the loop"),
         (record.python_loop_kept, "bound in the body of this Python loop, which AutoGraph runs while tracing "
          "and keeps only the names the cell reads after it (a plain cell leaves them bound)",
          lambda listed: f"read {listed} after the loop, or loop over list(...) so that tfmagic sees a Python "
-         "loop before tracing"))
+         "loop before tracing"),
+        (record.graph_kept, "bound only inside a branch or loop on a tensor (a tf.cond or tf.while_loop AutoGraph "
+         "made), which keeps them inside the graph unless the cell reads them after it and every branch binds "
+         "them (a plain cell leaves them bound when its branch runs)",
+         lambda listed: f"bind {listed} before the if or loop too (e.g. to tf.zeros_like(...)), so that every "
+         "path binds it, and read it after"))
     for kept, why, fix in loops:
-        by_loop: dict[int, list[str]] = {}
+        by_line: dict[int | None, list[str]] = {}
         for name in kept:
-            by_loop.setdefault(code.loop_bound[name], []).append(name)
-        for line, names in by_loop.items():
+            by_line.setdefault((code.loop_bound or {}).get(name) or binding_line(code.tree, name), []).append(name)
+        for line, names in by_line.items():
             listed = ", ".join(names)
-            verb = "is" if len(names) == 1 else "are"
-            notes.append(diagnostics.Finding(
-                "loop_name", line, lines[line - 1] if 0 < line <= len(lines) else "",
-                f"{listed} {verb} not written back: {why}", fix(listed)))
+            out.append((tuple(names), line, why, fix(listed)))
+    for name, reason in record.dropped.items():
+        if name is RESULT_KEY:
+            lines = code.source.splitlines()
+            line = len(lines)
+            while line > 1 and not lines[line - 1].strip():
+                line -= 1
+            out.append(((RESULT_KEY,), line, reason, ""))
+        else:
+            out.append(((name,), binding_line(code.tree, name), reason, ""))
+    return out
+
+
+def write_back_notes(record, code: CellCode) -> list:
+    """One finding per name (or result) of a trace (``tracing.TraceRecord``) that does not leave the graph as the
+    plain cell's would, at the line that binds it."""
+    lines = code.source.splitlines()
+
+    def text(line):
+        return lines[line - 1] if line and 0 < line <= len(lines) else ""
+
+    notes = []
+    for name in record.texts:
+        line = binding_line(code.tree, name)
+        notes.append(diagnostics.Finding(
+            "symbolic_text", line, text(line),
+            f"{name} holds the text of a symbolic tensor, formatted while tracing: it shows no values, where a "
+            "plain cell's text shows them", "format in the graph (tf.strings.format('{}', t), "
+            "tf.strings.as_string(t)), or format in a plain cell"))
     for name in record.rebuild:
         if isinstance(name, str) and f"{name}.read(" in code.source:
             line = binding_line(code.tree, name)
             notes.append(diagnostics.Finding(
-                "tensorarray", line, lines[line - 1] if line and 0 < line <= len(lines) else "",
+                "tensorarray", line, text(line),
                 f"{name} comes back as an eager TensorArray rebuilt from its contents: every element is there, "
                 "where an eager TensorArray clears an element when it is read (clear_after_read)",
                 "read the elements you need in the cell (they are written back)"))
-    for name, reason in record.dropped.items():
-        if name is RESULT_KEY:
-            line = len(lines)
-            while line > 1 and not lines[line - 1].strip():
-                line -= 1
-            what = "the cell's last expression is not shown"
-        else:
-            line = binding_line(code.tree, name)
-            what = f"{name} is not written back"
-        # one line: what the cell binds that stays behind, and why
-        notes.append(diagnostics.Finding("write_back", None, "", f"line {line}: {what}: {reason}"))
+    for names, line, why, fix in not_written_back(record, code):
+        if fix:
+            verb = "is" if len(names) == 1 else "are"
+            notes.append(diagnostics.Finding("loop_name", line, text(line),
+                                             f"{', '.join(names)} {verb} not written back: {why}", fix))
+        else:  # one line: what the cell binds that stays behind, and why
+            what = "the cell's last expression is not shown" if names[0] is RESULT_KEY else \
+                f"{names[0]} is not written back"
+            notes.append(diagnostics.Finding("write_back", None, "", f"line {line}: {what}: {why}"))
     return notes
+
+
+class NotWrittenBack:
+    """What a name is bound to when the cell's value for it could not leave the graph: any use of it raises
+    :class:`~tfmagic.errors.NotWrittenBackError`, which says which cell and line bound it, why, and what to do
+    (an earlier value left in place would be silently wrong)."""
+
+    __slots__ = ("_tfmagic_text",)
+
+    def __init__(self, text: str):
+        object.__setattr__(self, "_tfmagic_text", text)
+
+    def __repr__(self) -> str:
+        return f"<not written back: {self._tfmagic_text}>"
+
+    def _tfmagic_fail(self, *args, **kwargs):
+        raise self._tfmagic_error(_use_site())
+
+    def _tfmagic_error(self, site: str = ""):
+        """The error a use raises; ``site``: ``line N (code): `` where it was used."""
+        from tfmagic.errors import NotWrittenBackError
+
+        return NotWrittenBackError(site + self._tfmagic_text)
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("_") or attribute == "is_tensor_like":  # protocols asked of any value
+            raise AttributeError(attribute)
+        self._tfmagic_fail()
+
+    __setattr__ = __call__ = __iter__ = __len__ = __getitem__ = __setitem__ = __contains__ = _tfmagic_fail
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __matmul__ = __rmatmul__ = _tfmagic_fail
+    __truediv__ = __rtruediv__ = __floordiv__ = __pow__ = __neg__ = __abs__ = _tfmagic_fail
+    __lt__ = __le__ = __gt__ = __ge__ = __float__ = __int__ = __index__ = __array__ = __format__ = _tfmagic_fail
+    __enter__ = __next__ = _tfmagic_fail
+
+
+def _use_site() -> str:
+    """``line N (code): `` of the plain cell that used a :class:`NotWrittenBack`; empty elsewhere (a magic's
+    cell shows its own line)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    name = frame.f_code.co_filename if frame is not None else ""
+    if not (name.startswith("<ipython-input-") or f"{os.sep}ipykernel_" in name):  # IPython's, a kernel's cells
+        return ""
+    code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"line {frame.f_lineno} ({code}): " if code else f"line {frame.f_lineno}: "
+
+
+def check_reads(code: CellCode, values: dict) -> None:
+    """Raise a :class:`NotWrittenBack`'s error, at the line that reads it, when a cell reads one."""
+    for name, value in values.items():
+        if isinstance(value, NotWrittenBack):
+            lines = code.source.splitlines()
+            line = min((node.lineno for node in ast.walk(code.tree) if isinstance(node, ast.Name)
+                        and node.id == name and isinstance(node.ctx, ast.Load)), default=None)
+            site = f"line {line} ({lines[line - 1].strip()}): " if line else ""
+            raise value._tfmagic_error(site)
+
+
+def stand_ins(not_written: list, where: str) -> dict[str, NotWrittenBack]:
+    """A :class:`NotWrittenBack` for each name of :func:`not_written_back`'s list; ``where``: the cell
+    (``"%%tfgraph cell [3]"``)."""
+    out = {}
+    for names, line, why, fix in not_written:
+        for name in names:
+            if name is not RESULT_KEY:
+                out[name] = NotWrittenBack(f"{name} was not written back by the {where}, line {line}: {why}"
+                                           + (f"; {fix}" if fix else ""))
+    return out

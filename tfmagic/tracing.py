@@ -33,12 +33,14 @@ from typing import Any
 import tensorflow as tf
 
 from tfmagic import diagnostics, retracing, tracebacks
-from tfmagic.cell import FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell
+from tfmagic.cell import (BOUND_HELPER, FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell,
+                          cell_graph)
 from tfmagic.cellvars import CellVariables, EagerEffects
 from tfmagic.errors import RetraceLimitError
 from tfmagic.fixes import fixes_for
 from tfmagic.inputs import MUTABLE, split_inputs
-from tfmagic.leaving import RESULT_KEY, SYMBOLIC_TEXT, is_defined, join_mixed, place, write_back_notes
+from tfmagic.leaving import (RESULT_KEY, SYMBOLIC_TEXT, check_reads, is_defined, join_mixed, not_written_back, place,
+                             write_back_notes)
 from tfmagic.quiet import graph_only_deprecations
 from tfmagic.redefine import CELL_BUILTINS, CELL_MODULE, redefine
 
@@ -87,6 +89,8 @@ class TraceRecord(retracing.Trace):
         texts: names bound to text that shows a symbolic tensor (``f"{y}"`` while tracing).
         kept_inside: names a graph loop binds that AutoGraph kept inside the graph (not written back).
         python_loop_kept: names the body of a Python loop binds that AutoGraph did not keep (not written back).
+        graph_kept: names bound only inside a graph branch or loop (an ``if`` or loop on a tensor) that AutoGraph
+            kept inside the graph (not written back), the top-level loops' ``kept_inside`` aside.
     """
 
     graph: Any
@@ -103,6 +107,7 @@ class TraceRecord(retracing.Trace):
     texts: list = field(default_factory=list)
     kept_inside: list = field(default_factory=list)
     python_loop_kept: list = field(default_factory=list)
+    graph_kept: list = field(default_factory=list)
     redefined: dict = field(default_factory=dict)  # name -> the user's own function or class, once defined
 
 
@@ -143,6 +148,7 @@ class CellRun:
     functions: dict[str, Any] = field(default_factory=dict)
     eager: str = ""
     _redefined: dict = field(default_factory=dict)
+    not_written: list = field(default_factory=list)  # what a plain cell binds that this run could not write back
     cell: Any = None  # the CellFunction that ran (its traces, for a diff or the explorer)
 
     def redefine_functions(self, namespace: dict) -> None:
@@ -203,6 +209,11 @@ class CellFunction:
         namespace["__builtins__"] = CELL_BUILTINS  # classes the cell defines are AutoGraph's own (see _build_class)
         namespace[RETURN_HELPER] = tf.autograph.experimental.do_not_convert(self._collect)
         namespace[LOOP_HELPER] = tf.autograph.experimental.do_not_convert(self._loop)
+        namespace[BOUND_HELPER] = tf.autograph.experimental.do_not_convert(self._bound)
+        # (an except clause's name is unbound at the clause's end, as Python does)
+        self._assigned = frozenset(code.assigned) - {node.name for node in ast.walk(code.tree)
+                                                      if isinstance(node, ast.ExceptHandler)}
+        self._bindings: list[tuple[Any, dict]] = []  # (graph, names) that branches and loop bodies bound, in order
         self._loops: dict[int, Any] = {}  # loop line -> _GRAPH_LOOP, or (its last item,) / () for a Python loop
         namespace["__name__"] = CELL_MODULE
         # captured names the cell binds are the function's globals (it reads, changes and rebinds them)
@@ -244,10 +255,23 @@ class CellFunction:
             if name not in values and name in local_values and is_defined(local_values[name]):
                 values[name] = local_values[name]
         graph = tf.compat.v1.get_default_graph()
+        bindings, self._bindings = self._bindings, []
+        last: dict[str, Any] = {}  # what the trace's path bound last, in the branches and loops AutoGraph did not keep
+        inner: dict[str, None] = {}  # names bound in a graph branch or loop's body (a tf.cond's, a while's)
+        for where, bound in bindings:
+            if where is graph:
+                last.update(bound)
+            elif cell_graph(where) is graph:
+                inner.update(dict.fromkeys(bound))
+        for name, value in last.items():
+            if name not in self.code.deleted:
+                values.setdefault(name, value)
         record = TraceRecord(number=0, graph=graph, python_values={}, python_result=None, result_is_tensor=False)
         tensors = {}
+        captured = frozenset(map(id, self._globals.values()))
         for name, value in values.items():
-            kind, payload = place(value, graph, values, name, variable_for=self.variables.variable_for, code=self.code)
+            kind, payload = place(value, graph, values, name, variable_for=self.variables.variable_for, code=self.code,
+                                  captured=captured)
             if kind == "tensor":
                 tensors[name] = payload
             elif kind == "mixed":
@@ -270,7 +294,7 @@ class CellFunction:
             record.slots.append((label, slot))
             tensors[label] = tensor
         kind, payload = ("python", None) if result is None else place(
-            result, graph, values, variable_for=self.variables.variable_for, code=self.code)
+            result, graph, values, variable_for=self.variables.variable_for, code=self.code, captured=captured)
         out = None
         if kind == "tensor":
             out = payload
@@ -287,8 +311,15 @@ class CellFunction:
                               and loops.get(self.code.loop_bound[n], _GRAPH_LOOP) is _GRAPH_LOOP]
         record.python_loop_kept = [n for n in self.code.loop_bound if n not in values and n not in self.code.deleted
                                    and loops.get(self.code.loop_bound[n], _GRAPH_LOOP) not in (_GRAPH_LOOP, ())]
+        noted = set(record.kept_inside) | set(record.python_loop_kept) | set(record.dropped)
+        record.graph_kept = [n for n in inner if n not in values and n not in self.code.deleted and n not in noted]
         self._pending.append(record)
         return tensors, out
+
+    def _bound(self, line: int, local_values: dict) -> None:
+        """Called after each statement nested in a branch or loop, while tracing: what its block has bound."""
+        self._bindings.append((tf.compat.v1.get_default_graph(),
+                               {k: v for k, v in local_values.items() if k in self._assigned and is_defined(v)}))
 
     def _loop(self, line: int, iterable):
         """The iterable of the top-level ``for`` loop at ``line``, as AutoGraph gets it; notes which kind it is.
@@ -331,6 +362,7 @@ class CellFunction:
         eagerly: the graph of a cell that creates a ``tf.Variable`` can then be analysed, as ``%%tape`` does).
         ``function``: a ``tf.function`` that calls the cell's Python function (``%%tape``'s, with gradients)."""
         self.variables.restart(EagerEffects(self.code))
+        self._bindings.clear()
         with self.variables.scope(), graph_only_deprecations():
             return (function or self.function).get_concrete_function(*args)
 
@@ -354,6 +386,7 @@ class CellFunction:
         count = self.function.experimental_get_tracing_count
         before = count()
         self._pending.clear()
+        self._bindings.clear()
         effects = EagerEffects(self.code)
         self.variables.restart(effects)
         try:
@@ -362,7 +395,8 @@ class CellFunction:
         except Exception as exc:  # the user's code failed: show it at the cell's lines
             assigned = self._assigned_variables(args) if isinstance(exc, tf.errors.OpError) else []
             self._pending.clear()
-            notes = [f.text for f in self.code_findings() if f.kind == "try_except"]
+            notes = [f.text for f in self.code_findings() if f.kind == "try_except"
+                     or (f.kind == "match" and self.options.autograph)]
             graph = effects.graph  # the failed trace's graph, as far as it got
             notes += [f.text for f in diagnostics.find_mismatched_calls(graph, self.code)] if graph is not None else []
             raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes,
@@ -428,6 +462,7 @@ class CellFunction:
             functions=functions,
             eager=EAGER_NOTE if eager else "",
             _redefined=model.redefined,
+            not_written=not_written_back(model, self.code),
         )
 
     def _assigned_variables(self, args: list) -> list[str]:
@@ -469,7 +504,7 @@ class CellFunction:
         if earlier_graph is not None:
             record.diff = retracing.graph_diff(earlier_graph, record.graph)
         code = self.code
-        record.findings = self.code_findings()
+        record.findings = [f for f in self.code_findings() if self.options.autograph or f.kind != "match"]
         for find in (diagnostics.find_unrolled_loops, diagnostics.find_pruned_lines,
                      diagnostics.find_converted_builtins):
             record.findings += find(code.source, record.graph, code.filename, LINE_OFFSET, tree=code.tree)
@@ -597,6 +632,7 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
     """The cell's :class:`CellFunction`: the cached one when it still fits, else a new one."""
     code = cache.analyze(source, name or "") if cache is not None else analyze_cell(source, name or "")
     params, global_values = split_inputs(code.candidates, namespace, code.mutated)
+    check_reads(code, global_values)  # a name an earlier cell could not write back: said at the line reading it
     key = (name,) if name else (source,)
     forced = code.python_loop_names({**namespace, **{n: None for n in code.assigned if n not in namespace}})
     signature = (source, options, params, tuple((k, id(v)) for k, v in global_values.items()), forced)

@@ -219,8 +219,12 @@ class TfGraphMagics(SessionMagics):
                                autograph=args.autograph)
 
     def _write_back(self, run, name) -> None:
+        from tfmagic.leaving import stand_ins
+
         namespace = self.shell.user_ns
         namespace.update(run.outputs)
+        # what a plain cell binds that could not leave the graph: an earlier value left in place would be wrong
+        namespace.update(stand_ins(run.not_written, f"%%tfgraph cell [{self.shell.execution_count}]"))
         run.redefine_functions(namespace)  # the cell's functions read the notebook's names, as a plain cell's do
         for deleted in run.deleted:
             if deleted not in run.outputs:

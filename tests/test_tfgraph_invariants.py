@@ -1,0 +1,134 @@
+"""What a %%tfgraph cell leaves behind is what the plain cell leaves, or a note says why (issue 26).
+
+Two invariants hold after every cell: (a) every name the plain cell would bind, on the path its conditions
+pick, is written back or named in a note; (b) nothing written back holds what only the trace's graph can use:
+where the plain value cannot be given, the name is bound to a stand-in whose every use raises a one-line
+``NotWrittenBackError`` naming the cell, the line and what to do (an earlier value left in place would be
+silently wrong).  Value checks are differential: the same cell plain and under ``%%tfgraph``, same state.
+"""
+
+import pytest
+import tensorflow as tf
+
+from .shellutil import differential, output_text, run
+
+RECORD = "with tf.GradientTape(persistent=True) as tape:\n    y = x @ w\n    loss = tf.reduce_sum(y ** 2)\n"
+SETUP = "x = tf.constant([[1., 2.], [3., 4.]])\nw = tf.Variable([[1.], [2.]])"
+
+
+def _error(result) -> str:
+    """The one line a NotWrittenBackError shows (and that it is one)."""
+    error = result.error_in_exec
+    assert type(error).__name__ == "NotWrittenBackError", repr(error)
+    assert error._render_traceback_() == [f"NotWrittenBackError: {error}"] and "\n" not in str(error)
+    return str(error)
+
+
+# ---------------------------------------------------------------------------
+# A tape that recorded while tracing (item 1: its gradients were None or zeros in every later cell)
+
+
+def test_a_tape_recorded_in_a_graph_cell_is_a_stand_in_that_says_so_in_a_plain_cell(ip):
+    text = output_text(differential(ip, SETUP, RECORD, ("y", "loss")))  # what it computed is written back
+    assert "line 1: tape is not written back: a GradientTape that recorded while tracing" in text
+    for use in ("g = tape.gradient(loss, w)", "j = tape.jacobian(y, w)", "bj = tape.batch_jacobian(y, x)"):
+        result, _ = run(ip, use)
+        message = _error(result)
+        assert message.startswith(f"line 1 ({use}): tape was not written back by the %%tfgraph cell")
+        assert "call tape.gradient(...) in this cell" in message and "g" not in ip.user_ns
+
+
+def test_the_stand_in_tape_says_so_in_graph_and_tape_cells_at_the_line_that_reads_it(ip):
+    run(ip, SETUP)
+    run(ip, "%%tfgraph --show none\n" + RECORD)
+    result, _ = run(ip, "%%tfgraph --show none\nscale = 2.\ng = tape.gradient(loss, w) * scale")
+    assert _error(result).startswith("line 2 (g = tape.gradient(loss, w) * scale): tape was not written back")
+    result, captured = run(ip, "%%tape\nscale = 2.\ng = tape.gradient(loss, w) * scale\ntf.reduce_sum(g)")
+    assert type(result.error_in_exec).__name__ == "NotWrittenBackError"
+    assert "%%tape cell, line 2" in captured.stdout and "tape was not written back" in captured.stdout
+    assert "g" not in ip.user_ns and "scale" not in ip.user_ns  # a failing cell leaves the namespace
+
+
+def test_a_tape_bound_earlier_is_not_left_in_place_of_one_the_cell_recorded(ip):
+    run(ip, SETUP + "\nwith tf.GradientTape() as tape:\n    loss = tf.reduce_sum(x @ w)")
+    run(ip, "%%tfgraph --show none\n" + RECORD)
+    assert "not written back" in repr(ip.user_ns["tape"])  # the plain cell's earlier tape would give old gradients
+
+
+def test_gradients_taken_in_the_recording_cell_are_the_plain_ones(ip):
+    cell = RECORD + "g = tape.gradient(loss, w)\nj = tape.jacobian(y, w)"
+    differential(ip, SETUP, cell, ("g", "j", "loss"))
+    # a used non-persistent tape refuses a second gradient, plain or not: it is written back as it is
+    cell = "with tf.GradientTape() as t1:\n    l1 = tf.reduce_sum(x @ w)\ng1 = t1.gradient(l1, w)"
+    differential(ip, SETUP, cell, ("g1",))
+    result, _ = run(ip, "t1.gradient(l1, w)")
+    assert isinstance(result.error_in_exec, RuntimeError) and "only be used to compute one set" in str(
+        result.error_in_exec)
+
+
+def test_a_tape_passed_in_from_a_plain_cell_is_still_the_plain_tape(ip):
+    run(ip, SETUP + "\n" + RECORD)
+    differential(ip, SETUP + "\n" + RECORD, "same = tape\ng = same.gradient(loss, w)", ("g",))
+    assert ip.user_ns["same"] is ip.user_ns["tape"]
+
+
+# ---------------------------------------------------------------------------
+# Names bound in branches on plain values (item 2: AutoGraph kept them inside the branch, silently)
+
+BRANCHES = {
+    "if": ("flag = True\nif flag:\n    b = 1", ("b",)),
+    "if, not taken": ("flag = False\nif flag:\n    b = 1", ("b",)),
+    "if/else": ("if mode == 'none':\n    d = 'batch_norm'\nelse:\n    d = 'layer_norm'", ("d",)),
+    "if/elif": ("if mode == 'none':\n    d = 'a'\nelif mode == 'layer':\n    d = 'layer_norm'\nelse:\n    d = 'c'",
+                ("d",)),
+    "if, two names": ("if name in ['mnist', 'cifar10']:\n    dataset, shape = name.upper(), (28, 28, 1)",
+                      ("dataset", "shape")),
+    "nested": ("if mode:\n    e = x * 2\n    if e.shape[0] == 2:\n        f = e + 1", ("e", "f")),
+    "a tensor, by a shape": ("if x.shape[0] == 2:\n    t = x * 3", ("t",)),
+    "match": ("match mode:\n    case 'none':\n        m = 0\n    case _:\n        m = x + 1", ("m",)),
+    "try/except/else": ("try:\n    v = {'a': 1}['b']\nexcept KeyError as err:\n    v = x * 2\nelse:\n    v = x",
+                        ("v",)),
+    "with": ("import contextlib\nwith contextlib.nullcontext():\n    wv = x - 1", ("wv",)),
+    "if in a Python loop": ("for i in range(3):\n    if i == 1:\n        li = x * i", ("li", "i")),
+}
+
+
+@pytest.mark.parametrize("case", list(BRANCHES))
+def test_names_bound_on_the_path_a_plain_condition_picks_are_written_back(ip, case):
+    cell, names = BRANCHES[case]
+    setup = "b = 0\nmode = 'layer'\nname = 'mnist'\nx = tf.constant([1., 2.])"
+    captured = differential(ip, setup, cell, names)
+    assert "not written back" not in output_text(captured, printed=True)
+
+
+def test_an_except_clauses_name_is_unbound_after_it_as_in_python(ip):
+    run(ip, "x = tf.constant([1., 2.])")
+    run(ip, "%%tfgraph --show none\ntry:\n    v = {'a': 1}['b']\nexcept KeyError as err:\n    v = x * 2")
+    assert "err" not in ip.user_ns and ip.user_ns["v"].numpy().tolist() == [2.0, 4.0]
+
+
+def test_a_name_bound_in_one_branch_of_a_tensor_condition_is_noted_and_a_stand_in(ip):
+    run(ip, "tv = 'earlier'\nx = tf.constant([1., 2.])")
+    result, captured = run(ip, "%%tfgraph --show none\nif tf.reduce_sum(x) > 0:\n    tv = x * 2\nout = x + 1")
+    assert result.success and ip.user_ns["out"].numpy().tolist() == [2.0, 3.0]
+    text = output_text(captured, printed=True)
+    assert "line 1: if tf.reduce_sum(x) > 0:\n  tv is not written back: bound only inside a branch or loop on a " \
+           "tensor" in text
+    assert "fix: bind tv before the if or loop too" in text
+    result, _ = run(ip, "tv.numpy()")  # not the earlier 'earlier'
+    assert _error(result).startswith("line 1 (tv.numpy()): tv was not written back by the %%tfgraph cell")
+    # the fix, pasted: bound before the if too, every path binds it
+    differential(ip, "x = tf.constant([1., 2.])", "tv = tf.zeros_like(x)\nif tf.reduce_sum(x) > 0:\n    tv = x * 2\n"
+                 "out = tv + 1", ("tv", "out"))
+
+
+def test_a_match_statement_says_that_autograph_leaves_the_cell_as_written(ip):
+    run(ip, "mode = 'layer'\nx = tf.constant([1., 2.])")
+    result, captured = run(ip, "%%tfgraph --show none\nmatch mode:\n    case 'none':\n        mm = 0\n    case _:\n"
+                               "        mm = x + 1\nfor i in tf.range(3):\n    x += 1")
+    assert isinstance(result.error_in_exec, tf.errors.OperatorNotAllowedInGraphError) and "mm" not in ip.user_ns
+    assert "note: line 1: match mode:\n  AutoGraph does not convert a match statement" in captured.stdout
+    assert "fix: write the match as if/elif" in captured.stdout
+    # the fix, pasted
+    differential(ip, "mode = 'layer'\nx = tf.constant([1., 2.])", "if mode == 'none':\n    mm = 0\nelse:\n"
+                 "    mm = x + 1\nfor i in tf.range(3):\n    x += 1", ("mm", "x"))

@@ -141,6 +141,7 @@ class VariableNames:
         self._values: dict[int, Any] = {}
         self._datasets: dict[int, str] = {}  # id of a dataset's variant tensor (what a graph captures) -> its name
         self._owned: dict[int, str] = {}  # a Keras object's own variable without a path -> ``owner/name``
+        self._paths: dict[int, str] = {}  # the tf.Variable inside a Keras 3 variable -> the Keras variable's path
         import tensorflow as tf
 
         for name, value in list(namespace.items()):
@@ -156,10 +157,17 @@ class VariableNames:
                     self._datasets[id(variant)] = name
             elif is_keras(value, ("Layer", "Metric", "Optimizer")):
                 self._name_owned(value)
+            elif isinstance(value, (list, tuple, dict)) and len(value) <= 64:  # models = [generator, critic]
+                for item in value.values() if isinstance(value, dict) else value:
+                    if is_keras(item, ("Layer", "Metric", "Optimizer")):
+                        self._name_owned(item)
 
     def _name_owned(self, value: Any) -> None:
-        """The variables Keras names without a path (a metric's ``total``, Keras 2's optimizer ``iteration`` and
-        model step counters), by their owner: ``accuracy/total``, ``Adam/iteration``, ``net/train_counter``."""
+        """A Keras object's variables by the names ``model.summary()`` and ``v.path`` show: a Keras 3 variable's
+        inner ``tf.Variable`` by the Keras variable's path (its own name may be ``my_model/kernel`` for two
+        layers' kernels); those Keras names without a path (a metric's ``total``, Keras 2's optimizer
+        ``iteration`` and model step counters), by their owner: ``accuracy/total``, ``Adam/iteration``,
+        ``net/train_counter``."""
         owners = [value, *(getattr(value, "metrics", None) or [])]
         optimizer = getattr(value, "optimizer", None)
         if optimizer is not None and not isinstance(optimizer, str):
@@ -174,7 +182,14 @@ class VariableNames:
                         for step in ("train", "test", "predict")]  # Keras 2's models
             for item, short in [(v, "") for v in own] + counters:
                 variable = tf_variable(item)
-                if variable is None or layer_path(variable) or id(variable) in self._owned:
+                if variable is None:
+                    continue
+                path = getattr(item, "path", None) if variable is not item else None
+                if isinstance(path, str) and path:  # Keras 3: the inner tf.Variable's name is not the path
+                    self._paths.setdefault(id(variable), path)  # (a subclassed model's: my_model/kernel, twice)
+                    self._values.setdefault(id(variable), variable)
+                    continue
+                if layer_path(variable) or id(variable) in self._owned:
                     continue
                 short = short or variable.name.split(":")[0]
                 self._owned[id(variable)] = f"{getattr(owner, 'name', '') or type(owner).__name__}/{short}"
@@ -188,7 +203,7 @@ class VariableNames:
         variable = tf_variable(value)
         if variable is None:
             return fallback
-        path = layer_path(variable) or self._owned.get(id(variable), "")
+        path = self._paths.get(id(variable)) or layer_path(variable) or self._owned.get(id(variable), "")
         if path:
             return path
         names = self._by_id.get(id(variable))

@@ -50,3 +50,33 @@ def test_other_errors_keep_their_usual_traceback(ip):
     assert isinstance(result.error_in_exec, ValueError)
     out = re.sub(r"\x1b\[[0-9;]*m", "", captured.stdout)
     assert "plain value error" in out and "boom()" in out
+
+
+def test_a_format_spec_on_a_tensor_says_why_and_what_to_write(ip):
+    run(ip, "floss = tf.constant(0.25)")
+    for cell in ("print(f'loss {floss:.3f}')", "text = '{:.2%}'.format(floss)"):
+        result, captured = run(ip, "%%tfgraph --show none\n" + cell)
+        assert isinstance(result.error_in_exec, TypeError)
+        out = captured.stdout
+        assert f"----> 1 {cell}" in out and "a format spec (f'{t:.3f}', '{:.2%}'.format(t)) needs a tensor's value" in out
+        assert "fix: tf.print('loss', t) prints the value on every run" in out
+    # the fixes, pasted
+    result, captured = run(ip, "%%tfgraph --show none\ntf.print('loss', floss)\ntext = tf.strings.format('{}', floss)")
+    assert result.success and ip.user_ns["text"].numpy() == b"0.25"
+
+
+def test_enumerate_or_zip_of_a_tensor_in_a_for_names_that_cause(ip):
+    run(ip, "ft = tf.constant([1., 2., 3.])")
+    for cell, name in (("for i, v in enumerate(ft):\n    s = v * i", "enumerate"),
+                       ("for a, b in zip(ft, ft):\n    s = a * b", "zip")):
+        result, captured = run(ip, "%%tfgraph --show none\n" + cell)
+        assert type(result.error_in_exec).__name__ == "OperatorNotAllowedInGraphError"
+        assert f"{name}(...) of a tensor in a for: AutoGraph makes a graph loop of a for over a tensor or dataset, " \
+               f"but Python's {name} iterates the tensor itself" in captured.stdout
+        assert "fix: for i in tf.range(tf.shape(" in captured.stdout
+    # the fix, pasted: a graph loop, the plain loop's total
+    run(ip, "total = tf.constant(0.)\nfor i, v in enumerate(ft):\n    total += v * i")
+    plain = float(ip.user_ns["total"])
+    result, _ = run(ip, "%%tfgraph --show none\ntotal = tf.constant(0.)\nfor i in tf.range(tf.shape(ft)[0]):\n"
+                        "    total += ft[i] * tf.cast(i, tf.float32)")
+    assert result.success and float(ip.user_ns["total"]) == plain == 8.0

@@ -101,3 +101,20 @@ def test_nbconvert_html_has_the_graphs_inline(tmp_path):
     assert page.count('<div class="tfmagic-graph"') >= 5  # every drawing of the tour
     assert page.count("<svg") >= 5 and 'class="node"' in page
     assert '<img src="data:image/svg+xml' not in page  # (the template's CSS has SVG icons as data URIs)
+
+
+@pytest.mark.notebook
+def test_ipythons_display_in_a_graph_cell_runs_while_tracing_and_says_so(tmp_path):
+    """On a kernel, AutoGraph converted IPython's clear_output down to the kernel's socket: "FunctionScope is not
+    JSON serializable", with no line. It is called as it is, and the note says it runs only while tracing."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in (
+        "%load_ext tfmagic\nimport tensorflow as tf\nfrom IPython import display\nloss = tf.constant(0.25)",
+        "%%tfgraph --show none\ndef show(v):\n    display.clear_output(wait=True)\n    return v * 2\ny = show(loss)",
+        "float(y)")]
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    texts = ["".join(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in nb.cells[1].outputs]
+    assert not any(o.output_type == "error" for c in nb.cells for o in c.outputs)
+    assert any("line 2: display.clear_output(wait=True)\n  display.clear_output() runs only while TensorFlow traces"
+               in t for t in texts), texts
+    assert nb.cells[2].outputs[0]["data"]["text/plain"] == "0.5"

@@ -10,7 +10,7 @@ silently wrong).  Value checks are differential: the same cell plain and under `
 import pytest
 import tensorflow as tf
 
-from .shellutil import differential, output_text, run
+from .shellutil import comparable, differential, output_text, run, same_values
 
 RECORD = "with tf.GradientTape(persistent=True) as tape:\n    y = x @ w\n    loss = tf.reduce_sum(y ** 2)\n"
 SETUP = "x = tf.constant([[1., 2.], [3., 4.]])\nw = tf.Variable([[1.], [2.]])"
@@ -132,3 +132,62 @@ def test_a_match_statement_says_that_autograph_leaves_the_cell_as_written(ip):
     # the fix, pasted
     differential(ip, "mode = 'layer'\nx = tf.constant([1., 2.])", "if mode == 'none':\n    mm = 0\nelse:\n"
                  "    mm = x + 1\nfor i in tf.range(3):\n    x += 1", ("mm", "x"))
+
+
+# ---------------------------------------------------------------------------
+# Distributed datasets (items 3 and 4: written back unusable; a loop over one ran in Python and never ended)
+
+STRATEGY = """\
+strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
+ds = tf.data.Dataset.range(8).batch(2)
+@tf.function
+def distributed_step(batch):
+    per_replica = strategy.run(lambda t: tf.reduce_sum(t * 2), args=(batch,))
+    return strategy.reduce('SUM', per_replica, axis=None)
+"""
+
+
+def test_a_distributed_dataset_made_in_the_cell_is_rebuilt_as_the_plain_cells(ip):
+    cell = "dist = strategy.experimental_distribute_dataset(ds)"
+    captured = differential(ip, STRATEGY, cell, ())
+    assert output_text(captured, printed=True).strip() == ""  # no tf.data options warning from the trace
+    use = "total = tf.constant(0, tf.int64)\nfor batch in dist:\n    total += distributed_step(batch)\nfirst = " \
+          "next(iter(dist))"
+    left = []
+    for made, used in (("", ""), ("%%tfgraph --show none\n", ""), ("%%tfgraph --show none\n", "%%tfgraph\n")):
+        run(ip, STRATEGY)
+        assert run(ip, made + cell)[0].success and run(ip, used + use)[0].success
+        left.append([comparable(ip.user_ns[name]) for name in ("total", "first")])
+    assert left[0][0] == 56 and all(same_values(left[0], other) for other in left[1:])
+
+
+@pytest.mark.parametrize("loop", ["dist", "iter(dist)"])
+def test_a_loop_over_a_distributed_dataset_is_a_graph_loop(ip, loop):
+    setup = STRATEGY + "dist = strategy.experimental_distribute_dataset(ds)"
+    cell = f"total = tf.constant(0, tf.int64)\nfor batch in {loop}:\n    total += distributed_step(batch)"
+    captured = differential(ip, setup, cell, ("total",))
+    assert "batch is not written back: bound inside a graph loop" in output_text(captured)
+
+
+def test_an_iterator_made_in_the_cell_is_a_stand_in_that_says_why(ip):
+    run(ip, STRATEGY)
+    for made, kind in (("iter(ds)", "OwnedIterator"), ("iter(strategy.experimental_distribute_dataset(ds))",
+                                                        "DistributedIterator")):
+        result, captured = run(ip, f"%%tfgraph --show none\nit = {made}\nfirst = next(it)")
+        assert result.success, result.error_in_exec
+        assert f"line 1: it is not written back: a {kind} made while tracing" in output_text(captured)
+        result, _ = run(ip, "next(it)")
+        assert _error(result).startswith("line 1 (next(it)): it was not written back by the %%tfgraph cell")
+
+
+def test_a_python_loop_that_would_unroll_without_end_stops_with_the_reason(ip, monkeypatch):
+    import tfmagic.tracing
+
+    monkeypatch.setattr(tfmagic.tracing, "MAX_UNROLLED_OPS", 2000)  # (50,000 by default: seconds, not minutes)
+    run(ip, "import itertools\nacc = 'before'")
+    for cell, line in (("acc = tf.constant(0.)\nfor i in itertools.count():\n    acc = acc + tf.cast(i, tf.float32)", 2),
+                       ("acc = tf.constant(0.)\nk = 0\nwhile k >= 0:\n    acc = acc + 1.\n    k += 1", 3)):
+        result, captured = run(ip, "%%tfgraph --show none\n" + cell)
+        assert type(result.error_in_exec).__name__ == "UnrolledLoopError" and ip.user_ns["acc"] == "before"
+        assert f"UnrolledLoopError: line {line}: this loop runs in Python while tracing" in captured.stdout
+        assert "more than 2,000 ops" in captured.stdout and "fix: loop over a tf.data.Dataset" in captured.stdout

@@ -91,3 +91,22 @@ def test_a_captured_layer_built_on_the_first_run_does_not_make_the_cell_retrace(
     result, captured = run(ip, "%%tfgraph --show none\nly = lazy(lx)")
     assert result.success and "retraced" not in output_text(captured)  # the plain re-run makes no new weights either
     assert ip.user_ns["lazy"].kernel is kernel
+
+
+def test_tensorflows_frequent_retracing_warning_never_names_tfmagics_function(ip):
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    try:
+        for k in range(7):  # TensorFlow warns from the 5th retrace in a row
+            run(ip, f"xr = tf.zeros([{k + 1}])")
+            _, captured = run(ip, "%%tfgraph --show none\nyr = xr * 2")
+        assert "the cell's function has 7 traces" in output_text(captured)  # tfmagic says it, with the reason
+        run(ip, "@tf.function\ndef own(t):\n    return t * 2\nfor k in range(7):\n    own(tf.zeros([k + 1]))")
+    finally:
+        tf.get_logger().removeHandler(handler)
+    warned = [r.getMessage() for r in records if "triggered tf.function retracing" in r.getMessage()]
+    assert warned and all("calls to <function own" in w for w in warned)  # the user's own function still warns

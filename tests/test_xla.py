@@ -8,7 +8,7 @@ import numpy as np
 import pygraphviz
 import tensorflow as tf
 
-from .shellutil import output_texts, run
+from .shellutil import output_text, output_texts, run
 
 SETUP = "xw = tf.Variable(tf.random.normal([4, 3]), name='xw')\nxb = tf.Variable(tf.ones([3]), name='xb')\n" \
         "xx = tf.random.normal([2, 4])"
@@ -113,3 +113,19 @@ def test_what_xla_added_is_drawn_small_and_named(ip, tmp_path):
     added = [graph.get_node(n) for n in graph.nodes() if n.startswith("xla:")]
     assert added and all(node.attr["label"].startswith("XLA ") and node.attr["fontsize"] == "8" for node in added)
     assert any("(added by XLA: no TF op)" in t for t in output_texts(captured))
+
+
+def test_a_jit_function_whose_arguments_include_a_variable_is_drawn_and_profiled(ip):
+    """(issue 26) It said "has arguments that are not tensors of known shapes"; a variable argument is called with a
+    variable of zeros of its shape, which the trace takes without tracing again."""
+    run(ip, "wv = tf.Variable(tf.ones([3, 2]))\n@tf.function(jit_compile=True)\ndef vstep(w, x):\n"
+            "    return tf.reduce_sum(tf.nn.relu(x @ w) * 2.)\nvalue = vstep(wv, tf.ones([4, 3]))")
+    result, captured = run(ip, "%tfgraph vstep --show xla")
+    texts = output_texts(captured)
+    assert result.success and any("what XLA runs" in t for t in texts) and any("XLA's memory plan" in t for t in texts)
+    assert any("image/svg+xml" in o.data and "multiply_reduce_fusion" in o.data["image/svg+xml"]
+               for o in captured.outputs)
+    result, captured = run(ip, "%tfgraph vstep --profile 2 --show none")
+    assert result.success and "a profiled call failed" not in output_text(captured)
+    assert ip.user_ns["vstep"].experimental_get_tracing_count() == 1
+    assert float(ip.user_ns["value"]) == float(ip.user_ns["vstep"](ip.user_ns["wv"], tf.ones([4, 3])))

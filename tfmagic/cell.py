@@ -558,22 +558,31 @@ def _mutated(tree: ast.AST) -> frozenset[str]:
 
 
 def _nested_statements(tree: ast.Module) -> list[ast.stmt]:
-    """The simple statements of the cell's scope inside a compound one (a branch, a loop's body, a ``with``),
-    each the last on its line: what follows them learns what their block bound (see :data:`BOUND_HELPER`)."""
+    """The simple statements of the cell's scope inside a branch or a loop's body (at any depth, a ``with`` or
+    ``try`` in them too) after which the names their block bound are reported (see :data:`BOUND_HELPER`): the
+    last of each run of statements that bind names, each the last on its line."""
     out: dict[int, ast.stmt] = {}  # by line: the last statement on it
-    stack = [(stmt, False) for stmt in tree.body]
-    while stack:
-        node, nested = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue  # another scope
-        blocks = [getattr(node, f, None) or [] for f in ("body", "orelse", "finalbody")]
-        blocks += [h.body for h in getattr(node, "handlers", ())] + [c.body for c in getattr(node, "cases", ())]
-        if any(blocks):
-            stack.extend((child, True) for block in blocks for child in block)
-        elif nested:
-            last = out.get(node.end_lineno)
-            if last is None or (last.end_col_offset or 0) < (node.end_col_offset or 0):
-                out[node.end_lineno] = node
+
+    def block(stmts: list[ast.stmt], nested: bool) -> None:
+        for i, stmt in enumerate(stmts):
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue  # another scope
+            blocks = [getattr(stmt, f, None) or [] for f in ("body", "orelse", "finalbody")]
+            blocks += [h.body for h in getattr(stmt, "handlers", ())] + [c.body for c in getattr(stmt, "cases", ())]
+            if any(blocks):  # AutoGraph makes functions of a branch's and a loop's body, not a with's or try's
+                for inner in blocks:
+                    block(inner, nested or isinstance(stmt, (ast.If, ast.For, ast.AsyncFor, ast.While)))
+                continue
+            following = stmts[i + 1] if i + 1 < len(stmts) else None
+            if not nested or not assigned_names([stmt]) or (
+                    following is not None and not any(getattr(following, f, None) for f in ("body", "orelse"))
+                    and not isinstance(following, (ast.FunctionDef, ast.ClassDef)) and assigned_names([following])):
+                continue  # binds nothing, or the next statement binds too and reports for both
+            last = out.get(stmt.end_lineno)
+            if last is None or (last.end_col_offset or 0) < (stmt.end_col_offset or 0):
+                out[stmt.end_lineno] = stmt
+
+    block(tree.body, False)
     return sorted(out.values(), key=lambda s: s.end_lineno)
 
 

@@ -346,6 +346,13 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
                 add(node, "side_effect",
                     "print() runs only while TensorFlow traces the function: it printed now, and will not print "
                     "on calls that reuse the graph", "tf.print(...) prints on every call")
+        elif (last or head) in ("display", "clear_output", "update_display") and (
+                not head or head.split(".")[-1] in ("display", "IPython")):
+            add(node, "side_effect",
+                f"{name}() runs only while TensorFlow traces the function (a tensor it shows is a symbolic one, "
+                "with no value), not on calls that reuse the graph",
+                "display in a plain cell after this one (the cell's names are written back); tf.print(...) prints "
+                "on every call")
         elif name in _SEED_FUNCTIONS or (last == "seed" and (head in _RANDOM_MODULES or (
                 head.split(".")[0] in numpy_names and head.endswith("random")))):
             add(node, "seed",
@@ -596,6 +603,11 @@ _GRAPH_ONLY = [
      "lambdas or calls",
      "write it as a statement (if/for at the cell's level), or with tf.where / tf.cond / tf.map_fn; checks: "
      "tf.debugging.assert_*"),
+    (re.compile(r"unsupported format string passed to \w*Tensor\.__format__"),
+     "a format spec (f'{{t:.3f}}', '{{:.2%}}'.format(t)) needs a tensor's value, and inside a graph a tensor is symbolic: "
+     "its value exists only when the graph runs",
+     "tf.print('loss', t) prints the value on every run; tf.strings.format('{}', t) makes the text in the graph; "
+     "or format in a plain cell after this one (f'{float(t):.3f}')"),
     (re.compile(r"argument must be a string, a bytes-like object or a (real )?number, not '(Symbolic)?Tensor'"
                 r"|float\(\) argument must be .*'(Symbolic)?Tensor'|only supported in eager mode"),
      "this needs a value, and inside a graph a tensor (or dataset) is symbolic: values exist only when the graph "
@@ -618,6 +630,17 @@ def explain_graph_only(message: str, line: int | None, code: str, autograph: boo
                        "tracing, on a symbolic tensor",
                        "drop --no-autograph (AutoGraph converts the cell's if/while/for), or write it with tf.cond, "
                        "tf.while_loop or tf.where")
+    wrapped = re.match(r"\s*(async\s+)?for\b.*?\bin\s+(enumerate|zip)\(", code)
+    if wrapped and _TENSOR_AS_BOOL.search(message):  # AutoGraph converts the for, not Python's enumerate or zip
+        name = wrapped.group(2)
+        fix = ("for i in tf.range(tf.shape(t)[0]): then t[i] (a graph loop), or loop over "
+               "tf.data.Dataset.from_tensor_slices(t).enumerate()" if name == "enumerate" else
+               "for i in tf.range(tf.shape(a)[0]): then a[i], b[i] (a graph loop), or loop over "
+               "tf.data.Dataset.zip((da, db)) of datasets")
+        return Finding("graph_only", line, code,
+                       f"{name}(...) of a tensor in a for: AutoGraph makes a graph loop of a for over a tensor or "
+                       f"dataset, but Python's {name} iterates the tensor itself, and inside a graph a tensor is "
+                       "symbolic", fix)
     for pattern, text, fix in _GRAPH_ONLY:
         if pattern.search(message):
             what = ""

@@ -61,6 +61,10 @@ class RetraceLimitError(TfMagicError):
         return [f"RetraceLimitError: {self}"]
 
 
+class UnrolledLoopError(TfMagicError, RuntimeError):
+    """A cell's Python loop, run while tracing, put too many ops into the graph; the message says which loop."""
+
+
 class RenderError(TfMagicError, RuntimeError):
     """The Graphviz engine could not lay out or write a drawing."""
 

@@ -191,7 +191,7 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
         return "drop", (f"a {type(value).__name__} made while tracing would run later, outside the graph, on the "
                         "trace's values (and a re-run that reuses the graph would give back the same, used "
                         "one); make a list (list(...)) or a tf.data.Dataset")
-    if tf.is_tensor(value) or isinstance(value, tf.data.Dataset):
+    if tf.is_tensor(value) or isinstance(value, (tf.data.Dataset, tf.distribute.DistributedDataset)):
         try:
             leaves = tf.nest.flatten(value, expand_composites=True)
         except (TypeError, ValueError, AttributeError):

@@ -249,8 +249,27 @@ class VariablesKept:
         return False
 
 
+def zeros_for(spec, *, known: bool = False):
+    """An argument that fits ``spec``: zeros of a ``TensorSpec``'s dtype and shape (unknown dimensions: 1), a
+    ``tf.Variable`` of zeros for a ``VariableSpec`` (a variable argument); ``spec`` itself for anything else.
+    ``known=True``: ``None`` unless ``spec`` is one of those, of a fully known shape (XLA compiles that shape)."""
+    import tensorflow as tf
+
+    is_variable = type(spec).__name__ == "VariableSpec"
+    if not (isinstance(spec, tf.TensorSpec) or is_variable):
+        return None if known else spec
+    if known and not spec.shape.is_fully_defined():
+        return None
+    shape = [1 if d is None else d for d in (spec.shape.as_list() if spec.shape.rank is not None else [])]
+    value = tf.zeros(shape, spec.dtype) if spec.dtype != tf.string else tf.fill(shape, "")
+    if is_variable:
+        with tf.init_scope():  # an eager variable, made once
+            return tf.Variable(value, trainable=getattr(spec, "trainable", True))
+    return value
+
+
 def zeros_call(concrete) -> Callable[[], object]:
-    """A call of a concrete function with zeros of each argument's dtype and shape (unknown dimensions: 1).
+    """A call of a concrete function with :func:`zeros_for` each argument.
 
     ``%tfgraph FUNC --profile`` has no arguments of the user's to call FUNC with; the op times of
     most graphs depend on shapes, not values, and the report says what the calls were given.
@@ -258,15 +277,8 @@ def zeros_call(concrete) -> Callable[[], object]:
     import tensorflow as tf
 
     args, kwargs = concrete.structured_input_signature
-
-    def zeros(spec):
-        if isinstance(spec, tf.TensorSpec):
-            shape = [1 if d is None else d for d in (spec.shape.as_list() if spec.shape.rank is not None else [])]
-            return tf.zeros(shape, spec.dtype) if spec.dtype != tf.string else tf.fill(shape, "")
-        return spec
-
-    args = tf.nest.map_structure(zeros, args)
-    kwargs = tf.nest.map_structure(zeros, kwargs)
+    args = tf.nest.map_structure(zeros_for, args)
+    kwargs = tf.nest.map_structure(zeros_for, kwargs)
     return lambda: concrete(*args, **kwargs)
 
 

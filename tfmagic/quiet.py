@@ -15,7 +15,10 @@ Two sources write there, below Python's ``sys.stderr``, where a notebook shows i
 And one Python log: TensorFlow warns of a deprecated *argument* (``from_generator(..., output_types=...)``)
 only while it builds a graph. The user's plain cell runs eagerly and never sees it; tfmagic's own trace
 of the cell would show it. :func:`graph_only_deprecations` keeps those out of the traces tfmagic makes
-(and leaves TensorFlow's warn-once memory as it was, so the user's own ``tf.function`` still warns).
+(and leaves TensorFlow's warn-once memory as it was, so the user's own ``tf.function`` still warns), the
+warning that ``Dataset.options()`` was read in a graph (``experimental_distribute_dataset`` reads it), and
+TensorFlow's frequent-retracing warning about the cell's own function, which names tfmagic's internal
+``_tfgraph_cell`` (tfmagic says why the cell retraced, itself).
 
 >>> is_tensorflow_startup_line("I0000 00:00:1796068461.362197   21359 cudart_stub.cc:31] Could not find cuda drivers")
 True
@@ -31,6 +34,7 @@ import re
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 
 #: TensorFlow's sources of start-up lines (absl's format: ``I0000 time thread file.cc:line] message``).
@@ -46,6 +50,11 @@ _lock = threading.Lock()
 #: The message of TensorFlow's deprecated-argument warning, which it logs only while building a graph
 #: (``tensorflow/python/util/deprecation.py``, ``deprecated_args``).
 _GRAPH_ONLY_DEPRECATION = "From %s: calling %s (from %s) with %s is deprecated"
+
+
+#: TensorFlow's warning when ``Dataset.options()`` is read in a graph (``dataset_ops.py``): a plain cell reads it
+#: eagerly, without the warning.
+_GRAPH_ONLY_OPTIONS = "To make it possible to preserve tf.data options across serialization boundaries"
 
 
 def is_tensorflow_startup_line(line: str) -> bool:
@@ -90,7 +99,8 @@ def import_tensorflow() -> None:
 
 class _GraphOnlyDeprecations:
     """A logging filter that drops the deprecated-argument warnings logged while the graph being built is the
-    cell's own (not a ``tf.function`` of the user's that the cell calls), noting which (function, argument)."""
+    cell's own (not a ``tf.function`` of the user's that the cell calls), noting which (function, argument),
+    and TensorFlow's "N out of the last N calls to <function _tfgraph_cell>" retracing warning."""
 
     def __init__(self):
         self.dropped: set[tuple[str, str]] = set()
@@ -98,13 +108,14 @@ class _GraphOnlyDeprecations:
     def filter(self, record) -> bool:
         import tensorflow as tf
 
-        from tfmagic.cell import cell_graph
+        from tfmagic.cell import FUNCTION_NAME, cell_graph
 
         if isinstance(record.msg, str) and record.msg.startswith(_GRAPH_ONLY_DEPRECATION) and len(record.args) > 3 \
                 and cell_graph(tf.compat.v1.get_default_graph()) is not None:
             self.dropped.add((record.args[1], record.args[3]))
             return False
-        return True
+        # TensorFlow's retracing warning about the cell's own function: tfmagic says why the cell retraced
+        return not (isinstance(record.msg, str) and f"calls to <function {FUNCTION_NAME} " in record.msg)
 
 
 @contextlib.contextmanager
@@ -119,7 +130,9 @@ def graph_only_deprecations():
     logger.addFilter(dropped)
     before = set(deprecation._PRINTED_WARNING)
     try:
-        yield
+        with warnings.catch_warnings():  # dataset.options() read while tracing (a distributed dataset reads it)
+            warnings.filterwarnings("ignore", message=_GRAPH_ONLY_OPTIONS, category=UserWarning)
+            yield
     finally:
         logger.removeFilter(dropped)
         for key in set(deprecation._PRINTED_WARNING) - before:  # warn-once: as if never warned

@@ -316,8 +316,7 @@ def function_views(target, options, variable_names: dict, namespace: dict, cell:
 
 def _function_xla(target, chosen: int, traces, options, variable_names: dict, cell: bool, keras=None) -> list:
     """``%tfgraph FUNC --show xla``: what XLA made of the chosen trace (its signature's shapes)."""
-    import tensorflow as tf
-
+    from tfmagic.profile import zeros_for
     from tfmagic.retracing import is_tf_function, trace_history
 
     if not (is_tf_function(target) and getattr(target, "_jit_compile", False)):
@@ -325,11 +324,11 @@ def _function_xla(target, chosen: int, traces, options, variable_names: dict, ce
                        "jit_compile tf.function (@tf.function(jit_compile=True), or a %%tfgraph --jit cell)")]
     concrete = trace_history(target).traces[chosen].concrete
     specs, kwargs = concrete.structured_input_signature
-    if kwargs or not all(isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() for s in specs):
+    zeros = [zeros_for(s, known=True) for s in specs]  # the trace's own shapes (a variable's too): no new trace
+    if kwargs or any(z is None for z in zeros):
         return [Notice(f"%tfgraph {options.function} --show {options.show}: trace {chosen + 1} has arguments that "
-                       "are not tensors of known shapes; draw it from a %%tfgraph --jit --show xla cell that calls "
-                       "it")]
-    zeros = [tf.zeros(s.shape, s.dtype) for s in specs]  # the trace's own shapes: no new trace
+                       "are not tensors or variables of known shapes; draw it from a %%tfgraph --jit --show xla cell "
+                       "that calls it")]
     graph = traces[chosen][1]
     return xla_views(target, zeros, graph, f"{options.function}, trace {chosen + 1}", options,
                      _labels(graph, target, cell, options), variable_names, keras=keras)

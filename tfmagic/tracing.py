@@ -36,7 +36,7 @@ from tfmagic import diagnostics, retracing, tracebacks
 from tfmagic.cell import (BOUND_HELPER, FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell,
                           cell_graph)
 from tfmagic.cellvars import CellVariables, EagerEffects
-from tfmagic.errors import RetraceLimitError
+from tfmagic.errors import RetraceLimitError, UnrolledLoopError
 from tfmagic.fixes import fixes_for
 from tfmagic.inputs import MUTABLE, split_inputs
 from tfmagic.leaving import (RESULT_KEY, SYMBOLIC_TEXT, check_reads, is_defined, join_mixed, not_written_back, place,
@@ -54,6 +54,26 @@ EAGER_NOTE = ("tf.config.run_functions_eagerly(True) is on: the cell ran eagerly
 #: How many traces a cell's ``tf.function`` keeps; a cell that would trace past this gets a new
 #: function (its earlier traces are released, so a long session's memory stays bounded).
 MAX_TRACES_PER_FUNCTION = 32
+
+#: Ops the cell's Python loops (run while tracing) may put into its graph before the trace stops with the reason.
+MAX_UNROLLED_OPS = 50_000
+
+#: The notebook's own packages, which AutoGraph must call as they are: converted, IPython's
+#: ``display.clear_output`` reached the kernel's socket with AutoGraph's FunctionScope ("not JSON serializable").
+NOTEBOOK_PACKAGES = ("IPython", "ipykernel", "ipywidgets", "comm", "zmq", "traitlets", "jupyter_client")
+
+
+def _call_notebook_code_as_is() -> None:
+    """Add :data:`NOTEBOOK_PACKAGES` to AutoGraph's rules of modules it does not convert (as it leaves matplotlib,
+    pandas and Keras); the rules are read on every call (``autograph/impl/conversion.py``)."""
+    from tensorflow.python.autograph.core import config
+
+    known = {getattr(rule, "_prefix", None) for rule in config.CONVERSION_RULES}
+    config.CONVERSION_RULES = tuple(config.CONVERSION_RULES) + tuple(
+        config.DoNotConvert(name) for name in NOTEBOOK_PACKAGES if name not in known)
+
+
+_call_notebook_code_as_is()
 
 
 @dataclass(frozen=True)
@@ -214,6 +234,7 @@ class CellFunction:
         self._assigned = frozenset(code.assigned) - {node.name for node in ast.walk(code.tree)
                                                       if isinstance(node, ast.ExceptHandler)}
         self._bindings: list[tuple[Any, dict]] = []  # (graph, names) that branches and loop bodies bound, in order
+        self._graph_start: dict[Any, int] = {}  # each graph's version when the trace's loops first reported in it
         self._loops: dict[int, Any] = {}  # loop line -> _GRAPH_LOOP, or (its last item,) / () for a Python loop
         namespace["__name__"] = CELL_MODULE
         # captured names the cell binds are the function's globals (it reads, changes and rebinds them)
@@ -256,6 +277,7 @@ class CellFunction:
                 values[name] = local_values[name]
         graph = tf.compat.v1.get_default_graph()
         bindings, self._bindings = self._bindings, []
+        self._graph_start.clear()
         last: dict[str, Any] = {}  # what the trace's path bound last, in the branches and loops AutoGraph did not keep
         inner: dict[str, None] = {}  # names bound in a graph branch or loop's body (a tf.cond's, a while's)
         for where, bound in bindings:
@@ -318,8 +340,9 @@ class CellFunction:
 
     def _bound(self, line: int, local_values: dict) -> None:
         """Called after each statement nested in a branch or loop, while tracing: what its block has bound."""
-        self._bindings.append((tf.compat.v1.get_default_graph(),
-                               {k: v for k, v in local_values.items() if k in self._assigned and is_defined(v)}))
+        graph = tf.compat.v1.get_default_graph()
+        self._check_unrolling(graph, line)
+        self._bindings.append((graph, {k: v for k, v in local_values.items() if k in self._assigned and is_defined(v)}))
 
     def _loop(self, line: int, iterable):
         """The iterable of the top-level ``for`` loop at ``line``, as AutoGraph gets it; notes which kind it is.
@@ -327,19 +350,38 @@ class CellFunction:
         A tensor or dataset makes a graph loop (returned as it is); anything else is a Python loop, which
         AutoGraph runs while tracing: its items pass through, and the last one is kept for the loop's variable.
         """
-        if tf.is_tensor(iterable) or isinstance(iterable, (tf.data.Dataset, tf.data.Iterator)) or \
-                hasattr(iterable, "_autograph_for_loop"):
+        if tf.is_tensor(iterable) or hasattr(iterable, "_autograph_for_loop") or isinstance(iterable, (
+                tf.data.Dataset, tf.data.Iterator, tf.distribute.DistributedDataset, tf.distribute.DistributedIterator)):
             self._loops[line] = _GRAPH_LOOP
             return iterable
         self._loops[line] = ()
-        loops = self._loops
+        loops, check = self._loops, self._check_unrolling
+        graph = tf.compat.v1.get_default_graph()
 
         def items():
-            for item in iterable:
+            for count, item in enumerate(iterable, 1):
+                check(graph, line, count, iterable)
                 loops[line] = (item,)
                 yield item
 
         return items()
+
+    def _check_unrolling(self, graph, line: int, count: int | None = None, iterable: Any = None) -> None:
+        """Stop a trace whose Python loops (run while tracing, each pass adding ops) have put more than
+        :data:`MAX_UNROLLED_OPS` ops into the cell's graph: a loop over an endless iterable would never end."""
+        start = self._graph_start.setdefault(graph, graph.version)
+        if graph.version - start <= MAX_UNROLLED_OPS:
+            return
+        loops = [node for node in ast.walk(self.code.tree) if isinstance(node, (ast.For, ast.While))
+                 and node.lineno <= line <= node.end_lineno]
+        line = max((node.lineno for node in loops), default=line)  # the innermost loop around the statement
+        over = f" over a {type(iterable).__name__}" if iterable is not None else ""
+        passes = f"{count:,} passes of it have" if count else "its passes have"
+        raise UnrolledLoopError(
+            f"line {line}: this loop runs in Python while tracing{over}, each pass adding ops to the graph: "
+            f"{passes} put more than {MAX_UNROLLED_OPS:,} ops into it, so the trace was stopped (a loop over an "
+            "endless iterable never ends)\n  fix: loop over a tf.data.Dataset or tf.range(...) (AutoGraph makes a "
+            "graph loop), or over fewer items")
 
     def _captured_slots(self, graph):
         """``((name, kind, key), tensor)`` for each graph tensor the cell put into a captured list, dict or object."""
@@ -363,6 +405,7 @@ class CellFunction:
         ``function``: a ``tf.function`` that calls the cell's Python function (``%%tape``'s, with gradients)."""
         self.variables.restart(EagerEffects(self.code))
         self._bindings.clear()
+        self._graph_start.clear()
         with self.variables.scope(), graph_only_deprecations():
             return (function or self.function).get_concrete_function(*args)
 
@@ -387,6 +430,7 @@ class CellFunction:
         before = count()
         self._pending.clear()
         self._bindings.clear()
+        self._graph_start.clear()
         effects = EagerEffects(self.code)
         self.variables.restart(effects)
         try:

@@ -283,17 +283,17 @@ def fusions_in_nodes(view, groups: dict[str, str]):
 
 def groups_for_graph(function, graph) -> dict[str, str] | None:
     """:func:`fusion_groups` for one trace of ``function`` (called with zeros of the trace's shapes), or
-    ``None`` where its arguments are not tensors of known shapes or XLA cannot compile it."""
-    import tensorflow as tf
+    ``None`` where its arguments are not tensors (or variables) of known shapes or XLA cannot compile it."""
+    from tfmagic.profile import zeros_for
 
     signature = getattr(graph, "structured_input_signature", None)
     if not signature or signature[1]:
         return None
-    specs = signature[0]
-    if not all(isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() for s in specs):
+    arguments = [zeros_for(s, known=True) for s in signature[0]]
+    if any(a is None for a in arguments):
         return None
     try:
-        return fusion_groups(xla_report(function, [tf.zeros(s.shape, s.dtype) for s in specs]))
+        return fusion_groups(xla_report(function, arguments))
     except TfMagicError:
         return None
 

@@ -7,6 +7,10 @@ where the plain value cannot be given, the name is bound to a stand-in whose eve
 silently wrong).  Value checks are differential: the same cell plain and under ``%%tfgraph``, same state.
 """
 
+import os
+import subprocess
+import sys
+
 import pytest
 import tensorflow as tf
 
@@ -47,6 +51,16 @@ def test_the_stand_in_tape_says_so_in_graph_and_tape_cells_at_the_line_that_read
     assert type(result.error_in_exec).__name__ == "NotWrittenBackError"
     assert "%%tape cell, line 2" in captured.stdout and "tape was not written back" in captured.stdout
     assert "g" not in ip.user_ns and "scale" not in ip.user_ns  # a failing cell leaves the namespace
+
+
+def test_a_tape_recorded_in_a_branch_of_a_graph_cell_is_a_stand_in_too(ip):
+    run(ip, SETUP + "\nrecord = True")
+    cell = "if record:\n" + "".join("    " + line + "\n" for line in RECORD.splitlines())
+    result, captured = run(ip, "%%tfgraph --show none\n" + cell)
+    assert result.success and "tape is not written back: a GradientTape that recorded" in output_text(captured)
+    assert float(ip.user_ns["loss"]) == 146.0  # (1*1+2*2)^2 + (3*1+4*2)^2, as the plain cell binds it
+    result, _ = run(ip, "tape.gradient(loss, w)")
+    assert _error(result).startswith("line 1 (tape.gradient(loss, w)): tape was not written back")
 
 
 def test_a_tape_bound_earlier_is_not_left_in_place_of_one_the_cell_recorded(ip):
@@ -122,6 +136,43 @@ def test_a_name_bound_in_one_branch_of_a_tensor_condition_is_noted_and_a_stand_i
                  "out = tv + 1", ("tv", "out"))
 
 
+COND = """\
+with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x)
+    if x > 0.0:
+        result = v0
+    else:
+        result = v1 ** 2
+dv0, dv1 = tape.gradient(result, [v0, v1])
+"""
+
+
+def test_gradients_through_an_if_on_a_tensor_say_zeros_not_none_and_a_variable_comes_back_as_its_value(ip):
+    """(found by the differential run of the autodiff guide) A tf.cond records both branches: the source only the
+    branch not taken reads gets zeros where a plain cell gets None; the variable a branch bound is a tensor."""
+    setup = "x = tf.constant(1.0)\nv0 = tf.Variable(2.0)\nv1 = tf.Variable(2.0)"
+    run(ip, setup)
+    run(ip, COND)
+    plain = ip.user_ns["dv1"], ip.user_ns["result"]
+    assert plain[0] is None and isinstance(plain[1], tf.Variable)
+    run(ip, setup)
+    result, captured = run(ip, "%%tfgraph --show none\n" + COND)
+    text = output_text(captured, printed=True)
+    assert result.success and float(ip.user_ns["dv0"]) == 1.0 and float(ip.user_ns["dv1"]) == 0.0
+    assert "line 3: if x > 0.0:\n  an if on a tensor is a tf.cond in a graph, which records both branches: a " \
+           "gradient for a source only the branch that did not run reads is zeros here, where a plain cell's is " \
+           "None\n  fix: test for zeros (tf.reduce_all(g == 0)), not for None" in text
+    assert "line 4: result = v0\n  result is a tensor, the value of the variable it is bound to here, in an if " \
+           "or loop on a tensor" in text
+    assert float(ip.user_ns["result"]) == 2.0 and not isinstance(ip.user_ns["result"], tf.Variable)
+    # the fix, pasted after each run: a test for zeros says the same of both runs' gradient
+    for prefix in ("", "%%tfgraph --show none\n"):
+        run(ip, setup)
+        run(ip, prefix + COND)
+        result, _ = run(ip, "unused = dv1 is None or bool(tf.reduce_all(dv1 == 0))")
+        assert result.success and ip.user_ns["unused"] is True
+
+
 def test_a_match_statement_says_that_autograph_leaves_the_cell_as_written(ip):
     run(ip, "mode = 'layer'\nx = tf.constant([1., 2.])")
     result, captured = run(ip, "%%tfgraph --show none\nmatch mode:\n    case 'none':\n        mm = 0\n    case _:\n"
@@ -169,6 +220,13 @@ def test_a_loop_over_a_distributed_dataset_is_a_graph_loop(ip, loop):
     assert "batch is not written back: bound inside a graph loop" in output_text(captured)
 
 
+def test_a_distributed_dataset_made_in_a_branch_is_rebuilt_too(ip):
+    cell = "if distribute:\n    dist = strategy.experimental_distribute_dataset(ds)\nelse:\n    dist = ds"
+    differential(ip, STRATEGY + "distribute = True", cell, ())
+    assert type(ip.user_ns["dist"]).__name__ == "DistributedDataset"
+    differential(ip, STRATEGY + "distribute = True\n" + cell, "first = next(iter(dist))", ("first",))
+
+
 def test_an_iterator_made_in_the_cell_is_a_stand_in_that_says_why(ip):
     run(ip, STRATEGY)
     for made, kind in (("iter(ds)", "OwnedIterator"), ("iter(strategy.experimental_distribute_dataset(ds))",
@@ -191,3 +249,83 @@ def test_a_python_loop_that_would_unroll_without_end_stops_with_the_reason(ip, m
         assert type(result.error_in_exec).__name__ == "UnrolledLoopError" and ip.user_ns["acc"] == "before"
         assert f"UnrolledLoopError: line {line}: this loop runs in Python while tracing" in captured.stdout
         assert "more than 2,000 ops" in captured.stdout and "fix: loop over a tf.data.Dataset" in captured.stdout
+
+
+FIRST_CELL = """\
+import os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "tfmagic")
+ip.run_cell("import tensorflow as tf")
+for _ in range(2):
+    with capture_output() as captured:
+        result = ip.run_cell("%%tfgraph --show none\\nw = tf.Variable(tf.random.uniform((3, 2)))")
+    print(result.success, repr(result.error_in_exec), ip.user_ns.get("w", None) is not None)
+"""
+
+
+def test_a_random_initializer_in_a_sessions_first_graph_cell_makes_its_variable():
+    """(found by the differential run of the autodiff guide) The first %%tfgraph cell of a session creating a
+    variable from a random op failed with "a bytes-like object is required", then with "Creating variables on a
+    non-first call" on every re-run: an eager op's type came to tfmagic's op callback as bytes."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", FIRST_CELL], capture_output=True, text=True, timeout=600, env=env)
+    assert done.stdout.splitlines()[-2:] == ["True None True"] * 2, done.stdout + done.stderr[-2000:]
+
+
+def test_a_failing_graph_cell_that_used_up_a_tape_says_so(ip):
+    """(found by the differential run of the autodiff guide) The failed cell had asked the notebook's
+    non-persistent tape for its gradients, which TensorFlow cannot undo: the fix it suggested, a plain cell,
+    then got "can only be used to compute one set of gradients", unexplained."""
+    setup = "x = tf.Variable(3.0)\nwith tf.GradientTape() as tape:\n    y = x ** 2"
+    run(ip, setup)
+    result, captured = run(ip, "%%tfgraph --show none\ndy_dx = tape.gradient(y, x)\nshown = dy_dx.numpy()")
+    assert isinstance(result.error_in_exec, (AttributeError, NotImplementedError))
+    assert "note: the cell asked tape for gradients before it failed, and a tape that is not persistent gives " \
+           "them once" in captured.stdout
+    # what it says to do, done: record again, then the plain cell the first message suggested
+    run(ip, setup)
+    result, _ = run(ip, "dy_dx = tape.gradient(y, x)\nshown = dy_dx.numpy()")
+    assert result.success and float(ip.user_ns["shown"]) == 6.0
+    run(ip, setup.replace("GradientTape()", "GradientTape(persistent=True)"))
+    result, captured = run(ip, "%%tfgraph --show none\ndy_dx = tape.gradient(y, x)\nshown = dy_dx.numpy()")
+    assert not result.success and "asked tape for gradients" not in captured.stdout  # a persistent tape is intact
+
+
+def test_a_dataset_shuffled_without_a_seed_says_so_and_its_fix_gives_the_plain_order(ip):
+    """(found by the differential run of the custom training walkthrough) Under tf.random.set_seed a graph's
+    shuffle gives another order than the plain cell's, silently."""
+    setup = "tf.random.set_seed(1)\nds0 = tf.data.Dataset.range(10)"
+    run(ip, setup)
+    result, captured = run(ip, "%%tfgraph --show none\nds = ds0.shuffle(10).batch(10)")
+    assert result.success and "line 1: ds = ds0.shuffle(10).batch(10)\n  ds0.shuffle() has no seed: in a graph its " \
+        "order comes from the graph's own random streams" in output_text(captured, printed=True)
+    # the fix, pasted: the same order, each pass (reshuffled each iteration) as in the plain cell
+    cell = "ds = ds0.shuffle(10, seed=42).batch(10)\nfirst = next(iter(ds))"
+    captured = differential(ip, setup, cell, ("first",))
+    assert "has no seed" not in output_text(captured, printed=True)
+    passes = []
+    for prefix in ("", "%%tfgraph --show none\n"):
+        run(ip, setup)
+        run(ip, prefix + cell)
+        passes.append([next(ip.user_ns["ds"].as_numpy_iterator()).tolist() for _ in range(2)])
+    assert passes[0] == passes[1] and passes[0][0] != passes[0][1]
+
+
+@pytest.mark.parametrize("call", ["fit_history = model.fit(x, y, epochs=1, verbose=0)",
+                                  "predicted = model.predict(x, verbose=0)"])
+def test_keras_fit_or_predict_in_a_graph_cell_says_to_call_it_in_a_plain_cell(ip, call):
+    """(found by the differential run of the quickstart) fit() in a %%tfgraph cell failed with "a tensor is used
+    as a Python bool", which points at nothing the user wrote."""
+    run(ip, "import numpy as np\nx = np.ones((8, 3), 'float32')\ny = np.ones((8, 1), 'float32')\n"
+            "model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(1)])\nmodel.compile('sgd', 'mse')")
+    name, method = call.split(" = ")[0], call.split("model.")[1].split("(")[0]
+    ip.user_ns.pop(name, None)
+    result, captured = run(ip, "%%tfgraph --show none\n" + call)
+    assert not result.success and name not in ip.user_ns
+    assert f"model.{method}() runs Keras's own Python loop over the data" in captured.stdout
+    assert f"fix: call model.{method}(...) in a plain cell" in captured.stdout and "Python bool" not in captured.stdout
+    result, _ = run(ip, call)  # the fix, pasted
+    assert result.success

@@ -41,8 +41,9 @@ RESULT_NAME = "_tfmagic_result"
 RETURN_HELPER = "_tfmagic_return"
 #: Wraps the iterable of each top-level ``for`` loop: it tells, while tracing, a graph loop from a Python one.
 LOOP_HELPER = "_tfmagic_loop"
-#: Follows each statement nested in a branch or loop: ``_tfmagic_bound(LINE, locals())`` tells, while tracing,
-#: what the branch or loop body bound (AutoGraph keeps a name bound there only when the cell reads it after).
+#: Follows the statements in a branch or loop body that bind names (the last of each run of them):
+#: ``_tfmagic_bound(LINE, locals())`` tells, while tracing, what the body bound (AutoGraph keeps a name bound
+#: there only when the cell reads it after).
 BOUND_HELPER = "_tfmagic_bound"
 #: Line k of the cell is line ``k + LINE_OFFSET`` of the generated source.
 LINE_OFFSET = 2
@@ -560,21 +561,24 @@ def _mutated(tree: ast.AST) -> frozenset[str]:
 def _nested_statements(tree: ast.Module) -> list[ast.stmt]:
     """The simple statements of the cell's scope inside a branch or a loop's body (at any depth, a ``with`` or
     ``try`` in them too) after which the names their block bound are reported (see :data:`BOUND_HELPER`): the
-    last of each run of statements that bind names, each the last on its line."""
+    last of each run of statements that bind names, and the last of a body whose loop or ``with`` binds a name,
+    each the last on its line."""
     out: dict[int, ast.stmt] = {}  # by line: the last statement on it
 
-    def block(stmts: list[ast.stmt], nested: bool) -> None:
+    def block(stmts: list[ast.stmt], nested: bool, header_binds: bool = False) -> None:
         for i, stmt in enumerate(stmts):
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue  # another scope
             blocks = [getattr(stmt, f, None) or [] for f in ("body", "orelse", "finalbody")]
             blocks += [h.body for h in getattr(stmt, "handlers", ())] + [c.body for c in getattr(stmt, "cases", ())]
             if any(blocks):  # AutoGraph makes functions of a branch's and a loop's body, not a with's or try's
+                binds = isinstance(stmt, (ast.For, ast.AsyncFor)) or any(  # a loop's target, a with's "as"
+                    item.optional_vars is not None for item in getattr(stmt, "items", ()))
                 for inner in blocks:
-                    block(inner, nested or isinstance(stmt, (ast.If, ast.For, ast.AsyncFor, ast.While)))
+                    block(inner, nested or isinstance(stmt, (ast.If, ast.For, ast.AsyncFor, ast.While)), binds)
                 continue
             following = stmts[i + 1] if i + 1 < len(stmts) else None
-            if not nested or not assigned_names([stmt]) or (
+            if not nested or (not assigned_names([stmt]) and not (header_binds and following is None)) or (
                     following is not None and not any(getattr(following, f, None) for f in ("body", "orelse"))
                     and not isinstance(following, (ast.FunctionDef, ast.ClassDef)) and assigned_names([following])):
                 continue  # binds nothing, or the next statement binds too and reports for both
@@ -593,7 +597,7 @@ def _indented_body(source: str, last_expr: ast.Expr | None, loops: list[ast.For]
     Lines that continue a multi-line string are left as they are, so string
     values do not change.  A last expression becomes ``_tfmagic_result = (...)``;
     a top-level loop's iterable ``for t in ITER:`` becomes ``_tfmagic_loop(LINE, ITER)``;
-    a statement nested in a branch or loop is followed by ``; _tfmagic_bound(LINE, locals())``.
+    each statement of ``nested`` (:func:`_nested_statements`) is followed by ``; _tfmagic_bound(LINE, locals())``.
     """
     lines = source.splitlines(True) or ["\n"]
     if lines[-1] and not lines[-1].endswith(("\n", "\r")):

@@ -133,6 +133,8 @@ class EagerEffects:
         if graph is not None:
             self.graph = cell_graph(graph) or self.graph
             return None
+        if isinstance(op_type, bytes):  # an eager op's type comes as bytes
+            op_type = op_type.decode()
         if self._paused or not op_type.startswith(self._STATEFUL):
             return None
         from tensorflow.python.framework.func_graph import FuncGraph

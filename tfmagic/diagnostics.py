@@ -367,6 +367,12 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
                 "so its values differ from the same code run eagerly (under the same seeds), and each run "
                 "of the graph draws anew", "for values that match eager code, use a stateless op with a seed: "
                 "tf.random.stateless_uniform(shape, seed=[1, 2]) (or pass in a tf.random.Generator)")
+        elif last == "shuffle" and head and not head.endswith("random") and len(node.args) < 2 \
+                and not any(k.arg == "seed" for k in node.keywords):
+            add(node, "random",
+                f"{name}() has no seed: in a graph its order comes from the graph's own random streams, so under "
+                "the same tf.random.set_seed it differs from the same code run eagerly",
+                "give it a seed for an order that matches eager code: .shuffle(buffer_size, seed=42)")
         elif last == "append" and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
                 and node.func.value.id not in bound:
             add(node, "side_effect",
@@ -445,6 +451,31 @@ def explain_tape_reuse(message: str, line: int | None, code: str) -> Finding | N
                    "tf.GradientTape(persistent=True) (or %%tape --persistent), or one tape per gradient")
 
 
+_KERAS_LOOP = re.compile(r"\b([A-Za-z_][\w.]*)\.(fit|evaluate|predict)\s*\(")
+
+
+def explain_keras_loop(line: int | None, code: str, namespace: dict) -> Finding | None:
+    """A Keras model's ``fit``/``evaluate``/``predict`` called in a graph cell (whatever it then raised),
+    explained; ``None`` for other lines."""
+    from tfmagic.naming import is_keras
+
+    for match in _KERAS_LOOP.finditer(code):
+        owner, _, attr = match.group(1).partition(".")
+        value = namespace.get(owner)
+        for part in attr.split(".") if attr else ():
+            value = getattr(value, part, None)
+        if is_keras(value, ("Model",)):
+            call = f"{match.group(1)}.{match.group(2)}"
+            return Finding(
+                "keras_loop", line, code,
+                f"{call}() runs Keras's own Python loop over the data (batches, epochs, callbacks) around a "
+                "tf.function of its own, reading values as it goes: it cannot run inside a graph, and this cell "
+                "runs as one",
+                f"call {call}(...) in a plain cell (Keras already runs each step as a graph: %tfretrace lists it, "
+                "%tfgraph draws it)")
+    return None
+
+
 def explain_variable_creation(message: str, line: int | None, code: str) -> Finding | None:
     """The ``tf.Variable``-on-a-later-call error, explained; ``None`` for other errors."""
     if "singleton tf.Variables created on the first call" not in message and \
@@ -456,6 +487,30 @@ def explain_variable_creation(message: str, line: int | None, code: str) -> Find
         "again after a first call that creates variables, so this line would make a new variable each time)",
         "create the variable once outside (in a plain cell) and update it in the function with "
         "v.assign(...) / v.assign_add(...)")
+
+
+_COND_SCOPE = re.compile(r"(^|/)cond(_\d+)?/")
+
+
+def find_cond_gradients(source: str, graph, filename: str, line_offset: int, tree: ast.Module | None = None
+                        ) -> list[Finding]:
+    """An ``if`` on a tensor (a ``tf.cond``) in a cell that asks a tape for gradients: a gradient through the
+    branch that did not run is zeros in a graph, where eager code, which records only the branch that ran,
+    gives ``None``."""
+    tree = _parsed(source, tree)
+    if tree is None or not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in (
+            "gradient", "jacobian", "batch_jacobian") for n in ast.walk(tree)):
+        return []
+    lines = source.splitlines()
+    ifs = {n.lineno for n in ast.walk(tree) if isinstance(n, ast.If)}
+    conds = sorted(line for line, ops in _ops_by_line(graph, filename, line_offset).items()  # (a constant
+                   if line in ifs and any(op.type in ("If", "StatelessIf") or _COND_SCOPE.search(op.name)  # condition:
+                                          for op in ops))  # the branch's call, in a cond scope)
+    return [Finding("cond_gradient", line, lines[line - 1] if 0 < line <= len(lines) else "",
+                    "an if on a tensor is a tf.cond in a graph, which records both branches: a gradient for a source "
+                    "only the branch that did not run reads is zeros here, where a plain cell's is None",
+                    "test for zeros (tf.reduce_all(g == 0)), not for None; or ask for the gradients in a plain cell")
+            for line in conds]
 
 
 def find_pruned_lines(source: str, graph, filename: str, line_offset: int, tree: ast.Module | None = None

@@ -290,6 +290,12 @@ def write_back_notes(record, code: CellCode) -> list:
                 f"{name} comes back as an eager TensorArray rebuilt from its contents: every element is there, "
                 "where an eager TensorArray clears an element when it is read (clear_after_read)",
                 "read the elements you need in the cell (they are written back)"))
+    for name, line in record.branch_variables:
+        notes.append(diagnostics.Finding(
+            "branch_variable", line, text(line),
+            f"{name} is a tensor, the value of the variable it is bound to here, in an if or loop on a tensor: a "
+            "tf.cond's and a while loop's outputs are tensors, where a plain cell binds the variable itself",
+            f"read {name} as a value (its gradient is the variable's), or pick the variable in a plain cell"))
     for names, line, why, fix in not_written_back(record, code):
         if fix:
             verb = "is" if len(names) == 1 else "are"

@@ -175,7 +175,8 @@ def explain(message: str, frames: list[CellFrame], namespace: dict, autograph: b
 
     last = frames[-1] if frames else None
     line, text = (last.lineno, last.code) if last else (None, "")
-    return (diagnostics.explain_dtype_error(message, line, text, diagnostics.line_dtypes(text, namespace))
+    return (diagnostics.explain_keras_loop(line, text, namespace)
+            or diagnostics.explain_dtype_error(message, line, text, diagnostics.line_dtypes(text, namespace))
             or diagnostics.explain_variable_creation(message, line, text)
             or diagnostics.explain_tape_reuse(message, line, text)
             or diagnostics.explain_graph_only(message, line, text, autograph))

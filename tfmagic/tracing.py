@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from tfmagic import diagnostics, retracing, tracebacks
 from tfmagic.cell import (BOUND_HELPER, FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell,
-                          cell_graph)
+                          assigned_names, cell_graph)
 from tfmagic.cellvars import CellVariables, EagerEffects
 from tfmagic.errors import RetraceLimitError, UnrolledLoopError
 from tfmagic.fixes import fixes_for
@@ -111,6 +111,8 @@ class TraceRecord(retracing.Trace):
         python_loop_kept: names the body of a Python loop binds that AutoGraph did not keep (not written back).
         graph_kept: names bound only inside a graph branch or loop (an ``if`` or loop on a tensor) that AutoGraph
             kept inside the graph (not written back), the top-level loops' ``kept_inside`` aside.
+        branch_variables: ``(name, line)`` for each name a graph branch or loop body bound to a variable (at the
+            line), written back as a tensor (a tf.cond's or while loop's output is the variable's value).
     """
 
     graph: Any
@@ -128,6 +130,7 @@ class TraceRecord(retracing.Trace):
     kept_inside: list = field(default_factory=list)
     python_loop_kept: list = field(default_factory=list)
     graph_kept: list = field(default_factory=list)
+    branch_variables: list = field(default_factory=list)
     redefined: dict = field(default_factory=dict)  # name -> the user's own function or class, once defined
 
 
@@ -150,6 +153,8 @@ class CellRun:
             once ``outputs`` are written back, to have them read the notebook's names as a plain cell's do.
         eager: why the cell ran eagerly, with no graph (``tf.config.run_functions_eagerly(True)`` is on);
             empty when it ran as a graph.  An eager run has no trace: ``trace`` is ``None``.
+        not_written: what a plain cell binds that this run could not write back (``leaving.not_written_back``):
+            the names to bind to stand-ins (``leaving.stand_ins``).
     """
 
     outputs: dict[str, Any]
@@ -168,7 +173,7 @@ class CellRun:
     functions: dict[str, Any] = field(default_factory=dict)
     eager: str = ""
     _redefined: dict = field(default_factory=dict)
-    not_written: list = field(default_factory=list)  # what a plain cell binds that this run could not write back
+    not_written: list = field(default_factory=list)
     cell: Any = None  # the CellFunction that ran (its traces, for a diff or the explorer)
 
     def redefine_functions(self, namespace: dict) -> None:
@@ -233,7 +238,7 @@ class CellFunction:
         # (an except clause's name is unbound at the clause's end, as Python does)
         self._assigned = frozenset(code.assigned) - {node.name for node in ast.walk(code.tree)
                                                       if isinstance(node, ast.ExceptHandler)}
-        self._bindings: list[tuple[Any, dict]] = []  # (graph, names) that branches and loop bodies bound, in order
+        self._bindings: list[tuple[Any, int, dict]] = []  # (graph, line, names) branches and loop bodies bound
         self._graph_start: dict[Any, int] = {}  # each graph's version when the trace's loops first reported in it
         self._loops: dict[int, Any] = {}  # loop line -> _GRAPH_LOOP, or (its last item,) / () for a Python loop
         namespace["__name__"] = CELL_MODULE
@@ -280,7 +285,7 @@ class CellFunction:
         self._graph_start.clear()
         last: dict[str, Any] = {}  # what the trace's path bound last, in the branches and loops AutoGraph did not keep
         inner: dict[str, None] = {}  # names bound in a graph branch or loop's body (a tf.cond's, a while's)
-        for where, bound in bindings:
+        for where, _, bound in bindings:
             if where is graph:
                 last.update(bound)
             elif cell_graph(where) is graph:
@@ -335,6 +340,10 @@ class CellFunction:
                                    and loops.get(self.code.loop_bound[n], _GRAPH_LOOP) not in (_GRAPH_LOOP, ())]
         noted = set(record.kept_inside) | set(record.python_loop_kept) | set(record.dropped)
         record.graph_kept = [n for n in inner if n not in values and n not in self.code.deleted and n not in noted]
+        to_variable = {n: line for where, line, bound in bindings if where is not graph and cell_graph(where) is graph
+                       for n, v in bound.items() if isinstance(v, tf.Variable)}  # by a graph branch or loop body
+        record.branch_variables = [(n, line) for n, line in to_variable.items()
+                                   if isinstance(values.get(n), tf.Tensor) and _bound_only_nested(self.code.tree, n)]
         self._pending.append(record)
         return tensors, out
 
@@ -342,7 +351,7 @@ class CellFunction:
         """Called after each statement nested in a branch or loop, while tracing: what its block has bound."""
         graph = tf.compat.v1.get_default_graph()
         self._check_unrolling(graph, line)
-        self._bindings.append((graph, {k: v for k, v in local_values.items() if k in self._assigned and is_defined(v)}))
+        self._bindings.append((graph, line, {k: v for k, v in local_values.items() if k in self._assigned and is_defined(v)}))
 
     def _loop(self, line: int, iterable):
         """The iterable of the top-level ``for`` loop at ``line``, as AutoGraph gets it; notes which kind it is.
@@ -433,6 +442,7 @@ class CellFunction:
         self._graph_start.clear()
         effects = EagerEffects(self.code)
         self.variables.restart(effects)
+        tapes = {k: v for k, v in self._globals.items() if isinstance(v, tf.GradientTape) and v._tape is not None}
         try:
             with effects, self.variables.scope(), graph_only_deprecations():  # the traces' graphs inherit the scope
                 tensors, tensor_result = self.function(*args)
@@ -441,6 +451,10 @@ class CellFunction:
             self._pending.clear()
             notes = [f.text for f in self.code_findings() if f.kind == "try_except"
                      or (f.kind == "match" and self.options.autograph)]
+            notes += [f"the cell asked {name} for gradients before it failed, and a tape that is not persistent gives "
+                      f"them once: {name} cannot give them again (TensorFlow cannot undo that); record it again (run "
+                      "the cell that recorded it), with tf.GradientTape(persistent=True) to ask it more than once"
+                      for name, tape in tapes.items() if tape._tape is None]
             graph = effects.graph  # the failed trace's graph, as far as it got
             notes += [f.text for f in diagnostics.find_mismatched_calls(graph, self.code)] if graph is not None else []
             raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes,
@@ -550,7 +564,7 @@ class CellFunction:
         code = self.code
         record.findings = [f for f in self.code_findings() if self.options.autograph or f.kind != "match"]
         for find in (diagnostics.find_unrolled_loops, diagnostics.find_pruned_lines,
-                     diagnostics.find_converted_builtins):
+                     diagnostics.find_converted_builtins, diagnostics.find_cond_gradients):
             record.findings += find(code.source, record.graph, code.filename, LINE_OFFSET, tree=code.tree)
         record.findings += write_back_notes(record, self.code)
         if not self.variables.created:  # a cell creating variables traces on every run: init_scope code runs each time
@@ -753,6 +767,12 @@ def _unpack_target(target: ast.AST, item: Any) -> dict[str, Any]:
             out.update(bound)
         return out
     return {}
+
+
+def _bound_only_nested(tree: ast.Module, name: str) -> bool:
+    """Whether every statement of the cell's top level that binds ``name`` binds it inside a branch or loop."""
+    return all(isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try)) for stmt in tree.body
+               if name in assigned_names([stmt]))
 
 
 def _attribute_targets(tree: ast.Module | None) -> dict[str, set[str]]:

@@ -103,8 +103,10 @@ class TfGraphMagics(SessionMagics):
         function's arguments, so a new shape, dtype or Python value retraces it, and
         the output says which argument changed, how, and the fix; variables, layers,
         models and functions are captured.  Names the cell assigns are written back
-        (tensors as eager tensors) and a last expression is the cell's result.  If the
-        cell fails, the namespace is left as it was.  Running the same cell again
+        (tensors as eager tensors) and a last expression is the cell's result; a name
+        whose value cannot leave the graph is bound to a stand-in that says why when
+        used (and a note says so).  If the cell fails, the namespace is left as it
+        was.  Running the same cell again
         reuses its tf.function.  Trace-time pitfalls (print, list appends, NumPy or
         random calls that run only while tracing, unrolled range loops) are flagged
         with their line.

@@ -299,9 +299,12 @@ def test_a_dataset_shuffled_without_a_seed_says_so_and_its_fix_gives_the_plain_o
     shuffle gives another order than the plain cell's, silently."""
     setup = "tf.random.set_seed(1)\nds0 = tf.data.Dataset.range(10)"
     run(ip, setup)
-    result, captured = run(ip, "%%tfgraph --show none\nds = ds0.shuffle(10).batch(10)")
+    result, captured = run(ip, "%%tfgraph --show none\nds = ds0.shuffle(10).batch(10)\n"
+                               "chained = tf.data.Dataset.range(4).shuffle(4).batch(2)")
+    text = output_text(captured, printed=True)
     assert result.success and "line 1: ds = ds0.shuffle(10).batch(10)\n  ds0.shuffle() has no seed: in a graph its " \
-        "order comes from the graph's own random streams" in output_text(captured, printed=True)
+        "order comes from the graph's own random streams" in text
+    assert "line 2: chained = tf.data.Dataset.range(4).shuffle(4).batch(2)\n  Dataset.shuffle() has no seed" in text
     # the fix, pasted: the same order, each pass (reshuffled each iteration) as in the plain cell
     cell = "ds = ds0.shuffle(10, seed=42).batch(10)\nfirst = next(iter(ds))"
     captured = differential(ip, setup, cell, ("first",))
@@ -329,3 +332,33 @@ def test_keras_fit_or_predict_in_a_graph_cell_says_to_call_it_in_a_plain_cell(ip
     assert f"fix: call model.{method}(...) in a plain cell" in captured.stdout and "Python bool" not in captured.stdout
     result, _ = run(ip, call)  # the fix, pasted
     assert result.success
+
+
+STEP = """\
+model = tf.keras.Sequential([tf.keras.layers.Dense(4, kernel_initializer="ones"),
+                             tf.keras.layers.Dense(1, kernel_initializer="ones")])
+opt = tf.keras.optimizers.Adam()
+xb = tf.ones((2, 3))
+
+@tf.function
+def step(x):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(x))
+    grads = tape.gradient(loss, model.trainable_variables)
+    opt.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+"""
+
+
+def test_a_failing_graph_cell_says_which_objects_its_trace_built(ip):
+    """(found by the differential run of the quickstart) The epoch cell failed at its f-string after tracing had
+    built the model and the optimizer's slots: a failing cell said nothing of that."""
+    run(ip, STEP + "\nloss = 'before'")
+    assert not ip.user_ns["model"].built
+    result, captured = run(ip, "%%tfgraph --show none\nloss = step(xb)\nprint(f'{loss:.2f}')")
+    assert not result.success and ip.user_ns["loss"] == "before" and ip.user_ns["model"].built
+    assert "note: tracing built model and opt before the cell failed: the variables it made (at their initial " \
+           "values) stay" in captured.stdout
+    # the fix the error gives, pasted: the step runs, as in a plain cell
+    captured = differential(ip, STEP, "loss = step(xb)\ntf.print('loss', loss)", ("loss",))
+    assert "tracing built" not in captured.stdout

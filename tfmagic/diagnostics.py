@@ -367,11 +367,11 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
                 "so its values differ from the same code run eagerly (under the same seeds), and each run "
                 "of the graph draws anew", "for values that match eager code, use a stateless op with a seed: "
                 "tf.random.stateless_uniform(shape, seed=[1, 2]) (or pass in a tf.random.Generator)")
-        elif last == "shuffle" and head and not head.endswith("random") and len(node.args) < 2 \
-                and not any(k.arg == "seed" for k in node.keywords):
+        elif isinstance(node.func, ast.Attribute) and node.func.attr == "shuffle" and not head.endswith("random") \
+                and len(node.args) < 2 and not any(k.arg == "seed" for k in node.keywords):  # a dataset's
             add(node, "random",
-                f"{name}() has no seed: in a graph its order comes from the graph's own random streams, so under "
-                "the same tf.random.set_seed it differs from the same code run eagerly",
+                f"{name or 'Dataset.shuffle'}() has no seed: in a graph its order comes from the graph's own random "
+                "streams, so under the same tf.random.set_seed it differs from the same code run eagerly",
                 "give it a seed for an order that matches eager code: .shuffle(buffer_size, seed=42)")
         elif last == "append" and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
                 and node.func.value.id not in bound:

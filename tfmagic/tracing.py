@@ -443,6 +443,7 @@ class CellFunction:
         effects = EagerEffects(self.code)
         self.variables.restart(effects)
         tapes = {k: v for k, v in self._globals.items() if isinstance(v, tf.GradientTape) and v._tape is not None}
+        created_before = len(self.variables.created)
         try:
             with effects, self.variables.scope(), graph_only_deprecations():  # the traces' graphs inherit the scope
                 tensors, tensor_result = self.function(*args)
@@ -455,6 +456,11 @@ class CellFunction:
                       f"them once: {name} cannot give them again (TensorFlow cannot undo that); record it again (run "
                       "the cell that recorded it), with tf.GradientTape(persistent=True) to ask it more than once"
                       for name, tape in tapes.items() if tape._tape is None]
+            built = _holders(namespace, self.variables.created[created_before:])
+            if built:
+                names = " and ".join([", ".join(built[:-1]), built[-1]] if len(built) > 1 else built)
+                notes.append(f"tracing built {names} before the cell failed: the variables it made (at their initial "
+                             "values) stay, as TensorFlow cannot undo that; every name is as it was")
             graph = effects.graph  # the failed trace's graph, as far as it got
             notes += [f.text for f in diagnostics.find_mismatched_calls(graph, self.code)] if graph is not None else []
             raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes,
@@ -767,6 +773,22 @@ def _unpack_target(target: ast.AST, item: Any) -> dict[str, Any]:
             out.update(bound)
         return out
     return {}
+
+
+def _holders(namespace: dict, variables: list) -> list[str]:
+    """The notebook's names of the layers, models, optimizers and modules that hold any of ``variables``."""
+    made = {id(v) for v in variables}
+    out = []
+    for name, obj in list(namespace.items()) if made else ():
+        if name.startswith("_") or isinstance(obj, (tf.Variable, type, types.ModuleType)) \
+                or not hasattr(obj, "variables"):
+            continue
+        try:  # a Keras 3 variable's tf.Variable is its .value (on a tf.Variable, .value is a method)
+            if any(id(v) in made or id(getattr(v, "value", None)) in made for v in obj.variables):
+                out.append(name)
+        except Exception:  # an object whose variables cannot be listed (an unbuilt Keras 2 model)
+            continue
+    return out
 
 
 def _bound_only_nested(tree: ast.Module, name: str) -> bool:

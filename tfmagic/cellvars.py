@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfmagic import diagnostics
 from tfmagic.cell import CellCode, cell_graph
 from tfmagic.leaving import graph_bound
+from tfmagic.naming import held_variables
 
 #: The graphs of a graph ``if``'s branches and a graph loop's body (a variable made there is refused).
 CONTROL_FLOW_GRAPHS = frozenset({"CondBranchFuncGraph", "WhileCondFuncGraph", "WhileBodyFuncGraph"})
@@ -51,12 +52,7 @@ class CellVariables:
         layer (or optimizer, module) built on its first call and keeps (a plain re-run reuses those)."""
         if not self.created:
             return False
-        kept = set()
-        for obj in self.objects:
-            try:
-                kept |= {id(getattr(v, "value", v)) for v in obj.variables}
-            except Exception:  # an object whose variables cannot be listed: assume they are not its own
-                continue
+        kept = {id(v) for obj in self.objects for v in held_variables(obj)}
         return any(id(v) not in kept for v in self.created)
 
     def create(self, next_creator, **kwargs):
@@ -103,11 +99,7 @@ class CellVariables:
             return None
         candidates = list(self.captured) + [v for v in values.values() if isinstance(v, tf.Variable)]
         candidates += self.created
-        for obj in self.objects:
-            try:
-                candidates += [getattr(v, "value", v) for v in getattr(obj, "variables", ())]
-            except Exception:  # an object whose variables cannot be listed: nothing to find there
-                continue
+        candidates += [v for obj in self.objects for v in held_variables(obj)]
         for variable in candidates:
             if isinstance(variable, tf.Variable) and not graph_bound(variable) and variable.handle is external:
                 return variable

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from tfmagic import diagnostics
 from tfmagic.cell import CellCode, binding_line
+from tfmagic.naming import is_keras
 from tfmagic.redefine import function_node, is_cell_function
 
 def holds_tensors(value: Any) -> bool:
@@ -157,6 +158,17 @@ def _tensor_array_rebuilder(array: tf.TensorArray):
     return rebuild
 
 
+#: The ops that assign a variable (their first input is its handle).
+_ASSIGNS = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"})
+
+
+class _Handle:
+    """A variable's handle as ``variable_for`` looks for it (on an assign's value: ``.handle``)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+
 def place(value: Any, graph, values: dict, name: str | None = None, *, variable_for, code: CellCode,
           captured: frozenset = frozenset()) -> tuple[str, Any]:
     """How one value the cell bound leaves the graph: ``(kind, payload)``.
@@ -173,6 +185,16 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
         return "drop", ("a GradientTape that recorded while tracing holds the trace's graph tensors (outside the "
                         "cell its gradients would be None); call tape.gradient(...) in this cell (the gradients are "
                         "written back), or record in a plain cell or under %%tape")
+    if isinstance(value, tf.Operation):  # Keras 2's update_state returns its last assign's op inside a function
+        if value.type in _ASSIGNS and value.inputs:
+            variable = variable_for(_Handle(value.inputs[0]), graph, values)
+            if variable is not None:  # a plain cell's value: what an eager assign returns, an unread view of it
+                with tf.init_scope():
+                    lazy = getattr(variable, "_lazy_read", None)  # (resource_variable_ops, TF 2.15-2.21)
+                    return "python", lazy(None) if lazy is not None else variable
+        return "drop", (f"{value.name} is an op of the trace's graph (what an update returns inside a function: "
+                        "Keras 2's update_state, an assign's group), which cannot leave it; read the updated value "
+                        "in the cell (metric.result(), v.read_value())")
     if isinstance(value, tf.TensorArray):
         if not tf.is_symbolic_tensor(value.flow):
             return "python", value
@@ -228,6 +250,16 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
         return "drop", (f"this {type(value).__name__} holds graph tensors made while tracing, which cannot be "
                         "used outside the graph; bind the tensors themselves (they are written back)")
     return "python", value
+
+
+def finish_keras2_models(values) -> None:
+    """Keras 2 (TensorFlow 2.15, tf-keras) makes a model's fit/evaluate/predict step counters in its constructor
+    only outside a function (``training.py``, ``_init_batch_counters``): a model the cell constructed while
+    tracing gets them now, eagerly, as a plain cell's model has them (else its ``fit`` fails)."""
+    for value in values:
+        if is_keras(value, ("Model",)) and hasattr(value, "_init_batch_counters") \
+                and getattr(value, "_train_counter", None) is None:
+            value._init_batch_counters()
 
 
 def not_written_back(record, code: CellCode) -> list[tuple[tuple[str, ...], int | None, str, str]]:

@@ -74,6 +74,27 @@ def tf_variable(value: Any):
     return inner if isinstance(inner, tf.Variable) else None
 
 
+def holds_variables(value: Any) -> bool:
+    """Whether ``value`` is a layer, model, optimizer or module (it has a ``variables`` attribute), told from its
+    class: an unbuilt Keras 2 model's ``variables`` property raises ``ValueError``, so it is not read."""
+    import tensorflow as tf
+
+    return hasattr(type(value), "variables") and not isinstance(value, (tf.Variable, type))
+
+
+def held_variables(value: Any) -> list:
+    """The ``tf.Variable``\\ s a layer, model, optimizer or module holds (a Keras 3 variable's inner one), or
+    ``[]`` where it holds none or cannot list them yet (an unbuilt Keras 2 model)."""
+    if not holds_variables(value):
+        return []
+    try:
+        own = value.variables
+        own = own() if callable(own) else own  # a Keras 2 optimizer's is a method
+        return [v for v in map(tf_variable, own) if v is not None]
+    except Exception:  # a Keras object that cannot list its variables yet (not built)
+        return []
+
+
 def layer_path(variable) -> str:
     """A layer's weight's path (``hidden/kernel``), or ``""`` for a variable no layer owns.
 

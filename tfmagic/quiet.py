@@ -24,6 +24,8 @@ TensorFlow's frequent-retracing warning about the cell's own function, which nam
 True
 >>> is_tensorflow_startup_line("E0000 00:00:1.0  1 op_kernel.cc:1]  OP_REQUIRES failed: Incompatible shapes")
 False
+>>> is_tensorflow_startup_line("2026-12-07 18:09:29.291550: I external/local_tsl/tsl/cuda/cudart_stub.cc:31] Could not")
+True
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from collections.abc import Callable
 #: TensorFlow's sources of start-up lines (absl's format: ``I0000 time thread file.cc:line] message``).
 _STARTUP_SOURCES = ("port.cc", "cudart_stub.cc", "cpu_feature_guard.cc", "cuda_platform.cc", "cuda_executor.cc",
                     "cuda_diagnostics.cc", "cuda_dnn.cc", "cuda_fft.cc", "cuda_blas.cc", "dso_loader.cc",
-                    "gpu_device.cc")
+                    "gpu_device.cc", "computation_placer.cc", "py_utils.cc")  # py_utils.cc: TF-TRT's warning
 _ABSL_LINE = re.compile(r"^[IWE]\d{4} [\d:.]+\s+\d+ (?P<source>[\w.]+):\d+\]")
+#: TensorFlow 2.15-2.19 log start-up in their own format: ``2026-12-07 18:09:29.287043: I path/port.cc:113] ...``.
+_TF_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+: [IWE] (?:[\w.-]*/)*(?P<source>[\w.]+):\d+\]")
 _STARTUP_TEXT = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
                  "To enable the following instructions:")
 
@@ -59,7 +63,7 @@ _GRAPH_ONLY_OPTIONS = "To make it possible to preserve tf.data options across se
 
 def is_tensorflow_startup_line(line: str) -> bool:
     """Whether a line is one of TensorFlow's start-up log lines (see the module's docstring)."""
-    match = _ABSL_LINE.match(line)
+    match = _ABSL_LINE.match(line) or _TF_LINE.match(line)
     if match:
         return match.group("source") in _STARTUP_SOURCES
     return line.startswith(_STARTUP_TEXT)

@@ -39,8 +39,9 @@ from tfmagic.cellvars import CellVariables, EagerEffects
 from tfmagic.errors import RetraceLimitError, UnrolledLoopError
 from tfmagic.fixes import fixes_for
 from tfmagic.inputs import MUTABLE, split_inputs
-from tfmagic.leaving import (RESULT_KEY, SYMBOLIC_TEXT, check_reads, is_defined, join_mixed, not_written_back, place,
-                             write_back_notes)
+from tfmagic.leaving import (RESULT_KEY, SYMBOLIC_TEXT, check_reads, finish_keras2_models, is_defined, join_mixed,
+                             not_written_back, place, write_back_notes)
+from tfmagic.naming import held_variables, holds_variables
 from tfmagic.quiet import graph_only_deprecations
 from tfmagic.redefine import CELL_BUILTINS, CELL_MODULE, redefine
 
@@ -218,7 +219,7 @@ class CellFunction:
         self.captured = {k: retracing.describe_object(v) for k, v in global_values.items()}
         self._variables = {k: v for k, v in global_values.items() if isinstance(v, tf.Variable)}
         self.variables = CellVariables(self._variables.values(), [
-            v for v in global_values.values() if hasattr(v, "variables") and not isinstance(v, tf.Variable)])
+            v for v in global_values.values() if holds_variables(v)])
         self._globals = global_values
         self._attributes = _attribute_targets(code.tree)  # obj.t = ... on a captured object
         self._changed_globals = [n for n in global_values if n in code.mutated or n in self._attributes]
@@ -508,6 +509,8 @@ class CellFunction:
             else:
                 outputs[name] = rebuild(outputs[name])
         functions = {name: (outputs[name], node) for name, (_, node) in model.functions.items()}
+        if traced:
+            finish_keras2_models([*outputs.values(), model.python_result])
         return CellRun(
             cell=self,
             outputs=outputs,
@@ -780,14 +783,9 @@ def _holders(namespace: dict, variables: list) -> list[str]:
     made = {id(v) for v in variables}
     out = []
     for name, obj in list(namespace.items()) if made else ():
-        if name.startswith("_") or isinstance(obj, (tf.Variable, type, types.ModuleType)) \
-                or not hasattr(obj, "variables"):
-            continue
-        try:  # a Keras 3 variable's tf.Variable is its .value (on a tf.Variable, .value is a method)
-            if any(id(v) in made or id(getattr(v, "value", None)) in made for v in obj.variables):
-                out.append(name)
-        except Exception:  # an object whose variables cannot be listed (an unbuilt Keras 2 model)
-            continue
+        if not name.startswith("_") and not isinstance(obj, types.ModuleType) \
+                and any(id(v) in made for v in held_variables(obj)):
+            out.append(name)
     return out
 
 

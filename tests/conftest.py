@@ -1,5 +1,6 @@
 """Shared fixtures: a real IPython shell with tfmagic loaded as a user loads it."""
 
+import builtins
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -14,6 +15,9 @@ def ip():
     from IPython.core.interactiveshell import InteractiveShell
 
     HistoryAccessor.enabled = False
+    # Python's own displayhook, which doctests run under, leaves builtins._ behind; IPython then never binds the
+    # notebook's _ (displayhook.py: "Don't overwrite '_' ... if '_' is in __builtin__"), as no real kernel has it
+    builtins.__dict__.pop("_", None)
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "tfmagic")
     shell.run_cell("import numpy as np\nimport tensorflow as tf")

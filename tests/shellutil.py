@@ -15,6 +15,14 @@ NOTEBOOK_WIDTH = 1000
 TAPE_TABLE = "%%tape: gradients"
 
 
+def keras2() -> bool:
+    """Whether this process's Keras is Keras 2 (TensorFlow 2.15's, or tf-keras under TF_USE_LEGACY_KERAS=1),
+    which names and draws some things otherwise than Keras 3 (issue 27): a test says what each shows."""
+    import tensorflow as tf
+
+    return not hasattr(tf.keras, "ops")  # keras.ops is Keras 3's
+
+
 def run(shell, source):
     """Run a cell in the shell, capturing its outputs; return (result, captured)."""
     from IPython.utils.capture import capture_output

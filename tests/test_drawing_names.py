@@ -9,8 +9,9 @@ inline SVG's width at full scale.
 import re
 
 import pygraphviz
+import pytest
 
-from .shellutil import NOTEBOOK_WIDTH, drawing_svg, run, svg_width
+from .shellutil import NOTEBOOK_WIDTH, drawing_svg, keras2, run, svg_width
 
 FUNCTIONS = '''
 @tf.function
@@ -145,6 +146,8 @@ _ = block(tf.random.normal([2, 5, 16]))
 '''
 
 
+@pytest.mark.xfail(keras2(), strict=True, reason="issue 27, item 7: on Keras 2 the block is not folded by layer "
+                   "(1,671 pt wide, drawn at 60%)")
 def test_an_attention_block_too_tall_to_read_starts_collapsed_by_layer(ip, tmp_path):
     run(ip, BLOCK)
     result, captured = run(ip, f"%tfgraph block -o {tmp_path / 'b.svg'}")

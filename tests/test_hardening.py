@@ -176,7 +176,7 @@ def test_keras_layer_names_in_drawings_are_text(ip):
     assert isinstance(result.error_in_exec, ValueError) and "not a valid root scope name" in str(result.error_in_exec)
     # ... and leaves no trace of that name in Keras's own state: later layers are named as before
     result = _check(ip, "after_bad = tf.keras.layers.Dense(1, name='after_bad')\nafter_out = after_bad(lx)\n"
-                        "after_name = after_bad.kernel.path")
+                        "after_name = getattr(after_bad.kernel, 'path', None) or after_bad.kernel.name[:-2]")
     assert result.success and ip.user_ns["after_name"] == "after_bad/kernel"
 
 

@@ -9,9 +9,8 @@ inline SVG's width at full scale.
 import re
 
 import pygraphviz
-import pytest
 
-from .shellutil import NOTEBOOK_WIDTH, drawing_svg, keras2, run, svg_width
+from .shellutil import NOTEBOOK_WIDTH, drawing_svg, run, svg_width
 
 FUNCTIONS = '''
 @tf.function
@@ -146,21 +145,20 @@ _ = block(tf.random.normal([2, 5, 16]))
 '''
 
 
-@pytest.mark.xfail(keras2(), strict=True, reason="issue 27, item 7: on Keras 2 the block is not folded by layer "
-                   "(1,671 pt wide, drawn at 60%)")
 def test_an_attention_block_too_tall_to_read_starts_collapsed_by_layer(ip, tmp_path):
     run(ip, BLOCK)
     result, captured = run(ip, f"%tfgraph block -o {tmp_path / 'b.svg'}")
     assert result.success
     note = captured.outputs[0].data["text/plain"]
-    assert re.search(r"111 ops drawn as \d+ nodes \(expanded, it would be about [\d,]+ pt tall\): \d+ other layers "
-                     r"or name scopes one node each; --expand NAME opens a layer, model or call", note)
+    # Keras 3's layers make it tall; Keras 2's (LayerNormalization's shape plumbing) make it wide
+    assert re.search(r"111 ops drawn as \d+ nodes \(expanded, it (would be about [\d,]+ pt tall|is [\d,]+ pt wide)\): "
+                     r"\d+ other layers or name scopes one node each; --expand NAME opens a layer, model or call", note)
     labels, svg = _drawing(ip, tmp_path, "%tfgraph block")
     names = {label.split("\n")[0] for label in labels}
     assert {"attention", "norm1", "norm2", "ffn"} <= names  # the layers, by the names the code gave them
     assert svg_width(svg) <= NOTEBOOK_WIDTH and float(re.search(r'height="([\d.]+)pt"', svg).group(1)) < 1000
     labels, _ = _drawing(ip, tmp_path, "%tfgraph block --expand attention")
-    assert "Softmax" in labels  # --expand opens a layer
+    assert any("Softmax" in label for label in labels)  # --expand opens a layer (Keras 2: its softmax scope)
 
 
 def test_a_gradient_call_gives_each_gradient_its_own_output(ip, tmp_path):

@@ -12,7 +12,7 @@ from IPython.core.error import UsageError
 
 from tfmagic.dot import STYLES
 
-from .shellutil import NOTEBOOK_WIDTH, drawing_data, drawing_svg, keras2, output_with, run, svg_width
+from .shellutil import NOTEBOOK_WIDTH, drawing_data, drawing_svg, output_with, run, svg_width
 
 SETUP = """
 t = tf.constant([[1., 2.], [3., 4.]])
@@ -195,8 +195,6 @@ def test_a_drawing_wider_than_a_notebook_is_shown_scaled_with_a_note_and_written
     assert f"drawn at {NOTEBOOK_WIDTH / full:.0%} to fit a notebook's width ({full:,.0f} pt" in data["text/plain"]
 
 
-@pytest.mark.xfail(keras2(), strict=True, reason="issue 27, item 7: Keras 2 reads a weight inside its op's scope "
-                   "(hidden/MatMul/ReadVariableOp), drawn as a 2-op hidden/MatMul box")
 def test_expand_takes_the_layers_own_name_and_says_when_nothing_matches(ip, tmp_path):
     graph, _, text = _draw(ip, tmp_path, DENSE, "--depth 1 --expand hidden")
     labels = _labels(graph)

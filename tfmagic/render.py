@@ -206,13 +206,14 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
         dot_source = build_dot(view, dataclasses.replace(dot_options, title="\n".join([title, *notes])))
         rendered = render_dot_within(dot_source, wanted)
         folded = False  # the quickest view there is: no coarser one to try
-    if folded and options.depth is None and ops == "readable" and _width(rendered["svg"]) > NOTEBOOK_WIDTH:
+    width = _width(rendered["svg"])
+    if options.depth is None and ops == "readable" and width > NOTEBOOK_WIDTH and (folded or view is model):
         from tfmagic.sizing import coarser
 
         # Wider than a notebook at the first level: the coarser levels, until one fits (or the last one); a level
         # too slow to lay out ends the search with the last one drawn.
         for coarse, note in coarser(model, total, options.expand, options.max_nodes or DEFAULT_MAX_NODES,
-                                    options.keras):
+                                    options.keras, wide=0 if folded else round(width)):
             lines = [line for line in (note, hidden) if line]
             if groups:
                 from tfmagic.xla import fusions_in_nodes

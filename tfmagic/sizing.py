@@ -35,6 +35,16 @@ def _group_key(name: str, depth: int, expand: tuple[str, ...]) -> str:
     return "/".join(parts[:level]) if len(parts) > level else name
 
 
+def _fed_op(op: Op, ops: dict) -> str | None:
+    """The op a variable, input or constant is named after (Keras 2 reads a weight in its op's own scope:
+    ``hidden/MatMul/ReadVariableOp/resource`` feeds ``hidden/MatMul``), or ``None``: it is no scope of its own."""
+    if op.kind not in ("input", "variable", "constant"):
+        return None
+    parts = op.name.split("/")
+    return next((prefix for prefix in ("/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1))
+                 if prefix in ops), None)
+
+
 def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) -> GraphModel:
     """One node per name scope, ``depth`` levels deep (deeper inside scopes matching ``expand``);
     ops outside any scope stay as they are, and a control-flow op or call that ``expand`` names keeps
@@ -47,6 +57,10 @@ def collapse(model: GraphModel, depth: int = 1, expand: tuple[str, ...] = ()) ->
     members: dict[str, list[Op]] = {}
     for op in model.ops.values():
         key = _group_key(op.name, depth, expand)
+        owner = _fed_op(op, model.ops)
+        if owner is not None:  # drawn with the op it feeds: as itself beside it, or in the node that holds it
+            owner_key = _group_key(owner, depth, expand)
+            key = op.name if owner_key == owner else owner_key
         group[op.name] = key
         members.setdefault(key, []).append(op)
     ops: dict[str, Op] = {}
@@ -165,15 +179,17 @@ def fit(model: GraphModel, max_nodes: int = DEFAULT_MAX_NODES, depth: int | None
 
 
 def program_fit(model: GraphModel, total: int, expand: tuple[str, ...] = (), max_nodes: int = DEFAULT_MAX_NODES,
-                models: int | None = None, keras=None, tall: int = 0) -> tuple[GraphModel | None, str, int]:
+                models: int | None = None, keras=None, tall: int = 0, wide: int = 0
+                ) -> tuple[GraphModel | None, str, int]:
     """The program's level (``levels.program_view``) within ``max_nodes`` and :data:`MODEL_TALL`, its note and how
-    many models it opened; ``None`` where even that has more nodes than ``max_nodes``.  ``tall``: how tall the
-    drawing of every op would be, where that is why it is folded."""
+    many models it opened; ``None`` where even that has more nodes than ``max_nodes``.  ``tall`` / ``wide``: how
+    tall the drawing of every op would be, or how wide it was, where that is why it is folded."""
     view, folded, opened = program_view(model, expand, MODEL_TALL, max_nodes, models, keras)
     if len(view.ops) > max_nodes:
         return None, "", 0
     what = f": {'; '.join(folded)}" if folded else ""
-    why = f" (expanded, it would be about {tall:,} pt tall)" if tall else ""
+    why = (f" (expanded, it would be about {tall:,} pt tall)" if tall
+           else f" (expanded, it is {wide:,} pt wide)" if wide else "")
     unmatched = _unmatched(model, expand)
     how = "--expand NAME opens a layer, model or call" + (
         f"; no scope or call matches --expand {', '.join(unmatched)}" if unmatched else "")
@@ -194,15 +210,23 @@ def _unmatched(model: GraphModel, expand: tuple[str, ...]) -> list[str]:
 
 
 def coarser(model: GraphModel, total: int, expand: tuple[str, ...] = (),
-            max_nodes: int = DEFAULT_MAX_NODES, keras=None):
+            max_nodes: int = DEFAULT_MAX_NODES, keras=None, wide: int = 0):
     """The views to fall back to, coarsest last, when the first is wider than a notebook: the models it opened
     closed again, the last one opened first (a second call of a model before the first), then one node per
-    top-level name scope.  A generator: each view is made only when the one before did not fit."""
+    top-level name scope.  ``wide``: the first view drew every op (a graph neither large nor tall) and was this
+    wide: the program's level comes first (Keras 2's layers are wide where Keras 3's are tall), and only views
+    that fold something.  A generator: each view is made only when the one before did not fit."""
+    if wide:
+        view, note, _ = program_fit(model, total, expand, max_nodes, keras=keras, wide=wide)
+        if view is not None and len(view.ops) < len(model.ops):
+            yield view, note
     _, _, opened = program_view(model, expand, MODEL_TALL, max_nodes, keras=keras)
     for models in range(opened - 1, -1, -1):
         view, note, _ = program_fit(model, total, expand, max_nodes, models, keras)
         if view is not None:
             yield view, note
     top = collapse(model, 1)
+    if wide and len(top.ops) >= len(model.ops):
+        return
     yield top, (f"{total:,} ops drawn as {len(top.ops)} nodes, one per top-level name scope; "
                 "--expand SCOPE or --depth N opens them")

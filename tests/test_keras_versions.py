@@ -42,6 +42,16 @@ def test_a_metrics_update_is_the_plain_cells_value_not_a_graph_op(ip):
     result, captured = run(ip, "%%tfgraph --show none\nacc.update_state(x)")
     assert result.success and "tf.Operation" not in output_text(captured, printed=True)
     assert float(ip.user_ns["acc"].result()) == 3.0
+    # bound in a branch, read in the next cell: the plain cell's value too
+    seen = []
+    for prefix in ("", "%%tfgraph --show none\n"):
+        run(ip, setup + "\nflag = True")
+        result, _ = run(ip, prefix + "if flag:\n    updated = acc.update_state(x)")
+        assert result.success
+        result, _ = run(ip, "shown = None if updated is None else float(updated)")
+        assert result.success, result.error_in_exec
+        seen.append(ip.user_ns["shown"])
+    assert seen[0] == seen[1]
 
 
 MODEL = """\

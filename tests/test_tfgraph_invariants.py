@@ -362,3 +362,26 @@ def test_a_failing_graph_cell_says_which_objects_its_trace_built(ip):
     # the fix the error gives, pasted: the step runs, as in a plain cell
     captured = differential(ip, STEP, "loss = step(xb)\ntf.print('loss', loss)", ("loss",))
     assert "tracing built" not in captured.stdout
+
+
+def test_a_graph_op_is_the_plain_cells_none_and_never_leaks_in_a_container(ip):
+    """Inside a graph an assign with read_value=False, tf.group and Keras 2's update_state return a tf.Operation,
+    where eager code gets None (or, from update_state, the variable it assigned): the op left the cell as it was,
+    shown as ``<tf.Operation ...>``, alone or in a list."""
+    cells = ("ra = w.assign_add(1., read_value=False)", "grouped = tf.group(w.assign_add(1.))",
+             "if flag:\n    rb = w.assign_add(1., read_value=False)")
+    for cell in cells:
+        name = cell.split(" = ")[0].split()[-1]
+        seen = []
+        for prefix in ("", "%%tfgraph --show none\n"):
+            run(ip, "w = tf.Variable(1.)\nflag = True")
+            result, captured = run(ip, prefix + cell)
+            assert result.success and "Operation" not in output_text(captured, printed=True)
+            seen.append((ip.user_ns[name], float(ip.user_ns["w"])))
+        assert seen[0] == seen[1] == (None, 2.0), (cell, seen)
+    run(ip, "w = tf.Variable(1.)")
+    result, captured = run(ip, "%%tfgraph --show none\nops = [w.assign_add(1., read_value=False)]")
+    assert result.success and "line 1: ops is not written back: a container holding graph objects that cannot " \
+        "leave the graph (a TensorArray, a generator, an assign's result, a graph op)" in output_text(captured, True)
+    result, _ = run(ip, "ops[0]")
+    assert _error(result).startswith("line 1 (ops[0]): ops was not written back by the %%tfgraph cell")

@@ -85,6 +85,8 @@ def graph_bound(value: Any, depth: int = 0) -> bool:
     if isinstance(value, tf.Variable):
         handle = getattr(value, "_handle", None)
         return handle is not None and tf.is_symbolic_tensor(handle)
+    if isinstance(value, tf.Operation):  # only a graph has ops (eager code gets None, or a value, instead)
+        return True
     if isinstance(value, tf.TensorArray):
         return tf.is_symbolic_tensor(value.flow)
     if isinstance(value, tf.Tensor):
@@ -109,7 +111,8 @@ def graph_bound(value: Any, depth: int = 0) -> bool:
 
 
 def holds_graph_objects(value: Any) -> bool:
-    """A container holding what cannot leave the graph inside it (a TensorArray, a generator, an assign's result)."""
+    """A container holding what cannot leave the graph inside it (a TensorArray, a generator, an assign's result,
+    a graph op)."""
     try:
         leaves = tf.nest.flatten(value)
     except (TypeError, ValueError):
@@ -169,6 +172,17 @@ class _Handle:
         self.handle = handle
 
 
+def _bound_by_update_state(tree: ast.Module, name: str | None) -> bool:
+    """Whether ``name`` (``None``: the cell's last expression) is bound to a call of ``.update_state(...)``."""
+    if name is None:
+        values = [tree.body[-1].value] if tree.body and isinstance(tree.body[-1], ast.Expr) else []
+    else:
+        values = [node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                  and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)]
+    return any(isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "update_state"
+               for v in values)
+
+
 def place(value: Any, graph, values: dict, name: str | None = None, *, variable_for, code: CellCode,
           captured: frozenset = frozenset()) -> tuple[str, Any]:
     """How one value the cell bound leaves the graph: ``(kind, payload)``.
@@ -185,16 +199,18 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
         return "drop", ("a GradientTape that recorded while tracing holds the trace's graph tensors (outside the "
                         "cell its gradients would be None); call tape.gradient(...) in this cell (the gradients are "
                         "written back), or record in a plain cell or under %%tape")
-    if isinstance(value, tf.Operation):  # Keras 2's update_state returns its last assign's op inside a function
-        if value.type in _ASSIGNS and value.inputs:
-            variable = variable_for(_Handle(value.inputs[0]), graph, values)
-            if variable is not None:  # a plain cell's value: what an eager assign returns, an unread view of it
-                with tf.init_scope():
-                    lazy = getattr(variable, "_lazy_read", None)  # (resource_variable_ops, TF 2.15-2.21)
-                    return "python", lazy(None) if lazy is not None else variable
-        return "drop", (f"{value.name} is an op of the trace's graph (what an update returns inside a function: "
-                        "Keras 2's update_state, an assign's group), which cannot leave it; read the updated value "
-                        "in the cell (metric.result(), v.read_value())")
+    if isinstance(value, tf.Operation):  # what eager code gets as None (tf.group, an assign with read_value=False)
+        if value.type not in _ASSIGNS or not _bound_by_update_state(code.tree, name):
+            return "python", None  # the plain cell's value
+        # Keras 2's update_state returns the graph's last op inside a function (metrics_utils.update_state_wrapper),
+        # and eagerly what the metric's update returned: an unread view of the variable it assigned last
+        variable = variable_for(_Handle(value.inputs[0]), graph, values) if value.inputs else None
+        if variable is None:
+            return "drop", (f"{value.name} is an op of the trace's graph, which cannot leave it; read the updated "
+                            "value in the cell (metric.result(), v.read_value())")
+        with tf.init_scope():
+            lazy = getattr(variable, "_lazy_read", None)  # (resource_variable_ops, TF 2.15-2.21)
+            return "python", lazy(None) if lazy is not None else variable
     if isinstance(value, tf.TensorArray):
         if not tf.is_symbolic_tensor(value.flow):
             return "python", value
@@ -238,7 +254,7 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
     if isinstance(value, (list, tuple, dict)):
         if holds_graph_objects(value):
             return "drop", ("a container holding graph objects that cannot leave the graph (a TensorArray, "
-                            "a generator, an assign's result): bind them one by one")
+                            "a generator, an assign's result, a graph op): bind them one by one")
         if not holds_tensors(value):
             return "python", value
         if is_mixed(value):  # (x, 1, 'a'): only the tensors leave the graph; the rest stays Python

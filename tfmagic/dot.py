@@ -77,6 +77,8 @@ STYLE_WORDS = {"scope_box": "dashed grey box: name scope", "body_box": "purple b
                "removed": "dashed red border and arrows: op of the earlier trace, gone from this one",
                "changed": "orange arrow: dtype or shape changed (earlier -> now)",
                "heat": "fill: share of the measured op time (white 0% -> yellow 4% -> orange 50% -> red 100%)",
+               "heat_memory": "fill: share of the bytes the step's ops allocated (white 0% -> yellow 4% -> orange "
+                              "50% -> red 100%); 'the peak': the op whose allocation reached the step's peak",
                "xla_box": "solid orange box: one XLA kernel (a fusion) computing the ops inside it"}
 
 #: Above this many edges, dtype/shape labels become external labels (cheaper to lay out).
@@ -93,7 +95,8 @@ class DotOptions:
     gradient: bool = False
     readable: bool = False  # the readable view's labels and scope boxes (see readable.py)
     heat: dict | None = None  # node name -> share of the profiled op time (profile.py), fills the nodes
-    times: dict | None = None  # node name -> tooltip text of its time
+    times: dict | None = None  # node name -> tooltip text of its time (or bytes)
+    heat_words: str = "heat"  # the legend's words for the fill: "heat" (time) or "heat_memory" (bytes)
     layers: frozenset | None = None  # the Keras layers' names, read before collapsing hid the variables
     groups: dict | None = None  # op name -> the XLA kernel that computes it (xla.fusion_groups): boxes instead of scopes
 
@@ -373,7 +376,7 @@ class _Writer:
             from tfmagic.profile import share_colour
 
             fill = share_colour(heat[node_id])
-            self.used["heat"] = None
+            self.used[self.options.heat_words] = None
             timing = (self.options.times or {}).get(node_id, f"{heat[node_id]:.1%}")
             tooltip += ": " + timing
             if heat[node_id] >= 0.01:

@@ -91,6 +91,51 @@ def filtered_fd2(drop: Callable[[str], bool]):
                 print("\n".join(kept), file=sys.stderr)
 
 
+class _Sink:
+    """The file :func:`caught_fd2` points fd 2 at: one for the session, emptied after each use."""
+
+    file = None
+    inside = threading.local()
+
+
+@contextlib.contextmanager
+def caught_fd2(drop: Callable[[str], bool]):
+    """Like :func:`filtered_fd2` around every run of a magic's cell, so cheaper (one file for the session, read
+    only when something was written), and yielding a list that holds the dropped lines once the block ends.
+    Inside another such block, it catches nothing (the outer one does)."""
+    dropped: list[str] = []
+    if getattr(_Sink.inside, "on", False):
+        yield dropped
+        return
+    if _Sink.file is None:
+        _Sink.file = tempfile.TemporaryFile(mode="w+b")
+    sink = _Sink.file
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError):
+        pass
+    saved = os.dup(2)
+    os.dup2(sink.fileno(), 2)
+    _Sink.inside.on = True
+    try:
+        yield dropped
+    finally:
+        _Sink.inside.on = False
+        os.dup2(saved, 2)
+        os.close(saved)
+        if os.fstat(sink.fileno()).st_size:
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace")
+            sink.seek(0)
+            sink.truncate()
+            kept = []
+            for line in text.splitlines():
+                if line.strip():
+                    (dropped if drop(line) else kept).append(line)
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
 def import_tensorflow() -> None:
     """Import TensorFlow and find its devices, leaving its start-up lines out (unless TFMAGIC_STARTUP_LOG=1)."""
     if "tensorflow" in sys.modules or os.environ.get("TFMAGIC_STARTUP_LOG") == "1":

@@ -172,7 +172,8 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
     line saying what it hid; large graphs are then collapsed by name scope as in every view.  A large
     layout gets ``options.budget`` seconds (:data:`LAYOUT_BUDGET` by default); past that, the drawing falls
     back to one node per top-level name scope, with a note.  With a ``profile`` (``profile.Profile``) each
-    node is filled by its share of the measured op time (a collapsed scope sums its ops).
+    node is filled by its share of the measured op time (a collapsed scope sums its ops); with a
+    ``memory.MemoryProfile``, by its share of the bytes the step's ops allocated.
     """
     budget = LAYOUT_BUDGET if options.budget is None else options.budget
     ops, formats = options.ops, options.formats
@@ -192,7 +193,8 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
 
         layers = layer_names(model) if ops == "readable" else None  # the collapsed view has no variables to read
         dot_options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat,
-                                 times=times, layers=layers, groups=groups)
+                                 times=times, layers=layers, groups=groups,
+                                 heat_words="heat" if not hasattr(profile, "by_op") else "heat_memory")
         dot_source = build_dot(view, dot_options)
     wanted = tuple(dict.fromkeys(("svg", *formats)))
     folded = view is not model  # the first view already folds the graph: a coarser fold is the same view, less open
@@ -297,15 +299,21 @@ def describe_graph(tf_graph, title: str, options: DrawOptions = DrawOptions(), *
 
 
 def _heat(view, profile) -> tuple[dict[str, float], dict[str, str]]:
-    """Each drawn node's share of the profiled op time and its label text: a node that stands for many ops
-    (``graph.Folded``, or a collapsed scope) sums the ops it holds, by name, and the ops under its scope (the
-    variable reads the readable view folded away), each op counted once, in the deepest node holding it."""
-    micros = {op.name: op.total_us for op in profile.ops}
-    whole = profile.op_us or 1.0
+    """Each drawn node's share of the profile and its label text: of the measured op time (a ``profile.Profile``) or
+    of the bytes the step's ops allocated (a ``memory.MemoryProfile``, whose op at the peak is marked).  A node that
+    stands for many ops (``graph.Folded``, or a collapsed scope) sums the ops it holds, by name, and the ops under its
+    scope (the variable reads the readable view folded away), each op counted once, in the deepest node holding it."""
+    from tfmagic.memory import MemoryProfile, format_bytes
+
+    memory = isinstance(profile, MemoryProfile)
+    amounts = profile.by_op() if memory else {op.name: op.total_us for op in profile.ops}
+    peak = profile.peak_allocation.op if memory and profile.peak_allocation is not None else None
+    whole = sum(amounts.values()) or 1.0
     node_of = {member: name for name, op in view.ops.items() if op.folded is not None for member in op.folded.members}
     scopes = {name for name, op in view.ops.items() if op.folded is not None or op.kind == "scope"}
     spent: dict[str, float] = {}
-    for name, micro in micros.items():
+    peak_node = None
+    for name, amount in amounts.items():
         node = node_of.get(name) or (name if name in view.ops else None)
         parts = name.split("/")
         for depth in range(len(parts) - 1, 0, -1):  # else the deepest drawn scope around it
@@ -314,7 +322,10 @@ def _heat(view, profile) -> tuple[dict[str, float], dict[str, str]]:
             prefix = "/".join(parts[:depth])
             node = prefix if prefix in scopes else None
         if node is not None:
-            spent[node] = spent.get(node, 0.0) + micro
-    heat = {name: micro / whole for name, micro in spent.items()}
-    times = {name: f"{micro / whole:.0%} · {format_us(micro)}" for name, micro in spent.items()}
+            spent[node] = spent.get(node, 0.0) + amount
+            peak_node = node if name == peak else peak_node
+    heat = {name: amount / whole for name, amount in spent.items()}
+    text = format_bytes if memory else format_us
+    times = {name: f"{amount / whole:.0%} · {text(amount)}" + (" · the peak" if name == peak_node else "")
+             for name, amount in spent.items()}
     return heat, times

@@ -383,3 +383,166 @@ class CodeReport:
         except ImportError:
             body = f"<pre>{html.escape(self.code)}</pre>"
         return f"<div class='tfmagic-code'><div><b>{html.escape(self.title)}</b></div>{body}</div>"
+
+
+@dataclass(repr=False)
+class MemoryReport(TextAndHtml):
+    """``--memory``: the peak sentence, the curve of bytes in use across the step, and the tables by op, by Keras
+    layer / name scope and by line.
+
+    Attributes:
+        title: what was measured (``%%tfgraph --memory``).
+        profile: the ``memory.MemoryProfile``.
+        rows: its allocations per op (``memory.op_rows``), with their groups and lines.
+        line_of: op name -> its line (``line 6: y = model(x)``), for the ops the sentence names.
+        top: how many rows a table lists.
+    """
+
+    title: str
+    profile: Any
+    rows: list = field(default_factory=list)
+    line_of: Any = None
+    top: int = 12
+
+    def sentence(self) -> list[str]:
+        """The peak and who holds it, as lines (the first one is the peak)."""
+        from tfmagic.memory import format_bytes as fb
+
+        p = self.profile
+        at = p.peak_allocation
+        where = ""
+        if at is not None:
+            line = self.line_of(at.op) if self.line_of else ""
+            where = f", reached at {at.op} ({' '.join(x for x in (at.dtype, at.shape) if x)}" + \
+                    (f", {line})" if line else ")")
+        lines = [f"{self.title}: peak {fb(p.peak)} in use on {p.device} ({fb(p.before)} held before the call + "
+                 f"{fb(p.step_peak)} the step's own){where}"]
+        held = p.held
+        named = sum(h.bytes for h in held)
+        lines.append(f"  held before the call: {fb(p.before)}")
+        kinds = (("weights", "weights"), ("other variables", "other variables (optimizer slots, counters)"),
+                 ("input", "inputs"))
+        for kind, words in kinds:
+            items = [h for h in held if h.kind == kind]
+            if items:
+                lines.append(f"    {words} {fb(sum(h.bytes for h in items))}: {_listed(items, 4)}")
+        if p.before - named > 0:
+            lines.append(f"    the notebook's other tensors and buffers {fb(p.before - named)}")
+        lines.append(f"  the step's own at the peak: {fb(p.step_peak)}")
+        live = p.live_at_peak()
+        if live:
+            shown = [f"{a.op} {fb(a.bytes)} ({' '.join(x for x in (a.dtype, a.shape) if x)}"
+                     + (f", {self.line_of(a.op).split(':')[0]})" if self.line_of and self.line_of(a.op) else ")")
+                     for a in live[:5]]
+            more = live[5:]
+            lines.append("    " + ", ".join(shown) + (f", {len(more)} more {fb(sum(a.bytes for a in more))}"
+                                                      if more else ""))
+        if p.small_at_peak:
+            lines.append(f"    buffers too small for the allocator to record one by one: {fb(p.small_at_peak)}")
+        lines.append(f"  in use when the call had returned (its results held): {fb(p.after)}")
+        return lines
+
+    def _tables(self) -> list[Table]:
+        from tfmagic.memory import format_bytes as fb
+        from tfmagic.memory import grouped
+
+        ops = [[r.op if len(r.op) <= 44 else ".../" + "/".join(r.op.split("/")[-2:])[-40:], r.group,
+                r.line.split(":")[0], fb(r.allocated), fb(r.at_peak) if r.at_peak else "", r.shape, r.dtype, r.region]
+               for r in self.rows[:self.top]]
+        more = len(self.rows) - self.top
+        tables = [Table("by op: bytes allocated in the step, and live at the peak",
+                        ["op", "layer / scope", "line", "allocated", "at peak", "shape", "dtype", "kind"], ops,
+                        [f"... and {more} more ops"] if more > 0 else [])]
+        for title, key in (("by layer / name scope", lambda r: r.group), ("by line", lambda r: r.line)):
+            rows = [[name, fb(allocated), fb(at_peak) if at_peak else "", str(count)]
+                    for name, allocated, at_peak, count in grouped(self.rows, key)[:self.top]]
+            tables.append(Table(title, [title.split(" ")[1] if title == "by line" else "layer / scope",
+                                        "allocated", "at peak", "ops"], rows))
+        held = [[h.name, h.kind, fb(h.bytes), h.shape, h.dtype] for h in self.profile.held[:self.top]]
+        if held:
+            tables.append(Table("held before the call", ["name", "kind", "bytes", "shape", "dtype"], held))
+        return tables
+
+    def _text(self) -> str:
+        return "\n".join(self.sentence() + ["bytes in use across the step: " + sparkline(self.profile)]
+                         + [t._text() for t in self._tables()])
+
+    def _html(self) -> str:
+        lines = self.sentence()
+        head = f"<div><b>{html.escape(lines[0])}</b></div>" + "".join(
+            f"<div style='white-space:pre-wrap;padding-left:{(len(line) - len(line.lstrip())) * 0.6:.1f}em'>"
+            f"{html.escape(line.strip())}</div>" for line in lines[1:])
+        tables = "".join(t._html() for t in self._tables())
+        return f"<div class='tfmagic-memory'>{head}{curve_svg(self.profile)}{tables}</div>"
+
+
+def _listed(items: list, count: int) -> str:
+    """``a 4.0 MiB, b 3.1 MiB, 2 more 8.0 KiB``."""
+    from tfmagic.memory import format_bytes as fb
+
+    shown = ", ".join(f"{h.name} {fb(h.bytes)}" for h in items[:count])
+    rest = items[count:]
+    return shown + (f", {len(rest)} more {fb(sum(h.bytes for h in rest))}" if rest else "")
+
+
+def _buckets(profile, width: int) -> list[int]:
+    """The curve of bytes in use (from the bytes held before the call), at most ``width`` points, each the
+    highest of the events it stands for."""
+    curve = [profile.before] + list(profile.curve)
+    if len(curve) <= width:
+        return curve
+    step = len(curve) / width
+    return [max(curve[int(i * step):max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
+
+
+def sparkline(profile, width: int = 60) -> str:
+    """The curve as a line of block characters, from the bytes held before the call (lowest) to the peak (highest).
+
+    >>> from types import SimpleNamespace
+    >>> sparkline(SimpleNamespace(before=0, peak=8, curve=[2, 8, 4, 0]))
+    '▁▃█▅▁ 0 B -> peak 8 B -> 0 B'
+    """
+    from tfmagic.memory import format_bytes as fb
+
+    points = _buckets(profile, width)
+    low, high = min(points), max(max(points), profile.peak)
+    blocks = "▁▂▃▄▅▆▇█"
+    span = (high - low) or 1
+    line = "".join(blocks[min(int((v - low) / span * (len(blocks) - 1) + 0.5), len(blocks) - 1)] for v in points)
+    return f"{line} {fb(points[0])} -> peak {fb(high)} -> {fb(points[-1])}"
+
+
+def curve_svg(profile, width: int = 560, height: int = 130) -> str:
+    """The curve of bytes in use across the step, as a small inline SVG, from zero: the bytes held before the call
+    shaded blue under a dashed line, the step's own above it red, a dot at the peak."""
+    from tfmagic.memory import format_bytes as fb
+
+    points = _buckets(profile, width // 3)
+    top = max(max(points), profile.peak) or 1
+    left, bottom, plot_w, plot_h = 70, height - 20, width - 80, height - 34
+
+    def x(i):
+        return left + i / max(len(points) - 1, 1) * plot_w
+
+    def y(v):
+        return bottom - v / top * plot_h
+
+    line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(points))
+    area = f"{left},{bottom} {line} {x(len(points) - 1):.1f},{bottom}"
+    held = y(profile.before)
+    peak_i = points.index(max(points))
+    return (f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" '
+            f'style="font-family:sans-serif;font-size:10px" class="tfmagic-curve">'
+            f'<polygon points="{area}" fill="#fcd9d3"/>'
+            f'<rect x="{left}" y="{held:.1f}" width="{plot_w}" height="{bottom - held:.1f}" fill="#d6e4f5"/>'
+            f'<line x1="{left}" y1="{bottom}" x2="{left + plot_w}" y2="{bottom}" stroke="#999"/>'
+            f'<text x="{left - 4}" y="{bottom + 3}" text-anchor="end" fill="#555">0</text>'
+            f'<line x1="{left}" y1="{held:.1f}" x2="{left + plot_w}" y2="{held:.1f}" stroke="#1f5fbf" '
+            f'stroke-dasharray="4,3"/>'
+            f'<text x="{left - 4}" y="{held + 3:.1f}" text-anchor="end" fill="#1f5fbf">'
+            f'{html.escape(fb(profile.before))}</text><polyline points="{line}" fill="none" stroke="#d7301f" stroke-width="1.5"/>'
+            f'<circle cx="{x(peak_i):.1f}" cy="{y(max(points)):.1f}" r="3.5" fill="#d7301f"/>'
+            f'<text x="{left - 4}" y="{y(max(points)) + 3:.1f}" text-anchor="end" fill="#d7301f">'
+            f'{html.escape(fb(max(points)))}</text>'
+            f'<text x="{left}" y="{height - 5}" fill="#555">bytes in use across the step, event by event (blue: held '
+            f'before the call; red: the step\'s own; dot: the peak)</text></svg>')

@@ -60,6 +60,17 @@ def cell_views(run, options, variable_names: Callable[[], dict], namespace: dict
         profile, shown = profile_views(lambda: run.function(*values), run.trace.graph, "%%tfgraph --profile",
                                        options.profile, namespace)
         views += shown
+    if getattr(options, "memory", False):
+        from tfmagic.cell import LINE_OFFSET
+        from tfmagic.memory import line_finder
+
+        values = [before[name] for name in run.inputs]
+        code = run.cell.code if run.cell is not None else None
+        lines = line_finder(run.trace.graph, code.filename if code else None, LINE_OFFSET, code.source if code else "")
+        memory, shown = memory_views(lambda: run.function(*values), run.trace.graph, "%%tfgraph --memory", namespace,
+                                     variable_names(), dict(zip(run.inputs, values)), lines)
+        views += shown
+        profile = memory or profile  # the drawing is filled by bytes (the times are in --profile's table)
     if options.show == "text":
         text_options = DrawOptions.from_args(options, output=False)
         from tfmagic.render import describe_graph
@@ -176,7 +187,7 @@ def profile_views(call: Callable[[], object], graph, title: str, steps: int, nam
     from tfmagic.reports import ProfileReport
 
     keras = keras_names(namespace)
-    layer_of = layer_grouper(set(keras.models | keras.layers))
+    layer_of = layer_grouper(set(keras.models | keras.layers | keras.optimizers))
     try:
         with VariablesKept(graph):  # an interrupt goes on up, once the profiler is stopped (profile_calls)
             profile = profile_calls(call, steps, layer_of)
@@ -189,6 +200,30 @@ def profile_views(call: Callable[[], object], graph, title: str, steps: int, nam
     model = build_graph_model(graph)
     shapes = {name: ", ".join(t.label for t in op.outputs) for name, op in model.ops.items()}
     return profile, [ProfileReport(title, profile, shapes)]
+
+
+def memory_views(call: Callable[[], object], graph, title: str, namespace: dict, variable_names: dict,
+                 inputs: dict, line_of: Callable[[str], str]) -> tuple:
+    """``--memory``: ``(memory profile, views)``: one more call measured (``memory.measure_memory``; the variables
+    it writes put back), its peak sentence, curve and tables; the profile is ``None`` (with one line saying why)
+    when the allocator keeps no statistics, the profiler cannot run, or the measured call fails."""
+    from tfmagic.memory import NoMemoryStats, held_by, measure_memory, op_rows
+    from tfmagic.profile import ProfilerUnavailable, VariablesKept, layer_grouper
+    from tfmagic.reports import MemoryReport
+
+    keras = keras_names(namespace)
+    layer_of = layer_grouper(set(keras.models | keras.layers | keras.optimizers))
+    try:
+        with VariablesKept(graph):  # an interrupt goes on up, once the profiler is stopped
+            memory = measure_memory(call, held_by(graph, variable_names, inputs))
+    except (NoMemoryStats, ProfilerUnavailable) as e:
+        return None, [Notice(f"{title}: {e}; the cell's result stands", level="warning")]
+    except Exception as e:  # a later call failed (out of memory, say): the first run stands
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        return None, [Notice(f"{title}: the measured call failed ({type(e).__name__}: {first}); the profiler is "
+                             "stopped, the variables put back, and the cell's result stands", level="warning")]
+    rows = op_rows(memory, layer_of, line_of)
+    return memory, [MemoryReport(title, memory, rows, line_of)]
 
 
 def cell_diff_views(run, options, variable_names: dict, widgets: bool = False, keras=None) -> list:
@@ -301,6 +336,10 @@ def function_views(target, options, variable_names: dict, namespace: dict, cell:
     profile, views = None, []
     if options.profile:
         profile, views = _function_profile(target, chosen, traces[chosen][1], options, namespace)
+    if getattr(options, "memory", False):
+        memory, shown = _function_memory(target, chosen, traces[chosen][1], options, namespace, variable_names)
+        views += shown
+        profile = memory or profile
     chosen_options = DrawOptions.from_args(options, keras=keras)
     others = DrawOptions.from_args(options, output=False, keras=keras)  # -o writes the chosen trace
     reports = [draw_graph(graph, f"{options.function}, trace {i + 1}: {label}", chosen_options if i == chosen
@@ -337,17 +376,37 @@ def _function_xla(target, chosen: int, traces, options, variable_names: dict, ce
 def _function_profile(target, chosen: int, graph, options, namespace: dict) -> tuple:
     """``%tfgraph FUNC --profile``: the chosen trace called with zeros of its arguments' shapes."""
     from tfmagic.profile import zeros_call
-    from tfmagic.retracing import is_tf_function, trace_history
 
-    if is_tf_function(target):
-        concrete = trace_history(target).traces[chosen].concrete
-    elif hasattr(target, "function_type"):
-        concrete = target
-    else:
+    concrete = _concrete(target, chosen)
+    if concrete is None:
         return None, [Notice(f"%tfgraph {options.function} --profile: a Keras model is profiled through a "
                              "%%tfgraph cell that calls it (with your inputs)", level="warning")]
     return profile_views(zeros_call(concrete), graph, f"%tfgraph {options.function} --profile (trace {chosen + 1}, "
                          "called with zeros of its arguments' shapes)", options.profile, namespace)
+
+
+def _concrete(target, chosen: int):
+    """The concrete function of trace ``chosen`` of a tf.function (or the concrete function itself); ``None`` for a
+    Keras model."""
+    from tfmagic.retracing import is_tf_function, trace_history
+
+    if is_tf_function(target):
+        return trace_history(target).traces[chosen].concrete
+    return target if hasattr(target, "function_type") else None
+
+
+def _function_memory(target, chosen: int, graph, options, namespace: dict, variable_names: dict) -> tuple:
+    """``%tfgraph FUNC --memory``: the chosen trace called with zeros of its arguments' shapes."""
+    from tfmagic.memory import line_finder
+    from tfmagic.profile import zeros_call
+
+    concrete = _concrete(target, chosen)
+    if concrete is None:
+        return None, [Notice(f"%tfgraph {options.function} --memory: a Keras model is measured through a "
+                             "%%tfgraph --memory cell that calls it (with your inputs)", level="warning")]
+    call = zeros_call(concrete)
+    return memory_views(call, graph, f"%tfgraph {options.function} --memory (trace {chosen + 1}, called with zeros "
+                        "of its arguments' shapes)", namespace, variable_names, {}, line_finder(graph))
 
 
 def _labels(graph, function, cell: bool, options) -> dict[str, str]:

@@ -66,14 +66,23 @@ class SessionMagics(Magics):
         self._history.update(history if isinstance(history, list) else [])
         return VariableNames(self.shell.user_ns, self._history).by_handle()
 
+    def cell_number(self) -> int:
+        """The number of the cell running now (``In [N]``): IPython 9 counts the next cell on before it runs this
+        one, so ``shell.execution_count`` is one ahead there; the run's own result has the number."""
+        result = getattr(self.shell.displayhook, "exec_result", None)
+        number = getattr(result, "execution_count", None)
+        return number if isinstance(number, int) else self.shell.execution_count
+
     def _install_error_handler(self) -> None:
-        """Show eager dtype mismatches (``float32 + int32``) short, at the user's line; others as before."""
+        """Show eager dtype mismatches (``float32 + int32``) and out-of-memory errors short, at the user's line;
+        others as before."""
         import tensorflow as tf
 
         from tfmagic.errors import CellSyntaxError
 
         self._previous_custom_exc = (self.shell.custom_exceptions, self.shell.CustomTB)
-        types = (tf.errors.InvalidArgumentError, TypeError, ValueError, CellSyntaxError)
+        types = (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError, TypeError, ValueError,
+                 CellSyntaxError)
         previous_types, previous_handler = self._previous_custom_exc
 
         def handler(shell, etype, value, tb, tb_offset=None):
@@ -83,6 +92,11 @@ class SessionMagics(Magics):
                 shell._showtraceback(etype, value, value._render_traceback_())
                 return None
 
+            from tfmagic.oom import annotate as annotate_oom
+
+            if annotate_oom(value, shell.user_ns):  # out of memory in a plain cell: the short report
+                shell._showtraceback(etype, value, value._render_traceback_())
+                return None
             if not hasattr(value, "_render_traceback_"):
                 handled = annotate_eager_error(value, shell.user_ns)
                 if not handled and previous_types and isinstance(value, previous_types):

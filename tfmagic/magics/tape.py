@@ -109,12 +109,21 @@ class TapeMagics(SessionMagics):
         options = TapeOptions(target=target or None, wrt=split_names(args.wrt), watch=split_names(args.watch) or (),
                               persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian,
                               watch_accessed_variables=args.watch_accessed, unconnected_zero=args.unconnected == "zero")
+        from tfmagic.oom import annotate as annotate_oom
+        from tfmagic.oom import is_allocator_dump
+        from tfmagic.quiet import caught_fd2
+
+        dump: list[str] = []
         try:
-            run = run_tape(self._transformed(cell), self.shell.user_ns, options,
-                           draw=args.show == "graph" or bool(args.output), history=self.shell.user_ns.get("In", []),
-                           transform_ast=self.shell.transform_ast)
+            with caught_fd2(is_allocator_dump) as dump:  # an allocator's out-of-memory dump: read, not shown
+                run = run_tape(self._transformed(cell), self.shell.user_ns, options,
+                               draw=args.show == "graph" or bool(args.output), history=self.shell.user_ns.get("In", []),
+                               transform_ast=self.shell.transform_ast)
         except (CellSourceError, OptionError) as e:
             raise UsageError(f"%%tape: {e}") from e
+        except BaseException as e:
+            annotate_oom(e, self.shell.user_ns, dump, f"%%tape cell [{self.cell_number()}]")
+            raise
         stored = {args.store: run.gradients}
         if args.jacobian:
             stored[args.store_jacobians] = dict(run.jacobians)

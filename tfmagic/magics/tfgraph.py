@@ -65,6 +65,11 @@ class TfGraphMagics(SessionMagics):
                    "variables it writes are put back) under TensorFlow's profiler: the ops that take the time, by op "
                    "and by layer or name scope, wall time beside op time, devices; the drawing filled by each op's "
                    "share")
+    @argument("--memory", dest="memory", action="store_true",
+              help="run the traced function once more (after a warm-up call; the variables it writes are put back) "
+                   "with the allocator's events recorded: the peak bytes in use, the op at the peak and its line, "
+                   "what was held before the call by name and what the step had live at the peak; tables by op, "
+                   "layer and line; the curve of bytes in use; the drawing filled by each op's bytes")
     @argument("--diff", dest="diff", nargs=2, type=int, metavar=("A", "B"),
               help="(line form) draw trace B of FUNC against trace A: ops added and removed, tensors changed")
     @argument("--ops", dest="ops", choices=("readable", "all"), default="readable",
@@ -93,9 +98,9 @@ class TfGraphMagics(SessionMagics):
         Usage::
 
             %%tfgraph [-n NAME] [--jit] [--reduce-retracing] [--no-autograph] [--max-traces N]
-                      [--show graph|text|code|optimized|diff|none] [--ops readable|all] [--profile [N]]
+                      [--show graph|text|code|optimized|diff|none] [--ops readable|all] [--profile [N]] [--memory]
                       [--expand SCOPE] [--depth N] [--max-nodes N] [-o FILE] [--tensorboard LOGDIR]
-            %tfgraph FUNC [--trace N] [--diff A B] [--profile [N]] [--ops readable|all] [--expand SCOPE]
+            %tfgraph FUNC [--trace N] [--diff A B] [--profile [N]] [--memory] [--ops readable|all] [--expand SCOPE]
                           [--depth N] [--max-nodes N] [-o FILE]
 
         The cell's body becomes a tf.function (AutoGraph converts its control flow).
@@ -137,6 +142,11 @@ class TfGraphMagics(SessionMagics):
         --profile [N] runs the traced function N more times under TensorFlow's
         profiler: the ops that take the time, by op and by Keras layer, wall time
         beside op time, and the drawing filled by each op's share of the time.
+        --memory runs it once more with the allocator's events recorded: the peak
+        bytes in use and the op (and line) at the peak, what was held before the
+        call (variables and inputs by name) and what the step had live at the peak,
+        tables by op, layer and line, the curve of bytes in use, and the drawing
+        filled by each op's bytes.
 
         The line form draws the traces of an existing tf.function (a menu draws the
         others where widgets run), a concrete function, or a Keras model; --diff A B
@@ -155,21 +165,28 @@ class TfGraphMagics(SessionMagics):
         if args.function:
             raise UsageError(f"%%tfgraph takes no positional argument (got {args.function!r}); "
                              "the line form %tfgraph FUNC draws an existing function")
+        from tfmagic.oom import annotate as annotate_oom
+        from tfmagic.oom import is_allocator_dump
+        from tfmagic.quiet import caught_fd2
         from tfmagic.shows import cell_views, trace_notes
         from tfmagic.tracing import trace_cell
 
-        before = dict(self.shell.user_ns) if args.profile or args.show in ("xla", "hlo") else None  # the inputs
+        calls_again = args.profile or args.memory or args.show in ("xla", "hlo")
+        before = dict(self.shell.user_ns) if calls_again else None  # the inputs it calls the function with again
         started = time.perf_counter()
         scopes = _keras_name_scopes()
         depth = len(scopes) if scopes is not None else 0
+        dump: list[str] = []
         try:
-            run = trace_cell(self._transformed(cell), self.shell.user_ns, cache=self.cells, name=args.name,
-                             options=options, max_traces=args.max_traces)
+            with caught_fd2(is_allocator_dump) as dump:  # an allocator's out-of-memory dump: read, not shown
+                run = trace_cell(self._transformed(cell), self.shell.user_ns, cache=self.cells, name=args.name,
+                                 options=options, max_traces=args.max_traces)
         except CellSourceError as e:
             raise UsageError(f"%%tfgraph: {e}") from e
-        except BaseException:
+        except BaseException as e:
             if scopes is not None:  # a layer call that failed inside its name scope leaves it on Keras's stack,
                 del scopes[depth:]  # and every later variable's name would start with it
+            annotate_oom(e, self.shell.user_ns, dump, f"%%tfgraph cell [{self.cell_number()}]")
             raise
         elapsed = time.perf_counter() - started
         self._write_back(run, args.name)
@@ -226,7 +243,7 @@ class TfGraphMagics(SessionMagics):
         namespace = self.shell.user_ns
         namespace.update(run.outputs)
         # what a plain cell binds that could not leave the graph: an earlier value left in place would be wrong
-        namespace.update(stand_ins(run.not_written, f"%%tfgraph cell [{self.shell.execution_count}]"))
+        namespace.update(stand_ins(run.not_written, f"%%tfgraph cell [{self.cell_number()}]"))
         run.redefine_functions(namespace)  # the cell's functions read the notebook's names, as a plain cell's do
         for deleted in run.deleted:
             if deleted not in run.outputs:

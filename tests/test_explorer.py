@@ -1,5 +1,7 @@
 """The graph explorer's widgets, driven as a user would drive them (no frontend needed to run them)."""
 
+import html
+
 import pytest
 import tensorflow as tf
 
@@ -88,3 +90,29 @@ def test_the_xla_view_boxes_xlas_kernels_around_the_ops():
     explorer.view.value = "XLA"
     assert "XLA loop fusion" in explorer.drawing.value and "solid orange box: one XLA kernel" in explorer.drawing.value
     assert xg.experimental_get_tracing_count() == 1
+
+
+def test_the_memory_view_fills_the_measured_trace_by_bytes_and_says_an_ops_bytes():
+    from tfmagic.memory import measure_memory
+
+    @tf.function
+    def mg(x):
+        y = tf.matmul(x, x)
+        return tf.reduce_sum(tf.nn.relu(y) * 3.0)
+
+    x = tf.ones((500, 500))
+    traces = [("x: float32[4,4]", mg.get_concrete_function(tf.TensorSpec([4, 4])).graph),
+              ("x: float32[500,500]", mg.get_concrete_function(x).graph)]
+    measured = measure_memory(lambda: mg(x))
+    explorer = Explorer(traces, 1, "mg", compared=[None, 0], memory=(1, measured))
+    assert "memory" in explorer.view.options
+    explorer.view.value = "memory"
+    drawing = html.unescape(explorer.drawing.value)
+    assert "(filled by the bytes each op allocated (--memory))" in drawing
+    assert "fill: share of the bytes the step's ops allocated" in drawing and "· the peak" in drawing
+    top = max(measured.by_op().items(), key=lambda item: item[1])[0]
+    explorer.matches.options = [top]
+    explorer.matches.value = top
+    assert "<b>memory</b>" in explorer.details.value and "MiB in 1 buffer" in explorer.details.value
+    explorer.trace.value = 0  # --memory measured the other trace
+    assert "--memory measured trace 2, not this one" in html.unescape(explorer.drawing.value)

@@ -160,6 +160,9 @@ def test_out_of_memory_in_a_kernel_is_a_short_report_and_the_kernel_goes_on():
     plain_text = "\n".join(plain["texts"])
     assert "out of memory on CPU:0: Tile (line 3: return tf.reduce_sum(tf.tile(t[None], [30, 1, 1]))) asked for " \
            "120.0 MiB (float32 [30,1024,1024])" in plain_text, plain_text
+    assert re.search(r"in use when it failed: [\d.]+ MiB of a 64\.0 MiB limit", plain_text), plain_text
+    assert not re.search(r"bfc_allocator|Chunk at|InUse at|Sum Total|report_tensor_allocations_upon_oom", plain_text)
+    assert len(plain_text.splitlines()) < 12, plain_text
     assert alive["texts"] == ["0.0\n"]  # the kernel goes on
 
 

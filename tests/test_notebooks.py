@@ -59,6 +59,9 @@ def test_tour_shows_graphs_retrace_and_a_cell_line(tmp_path):
     assert any("ag__.if_stmt" in t for t in texts)
     assert any("float32[2] &#45;&gt; float32[3]" in s for s in svgs)  # the retrace drawn as a diff
     assert any("by layer / name scope" in t and "net/wide (backward)" in t for t in texts)
+    memory = next(t for t in texts if t.startswith("%%tfgraph --memory: peak"))  # the peak, who holds it, the lines
+    assert re.search(r"reached at \S+ \(float32 \[[\d,]+\], line \d: ", memory) and "inputs " in memory, memory
+    assert "fc2/kernel 4.0 MiB" in memory and "adam" in memory.splitlines()[0].lower(), memory  # in the update
     for source, words in (("%%tfgraph\nlogits = cnn(images)", ["cnn as its 5 layers", "kernel float32[3,3,1,16]"]),
                           ("%tfgraph train_step", ["6 gradients", "updates 6 variables"]  # Adam's slots:
                            + (["m ×6", "v ×6"] if keras2() else ["momentum", "velocity"])),

@@ -4,7 +4,8 @@ It sits above the static SVG that every drawing leaves in the saved notebook (so
 and VS Code still show the graph without a kernel). From it a user picks the trace, switches between
 the traced graph and the graph after Grappler, opens and closes name scopes from a list, searches ops
 by name or type with a regular expression, and reads an op's details: type, device, inputs and outputs
-with dtype and shape, attributes.
+with dtype and shape, attributes.  After ``--memory`` a "memory" view fills the measured trace by the bytes each
+op allocated, and an op's details say its bytes.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ class Explorer:
         function: the ``tf.function`` of the traces: the readable view names its loops' and calls' variables
             as the static drawing does (``naming.trace_labels``).
         keras: the notebook's Keras models and layers (``naming.KerasNames``), as the static drawing reads them.
+        memory: ``(trace index, memory.MemoryProfile)`` of a call measured with ``--memory``: the "memory" view.
     """
 
     def __init__(self, traces: list[tuple[str, object]], selected: int, title: str, max_nodes: int | None = None,
                  ops: str = "readable", variable_names: dict[int, str] | None = None, cell: bool = False,
-                 compared: list[int | None] | None = None, xla=None, function=None, keras=None):
+                 compared: list[int | None] | None = None, xla=None, function=None, keras=None, memory=None):
         self.traces = traces
         self.keras = keras  # the notebook's Keras models and layers (naming.KerasNames): a model drawn as its layers
         self.function = function  # the tf.function of the traces: its loops' and calls' names label them
@@ -58,10 +60,13 @@ class Explorer:
         self.trace = widgets.Dropdown(options=[(f"{i + 1}: {label}", i) for i, (label, _) in enumerate(traces)],
                                       value=selected, description="trace", layout=widgets.Layout(width="max-content"))
         self.xla = xla
-        views = ["traced", "after Grappler"] + (["diff"] if len(traces) > 1 else []) + (["XLA"] if xla else [])
+        self.memory = memory
+        views = ["traced", "after Grappler"] + (["diff"] if len(traces) > 1 else []) + (["XLA"] if xla else []) \
+            + (["memory"] if memory else [])
         tips = {"traced": "the graph TensorFlow traced", "after Grappler": "the graph Grappler optimised",
                 "diff": "this trace against the one it was compared with",
-                "XLA": "XLA's kernels boxed around the ops each fusion computes"}
+                "XLA": "XLA's kernels boxed around the ops each fusion computes",
+                "memory": "filled by the bytes each op allocated in the call --memory measured"}
         self.view = widgets.ToggleButtons(options=views, value="traced", tooltips=[tips[v] for v in views])
         self.ops = widgets.ToggleButtons(options=[("readable", "readable"), ("every op", "all")], value=ops)
         self.scopes = widgets.SelectMultiple(options=[], rows=6, description="scopes",
@@ -120,6 +125,9 @@ class Explorer:
         rows = [("type", op.type), ("kind", op.kind), ("device", op.device or "placed by TensorFlow"),
                 ("inputs", ", ".join(inputs) or "none"), ("outputs", ", ".join(outputs) or "none"),
                 ("attributes", self._attributes(name))]
+        measured = self._measured()
+        if measured is not None:
+            rows.append(("memory", _op_bytes(measured, name)))
         self.details.value = ("<table>" + "".join(
             f"<tr><td style='text-align:left'><b>{html.escape(k)}</b></td>"
             f"<td style='text-align:left'><code>{html.escape(v)}</code></td></tr>" for k, v in rows) + "</table>")
@@ -138,7 +146,7 @@ class Explorer:
             self._graphs[key] = self.traces[self.trace.value][1]
             self._models[key] = diff_models(self._traced(earlier), new)[0] if earlier is not None else new
             return self._models[key]
-        if key not in self._models and self.view.value in ("traced", "XLA"):
+        if key not in self._models and self.view.value in ("traced", "XLA", "memory"):
             return self._traced(self.trace.value)
         if key not in self._models:  # after Grappler
             from tfmagic.grappler import optimize
@@ -194,17 +202,27 @@ class Explorer:
         if view == "diff":
             earlier = self.compared[self.trace.value]
             view = f"against trace {earlier + 1}" if earlier is not None else "the first trace: nothing to compare"
-        groups = None
+        groups, measured = None, None
+        if view == "memory":
+            measured = self._measured()
+            view = ("filled by the bytes each op allocated (--memory)" if measured is not None else
+                    f"--memory measured trace {self.memory[0] + 1}, not this one")
         if view == "XLA":
             groups = self.xla(self.trace.value)
             view = "XLA's kernels around the ops they compute" if groups else "XLA: its kernels could not be read"
         report, _ = draw_model(self.model, f"{self.title}, trace {self.trace.value + 1}: {label} ({view})",
                                DrawOptions(ops=self.ops.value, max_nodes=self.max_nodes, expand=self.expanded,
                                            keras=self.keras),
-                               groups=groups)
+                               groups=groups, profile=measured)
         self.drawing.value = report._repr_mimebundle_(include=["text/html"])["text/html"]
         if self.details.value.startswith("<i>The cell's drawing is below"):
             self.details.value = ""
+
+    def _measured(self):
+        """The memory profile of the trace shown, if ``--memory`` measured it."""
+        if self.memory is None or self.memory[0] != self.trace.value:
+            return None
+        return self.memory[1]
 
     def widget(self) -> widgets.Widget:
         """The explorer, ready to display."""
@@ -215,3 +233,17 @@ class Explorer:
             widgets.HBox([widgets.VBox([self.search, self.matches]), self.details]),
             self.drawing,
         ])
+
+
+def _op_bytes(measured, name: str) -> str:
+    """An op's allocations in the measured call: ``4.0 MiB in 1 buffer, 4.0 MiB of it live at the peak``."""
+    from tfmagic.memory import format_bytes
+
+    mine = [a for a in measured.allocations if a.op == name]
+    if not mine:
+        return "no buffer the allocator recorded (none, or small ones: see the report's rest)"
+    live = {id(a) for a in measured.live_at_peak()}
+    at_peak = sum(a.bytes for a in mine if id(a) in live)
+    peak = " -- its buffer reached the step's peak" if measured.peak_allocation in mine else ""
+    return (f"{format_bytes(sum(a.bytes for a in mine))} in {len(mine)} buffer{'s' if len(mine) > 1 else ''}"
+            + (f", {format_bytes(at_peak)} of it live at the peak" if at_peak else "") + peak)

@@ -6,8 +6,10 @@ TensorFlow's profiler with the host tracer at level 2: the allocator then record
 event for each buffer it hands out (the op that asked, its shape, dtype, output or temporary, the bytes in
 use after it) and a ``MemoryDeallocation`` for each it takes back (by address).  Replaying those events in
 order gives the curve of bytes in use across the step, its peak and the op at the peak, and which buffers
-were live there.  oneDNN's CPU allocator (the default on x86) records only its large allocations, but its
-bytes-in-use counter counts every one: the small ones show as the difference, never as a wrong total.
+were live there.  oneDNN's CPU allocator (the default on x86) hands buffers under 256 KiB to a plain
+``malloc`` that it neither counts nor records (``mkl_cpu_allocator.h``: ``kSmallAllocationsThreshold``): its
+numbers are those of the larger buffers, and the report says so; the BFC allocator
+(``TF_CPU_ALLOCATOR_USE_BFC=1``) and a GPU's count every buffer.
 
 What the peak is made of: what was held before the call (the variables the function reads -- weights,
 optimizer slots -- and its inputs, by the notebook's names; the rest of the notebook's tensors) and what
@@ -33,6 +35,9 @@ from tfmagic.errors import TfMagicError
 class NoMemoryStats(TfMagicError):
     """The allocator of the device keeps no statistics: there is nothing to measure."""
 
+
+#: oneDNN's CPU allocator hands buffers under this many bytes to ``malloc``, uncounted.
+ONEDNN_SMALL = 256 * 1024
 
 #: How to turn statistics on for the CPU when oneDNN's allocator is off.
 CPU_STATS_HOW = ("set TF_CPU_ALLOCATOR_USE_BFC=1 in the environment before TensorFlow is imported (restart the "
@@ -103,6 +108,8 @@ class MemoryProfile:
         peak_index: the event at the peak (``-1``: the allocator recorded none).
         held: what was held before the call, by name, largest first.
         freed_before: bytes held before the call that the step freed (a variable's old buffer, say).
+        counts_small: whether the allocator counts every buffer (oneDNN's CPU allocator counts those of
+            :data:`ONEDNN_SMALL` bytes or more only).
     """
 
     device: str
@@ -115,6 +122,7 @@ class MemoryProfile:
     peak_index: int = -1
     held: list[Held] = field(default_factory=list)
     freed_before: int = 0
+    counts_small: bool = True
 
     @property
     def replayed_peak(self) -> int:
@@ -268,6 +276,7 @@ def measure_memory(call: Callable[[], object], held: Callable[[], list[Held]] | 
         shutil.rmtree(logdir, ignore_errors=True)
     device = max(devices, key=lambda d: (infos[d]["peak"] - before[d], d.startswith("GPU")))
     profile = replay(events.get(device, []), device, before[device], infos[device]["peak"], infos[device]["current"])
+    profile.counts_small = not _onednn_cpu(device, profile.allocator)
     if held is not None:
         profile.held = held()
     return profile
@@ -295,6 +304,17 @@ def replay(events: list[dict], device: str, before: int, peak: int, after: int) 
         top = max(profile.curve)
         profile.peak_index = profile.curve.index(top)
     return profile
+
+
+def _onednn_cpu(device: str, allocator: str) -> bool:
+    """Whether ``device``'s allocator is oneDNN's (``mklcpu``), which leaves buffers under 256 KiB uncounted: its
+    name in the events, or (no event recorded) oneDNN on and the BFC allocator not asked for."""
+    if not device.startswith("CPU"):
+        return False
+    if allocator:
+        return allocator == "mklcpu"
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0" and os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "") \
+        not in ("1", "true", "True")
 
 
 def _dtype_name(number) -> str:

@@ -136,6 +136,87 @@ def caught_fd2(drop: Callable[[str], bool]):
                 print("\n".join(kept), file=sys.stderr)
 
 
+class CellFd2Filter:
+    """Each plain cell's fd 2 through a pipe whose reader passes every line on at once, except the lines ``drop``
+    tells (the allocator's out-of-memory dump), which it keeps in :attr:`dropped` for the cell's report.
+
+    ``start`` and ``stop`` are the ``pre_run_cell`` and ``post_run_cell`` hooks (a cell run inside a cell runs under
+    the outer one's filter).  A process a cell starts inherits the pipe: the reader goes on passing its lines to
+    the original fd 2 until it closes it.
+    """
+
+    def __init__(self, drop: Callable[[str], bool]):
+        self.drop = drop
+        self.dropped: list[str] = []
+        self._depth = 0
+        self._reader: tuple[threading.Thread, int] | None = None
+
+    def start(self, *_) -> None:
+        self._depth += 1
+        if self._depth > 1 or self._reader is not None:
+            return
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+        try:
+            read, write = os.pipe()
+            saved = os.dup(2)
+            os.dup2(write, 2)
+            os.close(write)
+        except OSError:  # no fd 2 to filter (a closed stderr): the cell runs as it would
+            return
+        self.dropped = []
+        thread = threading.Thread(target=_pass_on, args=(read, saved, self.drop, self.dropped), daemon=True,
+                                  name="tfmagic-fd2")
+        thread.start()
+        self._reader = (thread, saved)
+
+    def stop(self, *_) -> None:
+        self._depth = max(self._depth - 1, 0)
+        if self._depth or self._reader is None:
+            return
+        thread, saved = self._reader
+        self._reader = None
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+        os.dup2(saved, 2)  # the pipe's last writer is gone: the reader reads to its end, closes ``saved`` and stops
+        thread.join(timeout=1.0)
+
+
+def _pass_on(read: int, target: int, drop: Callable[[str], bool], dropped: list[str]) -> None:
+    """The reader of :class:`CellFd2Filter`: each chunk's complete lines filtered, a part line passed on as it is
+    (a log line comes in one write; a progress bar's ``\\r`` part does not wait for its newline)."""
+    try:
+        while True:
+            chunk = os.read(read, 65536)
+            if not chunk:
+                break
+            out = []
+            *lines, rest = chunk.split(b"\n")
+            for line in lines:
+                text = line.decode("utf-8", "replace")
+                if text.strip() and drop(text):
+                    dropped.append(text)
+                else:
+                    out.append(line + b"\n")
+            if rest:
+                out.append(rest)
+            data = b"".join(out)
+            while data:
+                data = data[os.write(target, data):]
+    except OSError:
+        pass
+    finally:
+        for fd in (read, target):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def import_tensorflow() -> None:
     """Import TensorFlow and find its devices, leaving its start-up lines out (unless TFMAGIC_STARTUP_LOG=1)."""
     if "tensorflow" in sys.modules or os.environ.get("TFMAGIC_STARTUP_LOG") == "1":

@@ -417,9 +417,17 @@ class MemoryReport(TextAndHtml):
                     (f", {line})" if line else ")")
         lines = [f"{self.title}: peak {fb(p.peak)} in use on {p.device} ({fb(p.before)} held before the call + "
                  f"{fb(p.step_peak)} the step's own){where}"]
+        if not p.counts_small:
+            from tfmagic.memory import ONEDNN_SMALL
+
+            lines.append(f"  oneDNN's CPU allocator counts buffers of {fb(ONEDNN_SMALL)} or more: smaller ones (small "
+                         "layers' weights, biases, scalars) are outside these numbers (TF_CPU_ALLOCATOR_USE_BFC=1, set "
+                         "before TensorFlow is imported, counts every buffer)")
         held = p.held
         named = sum(h.bytes for h in held)
-        lines.append(f"  held before the call: {fb(p.before)}")
+        lines.append(f"  held before the call: {fb(p.before)}" + ("" if p.counts_small or named <= p.before else
+                                                                   " counted (the names below hold buffers of every "
+                                                                   "size)"))
         kinds = (("weights", "weights"), ("other variables", "other variables (optimizer slots, counters)"),
                  ("input", "inputs"))
         for kind, words in kinds:

@@ -111,13 +111,16 @@ def trace_views(run, options, variable_names: dict, profile=None, widgets: bool 
     if options.output:
         report.hint = f"the drawing: written to {options.output}"
     if options.show == "graph":
-        return ([explorer_view(run, options, variable_names, title, keras)] if widgets else []) + [report]
+        from tfmagic.memory import MemoryProfile
+
+        memory = profile if isinstance(profile, MemoryProfile) else None
+        return ([explorer_view(run, options, variable_names, title, keras, memory)] if widgets else []) + [report]
     if options.show == "optimized":
         return [optimized_view(run, report, options, variable_names, keras)]
     return []
 
 
-def explorer_view(run, options, variable_names: dict, title: str, keras=None):
+def explorer_view(run, options, variable_names: dict, title: str, keras=None, memory=None):
     """The explorer (ipywidgets) over the cell's traces; a warning if it cannot start (the drawing stands)."""
     try:
         from tfmagic.explorer import Explorer
@@ -134,7 +137,8 @@ def explorer_view(run, options, variable_names: dict, title: str, keras=None):
             xla = lambda index: groups_for_graph(run.function, traces[index][1])  # noqa: E731
         return Explorer(traces, selected, title.rsplit(", trace ", 1)[0], options.max_nodes, ops=options.ops,
                         variable_names=variable_names, cell=True, compared=compared, xla=xla,
-                        function=run.function, keras=keras).widget()
+                        function=run.function, keras=keras,
+                        memory=(selected, memory) if memory is not None else None).widget()
     except Exception as e:  # the explorer is an extra: the static drawing below still stands
         return Notice(f"%%tfgraph: the explorer could not start: {type(e).__name__}: {e}", level="warning")
 

@@ -2,11 +2,14 @@
 
 :class:`SessionMagics` is the base of every magic's class (``tfgraph.py``, ``tape.py``, ``tfdevice.py``,
 ``tfretrace.py``). It holds the state they share, and installs the handler that shows a plain cell's
-eager dtype mismatch (``float32 + int32``) short, at the user's line. Each magic's class adds its own
+eager dtype mismatch (``float32 + int32``) or out-of-memory error short, at the user's line, and the
+filter that keeps an allocator's out-of-memory dump out of the cell (``quiet.CellFd2Filter``). Each magic's class adds its own
 state in its ``__init__`` and undoes its own side effects in its ``close``, then calls ``super()``.
 """
 
 from __future__ import annotations
+
+import time
 
 from IPython.core.magic import Magics, magics_class
 
@@ -24,6 +27,12 @@ class SessionMagics(Magics):
         self._history = None  # naming.HistoryTargets: how the session's cells bound each name
         self._previous_custom_exc = None
         self._install_error_handler()
+        from tfmagic.oom import is_allocator_dump
+        from tfmagic.quiet import CellFd2Filter
+
+        self._fd2 = CellFd2Filter(is_allocator_dump)  # an out-of-memory dump stays out of a plain cell too
+        self.shell.events.register("pre_run_cell", self._fd2.start)
+        self.shell.events.register("post_run_cell", self._fd2.stop)
 
     @property
     def cells(self):
@@ -37,6 +46,12 @@ class SessionMagics(Magics):
     def close(self) -> None:
         """Undo what the magics added: the error handler, cached functions, the magics themselves."""
         self._remove_error_handler()
+        for event, hook in (("pre_run_cell", self._fd2.start), ("post_run_cell", self._fd2.stop)):
+            try:
+                self.shell.events.unregister(event, hook)
+            except ValueError:
+                pass
+        self._fd2.stop()
         if self._cells is not None:
             self._cells.clear()
         manager = self.shell.magics_manager
@@ -94,7 +109,9 @@ class SessionMagics(Magics):
 
             from tfmagic.oom import annotate as annotate_oom
 
-            if annotate_oom(value, shell.user_ns):  # out of memory in a plain cell: the short report
+            if isinstance(value, tf.errors.ResourceExhaustedError):
+                time.sleep(0.1)  # the filter's reader takes the allocator's dump, written just before, off the pipe
+            if annotate_oom(value, shell.user_ns, self._fd2.dropped):  # out of memory in a plain cell: the report
                 shell._showtraceback(etype, value, value._render_traceback_())
                 return None
             if not hasattr(value, "_render_traceback_"):

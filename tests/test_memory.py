@@ -142,13 +142,25 @@ def test_a_keras_model_in_the_line_form_says_to_use_a_cell(ip):
     assert "a Keras model is measured through a %%tfgraph --memory cell" in output_with(captured, "--memory")
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not tf.config.list_physical_devices("GPU"), reason="no GPU visible to TensorFlow")
+def test_a_step_on_a_gpu_is_measured_on_the_gpus_allocator(ip):
+    """On a GPU the step's tensors are the GPU allocator's (GPU_0_bfc), which counts every buffer."""
+    run(ip, SETUP)
+    result, captured = run(ip, "%%tfgraph --memory --show none\n" + STEP)
+    assert result.success, result.error_in_exec
+    report = output_with(captured, "--memory")
+    assert re.search(r"peak [\d.]+ MiB in use on GPU:0 .*reached at \S+ \(float32 \[[\d,]+\], line \d: ", report), report
+    assert "oneDNN" not in report and re.search(r"weights [\d.]+ MiB: ", report), report
+
+
 @pytest.mark.notebook
 def test_out_of_memory_in_a_kernel_is_a_short_report_and_the_kernel_goes_on():
     out = subprocess.run([sys.executable, str(SCRIPT), "oom"], capture_output=True, text=True, timeout=600,
                          env={**os.environ})
     assert out.returncode == 0, out.stderr[-3000:]
     cells = json.loads(out.stdout.splitlines()[-1])["cells"]
-    magic, names, plain, alive = cells[1], cells[2], cells[3], cells[4]
+    magic, names, plain, alive = cells[1:5]
     text = "\n".join(magic["texts"])
     assert f"out of memory on CPU:0: Tile (%%tfgraph cell [{magic['count']}], line 1: big = tf.tile(x[None], [20, 1, " \
            "1])) asked for 80.0 MiB (float32 [20,1024,1024])" in text, text
@@ -162,8 +174,9 @@ def test_out_of_memory_in_a_kernel_is_a_short_report_and_the_kernel_goes_on():
            "120.0 MiB (float32 [30,1024,1024])" in plain_text, plain_text
     assert re.search(r"in use when it failed: [\d.]+ MiB of a 64\.0 MiB limit", plain_text), plain_text
     assert not re.search(r"bfc_allocator|Chunk at|InUse at|Sum Total|report_tensor_allocations_upon_oom", plain_text)
-    assert len(plain_text.splitlines()) < 12, plain_text
+    assert len(plain_text.splitlines()) < 12 and plain["types"] == ["error"], plain  # no stray lines of the dump
     assert alive["texts"] == ["0.0\n"]  # the kernel goes on
+    assert "a line on fd 2" in "".join(cells[5]["texts"]) and "after it" in "".join(cells[5]["texts"])  # passed on
 
 
 def test_an_allocator_without_statistics_is_one_line_and_the_result_stands():

@@ -141,80 +141,134 @@ class CellFd2Filter:
     tells (the allocator's out-of-memory dump), which it keeps in :attr:`dropped` for the cell's report.
 
     ``start`` and ``stop`` are the ``pre_run_cell`` and ``post_run_cell`` hooks (a cell run inside a cell runs under
-    the outer one's filter).  A process a cell starts inherits the pipe: the reader goes on passing its lines to
-    the original fd 2 until it closes it.
+    the outer one's filter): they point fd 2 at the pipe and back, a few microseconds; one reader thread serves the
+    session (:meth:`close` ends it), writing to whatever fd 2 was when the cell started.  In a Jupyter kernel, whose
+    ``sys.stderr`` reads fd 2 through its own pipe and sends it to the cell, the reader writes to ``sys.stderr``
+    itself (and to the kernel's terminal, as the kernel does), so that the line is the running cell's output.
     """
 
     def __init__(self, drop: Callable[[str], bool]):
         self.drop = drop
         self.dropped: list[str] = []
         self._depth = 0
-        self._reader: tuple[threading.Thread, int] | None = None
+        self._saved: int | None = None  # fd 2 as the cell found it, while the cell runs
+        self._target: int | None = None  # where the reader writes: a copy of fd 2 as the last cell found it
+        self._pipe: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+        self._busy = False  # the reader holds a chunk it has not passed on yet
+        self._stream = None  # a Jupyter kernel's sys.stderr (ipykernel's OutStream), which the reader writes to
+        self._owned = False  # whether _target is this filter's own copy (closed when replaced)
 
     def start(self, *_) -> None:
         self._depth += 1
-        if self._depth > 1 or self._reader is not None:
+        if self._depth > 1:
             return
         try:
             sys.stderr.flush()
         except (AttributeError, ValueError):
             pass
         try:
-            read, write = os.pipe()
+            if self._pipe is None:
+                self._pipe = os.pipe()
+                threading.Thread(target=self._pass_on, args=(self._pipe[0],), daemon=True, name="tfmagic-fd2").start()
             saved = os.dup(2)
-            os.dup2(write, 2)
-            os.close(write)
+            target = os.dup(2)
         except OSError:  # no fd 2 to filter (a closed stderr): the cell runs as it would
             return
-        self.dropped = []
-        thread = threading.Thread(target=_pass_on, args=(read, saved, self.drop, self.dropped), daemon=True,
-                                  name="tfmagic-fd2")
-        thread.start()
-        self._reader = (thread, saved)
+        stream = sys.stderr if type(sys.stderr).__module__.startswith("ipykernel") else None
+        with self._lock:
+            old = self._target if self._owned else None
+            if stream is not None:  # the kernel's terminal, where the kernel echoes fd 2 (the kernel's own fd)
+                self._target, self._owned = getattr(stream, "_original_stdstream_copy", None), False
+                os.close(target)
+            else:
+                self._target, self._owned = target, True
+            self._stream = stream
+            self.dropped = []
+        if old is not None:
+            os.close(old)
+        self._saved = saved
+        os.dup2(self._pipe[1], 2)
 
     def stop(self, *_) -> None:
         self._depth = max(self._depth - 1, 0)
-        if self._depth or self._reader is None:
+        if self._depth or self._saved is None:
             return
-        thread, saved = self._reader
-        self._reader = None
         try:
             sys.stderr.flush()
         except (AttributeError, ValueError):
             pass
-        os.dup2(saved, 2)  # the pipe's last writer is gone: the reader reads to its end, closes ``saved`` and stops
-        thread.join(timeout=1.0)
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._saved = None
+        self.settle()
 
+    def settle(self, timeout: float = 1.0) -> None:
+        """Wait until the reader has passed on what the cell wrote (so that it shows in this cell's output, not the
+        next one's): nothing left in the pipe, no chunk in hand."""
+        import fcntl
+        import termios
+        import time
 
-def _pass_on(read: int, target: int, drop: Callable[[str], bool], dropped: list[str]) -> None:
-    """The reader of :class:`CellFd2Filter`: each chunk's complete lines filtered, a part line passed on as it is
-    (a log line comes in one write; a progress bar's ``\\r`` part does not wait for its newline)."""
-    try:
-        while True:
-            chunk = os.read(read, 65536)
-            if not chunk:
-                break
-            out = []
-            *lines, rest = chunk.split(b"\n")
-            for line in lines:
-                text = line.decode("utf-8", "replace")
-                if text.strip() and drop(text):
-                    dropped.append(text)
-                else:
-                    out.append(line + b"\n")
-            if rest:
-                out.append(rest)
-            data = b"".join(out)
-            while data:
-                data = data[os.write(target, data):]
-    except OSError:
-        pass
-    finally:
-        for fd in (read, target):
+        if self._pipe is None:
+            return
+        deadline = time.monotonic() + timeout
+        waiting = bytearray(4)
+        while time.monotonic() < deadline:
             try:
-                os.close(fd)
+                fcntl.ioctl(self._pipe[0], termios.FIONREAD, waiting)
             except OSError:
-                pass
+                return
+            if not int.from_bytes(waiting, sys.byteorder) and not self._busy:
+                return
+            time.sleep(0.0005)
+
+    def close(self) -> None:
+        """Put fd 2 back (if a cell is running) and end the reader (once it has passed on what the pipe holds)."""
+        self._depth = 1
+        self.stop()
+        if self._pipe is not None:
+            os.close(self._pipe[1])  # the reader sees the pipe's end, passes the rest on, and closes its side
+            self._pipe = None
+
+    def _pass_on(self, read: int) -> None:
+        """Each chunk's complete lines filtered, a part line passed on as it is (a log line comes in one write;
+        a progress bar's ``\\r`` part does not wait for its newline)."""
+        try:
+            while True:
+                chunk = os.read(read, 65536)
+                self._busy = True
+                if not chunk:
+                    break
+                out = []
+                kept: list[str] = []
+                *lines, rest = chunk.split(b"\n")
+                for line in lines:
+                    text = line.decode("utf-8", "replace")
+                    if text.strip() and self.drop(text):
+                        kept.append(text)
+                    else:
+                        out.append(line + b"\n")
+                if kept:  # the dump's blank lines go with it
+                    out = [line for line in out if line.strip()]
+                if rest:
+                    out.append(rest)
+                data = b"".join(out)
+                with self._lock:
+                    self.dropped.extend(kept)
+                    if data and self._stream is not None:
+                        self._stream.write(data.decode("utf-8", "replace"))
+                    while data and self._target is not None:
+                        data = data[os.write(self._target, data):]
+                self._busy = False
+        except OSError:
+            pass
+        finally:
+            os.close(read)
+            with self._lock:
+                if self._target is not None and self._owned:
+                    os.close(self._target)
+                self._target = None
 
 
 def import_tensorflow() -> None:

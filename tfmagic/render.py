@@ -194,7 +194,7 @@ def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradi
         layers = layer_names(model) if ops == "readable" else None  # the collapsed view has no variables to read
         dot_options = DotOptions(title=caption, gradient=gradient, readable=ops == "readable", heat=heat,
                                  times=times, layers=layers, groups=groups,
-                                 heat_words="heat" if not hasattr(profile, "by_op") else "heat_memory")
+                                 heat_words="heat_memory" if _is_memory(profile) else "heat")
         dot_source = build_dot(view, dot_options)
     wanted = tuple(dict.fromkeys(("svg", *formats)))
     folded = view is not model  # the first view already folds the graph: a coarser fold is the same view, less open
@@ -298,14 +298,20 @@ def describe_graph(tf_graph, title: str, options: DrawOptions = DrawOptions(), *
     return TextReport(f"{title}: {summary}", [*notes, *text_view(view)])
 
 
+def _is_memory(profile) -> bool:
+    from tfmagic.memory import MemoryProfile
+
+    return isinstance(profile, MemoryProfile)
+
+
 def _heat(view, profile) -> tuple[dict[str, float], dict[str, str]]:
     """Each drawn node's share of the profile and its label text: of the measured op time (a ``profile.Profile``) or
     of the bytes the step's ops allocated (a ``memory.MemoryProfile``, whose op at the peak is marked).  A node that
     stands for many ops (``graph.Folded``, or a collapsed scope) sums the ops it holds, by name, and the ops under its
     scope (the variable reads the readable view folded away), each op counted once, in the deepest node holding it."""
-    from tfmagic.memory import MemoryProfile, format_bytes
+    from tfmagic.memory import format_bytes
 
-    memory = isinstance(profile, MemoryProfile)
+    memory = _is_memory(profile)
     amounts = profile.by_op() if memory else {op.name: op.total_us for op in profile.ops}
     peak = profile.peak_allocation.op if memory and profile.peak_allocation is not None else None
     whole = sum(amounts.values()) or 1.0

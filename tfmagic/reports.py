@@ -507,8 +507,8 @@ def sparkline(profile, width: int = 60) -> str:
     """The curve as a line of block characters, from the bytes held before the call (lowest) to the peak (highest).
 
     >>> from types import SimpleNamespace
-    >>> sparkline(SimpleNamespace(before=0, peak=8, curve=[2, 8, 4, 0]))
-    '▁▃█▅▁ 0 B -> peak 8 B -> 0 B'
+    >>> sparkline(SimpleNamespace(before=0, peak=8, after=0, curve=[2, 8, 4, 0]))
+    '▁▃█▅▁ 0 B before the call -> peak 8 B -> 0 B after it'
     """
     from tfmagic.memory import format_bytes as fb
 
@@ -517,7 +517,7 @@ def sparkline(profile, width: int = 60) -> str:
     blocks = "▁▂▃▄▅▆▇█"
     span = (high - low) or 1
     line = "".join(blocks[min(int((v - low) / span * (len(blocks) - 1) + 0.5), len(blocks) - 1)] for v in points)
-    return f"{line} {fb(points[0])} -> peak {fb(high)} -> {fb(points[-1])}"
+    return f"{line} {fb(profile.before)} before the call -> peak {fb(high)} -> {fb(profile.after)} after it"
 
 
 def curve_svg(profile, width: int = 560, height: int = 130) -> str:

@@ -3,13 +3,12 @@
 :class:`SessionMagics` is the base of every magic's class (``tfgraph.py``, ``tape.py``, ``tfdevice.py``,
 ``tfretrace.py``). It holds the state they share, and installs the handler that shows a plain cell's
 eager dtype mismatch (``float32 + int32``) or out-of-memory error short, at the user's line, and the
-filter that keeps an allocator's out-of-memory dump out of the cell (``quiet.CellFd2Filter``). Each magic's class adds its own
-state in its ``__init__`` and undoes its own side effects in its ``close``, then calls ``super()``.
+filter that keeps an allocator's out-of-memory dump out of the cell (``quiet.CellFd2Filter``). Each
+magic's class adds its own state in its ``__init__`` and undoes its own side effects in its ``close``,
+then calls ``super()``.
 """
 
 from __future__ import annotations
-
-import time
 
 from IPython.core.magic import Magics, magics_class
 
@@ -51,7 +50,7 @@ class SessionMagics(Magics):
                 self.shell.events.unregister(event, hook)
             except ValueError:
                 pass
-        self._fd2.stop()
+        self._fd2.close()
         if self._cells is not None:
             self._cells.clear()
         manager = self.shell.magics_manager
@@ -110,7 +109,7 @@ class SessionMagics(Magics):
             from tfmagic.oom import annotate as annotate_oom
 
             if isinstance(value, tf.errors.ResourceExhaustedError):
-                time.sleep(0.1)  # the filter's reader takes the allocator's dump, written just before, off the pipe
+                self._fd2.settle()  # the allocator's dump, written just before, read off the pipe
             if annotate_oom(value, shell.user_ns, self._fd2.dropped):  # out of memory in a plain cell: the report
                 shell._showtraceback(etype, value, value._render_traceback_())
                 return None

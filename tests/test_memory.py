@@ -119,6 +119,17 @@ def test_the_drawing_is_filled_by_bytes_and_marks_the_peak(ip, tmp_path):
     assert html and "<polyline" in html[0] and "class=\"tfmagic-curve\"" in html[0]  # the curve inline
 
 
+def test_memory_beside_profile_shows_both_and_fills_the_drawing_by_bytes(ip, tmp_path):
+    run(ip, SETUP)
+    path = tmp_path / "both.dot"
+    result, captured = run(ip, f"%%tfgraph --profile 2 --memory -o {path}\n" + STEP)
+    assert result.success, result.error_in_exec
+    assert "calls measured" in output_with(captured, "--profile") and "peak" in output_with(captured, "--memory")
+    dot = path.read_text()
+    assert "fill: share of the bytes" in dot, dot[:3000]
+    assert int(ip.user_ns["opt"].iterations.numpy()) == 1  # every extra call put its variables back
+
+
 def test_the_line_form_measures_a_function_that_takes_arguments(ip):
     result, captured = run(ip, """@tf.function
 def scaled(a, b, factor=2.0):
@@ -156,27 +167,37 @@ def test_a_step_on_a_gpu_is_measured_on_the_gpus_allocator(ip):
 
 @pytest.mark.notebook
 def test_out_of_memory_in_a_kernel_is_a_short_report_and_the_kernel_goes_on():
+    """Each cell was measured with --memory on a small input first (the report recalls it by line), then asks for
+    more than the capped allocator has: a magic cell, and a plain cell calling a tf.function."""
     out = subprocess.run([sys.executable, str(SCRIPT), "oom"], capture_output=True, text=True, timeout=600,
                          env={**os.environ})
     assert out.returncode == 0, out.stderr[-3000:]
     cells = json.loads(out.stdout.splitlines()[-1])["cells"]
-    magic, names, plain, alive = cells[1:5]
+    assert all("error" not in c["types"] for i, c in enumerate(cells) if i not in (3, 6)), cells
+    measured = "\n".join(cells[1]["texts"] + cells[5]["texts"])
+    assert "%%tfgraph --memory: peak" in measured and "%tfgraph spread --memory" in measured, measured
+    assert "profiler_session.cc" not in measured and "expects an i value" not in measured  # the profiler's own log
+    magic, names, plain, alive, fd2 = cells[3], cells[4], cells[6], cells[7], cells[8]
     text = "\n".join(magic["texts"])
     assert f"out of memory on CPU:0: Tile (%%tfgraph cell [{magic['count']}], line 1: big = tf.tile(x[None], [20, 1, " \
            "1])) asked for 80.0 MiB (float32 [20,1024,1024])" in text, text
     assert re.search(r"in use when it failed: [\d.]+ MiB of a 64\.0 MiB limit", text), text
     assert "the notebook holds: x 4.0 MiB, w 4.0 MiB" in text and "ways out: a smaller batch" in text
+    assert "%%tfgraph --memory with x: float32[64,64] had at its peak, by line: line 1: big = tf.tile(x[None], " \
+           "[20, 1, 1]) 320.0 KiB" in text, text  # the measured run of the same cell, recalled
     assert not re.search(r"bfc_allocator|Chunk at|InUse at|Sum Total|report_tensor_allocations_upon_oom", text), text
-    assert len(text.splitlines()) < 12, text  # short
-    assert names["texts"] == ["False False (1024, 1024)\n"]  # the namespace as it was
+    assert len(text.splitlines()) < 12 and magic["types"] == ["error"], magic
+    assert names["texts"] == ["(20, 64, 64) () (1024, 1024)\n"]  # the namespace as it was
     plain_text = "\n".join(plain["texts"])
     assert "out of memory on CPU:0: Tile (line 3: return tf.reduce_sum(tf.tile(t[None], [30, 1, 1]))) asked for " \
            "120.0 MiB (float32 [30,1024,1024])" in plain_text, plain_text
     assert re.search(r"in use when it failed: [\d.]+ MiB of a 64\.0 MiB limit", plain_text), plain_text
+    assert "%tfgraph spread --memory (trace 1, called with zeros of its arguments' shapes) had at its peak, by " \
+           "line: line 3: return tf.reduce_sum(tf.tile(t[None], [30, 1, 1])) 480.2 KiB" in plain_text, plain_text
     assert not re.search(r"bfc_allocator|Chunk at|InUse at|Sum Total|report_tensor_allocations_upon_oom", plain_text)
     assert len(plain_text.splitlines()) < 12 and plain["types"] == ["error"], plain  # no stray lines of the dump
     assert alive["texts"] == ["0.0\n"]  # the kernel goes on
-    assert "a line on fd 2" in "".join(cells[5]["texts"]) and "after it" in "".join(cells[5]["texts"])  # passed on
+    assert fd2["texts"] == ["a line on fd 2\n", "after it\n"]  # a plain cell's own fd-2 line, in its place
 
 
 def test_an_allocator_without_statistics_is_one_line_and_the_result_stands():

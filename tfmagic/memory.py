@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -240,6 +241,7 @@ def measure_memory(call: Callable[[], object], held: Callable[[], list[Held]] | 
     import tensorflow as tf
 
     from tfmagic.profile import ProfilerUnavailable, _wait
+    from tfmagic.quiet import caught_fd2, is_profiler_line
 
     devices = []
     for device in memory_devices():
@@ -259,16 +261,17 @@ def measure_memory(call: Callable[[], object], held: Callable[[], list[Held]] | 
     try:
         options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=2, python_tracer_level=0,
                                                            device_tracer_level=0)
-        try:
-            tf.profiler.experimental.start(logdir, options=options)
-        except (tf.errors.AlreadyExistsError, tf.errors.UnavailableError, AttributeError, RuntimeError) as e:
-            raise ProfilerUnavailable(f"TensorFlow's profiler could not start: {str(e).strip() or type(e).__name__}"
-                                      ) from e
-        try:
-            result = call()
-            _wait(result)
-        finally:
-            tf.profiler.experimental.stop()
+        with caught_fd2(is_profiler_line):  # the profiler's log of its session is tfmagic's, not the cell's
+            try:
+                tf.profiler.experimental.start(logdir, options=options)
+            except (tf.errors.AlreadyExistsError, tf.errors.UnavailableError, AttributeError, RuntimeError) as e:
+                raise ProfilerUnavailable("TensorFlow's profiler could not start: "
+                                          f"{str(e).strip() or type(e).__name__}") from e
+            try:
+                result = call()
+                _wait(result)
+            finally:
+                tf.profiler.experimental.stop()
         infos = {device: tf.config.experimental.get_memory_info(device) for device in devices}
         del result
         events = _read_events(logdir)
@@ -460,3 +463,35 @@ def line_finder(graph, filename: str | None = None, line_offset: int = 0, source
         return found[name]
 
     return line_of
+
+
+#: What ``--memory`` measured lately, for the out-of-memory report: (pattern of the failing function in an error's
+#: message, what was measured, its bytes at the peak by line), the latest last.
+_REMEMBERED: list[tuple[re.Pattern, str, list[tuple[str, int]]]] = []
+
+
+def remember(pattern: str, what: str, rows: list[OpMemory]) -> None:
+    """Keep what a measured call had at its peak by line (the largest three), for an out-of-memory error whose
+    message matches ``pattern`` (the cell's generated file, or the function's name: another trace of it too)."""
+    lines = [(line, at_peak) for line, _, at_peak, _ in grouped(rows, lambda r: r.line) if at_peak][:3]
+    _REMEMBERED[:] = [entry for entry in _REMEMBERED if entry[0].pattern != pattern][-15:]
+    _REMEMBERED.append((re.compile(pattern), what, lines))
+
+
+def recalled(message: str) -> tuple[str, list[tuple[str, int]]] | None:
+    """What ``--memory`` last measured of the function an error's message names: ``(what, [(line, bytes)])``."""
+    for pattern, what, lines in reversed(_REMEMBERED):
+        if pattern.search(message):
+            return what, lines
+    return None
+
+
+def function_pattern(concrete) -> str:
+    """The pattern of a concrete function's name in an op error (``[Op:__inference_step_123]``), any trace of it."""
+    name = concrete.name.decode() if isinstance(concrete.name, bytes) else str(concrete.name)
+    return re.escape("[Op:" + re.sub(r"_\d+$", "_", name)) + r"\d+\]"
+
+
+def cell_pattern(filename: str) -> str:
+    """The pattern of a ``%%tfgraph`` cell's generated file in an op error's frames (the same text, any trace)."""
+    return re.escape(f'"{filename}"')

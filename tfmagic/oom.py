@@ -6,8 +6,10 @@ the node, the Python lines that defined it, the shape, dtype, device and allocat
 its state to file descriptor 2 (its bins and chunks, hundreds of lines, and the bytes in use against its
 limit).  :func:`oom_report` turns both into the short report a notebook shows: the op at the user's line,
 the bytes it asked for with shape and dtype, what was in use against the limit, what the notebook holds by
-name (variables, models, tensors), and the ways out.  :func:`is_allocator_dump` tells the dump's lines,
-which the magics keep out of the cell (``quiet.caught_fd2``) and read the limit from.
+name (variables, models, tensors), what ``--memory`` last measured of the same function by line (another
+batch size, say: ``memory.remember``), and the ways out.  :func:`is_allocator_dump` tells the dump's lines,
+which tfmagic keeps out of the cell (``quiet.caught_fd2`` around a magic's run, ``quiet.CellFd2Filter``
+around a plain cell) and reads the limit from.
 
 >>> asked = parse_oom("OOM when allocating tensor with shape[20,1024,1024] and type float on "
 ...                   "/job:localhost/replica:0/task:0/device:CPU:0 by allocator bfc_cpu_allocator_for_gpu")
@@ -135,6 +137,7 @@ def oom_report(exc, namespace: dict, cell_line: tuple[int, str] | None = None, w
     import tensorflow as tf
 
     from tfmagic.memory import format_bytes as fb
+    from tfmagic.memory import recalled
     from tfmagic.tracebacks import _op_error_parts, is_user_file
 
     message = getattr(exc, "message", None) or str(exc)
@@ -167,6 +170,10 @@ def oom_report(exc, namespace: dict, cell_line: tuple[int, str] | None = None, w
     held = held_in(namespace)
     if held:
         lines.append("  the notebook holds: " + ", ".join(f"{name} {fb(size)}" for name, size in held))
+    measured = recalled(message)
+    if measured is not None and measured[1]:
+        what, by_line = measured
+        lines.append(f"  {what} had at its peak, by line: " + "; ".join(f"{line} {fb(size)}" for line, size in by_line))
     first = asked.shape.strip("[]").split(",")[0]
     lines.append("  ways out: a smaller batch (this tensor's first dimension is " + (first or "?") + "); "
                  "tf.recompute_grad around the layers whose activations the backward pass keeps; mixed precision "

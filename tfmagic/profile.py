@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tfmagic.errors import TfMagicError
+from tfmagic.quiet import caught_fd2, is_profiler_line
 
 #: How many measured calls ``--profile`` makes when no number is given.
 DEFAULT_STEPS = 10
@@ -129,19 +130,20 @@ def profile_calls(call: Callable[[], object], steps: int = DEFAULT_STEPS, scope_
     call()  # warm-up: a first call may trace, build kernels and allocate; it is not measured
     logdir = tempfile.mkdtemp(prefix="tfmagic-profile-")
     try:
-        try:
-            tf.profiler.experimental.start(logdir)
-        except (tf.errors.AlreadyExistsError, tf.errors.UnavailableError, AttributeError, RuntimeError) as e:
-            raise ProfilerUnavailable(f"TensorFlow's profiler could not start: {str(e).strip() or type(e).__name__}"
-                                      ) from e
-        try:
-            start = time.perf_counter()
-            for _ in range(steps):
-                result = call()
-                _wait(result)
-            wall = (time.perf_counter() - start) / steps
-        finally:
-            tf.profiler.experimental.stop()
+        with caught_fd2(is_profiler_line):  # the profiler's log of its session is tfmagic's, not the cell's
+            try:
+                tf.profiler.experimental.start(logdir)
+            except (tf.errors.AlreadyExistsError, tf.errors.UnavailableError, AttributeError, RuntimeError) as e:
+                raise ProfilerUnavailable("TensorFlow's profiler could not start: "
+                                          f"{str(e).strip() or type(e).__name__}") from e
+            try:
+                start = time.perf_counter()
+                for _ in range(steps):
+                    result = call()
+                    _wait(result)
+                wall = (time.perf_counter() - start) / steps
+            finally:
+                tf.profiler.experimental.stop()
         ops = _read_trace(logdir, steps)
     finally:
         shutil.rmtree(logdir, ignore_errors=True)

@@ -61,6 +61,20 @@ _GRAPH_ONLY_DEPRECATION = "From %s: calling %s (from %s) with %s is deprecated"
 _GRAPH_ONLY_OPTIONS = "To make it possible to preserve tf.data options across serialization boundaries"
 
 
+#: TensorFlow's profiler logs each session it starts and stops (and warns of its own options' types).
+_PROFILER_SOURCES = ("session_manager.cc", "profiler_session.cc", "save_profile.cc")
+
+
+def is_profiler_line(line: str) -> bool:
+    """Whether a line is the profiler's own log of a session tfmagic started (``--profile``, ``--memory``).
+
+    >>> is_profiler_line("I0000 00:00:1796677933.727169   20274 profiler_session.cc:117] Profiler session started.")
+    True
+    """
+    match = _ABSL_LINE.match(line) or _TF_LINE.match(line)
+    return bool(match) and match.group("source") in _PROFILER_SOURCES
+
+
 def is_tensorflow_startup_line(line: str) -> bool:
     """Whether a line is one of TensorFlow's start-up log lines (see the module's docstring)."""
     match = _ABSL_LINE.match(line) or _TF_LINE.match(line)

@@ -62,13 +62,14 @@ def cell_views(run, options, variable_names: Callable[[], dict], namespace: dict
         views += shown
     if getattr(options, "memory", False):
         from tfmagic.cell import LINE_OFFSET
-        from tfmagic.memory import line_finder
+        from tfmagic.memory import cell_pattern, line_finder
 
         values = [before[name] for name in run.inputs]
         code = run.cell.code if run.cell is not None else None
         lines = line_finder(run.trace.graph, code.filename if code else None, LINE_OFFSET, code.source if code else "")
         memory, shown = memory_views(lambda: run.function(*values), run.trace.graph, "%%tfgraph --memory", namespace,
-                                     variable_names(), dict(zip(run.inputs, values)), lines)
+                                     variable_names(), dict(zip(run.inputs, values)), lines,
+                                     cell_pattern(code.filename) if code else "")
         views += shown
         profile = memory or profile  # the drawing is filled by bytes (the times are in --profile's table)
     if options.show == "text":
@@ -207,11 +208,12 @@ def profile_views(call: Callable[[], object], graph, title: str, steps: int, nam
 
 
 def memory_views(call: Callable[[], object], graph, title: str, namespace: dict, variable_names: dict,
-                 inputs: dict, line_of: Callable[[str], str]) -> tuple:
+                 inputs: dict, line_of: Callable[[str], str], remember_as: str = "") -> tuple:
     """``--memory``: ``(memory profile, views)``: one more call measured (``memory.measure_memory``; the variables
     it writes put back), its peak sentence, curve and tables; the profile is ``None`` (with one line saying why)
-    when the allocator keeps no statistics, the profiler cannot run, or the measured call fails."""
-    from tfmagic.memory import NoMemoryStats, held_by, measure_memory, op_rows
+    when the allocator keeps no statistics, the profiler cannot run, or the measured call fails.  Its peak by line
+    is kept for an out-of-memory error whose message matches ``remember_as`` (``memory.remember``)."""
+    from tfmagic.memory import NoMemoryStats, held_by, measure_memory, op_rows, remember
     from tfmagic.profile import ProfilerUnavailable, VariablesKept, layer_grouper
     from tfmagic.reports import MemoryReport
 
@@ -227,6 +229,10 @@ def memory_views(call: Callable[[], object], graph, title: str, namespace: dict,
         return None, [Notice(f"{title}: the measured call failed ({type(e).__name__}: {first}); the profiler is "
                              "stopped, the variables put back, and the cell's result stands", level="warning")]
     rows = op_rows(memory, layer_of, line_of)
+    if remember_as:
+        shapes = ", ".join(f"{name}: {held.dtype}{held.shape}" for name, held in
+                           ((h.name, h) for h in memory.held if h.kind == "input"))
+        remember(remember_as, title + (f" with {shapes}" if shapes else ""), rows)
     return memory, [MemoryReport(title, memory, rows, line_of)]
 
 
@@ -401,7 +407,7 @@ def _concrete(target, chosen: int):
 
 def _function_memory(target, chosen: int, graph, options, namespace: dict, variable_names: dict) -> tuple:
     """``%tfgraph FUNC --memory``: the chosen trace called with zeros of its arguments' shapes."""
-    from tfmagic.memory import line_finder
+    from tfmagic.memory import function_pattern, line_finder
     from tfmagic.profile import zeros_call
 
     concrete = _concrete(target, chosen)
@@ -410,7 +416,8 @@ def _function_memory(target, chosen: int, graph, options, namespace: dict, varia
                              "%%tfgraph --memory cell that calls it (with your inputs)", level="warning")]
     call = zeros_call(concrete)
     return memory_views(call, graph, f"%tfgraph {options.function} --memory (trace {chosen + 1}, called with zeros "
-                        "of its arguments' shapes)", namespace, variable_names, {}, line_finder(graph))
+                        "of its arguments' shapes)", namespace, variable_names, {}, line_finder(graph),
+                        function_pattern(concrete))
 
 
 def _labels(graph, function, cell: bool, options) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 ``oom``: a Jupyter kernel (nbclient) whose CPU allocator is the BFC allocator capped at 64 MiB
 (``TF_CPU_ALLOCATOR_USE_BFC=1 TF_CPU_BFC_MEM_LIMIT_IN_MB=64``, TensorFlow's logs on): a ``%%tfgraph`` cell and a
-plain cell that calls a ``tf.function`` each ask for more than that; the cells' outputs are printed as JSON.
+plain cell that calls a ``tf.function``, each measured with ``--memory`` on a small input first, then ask for more
+than that; the cells' outputs are printed as JSON.
 ``peak``: an IPython shell whose CPU allocator is the BFC allocator, ops run one at a time (one inter-op thread:
 the same order on every call), runs the training step of tests/test_memory.py as ``%%tfgraph -n step``, calls
 ``step`` plainly around ``get_memory_info``, then measures it with ``%tfgraph step --memory``; the step's own
@@ -18,11 +19,14 @@ import os
 import sys
 
 OOM_CELLS = (
-    "%load_ext tfmagic\nimport tensorflow as tf\nx = tf.random.normal((1024, 1024))\n"
-    "w = tf.Variable(tf.zeros((1024, 1024)))",
+    "%load_ext tfmagic\nimport tensorflow as tf\nx = tf.random.normal((64, 64))\nw = tf.Variable(tf.zeros((1024, 1024)))",
+    "%%tfgraph --memory --show none\nbig = tf.tile(x[None], [20, 1, 1])\ntotal = tf.reduce_sum(big)",
+    "x = tf.random.normal((1024, 1024))",
     "%%tfgraph\nbig = tf.tile(x[None], [20, 1, 1])\ntotal = tf.reduce_sum(big)",
-    "print('big' in dir(), 'total' in dir(), x.shape)",
-    "@tf.function\ndef spread(t):\n    return tf.reduce_sum(tf.tile(t[None], [30, 1, 1]))\n\nspread(x)",
+    "print(big.shape, total.shape, x.shape)",
+    "@tf.function\ndef spread(t):\n    return tf.reduce_sum(tf.tile(t[None], [30, 1, 1]))\n\n"
+    "spread(tf.ones((64, 64)))\n%tfgraph spread --memory --show none",
+    "spread(x)",
     "print(float(tf.reduce_sum(x * 0.0)))",
     "import os\nos.write(2, b'a line on fd 2\\n')\nprint('after it')",
 )

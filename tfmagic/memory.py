@@ -69,6 +69,8 @@ class Allocation:
         region: ``output`` (an op's result) or ``temp`` (scratch space inside the op).
         start: the index of its event in the replay.
         end: the index of the event that freed it; ``None``: still held when the call ended.
+        requested: what the op asked for (a BFC allocator hands out a whole free chunk when the rest would be
+            too small to keep: ``bytes`` can be more).
     """
 
     op: str
@@ -78,6 +80,7 @@ class Allocation:
     region: str
     start: int
     end: int | None = None
+    requested: int = 0
 
     def live_at(self, index: int) -> bool:
         return self.start <= index and (self.end is None or self.end > index)
@@ -294,7 +297,8 @@ def replay(events: list[dict], device: str, before: int, peak: int, after: int) 
         size = int(event.get("allocation_bytes") or event.get("requested_bytes") or 0)
         if event["kind"] == "MemoryAllocation":
             allocation = Allocation(event.get("tf_op") or "(outside ops)", size, event.get("shape") or "",
-                                    _dtype_name(event.get("data_type")), event.get("region_type") or "", index)
+                                    _dtype_name(event.get("data_type")), event.get("region_type") or "", index,
+                                    requested=int(event.get("requested_bytes") or size))
             profile.allocations.append(allocation)
             open_at[event.get("addr")] = allocation
         else:

@@ -439,9 +439,7 @@ class MemoryReport(TextAndHtml):
         lines.append(f"  the step's own at the peak: {fb(p.step_peak)}")
         live = p.live_at_peak()
         if live:
-            shown = [f"{a.op} {fb(a.bytes)} ({' '.join(x for x in (a.dtype, a.shape) if x)}"
-                     + (f", {self.line_of(a.op).split(':')[0]})" if self.line_of and self.line_of(a.op) else ")")
-                     for a in live[:5]]
+            shown = [self._buffer(a) for a in live[:5]]
             more = live[5:]
             lines.append("    " + ", ".join(shown) + (f", {len(more)} more {fb(sum(a.bytes for a in more))}"
                                                       if more else ""))
@@ -449,6 +447,16 @@ class MemoryReport(TextAndHtml):
             lines.append(f"    buffers too small for the allocator to record one by one: {fb(p.small_at_peak)}")
         lines.append(f"  in use when the call had returned (its results held): {fb(p.after)}")
         return lines
+
+    def _buffer(self, allocation) -> str:
+        """``adam/Sub_10 4.9 MiB for 4.0 MiB asked (float32 [1024,1024], line 5)``."""
+        from tfmagic.memory import format_bytes as fb
+
+        a = allocation
+        asked = f" for {fb(a.requested)} asked" if a.requested and a.bytes > a.requested * 1.05 else ""
+        line = self.line_of(a.op).split(":")[0] if self.line_of and self.line_of(a.op) else ""
+        what = ", ".join(x for x in (" ".join(x for x in (a.dtype, a.shape) if x), line) if x)
+        return f"{a.op} {fb(a.bytes)}{asked}" + (f" ({what})" if what else "")
 
     def _tables(self) -> list[Table]:
         from tfmagic.memory import format_bytes as fb

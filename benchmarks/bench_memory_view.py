@@ -4,7 +4,7 @@ Measured side by side in one run (medians of interleaved runs):
 - ``%%tfgraph --memory --show none`` on an MLP training step (784-1024-1024-10, batch 512, Adam) against the
   same cell re-run without it: the ratio is what one measured view costs (a warm-up call, a profiled call, the
   replay and the report);
-- what every cell pays without ``--memory``: the catch of fd 2 around a magic cell's run (``quiet.caught_fd2``,
+- what every cell pays without ``--memory``: the catch of fd 2 around a magic cell's run (``quiet.filtered_fd2``,
   which keeps an allocator's dump out of the cell) as a share of a re-run of a small ``%%tfgraph`` cell, and the
   plain cell's filter (``quiet.CellFd2Filter``: a pipe and its reader around each cell) as a share of a small
   plain cell run through IPython.
@@ -55,7 +55,7 @@ def main():
     from IPython.utils.capture import capture_output
 
     from tfmagic.oom import is_allocator_dump
-    from tfmagic.quiet import CellFd2Filter, caught_fd2
+    from tfmagic.quiet import CellFd2Filter, filtered_fd2
 
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "tfmagic")
@@ -79,7 +79,7 @@ def main():
     small()
 
     def catch():
-        with caught_fd2(is_allocator_dump):
+        with filtered_fd2(is_allocator_dump):
             pass
 
     rerun, caught = _interleaved(small, lambda: [catch() for _ in range(100)], args.repeats * 10)

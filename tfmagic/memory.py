@@ -244,7 +244,7 @@ def measure_memory(call: Callable[[], object], held: Callable[[], list[Held]] | 
     import tensorflow as tf
 
     from tfmagic.profile import ProfilerUnavailable, _wait
-    from tfmagic.quiet import caught_fd2, is_profiler_line
+    from tfmagic.quiet import filtered_fd2, is_profiler_line
 
     devices = []
     for device in memory_devices():
@@ -264,7 +264,7 @@ def measure_memory(call: Callable[[], object], held: Callable[[], list[Held]] | 
     try:
         options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=2, python_tracer_level=0,
                                                            device_tracer_level=0)
-        with caught_fd2(is_profiler_line):  # the profiler's log of its session is tfmagic's, not the cell's
+        with filtered_fd2(is_profiler_line):  # the profiler's log of its session is tfmagic's, not the cell's
             try:
                 tf.profiler.experimental.start(logdir, options=options)
             except (tf.errors.AlreadyExistsError, tf.errors.UnavailableError, AttributeError, RuntimeError) as e:

@@ -8,7 +8,7 @@ limit).  :func:`oom_report` turns both into the short report a notebook shows: t
 the bytes it asked for with shape and dtype, what was in use against the limit, what the notebook holds by
 name (variables, models, tensors), what ``--memory`` last measured of the same function by line (another
 batch size, say: ``memory.remember``), and the ways out.  :func:`is_allocator_dump` tells the dump's lines,
-which tfmagic keeps out of the cell (``quiet.caught_fd2`` around a magic's run, ``quiet.CellFd2Filter``
+which tfmagic keeps out of the cell (``quiet.filtered_fd2`` around a magic's run, ``quiet.CellFd2Filter``
 around a plain cell) and reads the limit from.
 
 >>> asked = parse_oom("OOM when allocating tensor with shape[20,1024,1024] and type float on "
@@ -198,16 +198,11 @@ def annotate(exc: BaseException, namespace: dict, dump: list[str] | None = None,
     """
     import tensorflow as tf
 
+    from tfmagic.tracebacks import rendered_as
+
     if not isinstance(exc, tf.errors.ResourceExhaustedError) or getattr(exc, "tfmagic_oom", False):
         return False
     cell = [f for f in getattr(exc, "tfmagic_frames", None) or () if f.filename is None]
     cell_line = (cell[-1].lineno, cell[-1].code.strip()) if cell else None
     lines = oom_report(exc, namespace, cell_line, where if cell_line else "", dump)
-    if lines is None:
-        return False
-    try:
-        exc._render_traceback_ = lambda: lines
-        exc.tfmagic_oom = True
-    except (AttributeError, TypeError):
-        return False
-    return True
+    return lines is not None and rendered_as(exc, lines, tfmagic_oom=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tfmagic.errors import TfMagicError
-from tfmagic.quiet import caught_fd2, is_profiler_line
+from tfmagic.quiet import filtered_fd2, is_profiler_line
 
 #: How many measured calls ``--profile`` makes when no number is given.
 DEFAULT_STEPS = 10
@@ -130,7 +130,7 @@ def profile_calls(call: Callable[[], object], steps: int = DEFAULT_STEPS, scope_
     call()  # warm-up: a first call may trace, build kernels and allocate; it is not measured
     logdir = tempfile.mkdtemp(prefix="tfmagic-profile-")
     try:
-        with caught_fd2(is_profiler_line):  # the profiler's log of its session is tfmagic's, not the cell's
+        with filtered_fd2(is_profiler_line):  # the profiler's log of its session is tfmagic's, not the cell's
             try:
                 tf.profiler.experimental.start(logdir)
             except (tf.errors.AlreadyExistsError, tf.errors.UnavailableError, AttributeError, RuntimeError) as e:

@@ -83,71 +83,56 @@ def is_tensorflow_startup_line(line: str) -> bool:
     return line.startswith(_STARTUP_TEXT)
 
 
-@contextlib.contextmanager
-def filtered_fd2(drop: Callable[[str], bool]):
-    """Catch what is written to file descriptor 2 inside the block; pass on every line ``drop`` does not."""
-    with _lock, tempfile.TemporaryFile(mode="w+b") as sink:
-        try:
-            sys.stderr.flush()
-        except (AttributeError, ValueError):
-            pass
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode("utf-8", "replace")
-            kept = [line for line in text.splitlines() if line.strip() and not drop(line)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
-
-
 class _Sink:
-    """The file :func:`caught_fd2` points fd 2 at: one for the session, emptied after each use."""
+    """The file :func:`filtered_fd2` points fd 2 at: one for the session, emptied after each use; and, per thread,
+    the drops of the blocks open (the outermost block catches, the inner ones add what they drop)."""
 
     file = None
     inside = threading.local()
 
 
 @contextlib.contextmanager
-def caught_fd2(drop: Callable[[str], bool]):
-    """Like :func:`filtered_fd2` around every run of a magic's cell, so cheaper (one file for the session, read
-    only when something was written), and yielding a list that holds the dropped lines once the block ends.
-    Inside another such block, it catches nothing (the outer one does)."""
+def filtered_fd2(drop: Callable[[str], bool]):
+    """Catch what is written to file descriptor 2 inside the block; pass on every line ``drop`` does not, and yield a
+    list that holds the dropped lines once the block ends.
+
+    One file serves the session, read only when something was written: a magic's run pays a few microseconds.
+    Inside another such block, ``drop`` joins the outer block's, which catches (the inner list stays empty).
+    """
     dropped: list[str] = []
-    if getattr(_Sink.inside, "on", False):
+    drops = getattr(_Sink.inside, "drops", None)
+    if drops is not None:
+        drops.append(drop)
         yield dropped
         return
-    if _Sink.file is None:
-        _Sink.file = tempfile.TemporaryFile(mode="w+b")
-    sink = _Sink.file
-    try:
-        sys.stderr.flush()
-    except (AttributeError, ValueError):
-        pass
-    saved = os.dup(2)
-    os.dup2(sink.fileno(), 2)
-    _Sink.inside.on = True
-    try:
-        yield dropped
-    finally:
-        _Sink.inside.on = False
-        os.dup2(saved, 2)
-        os.close(saved)
-        if os.fstat(sink.fileno()).st_size:
-            sink.seek(0)
-            text = sink.read().decode("utf-8", "replace")
-            sink.seek(0)
-            sink.truncate()
-            kept = []
-            for line in text.splitlines():
-                if line.strip():
-                    (dropped if drop(line) else kept).append(line)
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
+    with _lock:
+        if _Sink.file is None:
+            _Sink.file = tempfile.TemporaryFile(mode="w+b")
+        sink = _Sink.file
+        try:
+            sys.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        _Sink.inside.drops = [drop]
+        try:
+            yield dropped
+        finally:
+            drops, _Sink.inside.drops = _Sink.inside.drops, None
+            os.dup2(saved, 2)
+            os.close(saved)
+            if os.fstat(sink.fileno()).st_size:
+                sink.seek(0)
+                text = sink.read().decode("utf-8", "replace")
+                sink.seek(0)
+                sink.truncate()
+                kept = []
+                for line in text.splitlines():
+                    if line.strip():
+                        (dropped if any(d(line) for d in drops) else kept).append(line)
+                if kept:
+                    print("\n".join(kept), file=sys.stderr)
 
 
 class CellFd2Filter:

@@ -5,8 +5,8 @@ back, in order: :func:`cell_views` after a cell's run (the drawing, the text, Au
 after Grappler, a diff, XLA's kernels, a profile, a step's memory, the TensorBoard file) and
 :func:`function_views` for an existing function's traces.  ``options`` is the magic's parsed line (``show``,
 ``ops``, ``max_nodes``, ``depth``, ``expand``, ``output``, ``name``, ``profile``, ``memory``, ``autograph``,
-``tensorboard``, ``trace``, ``diff``); ``variable_names`` the notebook's names of its variables (``naming.VariableNames.by_handle``);
-``keras`` its Keras models and layers (``naming.KerasNames``: a drawing draws a model as its layers).
+``tensorboard``, ``trace``, ``diff``); ``variable_names`` the notebook's names of its variables
+(``naming.VariableNames.by_handle``); ``keras`` its Keras models and layers (``naming.KerasNames``: a drawing draws a model as its layers).
 Nothing here imports IPython: a failure of an extra (a drawing, the profiler) is a warning among the
 views, and the cell's result stands.
 """

@@ -279,9 +279,16 @@ def annotate_eager_error(exc: BaseException, namespace: dict) -> bool:
     out.append(f"{name}: {finding.message}")
     if finding.fix:
         out.append(f"  fix: {finding.fix}")
+    return rendered_as(exc, out, tfmagic_finding=finding)
+
+
+def rendered_as(exc: BaseException, lines: list[str], **marks) -> bool:
+    """Give ``exc`` the lines IPython shows for it (``_render_traceback_``) and tfmagic's marks on it; ``False``
+    where its type takes no attributes."""
     try:
-        exc._render_traceback_ = lambda: out
-        exc.tfmagic_finding = finding
+        exc._render_traceback_ = lambda: lines
+        for name, value in marks.items():
+            setattr(exc, name, value)
     except (AttributeError, TypeError):
         return False
     return True

@@ -111,11 +111,11 @@ class TapeMagics(SessionMagics):
                               watch_accessed_variables=args.watch_accessed, unconnected_zero=args.unconnected == "zero")
         from tfmagic.oom import annotate as annotate_oom
         from tfmagic.oom import is_allocator_dump
-        from tfmagic.quiet import caught_fd2
+        from tfmagic.quiet import filtered_fd2
 
         dump: list[str] = []
         try:
-            with caught_fd2(is_allocator_dump) as dump:  # an allocator's out-of-memory dump: read, not shown
+            with filtered_fd2(is_allocator_dump) as dump:  # an allocator's out-of-memory dump: read, not shown
                 run = run_tape(self._transformed(cell), self.shell.user_ns, options,
                                draw=args.show == "graph" or bool(args.output), history=self.shell.user_ns.get("In", []),
                                transform_ast=self.shell.transform_ast)

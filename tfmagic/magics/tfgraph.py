@@ -167,7 +167,7 @@ class TfGraphMagics(SessionMagics):
                              "the line form %tfgraph FUNC draws an existing function")
         from tfmagic.oom import annotate as annotate_oom
         from tfmagic.oom import is_allocator_dump
-        from tfmagic.quiet import caught_fd2
+        from tfmagic.quiet import filtered_fd2
         from tfmagic.shows import cell_views, trace_notes
         from tfmagic.tracing import trace_cell
 
@@ -178,7 +178,7 @@ class TfGraphMagics(SessionMagics):
         depth = len(scopes) if scopes is not None else 0
         dump: list[str] = []
         try:
-            with caught_fd2(is_allocator_dump) as dump:  # an allocator's out-of-memory dump: read, not shown
+            with filtered_fd2(is_allocator_dump) as dump:  # an allocator's out-of-memory dump: read, not shown
                 run = trace_cell(self._transformed(cell), self.shell.user_ns, cache=self.cells, name=args.name,
                                  options=options, max_traces=args.max_traces)
         except CellSourceError as e:

@@ -111,7 +111,6 @@ class MemoryProfile:
         allocations: the buffers the step's ops asked for, in order.
         peak_index: the event at the peak (``-1``: the allocator recorded none).
         held: what was held before the call, by name, largest first.
-        freed_before: bytes held before the call that the step freed (a variable's old buffer, say).
         counts_small: whether the allocator counts every buffer (oneDNN's CPU allocator counts those of
             :data:`ONEDNN_SMALL` bytes or more only).
     """
@@ -125,7 +124,6 @@ class MemoryProfile:
     allocations: list[Allocation] = field(default_factory=list)
     peak_index: int = -1
     held: list[Held] = field(default_factory=list)
-    freed_before: int = 0
     counts_small: bool = True
 
     @property
@@ -303,10 +301,8 @@ def replay(events: list[dict], device: str, before: int, peak: int, after: int) 
             open_at[event.get("addr")] = allocation
         else:
             allocation = open_at.pop(event.get("addr"), None)
-            if allocation is not None:
+            if allocation is not None:  # (else a buffer held before the call: the previous result, say)
                 allocation.end = index
-            else:  # a buffer held before the call (the previous result, a variable's old value)
-                profile.freed_before += size
     if profile.curve:
         top = max(profile.curve)
         profile.peak_index = profile.curve.index(top)

@@ -87,9 +87,9 @@ def parse_oom(message: str) -> Asked | None:
     return Asked(match.group("shape").replace(" ", ""), dtype, match.group("device"), match.group("alloc") or "", size)
 
 
-def held_in(namespace: dict, top: int = 5) -> list[tuple[str, int]]:
-    """The notebook's names holding the most tensor memory: tensors, variables, Keras models and optimizers (their
-    variables), lists and dicts of tensors; largest first."""
+def held_in(namespace: dict, top: int = 5) -> list[tuple[str, int, bool]]:
+    """The notebook's names holding the most tensor memory: ``(name, bytes, a tensor or tensors)`` for tensors,
+    variables, Keras models and optimizers (their variables), lists and dicts of tensors; largest first."""
     import tensorflow as tf
 
     from tfmagic.memory import _nbytes
@@ -101,18 +101,19 @@ def held_in(namespace: dict, top: int = 5) -> list[tuple[str, int]]:
             continue
         try:
             if isinstance(value, (tf.Tensor, tf.Variable)):
-                size = _nbytes(value)
+                size, tensors = _nbytes(value), isinstance(value, tf.Tensor)
             elif holds_variables(value):
-                size = sum(_nbytes(v) for v in held_variables(value))
+                size, tensors = sum(_nbytes(v) for v in held_variables(value)), False
             elif isinstance(value, (list, tuple, dict)):
                 items = value.values() if isinstance(value, dict) else value
                 size = sum(_nbytes(v) for v in list(items)[:10000] if isinstance(v, (tf.Tensor, tf.Variable)))
+                tensors = True
             else:
                 continue
         except Exception:  # a value that cannot say its size is left out
             continue
         if size:
-            found.append((name, size))
+            found.append((name, size, tensors))
     return sorted(found, key=lambda item: -item[1])[:top]
 
 
@@ -169,16 +170,17 @@ def oom_report(exc, namespace: dict, cell_line: tuple[int, str] | None = None, w
                      + (f" of a {fb(limit)} limit" if limit is not None else ""))
     held = held_in(namespace)
     if held:
-        lines.append("  the notebook holds: " + ", ".join(f"{name} {fb(size)}" for name, size in held))
+        lines.append("  the notebook holds: " + ", ".join(f"{name} {fb(size)}" for name, size, _ in held))
     measured = recalled(message)
     if measured is not None and measured[1]:
         what, by_line = measured
         lines.append(f"  {what} had at its peak, by line: " + "; ".join(f"{line} {fb(size)}" for line, size in by_line))
     first = asked.shape.strip("[]").split(",")[0]
+    tensor = next(((name, size) for name, size, tensors in held if tensors), None)  # not a model: its weights stay
     lines.append("  ways out: a smaller batch (this tensor's first dimension is " + (first or "?") + "); "
                  "tf.recompute_grad around the layers whose activations the backward pass keeps; mixed precision "
                  "(keras.mixed_precision.set_global_policy('mixed_float16')) halves activations; "
-                 + (f"`del {held[0][0]}` frees {fb(held[0][1])} if it is no longer needed; " if held else "")
+                 + (f"`del {tensor[0]}` frees {fb(tensor[1])} if it is no longer needed; " if tensor else "")
                  + "%%tfgraph --memory on a smaller batch shows which ops and lines hold the peak")
     return lines
 

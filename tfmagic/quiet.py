@@ -11,6 +11,11 @@ Two sources write there, below Python's ``sys.stderr``, where a notebook shows i
   whose GPU TensorFlow does not find, they say why). A TensorFlow imported before the extension, and
   anything TensorFlow logs later (the user's warnings and errors), is left alone.
 - Graphviz's bundled fontconfig warns about the system's configuration files (``engine.py``).
+- An allocator that runs out of memory writes its state (bins, chunks, hundreds of lines): a magic's run
+  (:func:`filtered_fd2`) and a plain cell (:class:`CellFd2Filter`) keep it out and hand it to the
+  out-of-memory report (``oom.py``); a magic's run also keeps out TensorFlow's log lines below
+  ``TF_CPP_MIN_LOG_LEVEL``, which TensorFlow 2.15's XLA prints through absl regardless (:func:`below_log_level`),
+  and TensorFlow's profiler's log of the sessions ``--profile`` and ``--memory`` start.
 
 And one Python log: TensorFlow warns of a deprecated *argument* (``from_generator(..., output_types=...)``)
 only while it builds a graph. The user's plain cell runs eagerly and never sees it; tfmagic's own trace
@@ -43,9 +48,9 @@ from collections.abc import Callable
 _STARTUP_SOURCES = ("port.cc", "cudart_stub.cc", "cpu_feature_guard.cc", "cuda_platform.cc", "cuda_executor.cc",
                     "cuda_diagnostics.cc", "cuda_dnn.cc", "cuda_fft.cc", "cuda_blas.cc", "dso_loader.cc",
                     "gpu_device.cc", "computation_placer.cc", "py_utils.cc")  # py_utils.cc: TF-TRT's warning
-_ABSL_LINE = re.compile(r"^[IWE]\d{4} [\d:.]+\s+\d+ (?P<source>[\w.]+):\d+\]")
+_ABSL_LINE = re.compile(r"^(?P<severity>[IWE])\d{4} [\d:.]+\s+\d+ (?P<source>[\w.]+):\d+\]")
 #: TensorFlow 2.15-2.19 log start-up in their own format: ``2026-12-07 18:09:29.287043: I path/port.cc:113] ...``.
-_TF_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+: [IWE] (?:[\w.-]*/)*(?P<source>[\w.]+):\d+\]")
+_TF_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+: (?P<severity>[IWE]) (?:[\w.-]*/)*(?P<source>[\w.]+):\d+\]")
 _STARTUP_TEXT = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
                  "To enable the following instructions:")
 
@@ -73,6 +78,36 @@ def is_profiler_line(line: str) -> bool:
     """
     match = _ABSL_LINE.match(line) or _TF_LINE.match(line)
     return bool(match) and match.group("source") in _PROFILER_SOURCES
+
+
+def below_log_level(line: str, level: int | None = None) -> bool:
+    """Whether a line is one of TensorFlow's log lines below ``TF_CPP_MIN_LOG_LEVEL`` (0: all, 1: no info, 2: no
+    warnings, 3: no errors; or ``level``), or absl's banner before such a line: TensorFlow 2.15's XLA logs through
+    absl before its log level applies (``Compiled cluster using XLA!``); a magic's run keeps them out as TensorFlow
+    means to.
+
+    >>> below_log_level("I0000 00:00:1.5  28186 device_compiler.h:186] Compiled cluster using XLA!", level=1)
+    True
+    >>> below_log_level("W0000 00:00:1.5  28186 device_compiler.h:186] Slow", level=1)
+    False
+    """
+    if level is None:
+        try:
+            level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+        except ValueError:
+            return False
+    if line.startswith(_STARTUP_TEXT[0]):
+        return level >= 1
+    match = _ABSL_LINE.match(line) or _TF_LINE.match(line)
+    return bool(match) and "IWE".index(match.group("severity")) < level
+
+
+def is_cell_noise(line: str) -> bool:
+    """What a magic's run keeps out of its cell: an allocator's out-of-memory dump (read for the report:
+    ``oom.is_allocator_dump``) and TensorFlow's log lines below ``TF_CPP_MIN_LOG_LEVEL``."""
+    from tfmagic.oom import is_allocator_dump
+
+    return is_allocator_dump(line) or below_log_level(line)
 
 
 def is_tensorflow_startup_line(line: str) -> bool:

@@ -110,12 +110,11 @@ class TapeMagics(SessionMagics):
                               persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian,
                               watch_accessed_variables=args.watch_accessed, unconnected_zero=args.unconnected == "zero")
         from tfmagic.oom import annotate as annotate_oom
-        from tfmagic.oom import is_allocator_dump
-        from tfmagic.quiet import filtered_fd2
+        from tfmagic.quiet import filtered_fd2, is_cell_noise
 
         dump: list[str] = []
         try:
-            with filtered_fd2(is_allocator_dump) as dump:  # an allocator's out-of-memory dump: read, not shown
+            with filtered_fd2(is_cell_noise) as dump:  # an out-of-memory dump (read, not shown), logs below level
                 run = run_tape(self._transformed(cell), self.shell.user_ns, options,
                                draw=args.show == "graph" or bool(args.output), history=self.shell.user_ns.get("In", []),
                                transform_ast=self.shell.transform_ast)

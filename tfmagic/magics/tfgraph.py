@@ -166,8 +166,7 @@ class TfGraphMagics(SessionMagics):
             raise UsageError(f"%%tfgraph takes no positional argument (got {args.function!r}); "
                              "the line form %tfgraph FUNC draws an existing function")
         from tfmagic.oom import annotate as annotate_oom
-        from tfmagic.oom import is_allocator_dump
-        from tfmagic.quiet import filtered_fd2
+        from tfmagic.quiet import filtered_fd2, is_cell_noise
         from tfmagic.shows import cell_views, trace_notes
         from tfmagic.tracing import trace_cell
 
@@ -178,7 +177,7 @@ class TfGraphMagics(SessionMagics):
         depth = len(scopes) if scopes is not None else 0
         dump: list[str] = []
         try:
-            with filtered_fd2(is_allocator_dump) as dump:  # an allocator's out-of-memory dump: read, not shown
+            with filtered_fd2(is_cell_noise) as dump:  # an out-of-memory dump (read, not shown), logs below level
                 run = trace_cell(self._transformed(cell), self.shell.user_ns, cache=self.cells, name=args.name,
                                  options=options, max_traces=args.max_traces)
         except CellSourceError as e:

@@ -166,8 +166,9 @@ def filtered_fd2(drop: Callable[[str], bool]):
                 for line in text.splitlines():
                     if line.strip():
                         (dropped if any(d(line) for d in drops) else kept).append(line)
-                if kept:
-                    print("\n".join(kept), file=sys.stderr)
+                data = "".join(line + "\n" for line in kept).encode()
+                while data:  # where fd 2 went before the block: a kernel that sends fd 2 to the cell does so
+                    data = data[os.write(2, data):]
 
 
 class CellFd2Filter:
@@ -188,8 +189,7 @@ class CellFd2Filter:
         self._saved: int | None = None  # fd 2 as the cell found it, while the cell runs
         self._target: int | None = None  # where the reader writes: a copy of fd 2 as the last cell found it
         self._pipe: tuple[int, int] | None = None
-        self._lock = threading.Lock()
-        self._busy = False  # the reader holds a chunk it has not passed on yet
+        self._lock = threading.Lock()  # held while a chunk is passed on, and while fd 2's target changes
         self._stream = None  # a Jupyter kernel's sys.stderr (ipykernel's OutStream), which the reader writes to
         self._owned = False  # whether _target is this filter's own copy (closed when replaced)
 
@@ -209,11 +209,13 @@ class CellFd2Filter:
             target = os.dup(2)
         except OSError:  # no fd 2 to filter (a closed stderr): the cell runs as it would
             return
-        stream = sys.stderr if type(sys.stderr).__module__.startswith("ipykernel") else None
+        # A kernel that sends fd 2 to the cell keeps a copy of its terminal's fd, where it echoes fd 2 (its own fd)
+        echo = getattr(sys.stderr, "_original_stdstream_copy", None)
+        stream = sys.stderr if type(sys.stderr).__module__.startswith("ipykernel") and echo is not None else None
         with self._lock:
             old = self._target if self._owned else None
-            if stream is not None:  # the kernel's terminal, where the kernel echoes fd 2 (the kernel's own fd)
-                self._target, self._owned = getattr(stream, "_original_stdstream_copy", None), False
+            if stream is not None:
+                self._target, self._owned = echo, False
                 os.close(target)
             else:
                 self._target, self._owned = target, True
@@ -237,25 +239,15 @@ class CellFd2Filter:
         self._saved = None
         self.settle()
 
-    def settle(self, timeout: float = 1.0) -> None:
-        """Wait until the reader has passed on what the cell wrote (so that it shows in this cell's output, not the
-        next one's): nothing left in the pipe, no chunk in hand."""
-        import fcntl
-        import termios
-        import time
-
+    def settle(self) -> None:
+        """Pass on what the cell wrote that the reader has not (so that it shows in this cell's output, not the next
+        one's): under the lock the reader holds while it passes a chunk on, what is left in the pipe is read here."""
         if self._pipe is None:
             return
-        deadline = time.monotonic() + timeout
-        waiting = bytearray(4)
-        while time.monotonic() < deadline:
-            try:
-                fcntl.ioctl(self._pipe[0], termios.FIONREAD, waiting)
-            except OSError:
-                return
-            if not int.from_bytes(waiting, sys.byteorder) and not self._busy:
-                return
-            time.sleep(0.0005)
+        with self._lock:
+            chunk = _available(self._pipe[0])
+            if chunk:
+                self._pass(chunk)
 
     def close(self) -> None:
         """Put fd 2 back (if a cell is running) and end the reader (once it has passed on what the pipe holds)."""
@@ -266,36 +258,20 @@ class CellFd2Filter:
             self._pipe = None
 
     def _pass_on(self, read: int) -> None:
-        """Each chunk's complete lines filtered, a part line passed on as it is (a log line comes in one write;
-        a progress bar's ``\\r`` part does not wait for its newline)."""
+        """The reader: wait for data (without the lock), then take what the pipe holds and pass it on (with it)."""
+        import select
+
+        os.set_blocking(read, False)
         try:
             while True:
-                chunk = os.read(read, 65536)
-                self._busy = True
-                if not chunk:
-                    break
-                out = []
-                kept: list[str] = []
-                *lines, rest = chunk.split(b"\n")
-                for line in lines:
-                    text = line.decode("utf-8", "replace")
-                    if text.strip() and self.drop(text):
-                        kept.append(text)
-                    else:
-                        out.append(line + b"\n")
-                if kept:  # the dump's blank lines go with it
-                    out = [line for line in out if line.strip()]
-                if rest:
-                    out.append(rest)
-                data = b"".join(out)
+                select.select([read], [], [])
                 with self._lock:
-                    self.dropped.extend(kept)
-                    if data and self._stream is not None:
-                        self._stream.write(data.decode("utf-8", "replace"))
-                    while data and self._target is not None:
-                        data = data[os.write(self._target, data):]
-                self._busy = False
-        except OSError:
+                    chunk = _available(read)
+                    if chunk == b"":  # the pipe's end
+                        break
+                    if chunk:
+                        self._pass(chunk)
+        except (OSError, ValueError):
             pass
         finally:
             os.close(read)
@@ -303,6 +279,43 @@ class CellFd2Filter:
                 if self._target is not None and self._owned:
                     os.close(self._target)
                 self._target = None
+
+    def _pass(self, chunk: bytes) -> None:
+        """A chunk's complete lines filtered, a part line passed on as it is (a log line comes in one write; a
+        progress bar's ``\\r`` part does not wait for its newline).  Called with the lock held."""
+        out = []
+        kept: list[str] = []
+        *lines, rest = chunk.split(b"\n")
+        for line in lines:
+            text = line.decode("utf-8", "replace")
+            if text.strip() and self.drop(text):
+                kept.append(text)
+            else:
+                out.append(line + b"\n")
+        if kept:  # the dump's blank lines go with it
+            out = [line for line in out if line.strip()]
+        if rest:
+            out.append(rest)
+        data = b"".join(out)
+        self.dropped.extend(kept)
+        if data and self._stream is not None:
+            self._stream.write(data.decode("utf-8", "replace"))
+        while data and self._target is not None:
+            data = data[os.write(self._target, data):]
+
+
+def _available(read: int) -> bytes | None:
+    """What a non-blocking pipe holds now: ``None`` if nothing, ``b""`` at its end."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(read, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            return b"".join(chunks) if chunks else b""
+        chunks.append(chunk)
+    return b"".join(chunks) if chunks else None
 
 
 def import_tensorflow() -> None:

@@ -104,6 +104,28 @@ def test_the_peak_sentence_names_the_op_its_line_and_what_is_held(ip):
     assert "held before the call" in report and "bytes in use across the step: " in report
 
 
+def test_an_epoch_names_the_call_and_the_line_inside_the_function_it_calls(ip):
+    """An epoch's loop calls a tf.function: its ops run as ``StatefulPartitionedCall/...``; each is named by the
+    cell's calling line and the function's own line, and grouped by the layer inside."""
+    run(ip, SETUP)
+    result, _ = run(ip, """ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(256)
+
+@tf.function
+def train_step(xb, yb):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(yb, model(xb), from_logits=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    opt.apply_gradients(zip(grads, model.trainable_variables))
+    return loss""")
+    assert result.success, result.error_in_exec
+    result, captured = run(ip, "%%tfgraph --memory --show none\nloss = tf.constant(0.)\nfor xb, yb in ds:\n"
+                               "    loss = train_step(xb, yb)\nloss")
+    assert result.success, result.error_in_exec
+    report = output_with(captured, "--memory")
+    assert "line 3: loss = train_step(xb, yb) > line 7: grads = tape.gradient(loss, model.trainable..." in report
+    assert re.search(r"\bfc2 \(backward\)", report), report
+
+
 def test_the_drawing_is_filled_by_bytes_and_marks_the_peak(ip, tmp_path):
     run(ip, SETUP)
     path = tmp_path / "memory.dot"

@@ -185,7 +185,8 @@ def op_rows(profile: MemoryProfile, group_of: Callable[[str], str] | None = None
         row = rows.get(a.op)
         if row is None:
             row = rows[a.op] = OpMemory(a.op, 0, 0, 0, a.shape, a.dtype, a.region,
-                                        group_of(a.op) if group_of else "", line_of(a.op) if line_of else "")
+                                        group_of(inner_name(a.op)) if group_of else "",
+                                        line_of(a.op) if line_of else "")
         row.allocated += a.bytes
         row.count += 1
         row.at_peak += a.bytes if id(a) in live else 0
@@ -428,12 +429,43 @@ def _dtype_of(value) -> str:
     return getattr(dtype, "name", str(dtype) if dtype is not None else "")
 
 
+#: An op that calls a function: the ops the call runs are named under it (``StatefulPartitionedCall/gradient_tape/...``).
+_CALL = re.compile(r"^(Stateful)?PartitionedCall(_\d+)?$")
+
+
+def inner_name(name: str) -> str:
+    """An op's name inside the functions calls ran it in: ``StatefulPartitionedCall/mlp_1/fc1_1/MatMul`` ->
+    ``mlp_1/fc1_1/MatMul`` (what a layer's name scope, and the backward pass's, are read from)."""
+    parts = name.split("/")
+    while len(parts) > 1 and _CALL.match(parts[0]):
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def _graphs(graph, limit: int = 200) -> list:
+    """A traced graph and the graphs of the functions it runs (loop bodies, branches, called tf.functions)."""
+    found, queue, seen = [], [graph], set()
+    while queue and len(found) < limit:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        found.append(current)
+        for function in list(getattr(current, "_functions", {}).values()):
+            inner = getattr(function, "graph", None)
+            if inner is not None:
+                queue.append(inner)
+    return found
+
+
 def line_finder(graph, filename: str | None = None, line_offset: int = 0, source: str = "") -> Callable[[str], str]:
     """Op name -> the user's line that made it (``line 6: opt.apply_gradients(...)``), or ``""``.
 
     For a ``%%tfgraph`` cell, ``filename`` is the cell's generated source (its line ``k + line_offset`` is the
     cell's line ``k``, ``source`` its text); otherwise the line is the innermost frame of the user's own code
-    (``graph._user_line``: a notebook cell or a file), read through ``linecache``.
+    (``graph._user_line``: a notebook cell or a file), read through ``linecache``.  An op a called tf.function ran
+    (``StatefulPartitionedCall/...``, in an epoch's loop, say) is named by the call's line and its own line in the
+    function: ``line 3: loss = train_step(xb, yb) > line 5: grads = tape.gradient(...)``.
     """
     import linecache
 
@@ -441,25 +473,44 @@ def line_finder(graph, filename: str | None = None, line_offset: int = 0, source
     from tfmagic.graph import _user_line
 
     cell_lines = source.splitlines()
+    graphs = _graphs(graph)
     found: dict[str, str] = {}
 
-    def line_of(name: str) -> str:
-        if name in found:
-            return found[name]
-        try:
-            op = graph.get_operation_by_name(name)
-        except (KeyError, ValueError):
-            found[name] = ""
+    def op_named(name: str):
+        for candidate in graphs:
+            try:
+                return candidate.get_operation_by_name(name)
+            except (KeyError, ValueError):
+                continue
+        return None
+
+    def cell_line(number: int | None) -> str:
+        return f"line {number}: {cell_lines[number - 1].strip()}" if number and 0 < number <= len(cell_lines) else ""
+
+    def one_line(name: str, innermost: bool = False) -> str:
+        """The cell's line that made the op (else the user's innermost frame); ``innermost``: the user's innermost
+        frame first (inside a called function, whose ops were traced from the cell's line)."""
+        op = op_named(name)
+        if op is None:
             return ""
-        text = ""
-        number = op_line(op, filename, line_offset) if filename else None
-        if number is not None and 0 < number <= len(cell_lines):
-            text = f"line {number}: {cell_lines[number - 1].strip()}"
-        elif filename is None:
-            where = _user_line(op)
-            if where is not None:
-                text = f"line {where[1]}: {linecache.getline(where[0], where[1]).strip()}".rstrip(": ")
-        found[name] = text[:90] + ("..." if len(text) > 90 else "")
+        text = "" if innermost else cell_line(op_line(op, filename, line_offset) if filename else None)
+        where = _user_line(op) if not text else None
+        if where is not None and where[0] == filename:
+            text = cell_line(where[1] - line_offset)
+        elif where is not None:
+            text = f"line {where[1]}: {linecache.getline(where[0], where[1]).strip()}".rstrip(": ")
+        return text
+
+    def line_of(name: str) -> str:
+        if name not in found:
+            parts = name.split("/")
+            call = next((i for i, part in enumerate(parts[:-1]) if _CALL.match(part)), None)
+            if call is None:
+                text = one_line(name)
+            else:  # the call's line, then the line inside the function it called
+                inner = one_line("/".join(parts[call + 1:]), innermost=True)
+                text = " > ".join(t for t in (one_line("/".join(parts[:call + 1])), inner) if t)
+            found[name] = text if len(text) <= 90 else text[:87] + "..."
         return found[name]
 
     return line_of

@@ -54,7 +54,7 @@ def main():
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    from tfmagic.oom import is_allocator_dump
+    from tfmagic.quiet import is_allocator_dump
     from tfmagic.quiet import CellFd2Filter, filtered_fd2
 
     ip = InteractiveShell.instance()

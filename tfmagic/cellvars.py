@@ -16,9 +16,10 @@ from tfmagic import diagnostics
 from tfmagic.cell import CellCode, cell_graph
 from tfmagic.leaving import graph_bound
 from tfmagic.naming import held_variables
+from tfmagic.opcallbacks import OpCallback
+from tfmagic.vocabulary import CONTROL_FLOW_GRAPHS, VARIABLE_WRITES
 
 #: The graphs of a graph ``if``'s branches and a graph loop's body (a variable made there is refused).
-CONTROL_FLOW_GRAPHS = frozenset({"CondBranchFuncGraph", "WhileCondFuncGraph", "WhileBodyFuncGraph"})
 
 
 class CellVariables:
@@ -106,14 +107,13 @@ class CellVariables:
         return None
 
 
-class EagerEffects:
+class EagerEffects(OpCallback):
     """An op callback: the variable updates that ran eagerly while the cell traced (under ``tf.init_scope``).
 
     Code under ``tf.init_scope`` runs while TensorFlow traces, once, and not when a later call reuses the
     graph, where a plain cell runs it every time: each is a finding at the cell's line that ran it.
     """
 
-    _STATEFUL = ("Assign", "ResourceApply", "ResourceScatter", "ResourceSparseApply")
 
     def __init__(self, code: CellCode):
         self.code = code
@@ -127,7 +127,7 @@ class EagerEffects:
             return None
         if isinstance(op_type, bytes):  # an eager op's type comes as bytes
             op_type = op_type.decode()
-        if self._paused or not op_type.startswith(self._STATEFUL):
+        if self._paused or not op_type.startswith(VARIABLE_WRITES):
             return None
         from tensorflow.python.framework.func_graph import FuncGraph
         from tensorflow.python.util import tf_stack
@@ -163,15 +163,3 @@ class EagerEffects:
             "now, and does not run when a later run reuses the graph, where a plain cell runs it every time",
             "update the variable in the graph (v.assign_add(...) outside tf.init_scope), or run this line in a "
             "plain cell") for line, op in self.found.items()]
-
-    def __enter__(self):
-        from tensorflow.python.framework import op_callbacks
-
-        op_callbacks.add_op_callback(self)
-        return self
-
-    def __exit__(self, *exc):
-        from tensorflow.python.framework import op_callbacks
-
-        op_callbacks.remove_op_callback(self)
-        return False

@@ -23,7 +23,11 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfmagic.vocabulary import (CALL_OPS, COND_SCOPE, IF_OPS, RANDOM_MODULES, SEED_FUNCTIONS,
+                                STATEFUL_RANDOM)
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,6 @@ def line_dtypes(code: str, namespace: dict) -> dict[str, str]:
 # ---------------------------------------------------------------------------
 # Trace-time pitfalls, from the source
 
-_RANDOM_MODULES = {"random"}
 _NUMPY_TO_TF = {
     "sum": "tf.reduce_sum", "mean": "tf.reduce_mean", "max": "tf.reduce_max", "min": "tf.reduce_min",
     "prod": "tf.reduce_prod", "exp": "tf.exp", "log": "tf.math.log", "sqrt": "tf.sqrt", "abs": "tf.abs",
@@ -197,10 +200,6 @@ _NUMPY_TO_TF = {
 _IN_PLACE = {"extend", "insert", "pop", "remove", "clear", "update", "setdefault", "popitem", "add", "discard",
              "sort", "reverse"}
 _TIME_FUNCTIONS = {"time", "perf_counter", "monotonic", "process_time", "time_ns"}
-_SEED_FUNCTIONS = {"tf.random.set_seed", "tf.keras.utils.set_random_seed", "keras.utils.set_random_seed",
-                   "tf.compat.v1.set_random_seed", "tf.compat.v1.random.set_random_seed", "set_random_seed"}
-_STATEFUL_RANDOM = {"uniform", "normal", "truncated_normal", "shuffle", "categorical", "gamma", "poisson",
-                    "uniform_candidate_sampler", "log_uniform_candidate_sampler", "experimental_stateless"}
 _TF_ERRORS = {"OpError", "InvalidArgumentError", "ResourceExhaustedError", "OutOfRangeError", "NotFoundError",
               "FailedPreconditionError", "UnknownError", "InternalError", "AbortedError", "CancelledError",
               "UnimplementedError", "DataLossError", "UnavailableError", "DeadlineExceededError",
@@ -229,8 +228,8 @@ def _enclosing_blocks(tree: ast.AST) -> dict[int, str]:
             if isinstance(node, ast.Lambda):
                 mark(node.body, "block")
                 continue
-            for field in ("body", "orelse"):
-                for child in getattr(node, field, []) or []:
+            for block in ("body", "orelse"):
+                for child in getattr(node, block, []) or []:
                     mark(child, "block")
             for case in getattr(node, "cases", []) or []:
                 for child in case.body:
@@ -310,109 +309,160 @@ def find_source_pitfalls(source: str, numpy_names: tuple[str, ...] = ("np", "num
         findings.append(Finding(kind, node.lineno, code, message, fix))
 
     where = _enclosing_blocks(tree)
-    once = ("changes {name} in Python, while tracing only: a re-run that reuses the graph does not change it "
-            "again (a plain cell does, every run)")
-    once_fix = "build a new value in the cell (it is written back), or change it in a plain cell"
     for node in ast.walk(tree):
-        if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
-            _check_try(node, add)
-        if type(node).__name__ == "Match":
-            add(node, "match", "AutoGraph does not convert a match statement: TensorFlow then traces the whole "
-                "cell as written (its warning says so), so no if, for or while of the cell is converted: on a tensor "
-                "they fail, on Python values they run while tracing", "write the match as if/elif")
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id in in_place:
-            add(node, "side_effect", once.format(name=node.target.id), once_fix)
-        if isinstance(node, ast.Delete):
-            for target in node.targets:
-                if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
-                        and target.value.id not in bound:
-                    add(node, "side_effect", "del " + once.format(name=target.value.id), once_fix)
-        if not isinstance(node, ast.Call):
-            continue
-        name = _dotted(node.func)
-        head, _, last = name.rpartition(".")
-        if name == "print":
-            block = where.get(id(node))
-            if block == "except":
-                add(node, "side_effect",
+        _statement_pitfalls(node, add, bound, in_place)
+        if isinstance(node, ast.Call):
+            found = _call_pitfall(node, where.get(id(node)), bound, numpy_names)
+            if found:
+                add(node, *found)
+    findings.sort(key=lambda f: f.line or 0)
+    return findings
+
+
+#: What a change of a notebook's list, dict or set in a cell does, said at its line.
+_ONCE = ("changes {name} in Python, while tracing only: a re-run that reuses the graph does not change it again (a "
+         "plain cell does, every run)")
+_ONCE_FIX = "build a new value in the cell (it is written back), or change it in a plain cell"
+
+
+def _statement_pitfalls(node: ast.AST, add, bound: set, in_place: frozenset) -> None:
+    """A statement that runs only while tracing (``try``, ``match``, ``+=`` or ``del`` on a notebook's value)."""
+    if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+        _check_try(node, add)
+    if type(node).__name__ == "Match":
+        add(node, "match", "AutoGraph does not convert a match statement: TensorFlow then traces the whole "
+            "cell as written (its warning says so), so no if, for or while of the cell is converted: on a tensor "
+            "they fail, on Python values they run while tracing", "write the match as if/elif")
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id in in_place:
+        add(node, "side_effect", _ONCE.format(name=node.target.id), _ONCE_FIX)
+    if isinstance(node, ast.Delete):
+        for target in node.targets:
+            if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
+                    and target.value.id not in bound:
+                add(node, "side_effect", "del " + _ONCE.format(name=target.value.id), _ONCE_FIX)
+
+
+def _call_pitfall(node: ast.Call, block: str | None, bound: set, numpy_names: tuple[str, ...]
+                  ) -> tuple[str, str, str] | None:
+    """``(kind, message, fix)`` for a call that runs only while tracing (``print``, a seed, NumPy, a clock, a
+    stateful random op, a list's append), or ``None``; ``block`` is the block it is in (``except``, a branch)."""
+    name = _dotted(node.func)
+    head, _, last = name.rpartition(".")
+    if name == "print":
+        if block == "except":
+            return ("side_effect",
                     "print() in this except branch runs only if the try block raised while TensorFlow traced the "
                     "function; an error raised when the graph runs never reaches it",
                     "tf.print(...) in the graph prints on every call; check values with tf.debugging.assert_*")
-            elif block:
-                add(node, "side_effect",
+        if block:
+            return ("side_effect",
                     "print() runs only while TensorFlow traces the function (if this line runs then), and not on "
                     "calls that reuse the graph", "tf.print(...) prints on every call")
-            else:
-                add(node, "side_effect",
+        else:
+            return ("side_effect",
                     "print() runs only while TensorFlow traces the function: it printed now, and will not print "
                     "on calls that reuse the graph", "tf.print(...) prints on every call")
-        elif (last or head) in ("display", "clear_output", "update_display") and (
-                not head or head.split(".")[-1] in ("display", "IPython")):
-            add(node, "side_effect",
+    elif (last or head) in ("display", "clear_output", "update_display") and (
+            not head or head.split(".")[-1] in ("display", "IPython")):
+        return ("side_effect",
                 f"{name}() runs only while TensorFlow traces the function (a tensor it shows is a symbolic one, "
                 "with no value), not on calls that reuse the graph",
                 "display in a plain cell after this one (the cell's names are written back); tf.print(...) prints "
                 "on every call")
-        elif name in _SEED_FUNCTIONS or (last == "seed" and (head in _RANDOM_MODULES or (
-                head.split(".")[0] in numpy_names and head.endswith("random")))):
-            add(node, "seed",
+    elif name in SEED_FUNCTIONS or (last == "seed" and (head in RANDOM_MODULES or (
+            head.split(".")[0] in numpy_names and head.endswith("random")))):
+        return ("seed",
                 f"{name}() runs only while TensorFlow traces the function: running the cell again reuses the "
                 "graph and does not reseed, and the graph's random ops draw from streams of their own, so their "
                 "values differ from the same code run eagerly",
                 "set the seed in a plain cell before this one; for draws a graph repeats exactly, use stateless "
                 "ops with a seed: tf.random.stateless_uniform(shape, seed=[1, 2])")
-        elif (head == "tf.random" and last in _STATEFUL_RANDOM) or name == "tf.nn.dropout":
-            add(node, "random",
+    elif (head == "tf.random" and last in STATEFUL_RANDOM) or name == "tf.nn.dropout":
+        return ("random",
                 f"{name}() is a stateful random op: in a graph it draws from the graph op's own random stream, "
                 "so its values differ from the same code run eagerly (under the same seeds), and each run "
                 "of the graph draws anew", "for values that match eager code, use a stateless op with a seed: "
                 "tf.random.stateless_uniform(shape, seed=[1, 2]) (or pass in a tf.random.Generator)")
-        elif isinstance(node.func, ast.Attribute) and node.func.attr == "shuffle" and not head.endswith("random") \
-                and len(node.args) < 2 and not any(k.arg == "seed" for k in node.keywords):  # a dataset's
-            add(node, "random",
+    elif isinstance(node.func, ast.Attribute) and node.func.attr == "shuffle" and not head.endswith("random") \
+            and len(node.args) < 2 and not any(k.arg == "seed" for k in node.keywords):  # a dataset's
+        return ("random",
                 f"{name or 'Dataset.shuffle'}() has no seed: in a graph its order comes from the graph's own random "
                 "streams, so under the same tf.random.set_seed it differs from the same code run eagerly",
                 "give it a seed for an order that matches eager code: .shuffle(buffer_size, seed=42)")
-        elif last == "append" and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
-                and node.func.value.id not in bound:
-            add(node, "side_effect",
+    elif last == "append" and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
+            and node.func.value.id not in bound:
+        return ("side_effect",
                 f"{name}() appends to a Python list while tracing only: {node.func.value.id} grows once per "
                 "trace, not once per call", "return the values, or collect them in a tf.TensorArray")
-        elif last in _IN_PLACE and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
-                and node.func.value.id not in bound and head.split(".")[0] not in numpy_names + ("tf",):
-            add(node, "side_effect", f"{name}() " + once.format(name=node.func.value.id), once_fix)
-        elif (head.split(".")[0] in numpy_names and "random" in head.split(".")[1:]) or head in _RANDOM_MODULES:
-            add(node, "side_effect",
+    elif last in _IN_PLACE and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
+            and node.func.value.id not in bound and head.split(".")[0] not in numpy_names + ("tf",):
+        return ("side_effect", f"{name}() " + _ONCE.format(name=node.func.value.id), _ONCE_FIX)
+    elif (head.split(".")[0] in numpy_names and "random" in head.split(".")[1:]) or head in RANDOM_MODULES:
+        return ("side_effect",
                 f"{name}() draws its random number once, while tracing: every call of the graph reuses it",
                 "tf.random.uniform / tf.random.normal draw anew on every call")
-        elif head == "time" and last in _TIME_FUNCTIONS:
-            add(node, "side_effect",
+    elif head == "time" and last in _TIME_FUNCTIONS:
+        return ("side_effect",
                 f"{name}() is read once, while tracing: the graph holds that moment as a constant",
                 "tf.timestamp() reads the clock on every call")
-        elif head in numpy_names and last in _NUMPY_TO_TF:
-            add(node, "numpy",
+    elif head in numpy_names and last in _NUMPY_TO_TF:
+        return ("numpy",
                 f"{name}() runs in NumPy while tracing: on a tensor it fails, on Python values its result is "
                 "frozen into the graph as a constant", f"{_NUMPY_TO_TF[last]}(...) runs in the graph")
-        elif name == "sorted":
-            add(node, "numpy",
+    elif name == "sorted":
+        return ("numpy",
                 "sorted() runs in Python while tracing: its result is frozen into the graph",
                 "tf.sort(...) sorts in the graph")
-    findings.sort(key=lambda f: f.line or 0)
-    return findings
+    return None
 
 
-def find_unrolled_loops(source: str, graph, filename: str, line_offset: int, tree: ast.Module | None = None
-                        ) -> list[Finding]:
-    """Python ``for ... in range(...)`` loops that tracing unrolled, with how many copies they made.
+@dataclass
+class TracedCode:
+    """What the graph finders read: a cell's or function's source, its tree, and the graph a trace of it made (whose
+    ops' tracebacks name lines of ``filename``, at ``line + line_offset``).
 
-    Args:
+    Attributes:
         source: the cell's or function's source.
-        graph: the traced graph (its ops' tracebacks name the lines that made them).
-        filename: the file name the function's source was compiled under.
+        graph: the traced graph.
+        filename: the file name the source was compiled under.
         line_offset: source line + offset = line in that file.
-        tree: the source already parsed (a cell's ``CellCode.tree``).
+        tree: the source already parsed (a cell's ``CellCode.tree``); parsed on first use otherwise.
     """
-    tree = _parsed(source, tree)
+
+    source: str
+    graph: Any
+    filename: str
+    line_offset: int = 0
+    tree: ast.Module | None = None
+    _ops_by_line: dict | None = field(default=None, repr=False)
+
+    @property
+    def parsed(self) -> ast.Module | None:
+        """The source's tree (``None`` where it does not parse)."""
+        if self.tree is None:
+            self.tree = _parsed(self.source, None)
+        return self.tree
+
+    @property
+    def lines(self) -> list[str]:
+        return self.source.splitlines()
+
+    def ops_by_line(self) -> dict[int, list]:
+        """The graph's ops by the source line that made them (read once for every finder)."""
+        if self._ops_by_line is None:
+            self._ops_by_line = _ops_by_line(self.graph, self.filename, self.line_offset)
+        return self._ops_by_line
+
+
+def find_in_graph(traced: TracedCode) -> list[Finding]:
+    """Every finder's findings about a trace: unrolled loops, pruned lines, converted builtins, cond gradients."""
+    return [f for find in (find_unrolled_loops, find_pruned_lines, find_converted_builtins, find_cond_gradients)
+            for f in find(traced)]
+
+
+def find_unrolled_loops(traced: TracedCode) -> list[Finding]:
+    """Python ``for ... in range(...)`` loops that tracing unrolled, with how many copies they made."""
+    tree = traced.parsed
     if tree is None:
         return []
     loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and isinstance(n.iter, ast.Call)
@@ -420,10 +470,10 @@ def find_unrolled_loops(source: str, graph, filename: str, line_offset: int, tre
     if not loops:
         return []
     per_line: dict[tuple[int, str], int] = {}
-    for line, ops in _ops_by_line(graph, filename, line_offset).items():
+    for line, ops in traced.ops_by_line().items():
         for op in ops:
             per_line[(line, op.type)] = per_line.get((line, op.type), 0) + 1
-    lines = source.splitlines()
+    lines = traced.lines
     findings = []
     for loop in loops:
         body = range(loop.body[0].lineno, loop.end_lineno + 1)
@@ -489,22 +539,20 @@ def explain_variable_creation(message: str, line: int | None, code: str) -> Find
         "v.assign(...) / v.assign_add(...)")
 
 
-_COND_SCOPE = re.compile(r"(^|/)cond(_\d+)?/")
 
 
-def find_cond_gradients(source: str, graph, filename: str, line_offset: int, tree: ast.Module | None = None
-                        ) -> list[Finding]:
+def find_cond_gradients(traced: TracedCode) -> list[Finding]:
     """An ``if`` on a tensor (a ``tf.cond``) in a cell that asks a tape for gradients: a gradient through the
     branch that did not run is zeros in a graph, where eager code, which records only the branch that ran,
     gives ``None``."""
-    tree = _parsed(source, tree)
+    tree = traced.parsed
     if tree is None or not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in (
             "gradient", "jacobian", "batch_jacobian") for n in ast.walk(tree)):
         return []
-    lines = source.splitlines()
+    lines = traced.lines
     ifs = {n.lineno for n in ast.walk(tree) if isinstance(n, ast.If)}
-    conds = sorted(line for line, ops in _ops_by_line(graph, filename, line_offset).items()  # (a constant
-                   if line in ifs and any(op.type in ("If", "StatelessIf") or _COND_SCOPE.search(op.name)  # condition:
+    conds = sorted(line for line, ops in traced.ops_by_line().items()  # (a constant
+                   if line in ifs and any(op.type in IF_OPS or COND_SCOPE.search(op.name)  # condition:
                                           for op in ops))  # the branch's call, in a cond scope)
     return [Finding("cond_gradient", line, lines[line - 1] if 0 < line <= len(lines) else "",
                     "an if on a tensor is a tf.cond in a graph, which records both branches: a gradient for a source "
@@ -513,22 +561,14 @@ def find_cond_gradients(source: str, graph, filename: str, line_offset: int, tre
             for line in conds]
 
 
-def find_pruned_lines(source: str, graph, filename: str, line_offset: int, tree: ast.Module | None = None
-                      ) -> list[Finding]:
+def find_pruned_lines(traced: TracedCode) -> list[Finding]:
     """Expression statements whose ops nothing uses: TensorFlow prunes them, so they never run.
 
     A plain cell runs ``tf.gather(x, 10)`` and fails; in a graph an op whose output no output and no
     stateful op needs is pruned before the graph runs, so its error never happens.  A call of a concrete
     function with a tensor of the wrong dtype is said as such: a plain cell raises there at once.
-
-    Args:
-        source: the cell's or function's source.
-        graph: the traced graph.
-        filename: the file name the function's source was compiled under.
-        line_offset: source line + offset = line in that file.
-        tree: the source already parsed (a cell's ``CellCode.tree``).
     """
-    tree = _parsed(source, tree)
+    tree = traced.parsed
     if tree is None:
         return []
     last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
@@ -536,11 +576,11 @@ def find_pruned_lines(source: str, graph, filename: str, line_offset: int, tree:
                   if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) and n is not last}
     if not statements:
         return []
-    per_line = {line: ops for line, ops in _ops_by_line(graph, filename, line_offset).items() if line in statements}
+    per_line = {line: ops for line, ops in traced.ops_by_line().items() if line in statements}
     if not per_line:
         return []
-    needed = _needed_ops(graph)
-    lines = source.splitlines()
+    needed = _needed_ops(traced.graph)
+    lines = traced.lines
     findings = []
     for line, ops in sorted(per_line.items()):
         work = [op for op in ops if op.type not in ("Const", "Identity", "NoOp", "Placeholder")]
@@ -583,14 +623,13 @@ def _ops_by_line(graph, filename: str, line_offset: int) -> dict[int, list]:
     return per_line
 
 
-_CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
 
 
 def call_dtype_mismatch(op) -> str:
     """``the call passes int32 where the function takes string`` for a function call op whose input's dtype is
     not the one its function takes (a concrete function called with the wrong dtype inside a graph: TensorFlow
     makes the op, and it fails only when it runs); else ``""``."""
-    if op.type not in _CALL_OPS:
+    if op.type not in CALL_OPS:
         return ""
     try:  # Tin is what the call passes; the function's own signature is in the graph's library
         name = op.get_attr("f").name
@@ -630,15 +669,9 @@ def _needed_ops(graph) -> set:
     roots = [t.op for t in getattr(graph, "outputs", []) if t is not None]
     roots += list(getattr(graph, "control_outputs", []) or [])
     roots += [op for op in graph.get_operations() if getattr(op.op_def, "is_stateful", False)]
-    seen = set(roots)
-    stack = list(roots)
-    while stack:
-        op = stack.pop()
-        for parent in [t.op for t in op.inputs] + list(op.control_inputs):
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
-    return seen
+    from tfmagic.graph import closure
+
+    return closure(roots, lambda op: [t.op for t in op.inputs] + list(op.control_inputs))
 
 
 _TENSOR_AS_BOOL = re.compile(r"(?i)symbolic `?tf\.Tensor`? as a Python `?bool`?|iterating over (a )?(symbolic )?"
@@ -712,19 +745,11 @@ def explain_graph_only(message: str, line: int | None, code: str, autograph: boo
     return None
 
 
-def find_converted_builtins(source: str, graph, filename: str, line_offset: int, tree: ast.Module | None = None
-                            ) -> list[Finding]:
+def find_converted_builtins(traced: TracedCode) -> list[Finding]:
     """``int(t)`` / ``float(t)`` / ``bool(t)`` of a tensor: AutoGraph makes it a ``tf.cast``, so the name holds a
-    tensor where a plain cell holds a Python number.
-
-    Args:
-        source: the cell's or function's source.
-        graph: the traced graph (a ``Cast`` op made on the call's line tells that it got a tensor).
-        filename: the file name the function's source was compiled under.
-        line_offset: source line + offset = line in that file.
-        tree: the source already parsed (a cell's ``CellCode.tree``).
+    tensor where a plain cell holds a Python number.  A ``Cast`` op made on the call's line tells that it got a tensor.
     """
-    tree = _parsed(source, tree)
+    tree = traced.parsed
     if tree is None:
         return []
     calls = {}
@@ -733,9 +758,9 @@ def find_converted_builtins(source: str, graph, filename: str, line_offset: int,
             calls.setdefault(node.lineno, node.func.id)
     if not calls:
         return []
-    cast_lines = {line for line, ops in _ops_by_line(graph, filename, line_offset).items()
+    cast_lines = {line for line, ops in traced.ops_by_line().items()
                   if any(op.type == "Cast" for op in ops)}
-    lines = source.splitlines()
+    lines = traced.lines
     return [Finding("converted_builtin", line, lines[line - 1] if 0 < line <= len(lines) else "",
                     f"{name}() of a tensor is a tf.cast in a graph (AutoGraph converts it): the result is a tensor, "
                     f"where a plain cell gets a Python {name}",

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfmagic.graph import DATASET_LOOPS, GraphModel, Op, Overlay, layer_names, layer_scope
+from tfmagic.graph import GraphModel, Op, Overlay, layer_names, layer_scope
+from tfmagic.vocabulary import DATASET_LOOPS
 
 #: Fill colour, border colour and shape of each kind of op.
 STYLES: dict[str, tuple[str, str, str]] = {

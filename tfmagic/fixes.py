@@ -1,8 +1,8 @@
 """The fixes tfmagic offers for a retrace, each code that works when pasted.
 
-:func:`fixes_for` turns what changed between two traces (``retracing.ArgChange``) into fixes: an
-``input_signature`` over every argument in order (none where an argument is not a tensor),
-``reduce_retracing``, ``drop_remainder=True`` for a dataset's smaller last batch, a cast up to the wider
+:func:`fixes_for` turns what changed between two traces (each an :class:`ArgChange`, which
+``retracing.compare`` finds) into fixes: an ``input_signature`` over every argument in order (none where an
+argument is not a tensor), ``reduce_retracing``, ``drop_remainder=True`` for a dataset's smaller last batch, a cast up to the wider
 dtype (never strings <-> numbers by a cast), ``tf.constant(k)`` for a Python value; :func:`with_constant_dtype`
 gives that constant the dtype it meets in the graph, :func:`static_shape_caveat` says when a generalised
 shape needs ``tf.shape(x)``.
@@ -11,12 +11,49 @@ shape needs ``tf.shape(x)``.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import tensorflow as tf
 
-if TYPE_CHECKING:
-    from tfmagic.retracing import ArgChange
+
+@dataclass(frozen=True)
+class ArgChange:
+    """How one argument differs from the nearest earlier trace.
+
+    Attributes:
+        name: the argument (``x``, ``cfg['a']``, ``pair[1]``).
+        kind: ``shape``, ``rank``, ``dtype``, ``python_value``, ``type``, ``keys``, ``length``,
+            ``object``, ``new`` (an argument not there before) or ``captured`` (a new captured object).
+        before: the earlier trace's description.
+        after: this trace's description.
+    """
+
+    name: str
+    kind: str
+    before: str
+    after: str
+
+    @property
+    def text(self) -> str:
+        if self.kind == "python_value":
+            return f"{self.name}: {self.before} -> {self.after.split(' ', 2)[-1]}"
+        if self.kind == "keys":
+            return f"{self.name}: dict keys changed ({self.after})"
+        if self.kind == "object":
+            return f"{self.name}: a different object ({self.before} -> {self.after})"
+        if self.kind == "captured":
+            return f"{self.name}: a new object is captured ({self.before} -> {self.after})"
+        if self.kind == "new":
+            return f"{self.name}: {self.after} (not an argument before)"
+        if self.kind in ("code", "options", "cap"):
+            return f"{self.name}: {self.after}"
+        if self.kind == "type" and not self.before.startswith("Python") and self.after.startswith("Python"):
+            return f"{self.name}: {self.before} tensor -> {self.after}"
+        if self.kind == "type" and self.before.startswith("Python") and not self.after.startswith("Python"):
+            return f"{self.name}: {self.before} -> {self.after} tensor"
+        return f"{self.name}: {self.before} -> {self.after}"
+
 
 #: Numeric dtypes by how much they hold: a cast to the later never loses values of the earlier.
 _WIDTH = ["bool", "uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
@@ -30,7 +67,6 @@ def fixes_for(changes: list[ArgChange], reduce_retracing: bool = False, signatur
     Each fix is code that works when pasted: an ``input_signature`` covers every argument of the function
     (``signature``, the new trace's), in order, with the dims that changed as ``None``.
 
-    >>> from tfmagic.retracing import ArgChange
     >>> spec = lambda *shape: tf.TensorSpec(shape, tf.float32)
     >>> changes = [ArgChange("x", "shape", "float32[32,8]", "float32[6,8]")]
     >>> print(fixes_for(changes, signature={"x": spec(6, 8), "lr": spec()})[0])

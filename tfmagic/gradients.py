@@ -24,10 +24,11 @@ import tensorflow as tf
 from tfmagic import tracebacks
 from tfmagic.cell import assigned_names, binding_line, binding_lines
 from tfmagic.errors import TfMagicError
-from tfmagic.graph import STOP_OPS
+from tfmagic.opcallbacks import OpCallback
+from tfmagic.vocabulary import ASSIGN_OPS, STOP_OPS, VARIABLE_READS, is_user_file
 
 if TYPE_CHECKING:
-    from tfmagic.tape import TapeCode, TapeOptions, TapeRun
+    from tfmagic.requests import TapeOptions
 
 
 #: Ops whose gradient is none or zero everywhere (their registered gradient returns None).
@@ -38,7 +39,6 @@ NON_DIFFERENTIABLE = frozenset({
 })
 
 
-_ASSIGN_OPS = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"})
 
 
 @dataclass
@@ -104,7 +104,7 @@ def as_numpy(value) -> np.ndarray:
 # Watching for the first NaN or Inf
 
 
-class NonFiniteRecorder:
+class NonFiniteRecorder(OpCallback):
     """An op callback that notes the first eager op whose output is not finite (numpy checks only), and where
     each op type that has no registered gradient first ran (``AdjustHue``: the tape cannot go back through it)."""
 
@@ -152,24 +152,110 @@ class NonFiniteRecorder:
                 found.line = frame.f_lineno
                 found.code = linecache.getline(filename, frame.f_lineno)
                 break
-            if inner is None and tracebacks.is_user_file(filename):
+            if inner is None and is_user_file(filename):
                 text = linecache.getline(filename, frame.f_lineno).strip()
                 inner = f"{frame.f_code.co_name}, line {frame.f_lineno}: {text}" if text else frame.f_code.co_name
             frame = frame.f_back
         found.inner = inner or ""
         return found
 
-    def __enter__(self):
-        from tensorflow.python.framework import op_callbacks
 
-        op_callbacks.add_op_callback(self)
-        return self
+@dataclass(frozen=True)
+class TapeCode:
+    """A ``%%tape`` cell's source, as tracebacks see it."""
 
-    def __exit__(self, *exc):
-        from tensorflow.python.framework import op_callbacks
+    source: str
+    filename: str
+    magic: str = "%%tape"
 
-        op_callbacks.remove_op_callback(self)
-        return False
+    def cell_line(self, lineno: int) -> int:
+        return lineno
+
+
+@dataclass
+class SourceGradient:
+    """One source and its gradient.
+
+    Attributes:
+        name: the source's name (``w1``, ``dense/kernel``).
+        value: the source (a variable or a tensor).
+        gradient: its gradient (``None`` where disconnected).
+        cause: why the gradient is ``None``.
+        fix: what would connect it.
+        line: the line the cause is at, if any.
+    """
+
+    name: str
+    value: Any
+    gradient: Any
+    cause: str = ""
+    fix: str = ""
+    line: int | None = None
+
+    @property
+    def shape(self) -> str:
+        shape = getattr(self.value, "shape", None)
+        return "scalar" if shape is not None and len(shape) == 0 else str(list(shape)) if shape is not None else "?"
+
+    @property
+    def dtype(self) -> str:
+        dtype = getattr(self.value, "dtype", None)
+        return getattr(dtype, "name", str(dtype))
+
+    @property
+    def finite(self) -> bool:
+        if self.gradient is None:
+            return True
+        return bool(np.all(np.isfinite(as_numpy(self.gradient))))
+
+    def summary(self) -> str:
+        """``36.0`` for a scalar, a few values and the norm, min and max for a tensor."""
+        if self.gradient is None:
+            return "None"
+        values = as_numpy(self.gradient)
+        if values.size == 1:
+            return f"{values.reshape(()).item():.6g}"
+        flat = values.reshape(-1)
+        head = ", ".join(f"{v:.4g}" for v in flat[:4]) + (", ..." if flat.size > 4 else "")
+        finite = flat[np.isfinite(flat)]
+        stats = (f"norm {np.linalg.norm(finite):.4g}, min {finite.min():.4g}, max {finite.max():.4g}"
+                 if finite.size else "no finite value")
+        if finite.size < flat.size:  # say what the statistics leave out
+            counts = [f"{int(n)} {what}" for n, what in ((np.isposinf(flat).sum(), "inf"),
+                                                         (np.isneginf(flat).sum(), "-inf"), (np.isnan(flat).sum(), "nan")) if n]
+            stats = f"{', '.join(counts)}; " + (f"finite values: {stats}" if finite.size else stats)
+        return f"[{head}] {stats}"
+
+
+@dataclass
+class TapeRun:
+    """The outcome of a ``%%tape`` cell.
+
+    Attributes:
+        target_name: what was differentiated.
+        target: its value.
+        sources: one :class:`SourceGradient` per source.
+        gradients: name -> gradient (``None`` where disconnected), as stored in the namespace.
+        jacobians: name -> jacobian of the target with respect to that source.
+        hessians: ``(name_i, name_j)`` -> second derivatives.
+        nonfinite: where a NaN/Inf first appeared, when a gradient is not finite.
+        result: the cell's last expression's value.
+        has_result: whether to display it.
+        graph: the traced gradient graph (for ``--show graph``), when asked for.
+        watched: the ``id`` of each variable the tape watched.
+    """
+
+    target_name: str
+    target: Any
+    sources: list[SourceGradient]
+    gradients: dict[str, Any]
+    jacobians: dict[str, Any] = field(default_factory=dict)
+    hessians: dict[tuple[str, str], Any] = field(default_factory=dict)
+    nonfinite: NonFinite | None = None
+    result: Any = None
+    has_result: bool = False
+    graph: Any = None
+    watched: frozenset = frozenset()
 
 
 def _has_gradient(op_type: str) -> bool:
@@ -323,7 +409,7 @@ class _GraphAnalysis:
         tensor = self.outputs.get(name)
         if tensor is None:  # not traced: leave the reason to why()
             return True
-        return any(op.type == "ReadVariableOp" or (op.type == "Placeholder" and op.name in self.watched)
+        return any(op.type in VARIABLE_READS or (op.type == "Placeholder" and op.name in self.watched)
                    for op in _ancestors(tensor.op, through_stops=True))
 
     def _source_tensor(self, name: str, value):
@@ -386,27 +472,20 @@ class _GraphAnalysis:
         return (f"the target does not depend on {name} through operations the tape recorded", "", None)
 
     def _through_assign(self, source_op, target_ancestors):
-        read_handles = {op.inputs[0].op for op in target_ancestors if op.type == "ReadVariableOp" and op.inputs}
+        read_handles = {op.inputs[0].op for op in target_ancestors if op.type in VARIABLE_READS and op.inputs}
         for op in self.graph.get_operations():
-            if op.type in _ASSIGN_OPS and len(op.inputs) > 1 and op.inputs[0].op in read_handles \
+            if op.type in ASSIGN_OPS and len(op.inputs) > 1 and op.inputs[0].op in read_handles \
                     and source_op in _ancestors(op.inputs[1].op, True) | {op.inputs[1].op}:
                 return op
         return None
 
 
 def _ancestors(op, through_stops: bool) -> set:
-    seen = {op}
-    stack = [op]
-    while stack:
-        current = stack.pop()
-        if not through_stops and current.type in STOP_OPS:
-            continue
-        for tensor in current.inputs:
-            parent = tensor.op
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
-    return seen
+    """``op`` and the ops it reads, and theirs (not past a ``tf.stop_gradient`` unless ``through_stops``)."""
+    from tfmagic.graph import closure
+
+    return closure([op], lambda current: () if not through_stops and current.type in STOP_OPS
+                   else [tensor.op for tensor in current.inputs])
 
 
 def _first_blocking_op(source_op, target_op):

@@ -14,25 +14,8 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
-#: Op types whose function attributes are sub-graphs worth drawing, with the attributes' labels.
-CONTROL_FLOW_ATTRS: dict[str, tuple[tuple[str, str], ...]] = {
-    "While": (("cond", "cond"), ("body", "body")),
-    "StatelessWhile": (("cond", "cond"), ("body", "body")),
-    "If": (("then_branch", "then"), ("else_branch", "else")),
-    "StatelessIf": (("then_branch", "then"), ("else_branch", "else")),
-    "Case": (),
-    "StatelessCase": (),
-    "PartitionedCall": (("f", "function"),),
-    "StatefulPartitionedCall": (("f", "function"),),
-    "ScanDataset": (("f", "body"),),  # AutoGraph's ``for x in dataset:`` (dataset_autograph.py): the loop's body
-}
-
-#: Op types that run a function per element of a dataset: AutoGraph turns ``for x in ds:`` into a ``ScanDataset``
-#: (the loop) read to the end by a ``ReduceDataset`` (which only hands the last state on; a ``break`` adds a
-#: ``TakeWhileDataset`` between them).  A user's own ``ds.scan(...)`` is no loop: see :func:`is_dataset_loop`.
-DATASET_LOOPS = ("ScanDataset",)
-DATASET_LOOP_RUNNERS = ("ReduceDataset", "TakeWhileDataset")
-
+from tfmagic.vocabulary import (BACKWARD_SCOPE, CALL_OPS, CONTROL_FLOW_BODIES, DATASET_LOOPS, LIBRARY_FILE, STOP_OPS,
+                                TENSORFLOW_FILE, user_frame)
 
 def is_dataset_loop(tf_op) -> bool:
     """Whether ``tf_op`` is AutoGraph's loop over a dataset (``for x in ds:``): a ``ScanDataset`` made to run
@@ -42,25 +25,11 @@ def is_dataset_loop(tf_op) -> bool:
     except ValueError:  # an older TensorFlow without the attribute
         return False
 
-#: Call ops: they run a ``tf.function``'s graph (its Python name is the callee).
-CALLS = ("PartitionedCall", "StatefulPartitionedCall")
-
-#: Op type prefixes of the ops that write a variable (their first input is its handle).
-VARIABLE_WRITES = ("Assign", "ResourceApply", "ResourceScatter", "ResourceSparseApply", "ResourceStridedSliceAssign")
-
 #: The kinds of op, as the drawing tells them apart.
 KINDS = ("input", "variable", "constant", "output", "control_flow", "op", "backward", "scope", "xla")
 
-#: Name scope of the ops a GradientTape adds when it computes gradients in a graph.
-BACKWARD_SCOPE = "gradient_tape/"
-
 #: How deep function sub-graphs are read (a While inside an If inside a call ...).
 MAX_DEPTH = 8
-
-#: Ops that stop gradients on purpose (``tf.stop_gradient``): the gradient path of a drawing and ``%%tape``'s
-#: reasons both stop there.
-STOP_OPS = frozenset({"StopGradient", "PreventGradient"})
-
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -241,6 +210,24 @@ class GraphModel:
         return len(self.ops) + sum(g.total_ops() for op in self.ops.values() for _, g in op.subgraphs)
 
 
+def closure(starts, parents) -> set:
+    """``starts`` and everything they depend on, through ``parents`` (a node -> the nodes it reads; none past a node
+    for which it gives none): the one walk up a graph every module uses, depth first, without recursion (a chain of
+    20,000 ops is a graph people trace).
+
+    >>> sorted(closure(["c"], {"c": ["b"], "b": ["a"]}.get))
+    ['a', 'b', 'c']
+    """
+    found = set(starts)
+    work = list(found)
+    while work:
+        for parent in parents(work.pop()) or ():
+            if parent not in found:
+                found.add(parent)
+                work.append(parent)
+    return found
+
+
 def upstream(starts, inputs) -> set[str]:
     """Every op that one of ``starts`` depends on, through ``inputs`` (an op's name -> the names of the ops it reads):
     the starts themselves only where one depends on another.
@@ -248,14 +235,7 @@ def upstream(starts, inputs) -> set[str]:
     >>> sorted(upstream(["c"], {"c": ["b"], "b": ["a"]}.get))
     ['a', 'b']
     """
-    found: set[str] = set()
-    work = [source for start in starts for source in inputs(start) or ()]
-    while work:
-        name = work.pop()
-        if name not in found:
-            found.add(name)
-            work.extend(inputs(name) or ())
-    return found
+    return closure({source for start in starts for source in inputs(start) or ()}, inputs)
 
 
 def _tensor_info(tensor) -> TensorInfo:
@@ -324,10 +304,51 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
     Returns:
         The model.
     """
-    import tensorflow as tf
-
     captured_names = dict(captured_names or {})
     labels = dict(labels or {})
+    captured = _captured(graph, captured_names, labels, variable_names)
+    parameters = parameter_names(graph) if depth == 0 or called else {}  # a loop's or branch's are TensorFlow's
+    for placeholder, parameter in parameters.items():  # vs_1 -> vs[1]
+        if parameter != placeholder or called:  # a called function's inputs are its parameters
+            labels.setdefault(placeholder, parameter)
+    output_tensors = [(t.op.name, t.value_index) for t in getattr(graph, "outputs", ()) if t is not None]
+    output_ops = {op_name for op_name, _ in output_tensors}
+    input_ops = [t.op.name for t in getattr(graph, "inputs", ())]
+    ops: dict[str, Op] = {}
+    edges: list[Edge] = []
+    for tf_op in graph.get_operations():
+        op_type = tf_op.type
+        outputs = [_tensor_info(t) for t in tf_op.outputs]
+        kind, detail = _kind(tf_op, captured, captured_names, labels, output_ops)
+        op = Op(tf_op.name, op_type, kind, outputs, tf_op.device or "", detail,
+                stateful=_is_stateful(tf_op), label=labels.get(tf_op.name, ""), arg_names=_arg_names(tf_op))
+        if op_type in CALL_OPS:
+            op.callee = python_name(function_attrs(tf_op)[0][1]) if function_attrs(tf_op) else ""
+        loop = op_type not in DATASET_LOOPS or is_dataset_loop(tf_op)  # a user's ds.scan is one op, as ds.map is
+        if op_type in CONTROL_FLOW_BODIES and loop and depth < MAX_DEPTH:
+            op.subgraphs = _bodies(tf_op, graph, labels, depth, called=bool(op.callee))
+        ops[op.name] = op
+        for index, tensor in enumerate(tf_op.inputs):
+            edges.append(Edge(tensor.op.name, op.name, _tensor_info(tensor), tensor.value_index, dst_index=index))
+        for control in tf_op.control_inputs:
+            edges.append(Edge(control.name, op.name, None))
+    for op_name, call in _gradient_calls(graph.get_operations()).items():  # a tape's gradient: which call made it
+        ops[op_name].made_by = call
+    for tf_op in graph.get_operations():  # what loops, branches and calls read: by the code's names
+        if tf_op.type in CONTROL_FLOW_BODIES:
+            for tensor in tf_op.inputs:
+                producer = tensor.op
+                if producer.type not in ("Placeholder", "Const") and producer.name in ops and len(producer.outputs) == 1:
+                    ops[producer.name].bound = ops[producer.name].bound or _bound_name(producer)
+    return GraphModel(name or getattr(graph, "name", "graph"), ops, edges, input_ops, sorted(output_ops),
+                      output_tensors)
+
+
+def _captured(graph, captured_names: dict, labels: dict, variable_names: dict | None) -> set[str]:
+    """The placeholders of what ``graph`` captured; their names go into ``captured_names`` (TensorFlow's, a
+    variable's) and ``labels`` (the notebook's name of a variable)."""
+    import tensorflow as tf
+
     captured = set()
     for external, internal in getattr(graph, "captures", ()):
         captured.add(internal.op.name)
@@ -348,101 +369,66 @@ def build_graph_model(graph, name: str = "", depth: int = 0, captured_names: dic
         for external, internal in getattr(graph, "captures", ()):
             if external is handle:
                 captured_names.setdefault(internal.op.name, variable.name.split(":")[0])
+    return captured
 
-    parameters = parameter_names(graph) if depth == 0 or called else {}  # a loop's or branch's are TensorFlow's
-    for placeholder, parameter in parameters.items():  # vs_1 -> vs[1]
-        if parameter != placeholder or called:  # a called function's inputs are its parameters
-            labels.setdefault(placeholder, parameter)
-    output_tensors = [(t.op.name, t.value_index) for t in getattr(graph, "outputs", ()) if t is not None]
-    output_ops = {op_name for op_name, _ in output_tensors}
-    input_ops = [t.op.name for t in getattr(graph, "inputs", ())]
-    ops: dict[str, Op] = {}
-    edges: list[Edge] = []
-    for tf_op in graph.get_operations():
-        op_type = tf_op.type
-        outputs = [_tensor_info(t) for t in tf_op.outputs]
-        detail = ""
-        if op_type == "Placeholder":
-            is_resource = bool(tf_op.outputs) and tf_op.outputs[0].dtype == tf.resource
-            kind = "variable" if is_resource else "input"
-            detail = captured_names.get(tf_op.name, "")
-            if tf_op.name in captured and not is_resource:
-                detail = detail or "captured"
-        elif op_type in ("Const", "HostConst"):
-            kind = "constant"
-            detail = _constant_detail(tf_op)
-        elif tf_op.name in output_ops or (tf_op.name in labels and op_type not in CONTROL_FLOW_ATTRS):
-            # labels name the outputs (Grappler's graph has no list of them); a loop's label names its variables
-            kind = "output"
-        elif op_type == "StringFormat":  # tf.print's text: its template, as the drawing shows what it prints
-            kind = "output" if tf_op.name in output_ops else "op"
-            try:
-                detail = tf_op.get_attr("template").decode("utf-8", "replace")
-            except (ValueError, AttributeError):
-                detail = ""
-        elif tf_op.name.startswith(BACKWARD_SCOPE):
-            kind = "backward"
-        elif op_type in CONTROL_FLOW_ATTRS and (op_type not in DATASET_LOOPS or is_dataset_loop(tf_op)):
-            kind = "control_flow"
-        else:
-            kind = "op"
-        op = Op(tf_op.name, op_type, kind, outputs, tf_op.device or "", detail,
-                stateful=_is_stateful(tf_op), label=labels.get(tf_op.name, ""), arg_names=_arg_names(tf_op))
-        if op_type in CALLS:
-            op.callee = python_name(function_attrs(tf_op)[0][1]) if function_attrs(tf_op) else ""
-        loop = op_type not in DATASET_LOOPS or is_dataset_loop(tf_op)  # a user's ds.scan is one op, as ds.map is
-        if op_type in CONTROL_FLOW_ATTRS and loop and depth < MAX_DEPTH:
-            for label, fn_name in function_attrs(tf_op):
-                sub_graph = lookup_function(graph, fn_name)
-                if sub_graph is not None:
-                    body_labels = {key[1]: text for key, text in labels.items()
-                                   if isinstance(key, tuple) and key[0] == fn_name}
-                    op.subgraphs.append((label, build_graph_model(sub_graph, fn_name, depth + 1, labels=body_labels,
-                                                                  called=bool(op.callee))))
-        ops[op.name] = op
-        for index, tensor in enumerate(tf_op.inputs):
-            edges.append(Edge(tensor.op.name, op.name, _tensor_info(tensor), tensor.value_index, dst_index=index))
-        for control in tf_op.control_inputs:
-            edges.append(Edge(control.name, op.name, None))
-    for op_name, call in _gradient_calls(graph.get_operations()).items():  # a tape's gradient: which call made it
-        ops[op_name].made_by = call
-    for tf_op in graph.get_operations():  # what loops, branches and calls read: by the code's names
-        if tf_op.type in CONTROL_FLOW_ATTRS:
-            for tensor in tf_op.inputs:
-                producer = tensor.op
-                if producer.type not in ("Placeholder", "Const") and producer.name in ops and len(producer.outputs) == 1:
-                    ops[producer.name].bound = ops[producer.name].bound or _bound_name(producer)
-    return GraphModel(name or getattr(graph, "name", "graph"), ops, edges, input_ops, sorted(output_ops),
-                      output_tensors)
+
+def _kind(tf_op, captured: set, captured_names: dict, labels: dict, output_ops: set) -> tuple[str, str]:
+    """An op's kind (``graph.KINDS``) and the detail its node shows (a constant's value, tf.print's template)."""
+    op_type = tf_op.type
+    detail = ""
+    if op_type == "Placeholder":
+        is_resource = bool(tf_op.outputs) and tf_op.outputs[0].dtype.name == "resource"
+        kind = "variable" if is_resource else "input"
+        detail = captured_names.get(tf_op.name, "")
+        if tf_op.name in captured and not is_resource:
+            detail = detail or "captured"
+    elif op_type in ("Const", "HostConst"):
+        kind = "constant"
+        detail = _constant_detail(tf_op)
+    elif tf_op.name in output_ops or (tf_op.name in labels and op_type not in CONTROL_FLOW_BODIES):
+        # labels name the outputs (Grappler's graph has no list of them); a loop's label names its variables
+        kind = "output"
+    elif op_type == "StringFormat":  # tf.print's text: its template, as the drawing shows what it prints
+        kind = "output" if tf_op.name in output_ops else "op"
+        try:
+            detail = tf_op.get_attr("template").decode("utf-8", "replace")
+        except (ValueError, AttributeError):
+            detail = ""
+    elif tf_op.name.startswith(BACKWARD_SCOPE):
+        kind = "backward"
+    elif op_type in CONTROL_FLOW_BODIES and (op_type not in DATASET_LOOPS or is_dataset_loop(tf_op)):
+        kind = "control_flow"
+    else:
+        kind = "op"
+    return kind, detail
+
+
+def _bodies(tf_op, graph, labels: dict, depth: int, called: bool) -> list:
+    """``(label, model)`` of each function a control-flow op or call runs (``cond``, ``body``, ``then``, ...)."""
+    bodies = []
+    for label, fn_name in function_attrs(tf_op):
+        sub_graph = lookup_function(graph, fn_name)
+        if sub_graph is not None:
+            body_labels = {key[1]: text for key, text in labels.items() if isinstance(key, tuple) and key[0] == fn_name}
+            bodies.append((label, build_graph_model(sub_graph, fn_name, depth + 1, labels=body_labels, called=called)))
+    return bodies
 
 
 #: A line that binds one name: ``state = cell(x, state)`` (not ``a == b``, not ``a, b = ...``).
 _ASSIGNMENT = re.compile(r"\s*([A-Za-z_]\w*)\s*(?::[^=]+)?=(?!=)")
 
-#: Where library code lives: frames there are not the user's.
-_LIBRARY = re.compile(r"[/\\](site-packages|dist-packages|tensorflow|keras|tfmagic)[/\\]")
-
-
 #: A tape's gradient call on a user's line: ``tape.jacobian(y, layer.kernel)``.
 _GRADIENT_CALL = re.compile(r"\.(gradient|jacobian|batch_jacobian)\((.*)\)")
 
 
-#: Where TensorFlow's and tfmagic's own code lives (not Keras's ``backend/tensorflow``): a tape's gradient call is the
-#: first frame outside it.
-_TENSORFLOW = re.compile(r"[/\\](tensorflow[/\\](python|core|compiler|dtensor|tsl)|tfmagic)[/\\]")
-
-
-def _user_line(tf_op, library: re.Pattern = _LIBRARY) -> tuple[str, int] | None:
+def _user_line(tf_op, library: re.Pattern = LIBRARY_FILE) -> tuple[str, int] | None:
     """Where in the user's code (not TensorFlow's, Keras's or tfmagic's) ``tf_op`` was made; with
-    ``library=_TENSORFLOW``, where outside TensorFlow's code (Keras's ``train_step`` is the caller there)."""
+    ``library=TENSORFLOW_FILE``, where outside TensorFlow's code (Keras's ``train_step`` is the caller there)."""
     try:
         frames = tf_op.traceback
     except Exception:  # no traceback kept (a graph read from a GraphDef)
         return None
-    for frame in reversed(frames or ()):  # Grappler's graph, read back from a GraphDef, has none
-        if not library.search(frame.filename) and not frame.filename.startswith("<frozen"):
-            return frame.filename, frame.lineno
-    return None
+    return user_frame(frames, library)  # Grappler's graph, read back from a GraphDef, has none
 
 
 def _gradient_calls(tf_ops: list) -> dict[str, str]:
@@ -464,7 +450,7 @@ def _gradient_calls(tf_ops: list) -> dict[str, str]:
 
     def line(i):  # the user's line, or Keras's (its train_step calls tape.gradient)
         if i not in lines:
-            lines[i] = _user_line(tf_ops[i], _TENSORFLOW)
+            lines[i] = _user_line(tf_ops[i], TENSORFLOW_FILE)
         return lines[i]
 
     start = first
@@ -510,7 +496,7 @@ def _bound_name(tf_op) -> str:
     if match is None:
         return ""
     for consumer in tf_op.outputs[0].consumers():
-        if consumer.type not in CONTROL_FLOW_ATTRS and _user_line(consumer) == where:
+        if consumer.type not in CONTROL_FLOW_BODIES and _user_line(consumer) == where:
             return ""  # the line goes on computing with it: not what it binds
     return match.group(1)
 
@@ -605,7 +591,7 @@ def _is_stateful(tf_op) -> bool:
 def function_attrs(tf_op) -> list[tuple[str, str]]:
     """The ``(label, function name)`` pairs of a control-flow op."""
     found = []
-    for attr, label in CONTROL_FLOW_ATTRS[tf_op.type]:
+    for attr, label in CONTROL_FLOW_BODIES[tf_op.type]:
         try:
             found.append((label, tf_op.get_attr(attr).name))
         except (ValueError, AttributeError):
@@ -642,16 +628,7 @@ def mark_gradient_path(model: GraphModel, target: str | None, sources: dict[str,
     stops = {name for name, op in model.ops.items() if op.type in STOP_OPS}
 
     def walk(start, links):  # a gradient does not pass a stop_gradient: neither does the path
-        seen, stack = {start}, [start]
-        while stack:
-            current = stack.pop()
-            if current in stops:
-                continue
-            for nxt in links.get(current, ()):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append(nxt)
-        return seen
+        return closure([start], lambda current: () if current in stops else links.get(current, ()))
 
     upstream = walk(target, parents) if target in model.ops else set()
     path: set[str] = set()

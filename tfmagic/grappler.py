@@ -74,15 +74,10 @@ def optimize(func_graph) -> Optimized:
 
 def _classify(func_graph, result: Optimized, outputs: list[str]) -> None:
     ops = {op.name: op for op in func_graph.get_operations()}
-    needed: set[str] = set()
-    stack = [ops[name] for name in outputs if name in ops]
-    while stack:
-        op = stack.pop()
-        if op.name in needed:
-            continue
-        needed.add(op.name)
-        stack.extend(t.op for t in op.inputs)
-        stack.extend(op.control_inputs)
+    from tfmagic.graph import closure
+
+    needed = {op.name for op in closure([ops[name] for name in outputs if name in ops],
+                                        lambda op: [t.op for t in op.inputs] + list(op.control_inputs))}
     folded_inputs: set[str] = set()
     for name, kind in result.after.items():
         before = result.before.get(name)

@@ -23,6 +23,7 @@ from tfmagic import diagnostics
 from tfmagic.cell import CellCode, binding_line
 from tfmagic.naming import is_keras
 from tfmagic.redefine import function_node, is_cell_function
+from tfmagic.vocabulary import ASSIGN_OPS
 
 def holds_tensors(value: Any) -> bool:
     """Whether a value a cell bound must leave the graph as a tensor (not a Python value)."""
@@ -162,7 +163,6 @@ def _tensor_array_rebuilder(array: tf.TensorArray):
 
 
 #: The ops that assign a variable (their first input is its handle).
-_ASSIGNS = frozenset({"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"})
 
 
 class _Handle:
@@ -200,17 +200,7 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
                         "cell its gradients would be None); call tape.gradient(...) in this cell (the gradients are "
                         "written back), or record in a plain cell or under %%tape")
     if isinstance(value, tf.Operation):  # what eager code gets as None (tf.group, an assign with read_value=False)
-        if value.type not in _ASSIGNS or not _bound_by_update_state(code.tree, name):
-            return "python", None  # the plain cell's value
-        # Keras 2's update_state returns the graph's last op inside a function (metrics_utils.update_state_wrapper),
-        # and eagerly what the metric's update returned: an unread view of the variable it assigned last
-        variable = variable_for(_Handle(value.inputs[0]), graph, values) if value.inputs else None
-        if variable is None:
-            return "drop", (f"{value.name} is an op of the trace's graph, which cannot leave it; read the updated "
-                            "value in the cell (metric.result(), v.read_value())")
-        with tf.init_scope():
-            lazy = getattr(variable, "_lazy_read", None)  # (resource_variable_ops, TF 2.15-2.21)
-            return "python", lazy(None) if lazy is not None else variable
+        return _place_operation(value, graph, values, name, variable_for, code)
     if isinstance(value, tf.TensorArray):
         if not tf.is_symbolic_tensor(value.flow):
             return "python", value
@@ -230,27 +220,7 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
                         "trace's values (and a re-run that reuses the graph would give back the same, used "
                         "one); make a list (list(...)) or a tf.data.Dataset")
     if tf.is_tensor(value) or isinstance(value, (tf.data.Dataset, tf.distribute.DistributedDataset)):
-        try:
-            leaves = tf.nest.flatten(value, expand_composites=True)
-        except (TypeError, ValueError, AttributeError):
-            leaves = None
-        if leaves is not None and all(tf.is_tensor(v) for v in leaves):
-            return "tensor", value
-        if not graph_bound(value):
-            return "python", value  # tf.IndexedSlices(values=[[1.]], indices=[0]): lists, as the plain cell has
-        if isinstance(value, tf.IndexedSlices):  # tensor parts leave the graph; lists stay, as in a plain cell
-            parts = (value.values, value.indices, value.dense_shape)
-            kept = tuple(_LEAVES if isinstance(p, tf.Tensor) else p for p in parts)
-            if not graph_bound(kept):
-                leaving = tuple(p for p in parts if isinstance(p, tf.Tensor))
-
-                def rebuild(tensors, kept=kept):
-                    flowing = iter(tensors)
-                    values, indices, shape = [next(flowing) if p is _LEAVES else p for p in kept]
-                    return tf.IndexedSlices(values, indices, shape)
-
-                return "rebuild", (leaving, rebuild)
-        return "drop", f"a {type(value).__name__} whose parts are not all tensors cannot leave the graph"
+        return _place_composite(value)
     if isinstance(value, (list, tuple, dict)):
         if holds_graph_objects(value):
             return "drop", ("a container holding graph objects that cannot leave the graph (a TensorArray, "
@@ -268,6 +238,48 @@ def place(value: Any, graph, values: dict, name: str | None = None, *, variable_
     return "python", value
 
 
+def _place_operation(op, graph, values: dict, name: str | None, variable_for, code: CellCode) -> tuple[str, Any]:
+    """:func:`place` of a graph op: what eager code gets as ``None`` (``tf.group``, an assign with
+    ``read_value=False``), or the variable a Keras 2 metric's ``update_state`` assigned."""
+    if op.type not in ASSIGN_OPS or not _bound_by_update_state(code.tree, name):
+        return "python", None  # the plain cell's value
+    # Keras 2's update_state returns the graph's last op inside a function (metrics_utils.update_state_wrapper),
+    # and eagerly what the metric's update returned: an unread view of the variable it assigned last
+    variable = variable_for(_Handle(op.inputs[0]), graph, values) if op.inputs else None
+    if variable is None:
+        return "drop", (f"{op.name} is an op of the trace's graph, which cannot leave it; read the updated "
+                        "value in the cell (metric.result(), v.read_value())")
+    with tf.init_scope():
+        lazy = getattr(variable, "_lazy_read", None)  # (resource_variable_ops, TF 2.15-2.21)
+        return "python", lazy(None) if lazy is not None else variable
+
+
+def _place_composite(value) -> tuple[str, Any]:
+    """:func:`place` of a tensor, a composite tensor or a dataset: it leaves whole, or rebuilt from its tensor parts
+    (an ``IndexedSlices``), or not at all."""
+    try:
+        leaves = tf.nest.flatten(value, expand_composites=True)
+    except (TypeError, ValueError, AttributeError):
+        leaves = None
+    if leaves is not None and all(tf.is_tensor(v) for v in leaves):
+        return "tensor", value
+    if not graph_bound(value):
+        return "python", value  # tf.IndexedSlices(values=[[1.]], indices=[0]): lists, as the plain cell has
+    if isinstance(value, tf.IndexedSlices):  # tensor parts leave the graph; lists stay, as in a plain cell
+        parts = (value.values, value.indices, value.dense_shape)
+        kept = tuple(_LEAVES if isinstance(p, tf.Tensor) else p for p in parts)
+        if not graph_bound(kept):
+            leaving = tuple(p for p in parts if isinstance(p, tf.Tensor))
+
+            def rebuild(tensors, kept=kept):
+                flowing = iter(tensors)
+                values, indices, shape = [next(flowing) if p is _LEAVES else p for p in kept]
+                return tf.IndexedSlices(values, indices, shape)
+
+            return "rebuild", (leaving, rebuild)
+    return "drop", f"a {type(value).__name__} whose parts are not all tensors cannot leave the graph"
+
+
 def finish_keras2_models(values) -> None:
     """Keras 2 (TensorFlow 2.15, tf-keras) makes a model's fit/evaluate/predict step counters in its constructor
     only outside a function (``training.py``, ``_init_batch_counters``): a model the cell constructed while
@@ -279,7 +291,7 @@ def finish_keras2_models(values) -> None:
 
 
 def not_written_back(record, code: CellCode) -> list[tuple[tuple[str, ...], int | None, str, str]]:
-    """What a trace (``tracing.TraceRecord``) does not write back, though a plain cell would bind it:
+    """What a trace (``collect.TraceRecord``) does not write back, though a plain cell would bind it:
     ``(names, line, why, fix)``, one entry per loop or binding statement, the result's under :data:`RESULT_KEY`."""
     out = []
     loops = (  # names a loop or branch binds that stay behind: (names, where they were bound, and what to do)
@@ -315,7 +327,7 @@ def not_written_back(record, code: CellCode) -> list[tuple[tuple[str, ...], int 
 
 
 def write_back_notes(record, code: CellCode) -> list:
-    """One finding per name (or result) of a trace (``tracing.TraceRecord``) that does not leave the graph as the
+    """One finding per name (or result) of a trace (``collect.TraceRecord``) that does not leave the graph as the
     plain cell's would, at the line that binds it."""
     lines = code.source.splitlines()
 

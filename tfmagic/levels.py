@@ -25,8 +25,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from tfmagic.graph import (BACKWARD_SCOPE, VARIABLE_WRITES, Edge, Folded, GraphModel, Op, Overlay, layer_names,
+from tfmagic.graph import (Edge, Folded, GraphModel, Op, Overlay, layer_names,
                            layer_scope, scope_matches, upstream, without_counter)
+from tfmagic.vocabulary import BACKWARD_SCOPE, IF_OPS, VARIABLE_READS, VARIABLE_WRITES
 
 #: A call whose body (in the readable view, its own bodies' included) has more ops than this, or a Keras model, is
 #: drawn as one node (``--expand NAME`` opens it).
@@ -40,8 +41,8 @@ _REPLICA = re.compile(r"^replica_\d+$")
 
 #: Op types that do no work worth naming in a folded node's line of types.
 _PLUMBING = frozenset({"Identity", "Reshape", "Squeeze", "ExpandDims", "Cast", "Shape", "Pack", "StridedSlice",
-                       "ConcatV2", "Const", "Placeholder", "ReadVariableOp", "NoOp", "Fill", "Range", "Size", "Rank",
-                       "VarIsInitializedOp", "If", "StatelessIf", "VarHandleOp"})  # If: a variable's first-call init
+                       "ConcatV2", "Const", "Placeholder", "NoOp", "Fill", "Range", "Size", "Rank", "VarIsInitializedOp",
+                       "VarHandleOp", *VARIABLE_READS, *IF_OPS})  # an If: a variable's first-call init
 
 
 @dataclasses.dataclass(frozen=True)

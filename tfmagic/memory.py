@@ -16,8 +16,6 @@ optimizer slots -- and its inputs, by the notebook's names; the rest of the note
 the step itself had live at the peak, largest first.  Where the allocator keeps no statistics (oneDNN off,
 ``TF_ENABLE_ONEDNN_OPTS=0``) :class:`NoMemoryStats` says so and how to turn them on.
 
->>> format_bytes(512), format_bytes(3 * 2**20), format_bytes(1.5 * 2**30)
-('512 B', '3.0 MiB', '1.50 GiB')
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tfmagic.errors import TfMagicError
+from tfmagic.vocabulary import CALL_NAME
 
 
 class NoMemoryStats(TfMagicError):
@@ -43,18 +42,6 @@ ONEDNN_SMALL = 256 * 1024
 #: How to turn statistics on for the CPU when oneDNN's allocator is off.
 CPU_STATS_HOW = ("set TF_CPU_ALLOCATOR_USE_BFC=1 in the environment before TensorFlow is imported (restart the "
                  "kernel), or leave oneDNN on (unset TF_ENABLE_ONEDNN_OPTS=0), whose allocator keeps them")
-
-
-def format_bytes(count: float) -> str:
-    """``512 B``, ``12.0 KiB``, ``3.0 MiB``, ``1.50 GiB``."""
-    count = float(count)
-    if abs(count) >= 2**30:
-        return f"{count / 2**30:.2f} GiB"
-    if abs(count) >= 2**20:
-        return f"{count / 2**20:.1f} MiB"
-    if abs(count) >= 2**10:
-        return f"{count / 2**10:.1f} KiB"
-    return f"{count:.0f} B"
 
 
 @dataclass
@@ -111,6 +98,8 @@ class MemoryProfile:
         allocations: the buffers the step's ops asked for, in order.
         peak_index: the event at the peak (``-1``: the allocator recorded none).
         held: what was held before the call, by name, largest first.
+        freed: ``(event index, bytes)`` of each buffer held before the call that the call freed (an earlier
+            call's temporary, say).
         counts_small: whether the allocator counts every buffer (oneDNN's CPU allocator counts those of
             :data:`ONEDNN_SMALL` bytes or more only).
     """
@@ -124,7 +113,13 @@ class MemoryProfile:
     allocations: list[Allocation] = field(default_factory=list)
     peak_index: int = -1
     held: list[Held] = field(default_factory=list)
+    freed: list[tuple[int, int]] = field(default_factory=list)
     counts_small: bool = True
+
+    @property
+    def smallest_counted(self) -> int:
+        """The smallest buffer the allocator counts (``0``: every one)."""
+        return 0 if self.counts_small else ONEDNN_SMALL
 
     @property
     def replayed_peak(self) -> int:
@@ -149,9 +144,15 @@ class MemoryProfile:
         return sorted((a for a in self.allocations if a.live_at(self.peak_index)), key=lambda a: -a.bytes)
 
     @property
+    def freed_before_peak(self) -> int:
+        """Bytes of the buffers held before the call that the call had freed by its peak."""
+        return sum(size for index, size in self.freed if index <= self.peak_index)
+
+    @property
     def small_at_peak(self) -> int:
-        """Bytes the step held at the peak in buffers the allocator did not record one by one."""
-        return max(self.step_peak - sum(a.bytes for a in self.live_at_peak()), 0)
+        """Bytes the step held at the peak in buffers the allocator did not record one by one (the peak is what was
+        held before, less what the call freed of it, plus the step's buffers live there)."""
+        return max(self.peak - self.before + self.freed_before_peak - sum(a.bytes for a in self.live_at_peak()), 0)
 
     def by_op(self) -> dict[str, int]:
         """Op name -> bytes its allocations took in all (for filling a drawing)."""
@@ -302,8 +303,10 @@ def replay(events: list[dict], device: str, before: int, peak: int, after: int) 
             open_at[event.get("addr")] = allocation
         else:
             allocation = open_at.pop(event.get("addr"), None)
-            if allocation is not None:  # (else a buffer held before the call: the previous result, say)
+            if allocation is not None:
                 allocation.end = index
+            else:  # a buffer held before the call: an earlier call's temporary, say
+                profile.freed.append((index, size))
     if profile.curve:
         top = max(profile.curve)
         profile.peak_index = profile.curve.index(top)
@@ -430,14 +433,13 @@ def _dtype_of(value) -> str:
 
 
 #: An op that calls a function: the ops the call runs are named under it (``StatefulPartitionedCall/gradient_tape/...``).
-_CALL = re.compile(r"^(Stateful)?PartitionedCall(_\d+)?$")
 
 
 def inner_name(name: str) -> str:
     """An op's name inside the functions calls ran it in: ``StatefulPartitionedCall/mlp_1/fc1_1/MatMul`` ->
     ``mlp_1/fc1_1/MatMul`` (what a layer's name scope, and the backward pass's, are read from)."""
     parts = name.split("/")
-    while len(parts) > 1 and _CALL.match(parts[0]):
+    while len(parts) > 1 and CALL_NAME.match(parts[0]):
         parts = parts[1:]
     return "/".join(parts)
 
@@ -504,7 +506,7 @@ def line_finder(graph, filename: str | None = None, line_offset: int = 0, source
     def line_of(name: str) -> str:
         if name not in found:
             parts = name.split("/")
-            call = next((i for i, part in enumerate(parts[:-1]) if _CALL.match(part)), None)
+            call = next((i for i, part in enumerate(parts[:-1]) if CALL_NAME.match(part)), None)
             if call is None:
                 text = one_line(name)
             else:  # the call's line, then the line inside the function it called

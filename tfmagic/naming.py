@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tfmagic.vocabulary import CALL_OPS, DATASET_LOOPS, IF_OPS, WHILE_OPS
+
 
 def _targets(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
@@ -345,8 +347,8 @@ def output_names(graph, cell: bool = False) -> dict[str, str]:
 
 #: AutoGraph's calls that become control-flow ops, with the position of their ``symbol_names`` argument.
 _AUTOGRAPH_STATEMENTS = {"for_stmt": ("loop", 5), "while_stmt": ("loop", 4), "if_stmt": ("if", 5)}
-_LOOP_OPS = ("While", "StatelessWhile", "ScanDataset")  # ScanDataset: ``for x in dataset:`` (graph.DATASET_LOOPS)
-_IF_OPS = ("If", "StatelessIf")
+_LOOP_OPS = WHILE_OPS + DATASET_LOOPS  # ScanDataset: ``for x in dataset:``
+_IF_OPS = IF_OPS
 
 
 def control_flow_names(graph, python_function) -> dict[str, str]:
@@ -386,7 +388,7 @@ def control_flow_names(graph, python_function) -> dict[str, str]:
             visit(child)
 
     visit(outer)
-    from tfmagic.graph import DATASET_LOOPS, is_dataset_loop
+    from tfmagic.graph import is_dataset_loop
 
     ops = [op for op in graph.get_operations() if op.type in _LOOP_OPS + _IF_OPS
            and (op.type not in DATASET_LOOPS or is_dataset_loop(op))]  # not a user's own ds.scan(...)
@@ -416,7 +418,7 @@ def called_control_flow_names(graph, python_function) -> dict[tuple[str, str], s
     found = {}
     names = getattr(python_function, "__globals__", {})
     for op in graph.get_operations():
-        if op.type not in ("PartitionedCall", "StatefulPartitionedCall"):
+        if op.type not in CALL_OPS:
             continue
         for _, fn_name in function_attrs(op):
             callee = names.get(python_name(fn_name))

@@ -7,7 +7,7 @@ its state to file descriptor 2 (its bins and chunks, hundreds of lines, and the 
 limit).  :func:`oom_report` turns both into the short report a notebook shows: the op at the user's line,
 the bytes it asked for with shape and dtype, what was in use against the limit, what the notebook holds by
 name (variables, models, tensors), what ``--memory`` last measured of the same function by line (another
-batch size, say: ``memory.remember``), and the ways out.  :func:`is_allocator_dump` tells the dump's lines,
+batch size, say: ``memory.remember``), and the ways out.  ``quiet.is_allocator_dump`` tells the dump's lines,
 which tfmagic keeps out of the cell (``quiet.filtered_fd2`` around a magic's run, ``quiet.CellFd2Filter``
 around a plain cell) and reads the limit from.
 
@@ -27,23 +27,11 @@ from dataclasses import dataclass
 
 _OOM = re.compile(r"OOM when allocating tensor with shape\s*(?P<shape>\[[^\]]*\]) and type (?P<dtype>\w+) on "
                   r"(?:/job:[^/]*/replica:\d+/task:\d+/device:)?(?P<device>[\w:]+)(?: by allocator (?P<alloc>\S+))?")
-#: The allocator's state it writes to fd 2 when it runs out (``bfc_allocator.cc``), and the lines TensorFlow logs
-#: with the same error (``op_kernel.cc``, ``local_rendezvous.cc``).
-_DUMP_LINE = re.compile(r"bfc_allocator\.cc|RESOURCE_EXHAUSTED|^\s*(Bin \(|Chunk at|Free at|InUse at|Sum Total of|"
-                        r"\d+ Chunks of size|Stats:|Limit:|InUse:|MaxInUse:|NumAllocs:|MaxAllocSize:|Reserved:|"
-                        r"PeakReserved:|LargestFreeBlock:|Current allocation summary follows|If the cause is memory "
-                        r"fragmentation|Next region of size|\[\[\{\{node |Hint: If you want to see a list of "
-                        r"allocated tensors|\*+$|_+[_*]*$)")
 _DUMP_NUMBER = re.compile(r"^\s*(Limit|InUse|MaxInUse):\s+([\d.]+)([KMGT]?i?B)\s*$")
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 #: TensorFlow's names of dtypes in the message (``type float``) -> the dtype's name.
 _DTYPES = {"float": "float32", "double": "float64", "half": "float16", "int": "int32", "long": "int64",
            "bfloat16": "bfloat16", "bool": "bool", "uint8": "uint8", "int8": "int8", "int16": "int16"}
-
-
-def is_allocator_dump(line: str) -> bool:
-    """Whether a line written to fd 2 is part of the allocator's out-of-memory dump."""
-    return bool(_DUMP_LINE.search(line))
 
 
 def dump_numbers(lines: list[str]) -> dict[str, int]:
@@ -137,9 +125,10 @@ def oom_report(exc, namespace: dict, cell_line: tuple[int, str] | None = None, w
     """
     import tensorflow as tf
 
-    from tfmagic.memory import format_bytes as fb
+    from tfmagic.reports import format_bytes as fb
     from tfmagic.memory import recalled
-    from tfmagic.tracebacks import _op_error_parts, is_user_file
+    from tfmagic.tracebacks import _op_error_parts
+    from tfmagic.vocabulary import is_user_file
 
     message = getattr(exc, "message", None) or str(exc)
     asked = parse_oom(message)

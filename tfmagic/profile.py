@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from tfmagic.errors import TfMagicError
 from tfmagic.quiet import filtered_fd2, is_profiler_line
+from tfmagic.vocabulary import VARIABLE_WRITES
 
 #: How many measured calls ``--profile`` makes when no number is given.
 DEFAULT_STEPS = 10
@@ -209,7 +210,6 @@ def _is_op(label: str) -> bool:
 
 
 #: Op types that write a variable (their first input is the variable's handle).
-_WRITES = ("Assign", "ResourceApply", "ResourceScatter", "ResourceSparseApply", "ResourceStridedSliceAssign")
 
 
 class VariablesKept:
@@ -238,7 +238,7 @@ class VariablesKept:
 
     def _scan(self, graph, written: set) -> None:
         for op in graph.get_operations():
-            if op.type.startswith(_WRITES) and op.inputs:
+            if op.type.startswith(VARIABLE_WRITES) and op.inputs:
                 written.add(op.inputs[0].op.name)
 
     def __enter__(self):

@@ -44,6 +44,14 @@ import threading
 import warnings
 from collections.abc import Callable
 
+#: The allocator's state it writes to fd 2 when it runs out (``bfc_allocator.cc``), and the lines TensorFlow logs
+#: with the same error (``op_kernel.cc``, ``local_rendezvous.cc``).
+_DUMP_LINE = re.compile(r"bfc_allocator\.cc|RESOURCE_EXHAUSTED|^\s*(Bin \(|Chunk at|Free at|InUse at|Sum Total of|"
+                        r"\d+ Chunks of size|Stats:|Limit:|InUse:|MaxInUse:|NumAllocs:|MaxAllocSize:|Reserved:|"
+                        r"PeakReserved:|LargestFreeBlock:|Current allocation summary follows|If the cause is memory "
+                        r"fragmentation|Next region of size|\[\[\{\{node |Hint: If you want to see a list of "
+                        r"allocated tensors|\*+$|_+[_*]*$)")
+
 #: TensorFlow's sources of start-up lines (absl's format: ``I0000 time thread file.cc:line] message``).
 _STARTUP_SOURCES = ("port.cc", "cudart_stub.cc", "cpu_feature_guard.cc", "cuda_platform.cc", "cuda_executor.cc",
                     "cuda_diagnostics.cc", "cuda_dnn.cc", "cuda_fft.cc", "cuda_blas.cc", "dso_loader.cc",
@@ -102,11 +110,14 @@ def below_log_level(line: str, level: int | None = None) -> bool:
     return bool(match) and "IWE".index(match.group("severity")) < level
 
 
+def is_allocator_dump(line: str) -> bool:
+    """Whether a line written to fd 2 is part of the allocator's out-of-memory dump."""
+    return bool(_DUMP_LINE.search(line))
+
+
 def is_cell_noise(line: str) -> bool:
     """What a magic's run keeps out of its cell: an allocator's out-of-memory dump (read for the report:
-    ``oom.is_allocator_dump``) and TensorFlow's log lines below ``TF_CPP_MIN_LOG_LEVEL``."""
-    from tfmagic.oom import is_allocator_dump
-
+    ``oom.py``) and TensorFlow's log lines below ``TF_CPP_MIN_LOG_LEVEL``."""
     return is_allocator_dump(line) or below_log_level(line)
 
 

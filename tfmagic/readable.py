@@ -42,8 +42,10 @@ import re
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclasses_replace
 
-from tfmagic.graph import (CALLS, DATASET_LOOP_RUNNERS, DATASET_LOOPS, Edge, Folded, GraphModel, Op, upstream,
+from tfmagic.graph import (Edge, Folded, GraphModel, Op, upstream,
                            without_counter)
+from tfmagic.vocabulary import (CALL_OPS, CASE_OPS, DATASET_LOOP_RUNNERS, DATASET_LOOPS, IF_OPS, VARIABLE_READS,
+                                WHILE_OPS)
 
 #: What the readable view hides, in the order the note lists it: key -> (singular, plural).
 CATEGORIES: dict[str, tuple[str, str]] = {
@@ -77,8 +79,8 @@ _SYMBOLS = {"AddV2": "+", "Add": "+", "Sub": "-", "Mul": "\u00d7", "RealDiv": "/
             "FloorMod": "%", "Pow": "**", "Maximum": "max", "Minimum": "min", "Greater": ">", "GreaterEqual": ">=",
             "Less": "<", "LessEqual": "<=", "Equal": "==", "NotEqual": "!="}
 
-_WHILE = ("While", "StatelessWhile")
-_IF = ("If", "StatelessIf", "Case", "StatelessCase")
+_WHILE = WHILE_OPS
+_IF = IF_OPS + CASE_OPS
 #: A name the user may have given a list (``grads[3]``): the list's name and the part's index.
 _LIST_PART = re.compile(r"^([A-Za-z_][\w.]*)\[(\d+)\]$")
 
@@ -151,7 +153,8 @@ class _Simplifier:
         self._fold_gradient_calls()
         self._name_inputs()
         bodies = self._body_roles()  # before bookkeeping goes: the slot labels read what feeds each op
-        self._fold("ReadVariableOp", "read")
+        for read in VARIABLE_READS:
+            self._fold(read, "read")
         self._fold("Identity", "identity")
         self._fold_identity_n()
         self._fold_loop_runners()
@@ -343,7 +346,7 @@ class _Simplifier:
         their number, where no op between them depends on one and feeds another (the drawing keeps its order)."""
         calls: dict[tuple[str, str], list[str]] = {}
         for name, op in self.ops.items():
-            if op.type in CALLS and op.subgraphs:
+            if op.type in CALL_OPS and op.subgraphs:
                 calls.setdefault((op.callee, op.subgraphs[0][1].name), []).append(name)
         for members in calls.values():
             if len(members) < 2 or not self._repeated(members) or self._between(set(members)):

@@ -109,6 +109,22 @@ def format_us(micros: float) -> str:
     return f"{micros:.0f} us"
 
 
+def format_bytes(count: float) -> str:
+    """``512 B``, ``12.0 KiB``, ``3.0 MiB``, ``1.50 GiB``.
+
+    >>> format_bytes(512), format_bytes(3 * 2**20), format_bytes(1.5 * 2**30)
+    ('512 B', '3.0 MiB', '1.50 GiB')
+    """
+    count = float(count)
+    if abs(count) >= 2**30:
+        return f"{count / 2**30:.2f} GiB"
+    if abs(count) >= 2**20:
+        return f"{count / 2**20:.1f} MiB"
+    if abs(count) >= 2**10:
+        return f"{count / 2**10:.1f} KiB"
+    return f"{count:.0f} B"
+
+
 class TextAndHtml:
     """The base of tfmagic's tables and reports: aligned text for a terminal (``_text``), HTML for a notebook
     (``_html``); IPython asks for the one it shows, and ``repr`` is the text."""
@@ -395,6 +411,8 @@ class MemoryReport(TextAndHtml):
         profile: the ``memory.MemoryProfile``.
         rows: its allocations per op (``memory.op_rows``), with their groups and lines.
         line_of: op name -> its line (``line 6: y = model(x)``), for the ops the sentence names.
+        groups: ``(group, bytes allocated, bytes live at the peak, ops)`` by Keras layer / name scope and by line
+            (``memory.grouped`` of the rows), largest first.
         top: how many rows a table lists.
     """
 
@@ -402,11 +420,11 @@ class MemoryReport(TextAndHtml):
     profile: Any
     rows: list = field(default_factory=list)
     line_of: Any = None
+    groups: dict = field(default_factory=dict)
     top: int = 12
 
     def sentence(self) -> list[str]:
         """The peak and who holds it, as lines (the first one is the peak)."""
-        from tfmagic.memory import format_bytes as fb
 
         p = self.profile
         at = p.peak_allocation
@@ -415,66 +433,64 @@ class MemoryReport(TextAndHtml):
             line = self.line_of(at.op) if self.line_of else ""
             where = f", reached at {at.op} ({' '.join(x for x in (at.dtype, at.shape) if x)}" + \
                     (f", {line})" if line else ")")
-        lines = [f"{self.title}: peak {fb(p.peak)} in use on {p.device} ({fb(p.before)} held before the call + "
-                 f"{fb(p.step_peak)} the step's own){where}"]
-        if not p.counts_small:
-            from tfmagic.memory import ONEDNN_SMALL
-
-            lines.append(f"  oneDNN's CPU allocator counts buffers of {fb(ONEDNN_SMALL)} or more: smaller ones (small "
-                         "layers' weights, biases, scalars) are outside these numbers (TF_CPU_ALLOCATOR_USE_BFC=1, set "
-                         "before TensorFlow is imported, counts every buffer)")
+        lines = [f"{self.title}: peak {format_bytes(p.peak)} in use on {p.device} ({format_bytes(p.before)} held before the call + "
+                 f"{format_bytes(p.step_peak)} the step's own){where}"]
+        if p.smallest_counted:
+            lines.append(f"  oneDNN's CPU allocator counts buffers of {format_bytes(p.smallest_counted)} or more: "
+                         "smaller ones (small layers' weights, biases, scalars) are outside these numbers "
+                         "(TF_CPU_ALLOCATOR_USE_BFC=1, set before TensorFlow is imported, counts every buffer)")
         held = p.held
         named = sum(h.bytes for h in held)
-        lines.append(f"  held before the call: {fb(p.before)}" + ("" if p.counts_small or named <= p.before else
-                                                                   " counted (the names below hold buffers of every "
+        lines.append(f"  held before the call: {format_bytes(p.before)}" + (
+            "" if not p.smallest_counted or named <= p.before else " counted (the names below hold buffers of every "
                                                                    "size)"))
+        if p.freed_before_peak:
+            lines.append(f"    of which the call had freed {format_bytes(p.freed_before_peak)} by the peak (an earlier "
+                         "call's buffers)")
         kinds = (("weights", "weights"), ("other variables", "other variables (optimizer slots, counters)"),
                  ("input", "inputs"))
         for kind, words in kinds:
             items = [h for h in held if h.kind == kind]
             if items:
-                lines.append(f"    {words} {fb(sum(h.bytes for h in items))}: {_listed(items, 4)}")
+                lines.append(f"    {words} {format_bytes(sum(h.bytes for h in items))}: {_listed(items, 4)}")
         if p.before - named > 0:
-            lines.append(f"    the notebook's other tensors and buffers {fb(p.before - named)}")
-        lines.append(f"  the step's own at the peak: {fb(p.step_peak)}")
+            lines.append(f"    the notebook's other tensors and buffers {format_bytes(p.before - named)}")
+        lines.append(f"  the step's own at the peak: {format_bytes(p.step_peak)}")
         live = p.live_at_peak()
         if live:
             shown = [self._buffer(a) for a in live[:5]]
             more = live[5:]
-            lines.append("    " + ", ".join(shown) + (f", {len(more)} more {fb(sum(a.bytes for a in more))}"
+            lines.append("    " + ", ".join(shown) + (f", {len(more)} more {format_bytes(sum(a.bytes for a in more))}"
                                                       if more else ""))
         if p.small_at_peak:
-            lines.append(f"    buffers too small for the allocator to record one by one: {fb(p.small_at_peak)}")
-        lines.append(f"  in use when the call had returned (its results held): {fb(p.after)}")
+            lines.append(f"    buffers too small for the allocator to record one by one: {format_bytes(p.small_at_peak)}")
+        lines.append(f"  in use when the call had returned (its results held): {format_bytes(p.after)}")
         return lines
 
     def _buffer(self, allocation) -> str:
         """``adam/Sub_10 4.9 MiB for 4.0 MiB asked (float32 [1024,1024], line 5)``."""
-        from tfmagic.memory import format_bytes as fb
 
         a = allocation
-        asked = f" for {fb(a.requested)} asked" if a.requested and a.bytes > a.requested * 1.05 else ""
+        asked = f" for {format_bytes(a.requested)} asked" if a.requested and a.bytes > a.requested * 1.05 else ""
         line = self.line_of(a.op).split(":")[0] if self.line_of and self.line_of(a.op) else ""
         what = ", ".join(x for x in (" ".join(x for x in (a.dtype, a.shape) if x), line) if x)
-        return f"{a.op} {fb(a.bytes)}{asked}" + (f" ({what})" if what else "")
+        return f"{a.op} {format_bytes(a.bytes)}{asked}" + (f" ({what})" if what else "")
 
     def _tables(self) -> list[Table]:
-        from tfmagic.memory import format_bytes as fb
-        from tfmagic.memory import grouped
-
         ops = [[r.op if len(r.op) <= 44 else ".../" + "/".join(r.op.split("/")[-2:])[-40:], r.group,
-                r.line.split(":")[0], fb(r.allocated), fb(r.at_peak) if r.at_peak else "", r.shape, r.dtype, r.region]
+                r.line.split(":")[0], format_bytes(r.allocated), format_bytes(r.at_peak) if r.at_peak else "",
+                r.shape, r.dtype, r.region]
                for r in self.rows[:self.top]]
         more = len(self.rows) - self.top
         tables = [Table("by op: bytes allocated in the step, and live at the peak",
                         ["op", "layer / scope", "line", "allocated", "at peak", "shape", "dtype", "kind"], ops,
                         [f"... and {more} more ops"] if more > 0 else [])]
-        for title, key in (("by layer / name scope", lambda r: r.group), ("by line", lambda r: r.line)):
-            rows = [[name, fb(allocated), fb(at_peak) if at_peak else "", str(count)]
-                    for name, allocated, at_peak, count in grouped(self.rows, key)[:self.top]]
+        for title, groups in self.groups.items():
+            rows = [[name, format_bytes(allocated), format_bytes(at_peak) if at_peak else "", str(count)]
+                    for name, allocated, at_peak, count in groups[:self.top]]
             tables.append(Table(title, [title.split(" ")[1] if title == "by line" else "layer / scope",
                                         "allocated", "at peak", "ops"], rows))
-        held = [[h.name, h.kind, fb(h.bytes), h.shape, h.dtype] for h in self.profile.held[:self.top]]
+        held = [[h.name, h.kind, format_bytes(h.bytes), h.shape, h.dtype] for h in self.profile.held[:self.top]]
         if held:
             tables.append(Table("held before the call", ["name", "kind", "bytes", "shape", "dtype"], held))
         return tables
@@ -494,11 +510,10 @@ class MemoryReport(TextAndHtml):
 
 def _listed(items: list, count: int) -> str:
     """``a 4.0 MiB, b 3.1 MiB, 2 more 8.0 KiB``."""
-    from tfmagic.memory import format_bytes as fb
 
-    shown = ", ".join(f"{h.name} {fb(h.bytes)}" for h in items[:count])
+    shown = ", ".join(f"{h.name} {format_bytes(h.bytes)}" for h in items[:count])
     rest = items[count:]
-    return shown + (f", {len(rest)} more {fb(sum(h.bytes for h in rest))}" if rest else "")
+    return shown + (f", {len(rest)} more {format_bytes(sum(h.bytes for h in rest))}" if rest else "")
 
 
 def _buckets(profile, width: int) -> list[int]:
@@ -518,20 +533,18 @@ def sparkline(profile, width: int = 60) -> str:
     >>> sparkline(SimpleNamespace(before=0, peak=8, after=0, curve=[2, 8, 4, 0]))
     '▁▃█▅▁ 0 B before the call -> peak 8 B -> 0 B after it'
     """
-    from tfmagic.memory import format_bytes as fb
 
     points = _buckets(profile, width)
     low, high = min(points), max(max(points), profile.peak)
     blocks = "▁▂▃▄▅▆▇█"
     span = (high - low) or 1
     line = "".join(blocks[min(int((v - low) / span * (len(blocks) - 1) + 0.5), len(blocks) - 1)] for v in points)
-    return f"{line} {fb(profile.before)} before the call -> peak {fb(high)} -> {fb(profile.after)} after it"
+    return f"{line} {format_bytes(profile.before)} before the call -> peak {format_bytes(high)} -> {format_bytes(profile.after)} after it"
 
 
 def curve_svg(profile, width: int = 560, height: int = 130) -> str:
     """The curve of bytes in use across the step, as a small inline SVG, from zero: the bytes held before the call
     shaded blue under a dashed line, the step's own above it red, a dot at the peak."""
-    from tfmagic.memory import format_bytes as fb
 
     points = _buckets(profile, width // 3)
     top = max(max(points), profile.peak) or 1
@@ -556,10 +569,10 @@ def curve_svg(profile, width: int = 560, height: int = 130) -> str:
             f'<line x1="{left}" y1="{held:.1f}" x2="{left + plot_w}" y2="{held:.1f}" stroke="#1f5fbf" '
             f'stroke-dasharray="4,3"/>'
             f'<text x="{left - 4}" y="{held + 3:.1f}" text-anchor="end" fill="#1f5fbf">'
-            f'{html.escape(fb(profile.before))}</text>'
+            f'{html.escape(format_bytes(profile.before))}</text>'
             f'<polyline points="{line}" fill="none" stroke="#d7301f" stroke-width="1.5"/>'
             f'<circle cx="{x(peak_i):.1f}" cy="{y(max(points)):.1f}" r="3.5" fill="#d7301f"/>'
             f'<text x="{left - 4}" y="{y(max(points)) + 3:.1f}" text-anchor="end" fill="#d7301f">'
-            f'{html.escape(fb(max(points)))}</text>'
+            f'{html.escape(format_bytes(max(points)))}</text>'
             f'<text x="{left}" y="{height - 5}" fill="#555">bytes in use across the step, event by event (blue: held '
             f'before the call; red: the step\'s own; dot: the peak)</text></svg>')

@@ -29,7 +29,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfmagic.fixes import fix_lines, fixes_for, with_constant_dtype
+from tfmagic.fixes import ArgChange, fix_lines, fixes_for, with_constant_dtype
 
 
 # ---------------------------------------------------------------------------
@@ -116,44 +116,6 @@ def _components(trace_type) -> tuple:
 # Differences between two traces
 
 
-@dataclass(frozen=True)
-class ArgChange:
-    """How one argument differs from the nearest earlier trace.
-
-    Attributes:
-        name: the argument (``x``, ``cfg['a']``, ``pair[1]``).
-        kind: ``shape``, ``rank``, ``dtype``, ``python_value``, ``type``, ``keys``, ``length``,
-            ``object``, ``new`` (an argument not there before) or ``captured`` (a new captured object).
-        before: the earlier trace's description.
-        after: this trace's description.
-    """
-
-    name: str
-    kind: str
-    before: str
-    after: str
-
-    @property
-    def text(self) -> str:
-        if self.kind == "python_value":
-            return f"{self.name}: {self.before} -> {self.after.split(' ', 2)[-1]}"
-        if self.kind == "keys":
-            return f"{self.name}: dict keys changed ({self.after})"
-        if self.kind == "object":
-            return f"{self.name}: a different object ({self.before} -> {self.after})"
-        if self.kind == "captured":
-            return f"{self.name}: a new object is captured ({self.before} -> {self.after})"
-        if self.kind == "new":
-            return f"{self.name}: {self.after} (not an argument before)"
-        if self.kind in ("code", "options", "cap"):
-            return f"{self.name}: {self.after}"
-        if self.kind == "type" and not self.before.startswith("Python") and self.after.startswith("Python"):
-            return f"{self.name}: {self.before} tensor -> {self.after}"
-        if self.kind == "type" and self.before.startswith("Python") and not self.after.startswith("Python"):
-            return f"{self.name}: {self.before} -> {self.after} tensor"
-        return f"{self.name}: {self.before} -> {self.after}"
-
-
 def compare(name: str, before: Any, after: Any) -> list[ArgChange]:
     """The changes between two trace types of the same argument (nested ones by path)."""
     if before == after:
@@ -198,7 +160,7 @@ def compare(name: str, before: Any, after: Any) -> list[ArgChange]:
 @dataclass
 class Trace:
     """One trace of a ``tf.function``: the one record of a trace, which a ``%%tfgraph`` cell's trace
-    (``tracing.TraceRecord``) extends with what the cell's values did.
+    (``collect.TraceRecord``) extends with what the cell's values did.
 
     Attributes:
         number: 1 for the first trace, 2 for the next, ...
@@ -598,8 +560,8 @@ def watched_pitfalls(function, history: TraceHistory) -> list:
     source = textwrap.dedent("".join(lines))
     findings = diagnostics.find_source_pitfalls(source)
     if history.traces and history.traces[-1].concrete is not None:
-        findings += diagnostics.find_unrolled_loops(source, history.traces[-1].concrete.graph,
-                                                    python_function.__code__.co_filename, first - 1)
+        findings += diagnostics.find_unrolled_loops(diagnostics.TracedCode(
+            source, history.traces[-1].concrete.graph, python_function.__code__.co_filename, first - 1))
     # Lines of the file (or notebook cell) the function is in, as the user sees them.
     return [dataclasses.replace(f, line=f.line + first - 1) if f.line else f for f in findings]
 

@@ -11,14 +11,12 @@ plain Python through the exception's notes.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import sysconfig
 import traceback
 from dataclasses import dataclass
 
 from tfmagic.cell import CellCode
+from tfmagic.vocabulary import is_user_file
 
 _CONTEXT_LINES = 2
 
@@ -31,26 +29,6 @@ class CellFrame:
     code: str
     function: str
     filename: str | None = None
-
-
-def _library_dirs() -> tuple[str, ...]:
-    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    paths.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # where tfmagic lives
-    for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix):
-        paths.add(os.path.join(prefix, "lib"))
-    return tuple(os.path.join(p, "") for p in paths if p)
-
-
-_LIBRARY_DIRS = _library_dirs()
-
-
-def is_user_file(filename: str) -> bool:
-    """Whether a frame's file is the user's code (a cell, a script) rather than a library's."""
-    if "__autograph_generated_file" in filename:
-        return False
-    if filename.startswith("<"):
-        return filename.startswith(("<ipython-input", "<tfgraph-", "<tape-")) or filename == "<string>"
-    return not os.path.abspath(filename).startswith(_LIBRARY_DIRS)
 
 
 def _frame(code: CellCode, filename: str, lineno: int, function: str, text: str | None) -> CellFrame | None:

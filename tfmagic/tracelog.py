@@ -25,6 +25,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfmagic.vocabulary import FRAMEWORK_FILE
+
 #: How many traced calls the log keeps (the oldest go first).
 MAX_EVENTS = 2000
 
@@ -206,7 +208,7 @@ class TraceLog:
 def _family(key, function) -> Family:
     name = getattr(key, "co_qualname", None) or getattr(key, "co_name", None) or getattr(function, "__name__", "?")
     filename = getattr(key, "co_filename", "")
-    library = any(part in filename for part in ("/tensorflow/", "/keras/", "/tf_keras/"))
+    library = bool(FRAMEWORK_FILE.search(filename))
     return Family(name, filename, getattr(key, "co_firstlineno", 0), library=library)
 
 

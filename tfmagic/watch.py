@@ -23,6 +23,7 @@ from typing import Any
 
 from tfmagic import retracing
 from tfmagic.fixes import fix_lines, fixes_for, static_shape_caveat, with_constant_dtype
+from tfmagic.vocabulary import TFMAGIC_FILE
 
 #: A summary lists at most this many values of a changing argument (the first ones, then the last).
 MAX_VALUES = 5
@@ -82,7 +83,7 @@ def cell_summaries(functions: dict[str, Any], new_traces: dict[str, int], events
 
 def _user_family(family) -> bool:
     return not family.library and not family.filename.startswith("<tfgraph-") and \
-        os.sep + "tfmagic" + os.sep not in family.filename
+        not TFMAGIC_FILE.search(family.filename)
 
 
 def _families_made_anew(events: list) -> list[tuple[Any, int, set[int]]]:

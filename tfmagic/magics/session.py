@@ -26,7 +26,7 @@ class SessionMagics(Magics):
         self._history = None  # naming.HistoryTargets: how the session's cells bound each name
         self._previous_custom_exc = None
         self._install_error_handler()
-        from tfmagic.oom import is_allocator_dump
+        from tfmagic.quiet import is_allocator_dump
         from tfmagic.quiet import CellFd2Filter
 
         self._fd2 = CellFd2Filter(is_allocator_dump)  # an out-of-memory dump stays out of a plain cell too

@@ -84,6 +84,7 @@ def peak() -> dict:
 
 
 def nostats() -> dict:
+    os.environ.pop("TF_CPU_ALLOCATOR_USE_BFC", None)  # (the suite's, where oneDNN is off by default: conftest.py)
     os.environ.update(TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="3")
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output

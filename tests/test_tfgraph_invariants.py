@@ -239,9 +239,9 @@ def test_an_iterator_made_in_the_cell_is_a_stand_in_that_says_why(ip):
 
 
 def test_a_python_loop_that_would_unroll_without_end_stops_with_the_reason(ip, monkeypatch):
-    import tfmagic.tracing
+    import tfmagic.collect
 
-    monkeypatch.setattr(tfmagic.tracing, "MAX_UNROLLED_OPS", 2000)  # (50,000 by default: seconds, not minutes)
+    monkeypatch.setattr(tfmagic.collect, "MAX_UNROLLED_OPS", 2000)  # (50,000 by default: seconds, not minutes)
     run(ip, "import itertools\nacc = 'before'")
     for cell, line in (("acc = tf.constant(0.)\nfor i in itertools.count():\n    acc = acc + tf.cast(i, tf.float32)", 2),
                        ("acc = tf.constant(0.)\nk = 0\nwhile k >= 0:\n    acc = acc + 1.\n    k += 1", 3)):

@@ -23,7 +23,6 @@ is written to the namespace here: the caller writes ``run.outputs`` back (and ca
 
 from __future__ import annotations
 
-import ast
 import collections
 import collections.abc
 import types
@@ -33,17 +32,19 @@ from typing import Any
 import tensorflow as tf
 
 from tfmagic import diagnostics, retracing, tracebacks
-from tfmagic.cell import (BOUND_HELPER, FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell,
-                          assigned_names, cell_graph)
+from tfmagic.cell import BOUND_HELPER, FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell
 from tfmagic.cellvars import CellVariables, EagerEffects
-from tfmagic.errors import RetraceLimitError, UnrolledLoopError
+from tfmagic.collect import TraceCollector, TraceRecord
+from tfmagic.errors import RetraceLimitError
 from tfmagic.fixes import fixes_for
 from tfmagic.inputs import MUTABLE, split_inputs
-from tfmagic.leaving import (RESULT_KEY, SYMBOLIC_TEXT, check_reads, finish_keras2_models, is_defined, join_mixed,
-                             not_written_back, place, write_back_notes)
+from tfmagic.leaving import (RESULT_KEY, check_reads, finish_keras2_models, join_mixed, not_written_back,
+                             write_back_notes)
 from tfmagic.naming import held_variables, holds_variables
 from tfmagic.quiet import graph_only_deprecations
 from tfmagic.redefine import CELL_BUILTINS, CELL_MODULE, redefine
+from tfmagic.requests import FunctionOptions
+from tfmagic.vocabulary import VARIABLE_WRITES
 
 #: How many cells' functions a :class:`CellCache` keeps (the least recently run go first).
 MAX_CACHED_CELLS = 64
@@ -55,9 +56,6 @@ EAGER_NOTE = ("tf.config.run_functions_eagerly(True) is on: the cell ran eagerly
 #: How many traces a cell's ``tf.function`` keeps; a cell that would trace past this gets a new
 #: function (its earlier traces are released, so a long session's memory stays bounded).
 MAX_TRACES_PER_FUNCTION = 32
-
-#: Ops the cell's Python loops (run while tracing) may put into its graph before the trace stops with the reason.
-MAX_UNROLLED_OPS = 50_000
 
 #: The notebook's own packages, which AutoGraph must call as they are: converted, IPython's
 #: ``display.clear_output`` reached the kernel's socket with AutoGraph's FunctionScope ("not JSON serializable").
@@ -77,64 +75,6 @@ def _call_notebook_code_as_is() -> None:
 _call_notebook_code_as_is()
 
 
-@dataclass(frozen=True)
-class FunctionOptions:
-    """How the cell's ``tf.function`` is built (``--jit``, ``--reduce-retracing``, ``--no-autograph``)."""
-
-    jit_compile: bool = False
-    reduce_retracing: bool = False
-    autograph: bool = True
-
-
-@dataclass(kw_only=True)
-class TraceRecord(retracing.Trace):
-    """One trace of a cell: a :class:`retracing.Trace` (number, signature, changes, fixes, nearest, reason) with
-    the graph TensorFlow built and the Python values it produced.
-
-    Attributes:
-        graph: the ``FuncGraph`` of the trace.
-        python_values: names the trace bound to plain Python values (not tensors);
-            a ``tf.function`` computes these once, while tracing.
-        python_result: the last expression's value when it is not a tensor.
-        result_is_tensor: whether the last expression's value leaves the graph as a tensor.
-        diff: what changed in the graph against that trace (``tracediff.GraphDiff``).
-        findings: trace-time pitfalls this trace ran into (``diagnostics.Finding``).
-        mixed: containers holding tensors and Python values: how to rebuild them around their tensors.
-        rebuild: names (and the result) that leave the graph as tensors and are rebuilt eagerly
-            (a ``tf.TensorArray`` from its contents): name -> function of the returned tensors.
-        functions: functions the cell defined that read its names: name -> how to define them again
-            over the notebook's namespace (inside the graph they read the trace's values).
-        dropped: names (and the result) that cannot leave the graph: name -> why (not written back).
-        slots: places in captured containers and objects where the cell put graph tensors
-            (``seen.append(y)``, ``cfg['k'] = y``, ``obj.t = y``): they leave the graph and go back in there.
-        texts: names bound to text that shows a symbolic tensor (``f"{y}"`` while tracing).
-        kept_inside: names a graph loop binds that AutoGraph kept inside the graph (not written back).
-        python_loop_kept: names the body of a Python loop binds that AutoGraph did not keep (not written back).
-        graph_kept: names bound only inside a graph branch or loop (an ``if`` or loop on a tensor) that AutoGraph
-            kept inside the graph (not written back), the top-level loops' ``kept_inside`` aside.
-        branch_variables: ``(name, line)`` for each name a graph branch or loop body bound to a variable (at the
-            line), written back as a tensor (a tf.cond's or while loop's output is the variable's value).
-    """
-
-    graph: Any
-    python_values: dict[str, Any]
-    python_result: Any
-    result_is_tensor: bool
-    diff: Any = None
-    findings: list = field(default_factory=list)
-    mixed: dict[str, Any] = field(default_factory=dict)
-    rebuild: dict[Any, Any] = field(default_factory=dict)
-    functions: dict[str, Any] = field(default_factory=dict)
-    dropped: dict[Any, str] = field(default_factory=dict)
-    slots: list = field(default_factory=list)
-    texts: list = field(default_factory=list)
-    kept_inside: list = field(default_factory=list)
-    python_loop_kept: list = field(default_factory=list)
-    graph_kept: list = field(default_factory=list)
-    branch_variables: list = field(default_factory=list)
-    redefined: dict = field(default_factory=dict)  # name -> the user's own function or class, once defined
-
-
 @dataclass
 class CellRun:
     """The outcome of one run of a cell.
@@ -149,6 +89,9 @@ class CellRun:
         trace_count: how many times the cell has traced (across rebuilds of its function).
         function: the ``tf.function``.
         inputs: the names passed as arguments, in order.
+        arguments: the values passed, in order (what a profile, a memory measurement or XLA calls the function
+            with again: :meth:`call`).
+        function_code: the cell's analysis (``cell.CellCode``), which its functions are defined again from.
         findings: trace-time pitfalls, when this run traced.
         functions: functions the cell defined that read its names: call ``redefine(namespace)`` on each
             once ``outputs`` are written back, to have them read the notebook's names as a plain cell's do.
@@ -156,6 +99,11 @@ class CellRun:
             empty when it ran as a graph.  An eager run has no trace: ``trace`` is ``None``.
         not_written: what a plain cell binds that this run could not write back (``leaving.not_written_back``):
             the names to bind to stand-ins (``leaving.stand_ins``).
+        cell: the ``CellFunction`` that ran (its traces, for a diff or the explorer).
+        record: the trace that ran, where this run traced or had to look it up (else ``None``: :attr:`trace`
+            looks it up on first use, by ``find_trace``).
+        find_trace: gives the trace that ran, where ``record`` is ``None``.
+        redefined: the cell's functions and classes already defined again over the notebook (by name).
     """
 
     outputs: dict[str, Any]
@@ -167,15 +115,20 @@ class CellRun:
     trace_count: int
     function: Any
     inputs: tuple[str, ...]
+    arguments: tuple = ()
     function_code: Any = None
     findings: list = field(default_factory=list)
-    _trace: TraceRecord | None = None
-    _find_trace: Any = None
     functions: dict[str, Any] = field(default_factory=dict)
     eager: str = ""
-    _redefined: dict = field(default_factory=dict)
     not_written: list = field(default_factory=list)
-    cell: Any = None  # the CellFunction that ran (its traces, for a diff or the explorer)
+    cell: Any = None
+    record: TraceRecord | None = None
+    find_trace: Any = None
+    redefined: dict = field(default_factory=dict)
+
+    def call(self):
+        """Call the function again with the run's arguments (a profile's, a memory measurement's call)."""
+        return self.function(*self.arguments)
 
     def redefine_functions(self, namespace: dict) -> None:
         """Define the cell's functions and classes again over ``namespace`` (after the outputs are written back).
@@ -186,9 +139,9 @@ class CellRun:
         for name, (traced, node) in self.functions.items():
             if namespace.get(name) is not traced:
                 continue
-            new = self._redefined.get(name)  # a re-run that reused the trace: the same definitions again
+            new = self.redefined.get(name)  # a re-run that reused the trace: the same definitions again
             if new is None:
-                new = self._redefined[name] = redefine(traced, node, self.function_code, namespace)
+                new = self.redefined[name] = redefine(traced, node, self.function_code, namespace)
             namespace[name] = new
             if isinstance(traced, type) and new is not traced:
                 for key, value in self.outputs.items():
@@ -201,19 +154,39 @@ class CellRun:
     @property
     def trace(self) -> TraceRecord:
         """The trace whose graph ran (looked up on first use when the run did not trace)."""
-        if self._trace is None:
-            self._trace = self._find_trace()
-        return self._trace
+        if self.record is None:
+            self.record = self.find_trace()
+        return self.record
+
+
+@dataclass(frozen=True)
+class CellSignature:
+    """What must stay the same for a cached cell's function to be reused (else it is built anew, and the first trace
+    of the new one says which part changed).
+
+    Attributes:
+        source: the cell's source.
+        options: how the function is built.
+        params: the names passed as arguments, in order.
+        captured: ``(name, id)`` of each captured object (a new object is a new function: no stale capture).
+        forced: names AutoGraph must treat as Python loop variables.
+    """
+
+    source: str = ""
+    options: FunctionOptions = FunctionOptions()
+    params: tuple[str, ...] = ()
+    captured: tuple[tuple[str, int], ...] = ()
+    forced: tuple[str, ...] = ()
 
 
 class CellFunction:
     """A cell's source turned into a ``tf.function``, reused while its inputs keep their kinds."""
 
     def __init__(self, code: CellCode, params: tuple[str, ...], global_values: dict[str, Any],
-                 options: FunctionOptions, signature: tuple = (), previous: CellFunction | None = None,
-                 forced: tuple[str, ...] = ()):
+                 options: FunctionOptions, signature: CellSignature = CellSignature(),
+                 previous: CellFunction | None = None, forced: tuple[str, ...] = ()):
         self.code = code
-        self.signature = signature  # what must stay the same for this function to be reused
+        self.signature = signature
         self.params = params
         self.options = options
         self.captured = {k: retracing.describe_object(v) for k, v in global_values.items()}
@@ -221,201 +194,36 @@ class CellFunction:
         self.variables = CellVariables(self._variables.values(), [
             v for v in global_values.values() if holds_variables(v)])
         self._globals = global_values
-        self._attributes = _attribute_targets(code.tree)  # obj.t = ... on a captured object
-        self._changed_globals = [n for n in global_values if n in code.mutated or n in self._attributes]
         # A rebuilt cell (a new captured object, new code under -n NAME) goes on counting its traces.
         self.first_number = previous.trace_count if previous is not None else 0
         self.rebuild_changes = _rebuild_changes(previous, self) if previous is not None else []
         self._previous_graph = previous.traces[-1].graph if previous is not None and previous.traces else None
         self.traces: list[TraceRecord] = []  # the traces that ran, in order
-        self._pending: list[TraceRecord] = []  # traces made during the current call
         self._same_python_values = True  # every trace bound the same Python values
         self._code_findings: list | None = None
-        namespace = dict(global_values)
-        namespace["__builtins__"] = CELL_BUILTINS  # classes the cell defines are AutoGraph's own (see _build_class)
-        namespace[RETURN_HELPER] = tf.autograph.experimental.do_not_convert(self._collect)
-        namespace[LOOP_HELPER] = tf.autograph.experimental.do_not_convert(self._loop)
-        namespace[BOUND_HELPER] = tf.autograph.experimental.do_not_convert(self._bound)
-        # (an except clause's name is unbound at the clause's end, as Python does)
-        self._assigned = frozenset(code.assigned) - {node.name for node in ast.walk(code.tree)
-                                                      if isinstance(node, ast.ExceptHandler)}
-        self._bindings: list[tuple[Any, int, dict]] = []  # (graph, line, names) branches and loop bodies bound
-        self._graph_start: dict[Any, int] = {}  # each graph's version when the trace's loops first reported in it
-        self._loops: dict[int, Any] = {}  # loop line -> _GRAPH_LOOP, or (its last item,) / () for a Python loop
-        namespace["__name__"] = CELL_MODULE
         # captured names the cell binds are the function's globals (it reads, changes and rebinds them)
         self.global_names = tuple(n for n in dict.fromkeys(code.assigned + code.deleted) if n in global_values)
         self.forced = forced if options.autograph else ()
+        namespace = dict(global_values)
         self._namespace = namespace
+        self.collector = TraceCollector(code, params, self.forced, global_values, namespace, self.variables,
+                                        self.global_names)
+        namespace["__builtins__"] = CELL_BUILTINS  # classes the cell defines are AutoGraph's own (see _build_class)
+        namespace["__name__"] = CELL_MODULE
+        for helper, method in ((RETURN_HELPER, self.collector.collect), (LOOP_HELPER, self.collector.loop),
+                               (BOUND_HELPER, self.collector.bound)):
+            namespace[helper] = tf.autograph.experimental.do_not_convert(method)
         source = code.register(params, self.global_names, self.forced)
         exec(compile(source, code.filename, "exec", dont_inherit=True), namespace)
-        python_function = namespace[FUNCTION_NAME]
-        self.function = tf.function(
-            python_function,
-            jit_compile=options.jit_compile or None,
-            reduce_retracing=options.reduce_retracing,
-            autograph=options.autograph,
-        )
-
-    def _collect(self, local_values: dict | None, explicit: tuple, result: Any):
-        """Called at the end of every trace, inside the graph: what leaves the graph, and how.
-
-        Tensors (composite ones included) leave as tensors; a ``tf.TensorArray`` as its list, rebuilt
-        eagerly; plain Python values stay Python; what holds graph tensors but cannot leave the graph
-        (a generator, an object of the cell's own class holding tensors) is not written back, and the
-        trace says why.  Returns the function's outputs: ``({name: tensors}, result tensors or None)``.
-        """
-        self.variables.restart()  # the next trace asks for the variables from the first again
-        loops, self._loops = self._loops, {}
-        values = dict(zip(self.code.returned_names(self.params, self.forced), explicit))
-        values = {k: v for k, v in values.items() if is_defined(v)}  # a Python loop that did not run
-        for line, target in self.code.loop_targets:  # a Python loop's variable, as the plain cell leaves it
-            if loops.get(line, _GRAPH_LOOP) is not _GRAPH_LOOP and loops[line]:
-                for name, value in _unpack_target(target, loops[line][0]).items():
-                    values.setdefault(name, value)
-        for name in self.global_names:  # rebound in a branch or loop: the function's globals have it
-            if name not in values and name in self._namespace and self._namespace[name] is not self._globals[name] \
-                    and name not in self.code.deleted and is_defined(self._namespace[name]):
-                values[name] = self._namespace[name]  # (del NAME: AutoGraph binds it to an Undefined)
-        for name in self.code.assigned if local_values else ():
-            # names bound only in a branch or loop, when AutoGraph kept them
-            if name not in values and name in local_values and is_defined(local_values[name]):
-                values[name] = local_values[name]
-        graph = tf.compat.v1.get_default_graph()
-        bindings, self._bindings = self._bindings, []
-        self._graph_start.clear()
-        last: dict[str, Any] = {}  # what the trace's path bound last, in the branches and loops AutoGraph did not keep
-        inner: dict[str, None] = {}  # names bound in a graph branch or loop's body (a tf.cond's, a while's)
-        for where, _, bound in bindings:
-            if where is graph:
-                last.update(bound)
-            elif cell_graph(where) is graph:
-                inner.update(dict.fromkeys(bound))
-        for name, value in last.items():
-            if name not in self.code.deleted:
-                values.setdefault(name, value)
-        record = TraceRecord(number=0, graph=graph, python_values={}, python_result=None, result_is_tensor=False)
-        tensors = {}
-        captured = frozenset(map(id, self._globals.values()))
-        for name, value in values.items():
-            kind, payload = place(value, graph, values, name, variable_for=self.variables.variable_for, code=self.code,
-                                  captured=captured)
-            if kind == "tensor":
-                tensors[name] = payload
-            elif kind == "mixed":
-                tensors[name], record.mixed[name] = payload
-            elif kind == "rebuild":
-                tensors[name], record.rebuild[name] = payload
-            elif kind == "function":
-                record.python_values[name] = value
-                record.functions[name] = (value, payload)
-            elif kind == "python":
-                record.python_values[name] = payload
-            else:
-                record.dropped[name] = payload
-        for name, value in record.python_values.items():
-            if isinstance(value, str) and SYMBOLIC_TEXT.search(value):
-                record.texts.append(name)
-        for slot, tensor in self._captured_slots(graph):  # by the place's name: seen.append(y) -> seen[0]
-            name, kind, key = slot
-            label = f"{name}.{key}" if kind == "attr" else f"{name}[{key!r}]"
-            record.slots.append((label, slot))
-            tensors[label] = tensor
-        kind, payload = ("python", None) if result is None else place(
-            result, graph, values, variable_for=self.variables.variable_for, code=self.code, captured=captured)
-        out = None
-        if kind == "tensor":
-            out = payload
-        elif kind == "mixed":
-            out, record.mixed[RESULT_KEY] = payload
-        elif kind == "rebuild":
-            out, record.rebuild[RESULT_KEY] = payload
-        elif kind in ("python", "function"):
-            record.python_result = result if kind == "function" else payload
-        else:
-            record.dropped[RESULT_KEY] = payload
-        record.result_is_tensor = kind in ("tensor", "mixed", "rebuild")
-        record.kept_inside = [n for n in self.code.loop_bound if n not in values and n not in self.code.deleted
-                              and loops.get(self.code.loop_bound[n], _GRAPH_LOOP) is _GRAPH_LOOP]
-        record.python_loop_kept = [n for n in self.code.loop_bound if n not in values and n not in self.code.deleted
-                                   and loops.get(self.code.loop_bound[n], _GRAPH_LOOP) not in (_GRAPH_LOOP, ())]
-        noted = set(record.kept_inside) | set(record.python_loop_kept) | set(record.dropped)
-        record.graph_kept = [n for n in inner if n not in values and n not in self.code.deleted and n not in noted]
-        to_variable = {n: line for where, line, bound in bindings if where is not graph and cell_graph(where) is graph
-                       for n, v in bound.items() if isinstance(v, tf.Variable)}  # by a graph branch or loop body
-        record.branch_variables = [(n, line) for n, line in to_variable.items()
-                                   if isinstance(values.get(n), tf.Tensor) and _bound_only_nested(self.code.tree, n)]
-        self._pending.append(record)
-        return tensors, out
-
-    def _bound(self, line: int, local_values: dict) -> None:
-        """Called after each statement nested in a branch or loop, while tracing: what its block has bound."""
-        graph = tf.compat.v1.get_default_graph()
-        self._check_unrolling(graph, line)
-        self._bindings.append((graph, line, {k: v for k, v in local_values.items() if k in self._assigned and is_defined(v)}))
-
-    def _loop(self, line: int, iterable):
-        """The iterable of the top-level ``for`` loop at ``line``, as AutoGraph gets it; notes which kind it is.
-
-        A tensor or dataset makes a graph loop (returned as it is); anything else is a Python loop, which
-        AutoGraph runs while tracing: its items pass through, and the last one is kept for the loop's variable.
-        """
-        if tf.is_tensor(iterable) or hasattr(iterable, "_autograph_for_loop") or isinstance(iterable, (
-                tf.data.Dataset, tf.data.Iterator, tf.distribute.DistributedDataset, tf.distribute.DistributedIterator)):
-            self._loops[line] = _GRAPH_LOOP
-            return iterable
-        self._loops[line] = ()
-        loops, check = self._loops, self._check_unrolling
-        graph = tf.compat.v1.get_default_graph()
-
-        def items():
-            for count, item in enumerate(iterable, 1):
-                check(graph, line, count, iterable)
-                loops[line] = (item,)
-                yield item
-
-        return items()
-
-    def _check_unrolling(self, graph, line: int, count: int | None = None, iterable: Any = None) -> None:
-        """Stop a trace whose Python loops (run while tracing, each pass adding ops) have put more than
-        :data:`MAX_UNROLLED_OPS` ops into the cell's graph: a loop over an endless iterable would never end."""
-        start = self._graph_start.setdefault(graph, graph.version)
-        if graph.version - start <= MAX_UNROLLED_OPS:
-            return
-        loops = [node for node in ast.walk(self.code.tree) if isinstance(node, (ast.For, ast.While))
-                 and node.lineno <= line <= node.end_lineno]
-        line = max((node.lineno for node in loops), default=line)  # the innermost loop around the statement
-        over = f" over a {type(iterable).__name__}" if iterable is not None else ""
-        passes = f"{count:,} passes of it have" if count else "its passes have"
-        raise UnrolledLoopError(
-            f"line {line}: this loop runs in Python while tracing{over}, each pass adding ops to the graph: "
-            f"{passes} put more than {MAX_UNROLLED_OPS:,} ops into it, so the trace was stopped (a loop over an "
-            "endless iterable never ends)\n  fix: loop over a tf.data.Dataset or tf.range(...) (AutoGraph makes a "
-            "graph loop), or over fewer items")
-
-    def _captured_slots(self, graph):
-        """``((name, kind, key), tensor)`` for each graph tensor the cell put into a captured list, dict or object."""
-        for name in self._changed_globals:
-            target = self._globals.get(name)
-            if isinstance(target, list):
-                items, kind = list(enumerate(target)), "item"
-            elif isinstance(target, dict):
-                items, kind = list(target.items()), "item"
-            elif hasattr(target, "__dict__") and not isinstance(target, (type, types.ModuleType)):
-                items, kind = [(k, v) for k, v in vars(target).items() if k in self._attributes.get(name, ())], "attr"
-            else:
-                continue
-            for key, item in items:
-                if isinstance(item, tf.Tensor) and tf.is_symbolic_tensor(item) and item.graph is graph:
-                    yield (name, kind, key), item
+        self.function = tf.function(namespace[FUNCTION_NAME], jit_compile=options.jit_compile or None,
+                                    reduce_retracing=options.reduce_retracing, autograph=options.autograph)
 
     def concrete_function(self, args, function=None):
         """The cell traced for ``args`` without running it, its variables made as :meth:`run` makes them (once,
         eagerly: the graph of a cell that creates a ``tf.Variable`` can then be analysed, as ``%%tape`` does).
         ``function``: a ``tf.function`` that calls the cell's Python function (``%%tape``'s, with gradients)."""
         self.variables.restart(EagerEffects(self.code))
-        self._bindings.clear()
-        self._graph_start.clear()
+        self.collector.restart()
         with self.variables.scope(), graph_only_deprecations():
             return (function or self.function).get_concrete_function(*args)
 
@@ -436,79 +244,12 @@ class CellFunction:
             self._namespace[name] = self._globals[name]
         if max_traces is not None and self.trace_count >= max_traces:
             self._check_trace_limit(args, max_traces)
-        count = self.function.experimental_get_tracing_count
-        before = count()
-        self._pending.clear()
-        self._bindings.clear()
-        self._graph_start.clear()
-        effects = EagerEffects(self.code)
-        self.variables.restart(effects)
-        tapes = {k: v for k, v in self._globals.items() if isinstance(v, tf.GradientTape) and v._tape is not None}
-        created_before = len(self.variables.created)
-        try:
-            with effects, self.variables.scope(), graph_only_deprecations():  # the traces' graphs inherit the scope
-                tensors, tensor_result = self.function(*args)
-        except Exception as exc:  # the user's code failed: show it at the cell's lines
-            assigned = self._assigned_variables(args) if isinstance(exc, tf.errors.OpError) else []
-            self._pending.clear()
-            notes = [f.text for f in self.code_findings() if f.kind == "try_except"
-                     or (f.kind == "match" and self.options.autograph)]
-            notes += [f"the cell asked {name} for gradients before it failed, and a tape that is not persistent gives "
-                      f"them once: {name} cannot give them again (TensorFlow cannot undo that); record it again (run "
-                      "the cell that recorded it), with tf.GradientTape(persistent=True) to ask it more than once"
-                      for name, tape in tapes.items() if tape._tape is None]
-            built = _holders(namespace, self.variables.created[created_before:])
-            if built:
-                names = " and ".join([", ".join(built[:-1]), built[-1]] if len(built) > 1 else built)
-                notes.append(f"tracing built {names} before the cell failed: the variables it made (at their initial "
-                             "values) stay, as TensorFlow cannot undo that; every name is as it was")
-            graph = effects.graph  # the failed trace's graph, as far as it got
-            notes += [f.text for f in diagnostics.find_mismatched_calls(graph, self.code)] if graph is not None else []
-            raise tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes,
-                                      autograph=self.options.autograph) from None
-        traced = count() != before
-        eager = not traced and bool(self._pending) and tf.config.functions_run_eagerly()
-        if eager:  # tf.config.run_functions_eagerly(True): the Python function ran, as a plain cell runs
-            record = None
-            model = self._pending[-1]
-            self._pending.clear()
-        elif traced:
-            record = self._pending[-1]  # TensorFlow traces twice when a first call creates variables
-            self._pending.clear()
-            self._explain(record, args)
-            self.traces.append(record)
-            self._same_python_values = (self._same_python_values and not record.mixed
-                                        and _same_python(self.traces[0], record))
-        elif len(self.traces) == 1 or self._same_python_values:
-            record = None  # any trace gives the same Python values; which one ran is looked up if needed
-        else:
-            record = self.trace_for(args)
-        if not eager:
-            model = record or self.traces[-1]
-        for label, (name, kind, key) in model.slots:  # the eager values, where the trace put tensors
-            value = tensors.get(label)
-            if value is None:
-                continue
-            try:
-                if kind == "attr":
-                    setattr(self._globals[name], key, value)
-                else:
-                    self._globals[name][key] = value
-            except (LookupError, TypeError, AttributeError):  # the container changed since: leave it
-                pass
-        outputs = dict(model.python_values)
-        outputs.update((k, v) for k, v in tensors.items() if k.isidentifier())  # not the slots' labels
-        for name, template in model.mixed.items():
-            if name == RESULT_KEY:
-                tensor_result = join_mixed(template, tensor_result)
-            else:
-                outputs[name] = join_mixed(template, outputs[name])
-        for name, rebuild in model.rebuild.items():
-            if name == RESULT_KEY:
-                tensor_result = rebuild(tensor_result)
-            else:
-                outputs[name] = rebuild(outputs[name])
-        functions = {name: (outputs[name], node) for name, (_, node) in model.functions.items()}
+        before = self.function.experimental_get_tracing_count()
+        tensors, tensor_result = self._call(args, namespace)
+        traced = self.function.experimental_get_tracing_count() != before
+        record, model, eager = self._which_trace(args, traced)
+        self._put_back_slots(model, tensors)
+        outputs, tensor_result = _outputs(model, tensors, tensor_result)
         if traced:
             finish_keras2_models([*outputs.values(), model.python_result])
         return CellRun(
@@ -523,18 +264,89 @@ class CellFunction:
             function=self.function,
             function_code=self.code,
             inputs=self.params,
+            arguments=tuple(args),
             findings=record.findings if traced else [],
-            _trace=record,
-            _find_trace=(lambda: None if eager else self.trace_for(args)) if record is None else None,
-            functions=functions,
+            record=record,
+            find_trace=(lambda: None if eager else self.trace_for(args)) if record is None else None,
+            functions={name: (outputs[name], node) for name, (_, node) in model.functions.items()},
             eager=EAGER_NOTE if eager else "",
-            _redefined=model.redefined,
+            redefined=model.redefined,
             not_written=not_written_back(model, self.code),
         )
 
+    def _call(self, args: list, namespace: dict) -> tuple[dict, Any]:
+        """Call the function (tracing it if it must): ``(tensors by name, the result's tensors)``; on failure, raise
+        the cell's own error at its lines, with what tracing did that stays (``_failed``)."""
+        self.collector.restart()
+        effects = EagerEffects(self.code)
+        self.variables.restart(effects)
+        tapes = {k: v for k, v in self._globals.items() if isinstance(v, tf.GradientTape) and v._tape is not None}
+        created_before = len(self.variables.created)
+        try:
+            with effects, self.variables.scope(), graph_only_deprecations():  # the traces' graphs inherit the scope
+                return self.function(*args)
+        except Exception as exc:  # the user's code failed: show it at the cell's lines
+            raise self._failed(exc, args, namespace, tapes, created_before, effects.graph) from None
+
+    def _failed(self, exc: Exception, args: list, namespace: dict, tapes: dict, created_before: int, graph):
+        """The cell's error at its lines (``tracebacks.for_cell``), with notes on what tracing did that stays: a
+        tape asked for gradients, variables built; ``graph`` is the failed trace's, as far as it got."""
+        assigned = self._assigned_variables(args) if isinstance(exc, tf.errors.OpError) else []
+        self.collector.pending.clear()
+        notes = [f.text for f in self.code_findings() if f.kind == "try_except"
+                 or (f.kind == "match" and self.options.autograph)]
+        notes += [f"the cell asked {name} for gradients before it failed, and a tape that is not persistent gives "
+                  f"them once: {name} cannot give them again (TensorFlow cannot undo that); record it again (run "
+                  "the cell that recorded it), with tf.GradientTape(persistent=True) to ask it more than once"
+                  for name, tape in tapes.items() if tape._tape is None]
+        built = _holders(namespace, self.variables.created[created_before:])
+        if built:
+            names = " and ".join([", ".join(built[:-1]), built[-1]] if len(built) > 1 else built)
+            notes.append(f"tracing built {names} before the cell failed: the variables it made (at their initial "
+                         "values) stay, as TensorFlow cannot undo that; every name is as it was")
+        notes += [f.text for f in diagnostics.find_mismatched_calls(graph, self.code)] if graph is not None else []
+        return tracebacks.for_cell(exc, self.code, namespace, assigned=assigned, notes=notes,
+                                   autograph=self.options.autograph)
+
+    def _which_trace(self, args: list, traced: bool) -> tuple[TraceRecord | None, TraceRecord, bool]:
+        """``(the trace that ran, or None where any trace serves; the trace whose Python values the run takes;
+        whether it ran eagerly)``; a new trace is explained and kept."""
+        pending = self.collector.pending
+        eager = not traced and bool(pending) and tf.config.functions_run_eagerly()
+        if eager:  # tf.config.run_functions_eagerly(True): the Python function ran, as a plain cell runs
+            model = pending[-1]
+            pending.clear()
+            return None, model, True
+        if traced:
+            record = pending[-1]  # TensorFlow traces twice when a first call creates variables
+            pending.clear()
+            self._explain(record, args)
+            self.traces.append(record)
+            self._same_python_values = (self._same_python_values and not record.mixed
+                                        and _same_python(self.traces[0], record))
+        elif len(self.traces) == 1 or self._same_python_values:
+            record = None  # any trace gives the same Python values; which one ran is looked up if needed
+        else:
+            record = self.trace_for(args)
+        return record, record or self.traces[-1], False
+
+    def _put_back_slots(self, model: TraceRecord, tensors: dict) -> None:
+        """The eager values where the trace put tensors into captured containers and objects."""
+        for label, (name, kind, key) in model.slots:
+            value = tensors.get(label)
+            if value is None:
+                continue
+            try:
+                if kind == "attr":
+                    setattr(self._globals[name], key, value)
+                else:
+                    self._globals[name][key] = value
+            except (LookupError, TypeError, AttributeError):  # the container changed since: leave it
+                pass
+
     def _assigned_variables(self, args: list) -> list[str]:
         """The captured variables the cell's graph assigns (they may have changed before a failure)."""
-        graphs = [r.graph for r in self._pending]
+        graphs = [r.graph for r in self.collector.pending]
         if not graphs:
             try:
                 graphs = [self.trace_for(args).graph] if self.traces else []
@@ -545,7 +357,7 @@ class CellFunction:
         for graph in graphs:
             inner = {internal.op.name: by_handle.get(id(external)) for external, internal in graph.captures}
             for op in graph.get_operations():
-                if op.type.startswith(("Assign", "ResourceScatter", "ResourceApply")) and op.inputs:
+                if op.type.startswith(VARIABLE_WRITES) and op.inputs:
                     name = inner.get(op.inputs[0].op.name)
                     if name:
                         names[name] = None
@@ -572,9 +384,8 @@ class CellFunction:
             record.diff = retracing.graph_diff(earlier_graph, record.graph)
         code = self.code
         record.findings = [f for f in self.code_findings() if self.options.autograph or f.kind != "match"]
-        for find in (diagnostics.find_unrolled_loops, diagnostics.find_pruned_lines,
-                     diagnostics.find_converted_builtins, diagnostics.find_cond_gradients):
-            record.findings += find(code.source, record.graph, code.filename, LINE_OFFSET, tree=code.tree)
+        record.findings += diagnostics.find_in_graph(diagnostics.TracedCode(code.source, record.graph, code.filename,
+                                                                            LINE_OFFSET, code.tree))
         record.findings += write_back_notes(record, self.code)
         if not self.variables.created:  # a cell creating variables traces on every run: init_scope code runs each time
             record.findings += self.variables.effects.findings()
@@ -702,7 +513,7 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
     check_reads(code, global_values)  # a name an earlier cell could not write back: said at the line reading it
     key = (name,) if name else (source,)
     forced = code.python_loop_names({**namespace, **{n: None for n in code.assigned if n not in namespace}})
-    signature = (source, options, params, tuple((k, id(v)) for k, v in global_values.items()), forced)
+    signature = CellSignature(source, options, params, tuple((k, id(v)) for k, v in global_values.items()), forced)
     previous = None
     if cache is not None:
         previous = cache.get(key)
@@ -719,7 +530,7 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
 def _rebuild_changes(old: CellFunction, new: CellFunction) -> list:
     """Why a cell's function was built anew: new captured objects, new inputs, new code or options."""
     changes = []
-    old_ids, new_ids = dict(old.signature[3]), dict(new.signature[3])
+    old_ids, new_ids = dict(old.signature.captured), dict(new.signature.captured)
     for name, text in new.captured.items():
         if name in old_ids and old_ids[name] != new_ids.get(name):
             changes.append(retracing.ArgChange(name, "captured", old.captured[name], text))
@@ -752,32 +563,6 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-_GRAPH_LOOP = object()  # a top-level for loop that AutoGraph made a graph loop
-
-
-def _unpack_target(target: ast.AST, item: Any) -> dict[str, Any]:
-    """The names a ``for`` target binds to ``item`` (``k, (a, b)`` unpacked as Python does); ``{}`` if unsure."""
-    if isinstance(target, ast.Name):
-        return {target.id: item}
-    if isinstance(target, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in target.elts):
-        if tf.is_tensor(item):
-            return {}
-        try:
-            parts = list(item)
-        except TypeError:
-            return {}
-        if len(parts) != len(target.elts):
-            return {}
-        out: dict[str, Any] = {}
-        for element, part in zip(target.elts, parts):
-            bound = _unpack_target(element, part)
-            if not bound and not isinstance(element, (ast.Name, ast.Tuple, ast.List)):
-                return {}
-            out.update(bound)
-        return out
-    return {}
-
-
 def _holders(namespace: dict, variables: list) -> list[str]:
     """The notebook's names of the layers, models, optimizers and modules that hold any of ``variables``."""
     made = {id(v) for v in variables}
@@ -789,19 +574,22 @@ def _holders(namespace: dict, variables: list) -> list[str]:
     return out
 
 
-def _bound_only_nested(tree: ast.Module, name: str) -> bool:
-    """Whether every statement of the cell's top level that binds ``name`` binds it inside a branch or loop."""
-    return all(isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try)) for stmt in tree.body
-               if name in assigned_names([stmt]))
-
-
-def _attribute_targets(tree: ast.Module | None) -> dict[str, set[str]]:
-    """``{name: {attr}}`` for each ``name.attr = ...`` in the cell."""
-    out: dict[str, set[str]] = {}
-    for node in ast.walk(tree) if tree is not None else ():
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and isinstance(node.value, ast.Name):
-            out.setdefault(node.value.id, set()).add(node.attr)
-    return out
+def _outputs(model: TraceRecord, tensors: dict, result: Any) -> tuple[dict[str, Any], Any]:
+    """The names to write back (the trace's Python values, and the tensors that left the graph, rebuilt where the
+    trace says: a container of tensors and Python values, a ``tf.TensorArray``) and the result."""
+    outputs = dict(model.python_values)
+    outputs.update((k, v) for k, v in tensors.items() if k.isidentifier())  # not the slots' labels
+    for name, template in model.mixed.items():
+        if name == RESULT_KEY:
+            result = join_mixed(template, result)
+        else:
+            outputs[name] = join_mixed(template, outputs[name])
+    for name, rebuild in model.rebuild.items():
+        if name == RESULT_KEY:
+            result = rebuild(result)
+        else:
+            outputs[name] = rebuild(outputs[name])
+    return outputs, result
 
 
 def _same_python(a: TraceRecord, b: TraceRecord) -> bool:

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfmagic.dot import MARKS
 from tfmagic.explorer import Explorer
+from tfmagic.traceview import TraceView
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def explorer():
     fn = tf.function(lambda x: tf.reduce_sum(net(x)) + (tf.constant(1.0) + tf.constant(2.0)))
     graphs = [("x: float32[2,4]", fn.get_concrete_function(tf.TensorSpec([2, 4])).graph),
               ("x: float32[3,4]", fn.get_concrete_function(tf.TensorSpec([3, 4])).graph)]
-    explorer = Explorer(graphs, 1, "explore")
+    explorer = Explorer([TraceView(g, reason=label) for label, g in graphs], 1, "explore")
     explorer.keep_alive = (net, fn)  # a FuncGraph holds its variables weakly: Grappler's view needs them
     return explorer
 
@@ -70,7 +71,7 @@ def test_the_diff_view_draws_a_trace_against_the_one_it_was_compared_with():
 
     traces = [("flag: False", g.get_concrete_function(tf.TensorSpec([2]), False).graph),
               ("flag: True", g.get_concrete_function(tf.TensorSpec([2]), True).graph)]
-    explorer = Explorer(traces, 1, "g", compared=[None, 0])
+    explorer = Explorer([TraceView(t, reason=label) for label, t in traces], 1, "g", compared=[None, 0])
     explorer.view.value = "diff"
     assert "(against trace 1)" in explorer.drawing.value and MARKS["added"][0] in explorer.drawing.value  # Sqrt added
     assert "thick green border: op added by this trace" in explorer.drawing.value
@@ -86,7 +87,7 @@ def test_the_xla_view_boxes_xlas_kernels_around_the_ops():
         return tf.tanh(x * 2.0 + 1.0)
 
     graph = xg.get_concrete_function(tf.TensorSpec([3])).graph
-    explorer = Explorer([("x: float32[3]", graph)], 0, "xg", xla=lambda i: groups_for_graph(xg, graph))
+    explorer = Explorer([TraceView(graph, reason="x: float32[3]")], 0, "xg", xla=lambda i: groups_for_graph(xg, graph))
     assert "XLA" in explorer.view.options
     explorer.view.value = "XLA"
     assert "XLA loop fusion" in explorer.drawing.value and "solid orange box: one XLA kernel" in explorer.drawing.value
@@ -105,7 +106,8 @@ def test_the_memory_view_fills_the_measured_trace_by_bytes_and_says_an_ops_bytes
     traces = [("x: float32[4,4]", mg.get_concrete_function(tf.TensorSpec([4, 4])).graph),
               ("x: float32[500,500]", mg.get_concrete_function(x).graph)]
     measured = measure_memory(lambda: mg(x))
-    explorer = Explorer(traces, 1, "mg", compared=[None, 0], memory=(1, measured))
+    explorer = Explorer([TraceView(t, reason=label) for label, t in traces], 1, "mg", compared=[None, 0],
+                        memory=(1, measured))
     assert "memory" in explorer.view.options
     explorer.view.value = "memory"
     drawing = html.unescape(explorer.drawing.value)

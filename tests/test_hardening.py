@@ -183,7 +183,9 @@ def test_keras_layer_names_in_drawings_are_text(ip):
 # -- size ----------------------------------------------------------------------
 
 def test_a_graph_of_20000_ops_is_summarised_not_hung(ip):
-    from tfmagic.render import DrawOptions, draw_graph
+    from tfmagic.render import draw_model
+    from tfmagic.requests import DrawOptions
+    from tfmagic.traceview import TraceView
 
     @tf.function
     def huge(x):
@@ -194,7 +196,7 @@ def test_a_graph_of_20000_ops_is_summarised_not_hung(ip):
     graph = huge.get_concrete_function(tf.TensorSpec([4], tf.float32)).graph
     assert len(graph.get_operations()) >= 20000
     start = time.perf_counter()
-    report, _ = draw_graph(graph, "huge", DrawOptions(max_nodes=300))
+    report, _ = draw_model(TraceView(graph).model(), "huge", DrawOptions(max_nodes=300))
     elapsed = time.perf_counter() - start
     assert report.notes and "more than --max-nodes 300" in report.notes[0] and "left out" in report.notes[0]
     assert "g" in report.svg and report.svg.count('class="node"') <= 300
@@ -278,7 +280,9 @@ def test_a_failed_drawing_leaves_the_result_and_the_write_back(ip, tmp_path):
 
 
 def test_a_layout_past_its_time_budget_falls_back_to_a_coarser_view():
-    from tfmagic.render import DrawOptions, draw_graph
+    from tfmagic.render import draw_model
+    from tfmagic.requests import DrawOptions
+    from tfmagic.traceview import TraceView
 
     @tf.function
     def wide(x):
@@ -288,7 +292,7 @@ def test_a_layout_past_its_time_budget_falls_back_to_a_coarser_view():
         return x
 
     graph = wide.get_concrete_function(tf.TensorSpec([4], tf.float32)).graph
-    report, _ = draw_graph(graph, "wide", DrawOptions(max_nodes=10**6, depth=99, budget=0.5))
+    report, _ = draw_model(TraceView(graph).model(), "wide", DrawOptions(max_nodes=10**6, depth=99, budget=0.5))
     assert "the layout took more than 0.5 s for the view asked for" in report.notes[0]
     assert "one per top-level name scope" in report.notes[0]
     ET.fromstring(report.svg)

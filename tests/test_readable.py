@@ -172,13 +172,14 @@ def test_explorer_draws_the_readable_view_and_switches_to_every_op():
     import tensorflow as tf
 
     from tfmagic.explorer import Explorer
+    from tfmagic.traceview import TraceView
 
     @tf.function
     def f(a):
         return tf.reduce_sum(a * 2.0)
 
     graph = f.get_concrete_function(tf.constant([1.0, 2.0])).graph
-    explorer = Explorer([("first run", graph)], 0, "f")
+    explorer = Explorer([TraceView(graph, f, reason="first run")], 0, "f")
     explorer.redraw()
     assert "hidden:" in explorer.drawing.value and ">result<" in explorer.drawing.value
     explorer.ops.value = "all"

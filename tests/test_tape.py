@@ -92,7 +92,8 @@ def test_jacobian_and_hessian(ip):
 
 
 def test_hessian_values_are_returned(ip):
-    from tfmagic.tape import TapeOptions, run_tape
+    from tfmagic.requests import TapeOptions
+    from tfmagic.tape import run_tape
 
     ns = {"tf": tf, "w1": tf.Variable(5.), "w2": tf.Variable(3.)}
     result = run_tape("z = w1 ** 3 * w2\nz", ns, TapeOptions(hessian=True))

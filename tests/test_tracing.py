@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfmagic.tracing import CellCache, FunctionOptions, trace_cell
+from tfmagic.requests import FunctionOptions
+from tfmagic.tracing import CellCache, trace_cell
 
 
 @pytest.fixture

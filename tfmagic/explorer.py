@@ -15,9 +15,10 @@ import re
 
 import ipywidgets as widgets
 
-from tfmagic.graph import GraphModel, build_graph_model
-from tfmagic.engine import gc_paused
-from tfmagic.render import DrawOptions, draw_model
+from tfmagic.graph import GraphModel
+from tfmagic.render import draw_model
+from tfmagic.requests import DrawOptions
+from tfmagic.traceview import TraceView
 
 _MAX_MATCHES = 200
 
@@ -26,38 +27,30 @@ class Explorer:
     """Explore the traces of one function.
 
     Args:
-        traces: ``(label, FuncGraph)`` per trace.
+        traces: one ``traceview.TraceView`` per trace (its ``reason`` labels it; its models are the static
+            drawing's, built once).
         selected: the index of the trace shown first.
         title: the drawing's caption.
         max_nodes: the most nodes a drawing holds.
         ops: the view drawn first: ``readable`` or ``all`` (every op).
-        variable_names: the notebook's names of variables, by ``id`` of their handles.
-        cell: the traces are a ``%%tfgraph`` cell's (its outputs are named by the names it binds).
         compared: for each trace, the index of the trace it was compared with when it was made (``None``
             for the first): the "diff" view draws a trace against it (``tracediff.py``).
         xla: for a ``jit_compile`` function: trace index -> its XLA kernels by TF op (``xla.groups_for_graph``),
             or ``None`` where XLA cannot say; the "XLA" view boxes the kernels around their ops.
-        function: the ``tf.function`` of the traces: the readable view names its loops' and calls' variables
-            as the static drawing does (``naming.trace_labels``).
         keras: the notebook's Keras models and layers (``naming.KerasNames``), as the static drawing reads them.
         memory: ``(trace index, memory.MemoryProfile)`` of a call measured with ``--memory``: the "memory" view.
     """
 
-    def __init__(self, traces: list[tuple[str, object]], selected: int, title: str, max_nodes: int | None = None,
-                 ops: str = "readable", variable_names: dict[int, str] | None = None, cell: bool = False,
-                 compared: list[int | None] | None = None, xla=None, function=None, keras=None, memory=None):
+    def __init__(self, traces: list[TraceView], selected: int, title: str, max_nodes: int | None = None,
+                 ops: str = "readable", compared: list[int | None] | None = None, xla=None, keras=None, memory=None):
         self.traces = traces
         self.keras = keras  # the notebook's Keras models and layers (naming.KerasNames): a model drawn as its layers
-        self.function = function  # the tf.function of the traces: its loops' and calls' names label them
         self.title = title
         self.max_nodes = max_nodes
-        self.variable_names = variable_names or {}
-        self.cell = cell
         self.compared = compared if compared is not None else [None] + list(range(len(traces) - 1))
         self.expanded: tuple[str, ...] = ()
-        self._models: dict[tuple[int, str], GraphModel] = {}
-        self._graphs: dict[tuple[int, str], object] = {}
-        self.trace = widgets.Dropdown(options=[(f"{i + 1}: {label}", i) for i, (label, _) in enumerate(traces)],
+        self._diffs: dict[int, GraphModel] = {}
+        self.trace = widgets.Dropdown(options=[(f"{i + 1}: {t.reason}", i) for i, t in enumerate(traces)],
                                       value=selected, description="trace", layout=widgets.Layout(width="max-content"))
         self.xla = xla
         self.memory = memory
@@ -137,44 +130,24 @@ class Explorer:
 
     @property
     def model(self) -> GraphModel:
-        key = (self.trace.value, self.view.value)
-        if key not in self._models and self.view.value == "diff":
-            from tfmagic.tracediff import diff_models
+        """The model of the trace and view shown (each trace's models are built once, by its ``TraceView``)."""
+        index, view = self.trace.value, self.view.value
+        if view == "diff":
+            if index not in self._diffs:
+                from tfmagic.tracediff import diff_models
 
-            earlier = self.compared[self.trace.value]
-            new = self._traced(self.trace.value)
-            self._graphs[key] = self.traces[self.trace.value][1]
-            self._models[key] = diff_models(self._traced(earlier), new)[0] if earlier is not None else new
-            return self._models[key]
-        if key not in self._models and self.view.value in ("traced", "XLA", "memory"):
-            return self._traced(self.trace.value)
-        if key not in self._models:  # after Grappler
-            from tfmagic.grappler import optimize
-            from tfmagic.naming import output_names
-
-            traced = self.traces[self.trace.value][1]
-            graph = optimize(traced).graph or traced
-            self._graphs[key] = graph
-            with gc_paused():  # Grappler keeps the outputs' names: label them as traced
-                self._models[key] = build_graph_model(graph, labels=output_names(traced, cell=self.cell),
-                                                      variable_names=self.variable_names)
-        return self._models[key]
-
-    def _traced(self, index: int) -> GraphModel:
-        """The model of a trace as traced (built once)."""
-        key = (index, "traced")
-        if key not in self._models:
-            from tfmagic.naming import trace_labels
-
-            graph = self.traces[index][1]
-            self._graphs[key] = graph
-            with gc_paused():  # labelled as the static drawing is (the readable view's names)
-                self._models[key] = build_graph_model(graph, labels=trace_labels(graph, self.function, cell=self.cell),
-                                                      variable_names=self.variable_names)
-        return self._models[key]
+                earlier = self.compared[index]
+                new = self.traces[index].model()
+                self._diffs[index] = diff_models(self.traces[earlier].model(), new)[0] if earlier is not None else new
+            return self._diffs[index]
+        if view == "after Grappler":
+            return self.traces[index].optimized()[1] or self.traces[index].model()
+        return self.traces[index].model()  # traced, XLA, memory: labelled as the static drawing is
 
     def _attributes(self, name: str) -> str:
-        graph = self._graphs.get((self.trace.value, self.view.value))
+        trace = self.traces[self.trace.value]
+        optimized = trace.optimized()[0].graph if self.view.value == "after Grappler" else None
+        graph = optimized or trace.graph
         try:
             attrs = graph.get_operation_by_name(name).node_def.attr
         except (KeyError, ValueError, AttributeError):
@@ -197,7 +170,7 @@ class Explorer:
         self.redraw()
 
     def redraw(self) -> None:
-        label = self.traces[self.trace.value][0]
+        label = self.traces[self.trace.value].reason
         view = self.view.value
         if view == "diff":
             earlier = self.compared[self.trace.value]
@@ -237,7 +210,7 @@ class Explorer:
 
 def _op_bytes(measured, name: str) -> str:
     """An op's allocations in the measured call: ``4.0 MiB in 1 buffer, 4.0 MiB of it live at the peak``."""
-    from tfmagic.memory import format_bytes
+    from tfmagic.reports import format_bytes
 
     mine = [a for a in measured.allocations if a.op == name]
     if not mine:

@@ -1,19 +1,19 @@
-"""The drawing pipeline: a traced graph -> its model -> the view asked for -> DOT -> the engine -> a report.
+"""The drawing pipeline: a graph model -> the view asked for -> DOT -> the engine -> a report.
 
-:func:`draw_graph` (a ``FuncGraph``) and :func:`draw_model` (a graph model: a diff, a gradient, XLA's
-kernels) are the one way every magic and the explorer draw, with one :class:`DrawOptions` (the view,
-how much of it, ``-o FILE``); :func:`describe_graph` gives the same view as text.  The layout is the
-engine's (``engine.py``), the report a display object (``reports.py``).
+:func:`draw_model` is the one way every magic and the explorer draw a model (a trace's, made once by
+``traceview.TraceView``; a diff, a gradient, XLA's kernels), with one ``requests.DrawOptions`` (the view, how
+much of it, ``-o FILE``); :func:`describe_model` gives the same view as text.  The layout is the engine's
+(``engine.py``), the report a display object (``reports.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
 
-from tfmagic.engine import LAYOUT_BUDGET, LayoutTimeout, file_format, gc_paused, render_dot_within
+from tfmagic.engine import LAYOUT_BUDGET, LayoutTimeout, gc_paused, render_dot_within
 from tfmagic.reports import GraphReport, TextReport, format_us
+from tfmagic.requests import DrawOptions
 
 #: How many lines the text view of a graph holds.
 TEXT_VIEW_LINES = 80
@@ -81,92 +81,11 @@ def summarize(model) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class DrawOptions:
-    """How every magic and the explorer draw a graph: the view, how much of it, and the file ``-o`` writes.
-
-    Attributes:
-        ops: ``readable`` (the user's program: see ``readable.py``) or ``all`` (every op).
-        max_nodes: the most nodes to draw (larger graphs are collapsed by scope, then cut, with a note).
-        depth: draw collapsed by name scope, this many levels deep.
-        expand: name scopes (globs) to open one level further than ``depth``.
-        budget: seconds a large layout may take (:data:`LAYOUT_BUDGET` by default).
-        output: ``-o FILE``: the drawing is also written there, in the format its extension names.
-        keras: the notebook's Keras models and layers (``naming.KerasNames``): the first view draws a model as its
-            layers and a layer as one node.
-    """
-
-    ops: str = "readable"
-    max_nodes: int | None = None
-    depth: int | None = None
-    expand: tuple[str, ...] = ()
-    budget: float | None = None
-    output: str | None = None
-    keras: object = None
-
-    @classmethod
-    def from_args(cls, args, output: bool = True, keras=None) -> DrawOptions:
-        """The options a magic's parsed arguments give (``--ops``, ``--max-nodes``, ``--depth``, ``--expand``,
-        ``-o``; those a magic lacks keep their defaults); ``output=False`` leaves ``-o`` out."""
-        return cls(ops=getattr(args, "ops", "readable"), max_nodes=getattr(args, "max_nodes", None),
-                   depth=getattr(args, "depth", None), expand=tuple(getattr(args, "expand", None) or ()),
-                   output=getattr(args, "output", None) if output else None, keras=keras)
-
-    @property
-    def formats(self) -> tuple[str, ...]:
-        """What to render besides the inline SVG: the format of ``-o FILE``."""
-        return (file_format(self.output),) if self.output else ()
-
-
-def draw_graph(tf_graph, title: str, options: DrawOptions = DrawOptions(), *, labels: dict[str, str] | None = None,
-               variable_names: dict[int, str] | None = None, profile=None,
-               groups: dict[str, str] | None = None) -> tuple[GraphReport, dict[str, bytes]]:
-    """Draw a traced graph: the inline report and the rendered bytes of SVG and of ``options.output``'s format
-    (written to that file too).
-
-    Args:
-        tf_graph: the ``FuncGraph`` to draw.
-        title: the drawing's caption.
-        options: the view and how much of it (:class:`DrawOptions`).
-        labels: the user's names of output ops (``naming.output_names``).
-        variable_names: the user's names of variables by ``id`` of their handle (``naming.VariableNames``).
-        profile: a ``profile.Profile`` of the function: nodes filled by their share of the op time.
-        groups: op name -> the XLA kernel that computes it (``xla.fusion_groups``): drawn as boxes.
-
-    Returns:
-        ``(report, rendered)``.
-
-    Raises:
-        RenderError: Graphviz could not lay the drawing out.
-        OSError: ``options.output`` could not be written.
-    """
-    from tfmagic.graph import build_graph_model
-
-    with gc_paused():
-        model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
-    return draw_model(model, title, options, profile=profile, groups=groups)
-
-
-def draw_trace(run, title: str, options: DrawOptions = DrawOptions(), *, variable_names: dict[int, str] | None = None,
-               profile=None) -> tuple[GraphReport, dict[str, bytes]]:
-    """A ``%%tfgraph`` cell's run drawn: the trace that ran, labelled with the cell's names (``naming.trace_labels``)
-    as the explorer labels it.  See :func:`draw_graph` for the rest."""
-    return draw_graph(run.trace.graph, title, options, labels=run_labels(run, options),
-                      variable_names=variable_names, profile=profile)
-
-
-def run_labels(run, options: DrawOptions = DrawOptions()) -> dict[str, str]:
-    """The user's names in a cell run's trace, in the view ``options`` asks for."""
-    from tfmagic.naming import trace_labels
-
-    autograph = run.cell.options.autograph if run.cell is not None else True
-    return trace_labels(run.trace.graph, run.function, cell=True, readable=options.ops == "readable",
-                        autograph=autograph)
-
-
 def draw_model(model, title: str, options: DrawOptions = DrawOptions(), *, gradient: bool = False, profile=None,
                groups: dict | None = None) -> tuple[GraphReport, dict[str, bytes]]:
-    """Draw a graph model (see :func:`draw_graph`); ``gradient`` adds the gradient drawing's legend.
+    """Draw a graph model: the inline report and the rendered bytes of SVG and of ``options.output``'s format
+    (written to that file too); ``gradient`` adds the gradient drawing's legend, ``groups`` (op name -> the XLA
+    kernel that computes it, ``xla.fusion_groups``) draws XLA's kernels as boxes.
 
     The readable view (``ops="readable"``) is drawn from :func:`tfmagic.readable.readable_view`, with a
     line saying what it hid; large graphs are then collapsed by name scope as in every view.  A large
@@ -287,13 +206,9 @@ def _view(model, options: DrawOptions):
     return summary, total, model, view, [line for line in (note, hidden) if line], hidden
 
 
-def describe_graph(tf_graph, title: str, options: DrawOptions = DrawOptions(), *,
-                   labels: dict[str, str] | None = None, variable_names: dict[int, str] | None = None) -> TextReport:
-    """The graph :func:`draw_graph` would draw, as text (``--show text``): no layout, no Graphviz."""
-    from tfmagic.graph import build_graph_model
-
+def describe_model(model, title: str, options: DrawOptions = DrawOptions()) -> TextReport:
+    """The graph model :func:`draw_model` would draw, as text (``--show text``): no layout, no Graphviz."""
     with gc_paused():
-        model = build_graph_model(tf_graph, labels=labels, variable_names=variable_names)
         summary, _, _, view, notes, _ = _view(model, options)
     return TextReport(f"{title}: {summary}", [*notes, *text_view(view)])
 
@@ -309,7 +224,7 @@ def _heat(view, profile) -> tuple[dict[str, float], dict[str, str]]:
     of the bytes the step's ops allocated (a ``memory.MemoryProfile``, whose op at the peak is marked).  A node that
     stands for many ops (``graph.Folded``, or a collapsed scope) sums the ops it holds, by name, and the ops under its
     scope (the variable reads the readable view folded away), each op counted once, in the deepest node holding it."""
-    from tfmagic.memory import format_bytes
+    from tfmagic.reports import format_bytes
 
     memory = _is_memory(profile)
     amounts = profile.by_op() if memory else {op.name: op.total_us for op in profile.ops}

@@ -15,149 +15,19 @@ from __future__ import annotations
 import ast
 import hashlib
 import linecache
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from tfmagic import tracebacks
 from tfmagic.cell import assigned_names
-from tfmagic.errors import CellSourceError, OptionError, cell_syntax_error
-from tfmagic.gradients import (NoGradientError, NonFinite, NonFiniteRecorder, as_numpy, explain_nones, no_gradient,
-                               trace_gradient_graph)
+from tfmagic.errors import CellSourceError, OptionError, TfMagicError, cell_syntax_error
+from tfmagic.gradients import (NoGradientError, NonFiniteRecorder, SourceGradient, TapeCode, TapeRun, explain_nones,
+                               no_gradient, trace_gradient_graph)
+from tfmagic.requests import DrawOptions, TapeOptions
 
 #: The name under which the running tape is visible to the inserted ``watch`` calls (removed afterwards).
 TAPE_NAME = "_tfmagic_tape"
-
-@dataclass(frozen=True)
-class TapeOptions:
-    """What ``%%tape`` differentiates and how.
-
-    Attributes:
-        target: a name or expression (``None``: the cell's last expression).
-        wrt: source names or expressions (``None``: every variable the cell read, and the watched names).
-        watch: names of tensors to watch (constants are not recorded otherwise).
-        persistent: keep the tape for several gradients.
-        jacobian: also compute ``tape.jacobian`` of the target with respect to each source.
-        hessian: also compute second derivatives (nested tapes).
-        watch_accessed_variables: let the tape watch every trainable variable the cell reads (``False``:
-            only what ``watch`` names, as ``tf.GradientTape(watch_accessed_variables=False)``).
-        unconnected_zero: a disconnected source's gradient is zeros (``tf.UnconnectedGradients.ZERO``),
-            not ``None``; its row still says why it is disconnected.
-    """
-
-    target: str | None = None
-    wrt: tuple[str, ...] | None = None
-    watch: tuple[str, ...] = ()
-    persistent: bool = False
-    jacobian: bool = False
-    hessian: bool = False
-    watch_accessed_variables: bool = True
-    unconnected_zero: bool = False
-
-    @property
-    def unconnected(self):
-        return tf.UnconnectedGradients.ZERO if self.unconnected_zero else tf.UnconnectedGradients.NONE
-
-
-@dataclass(frozen=True)
-class TapeCode:
-    """A ``%%tape`` cell's source, as tracebacks see it."""
-
-    source: str
-    filename: str
-    magic: str = "%%tape"
-
-    def cell_line(self, lineno: int) -> int:
-        return lineno
-
-
-@dataclass
-class SourceGradient:
-    """One source and its gradient.
-
-    Attributes:
-        name: the source's name (``w1``, ``dense/kernel``).
-        value: the source (a variable or a tensor).
-        gradient: its gradient (``None`` where disconnected).
-        cause: why the gradient is ``None``.
-        fix: what would connect it.
-        line: the line the cause is at, if any.
-    """
-
-    name: str
-    value: Any
-    gradient: Any
-    cause: str = ""
-    fix: str = ""
-    line: int | None = None
-
-    @property
-    def shape(self) -> str:
-        shape = getattr(self.value, "shape", None)
-        return "scalar" if shape is not None and len(shape) == 0 else str(list(shape)) if shape is not None else "?"
-
-    @property
-    def dtype(self) -> str:
-        dtype = getattr(self.value, "dtype", None)
-        return getattr(dtype, "name", str(dtype))
-
-    @property
-    def finite(self) -> bool:
-        if self.gradient is None:
-            return True
-        return bool(np.all(np.isfinite(as_numpy(self.gradient))))
-
-    def summary(self) -> str:
-        """``36.0`` for a scalar, a few values and the norm, min and max for a tensor."""
-        if self.gradient is None:
-            return "None"
-        values = as_numpy(self.gradient)
-        if values.size == 1:
-            return f"{values.reshape(()).item():.6g}"
-        flat = values.reshape(-1)
-        head = ", ".join(f"{v:.4g}" for v in flat[:4]) + (", ..." if flat.size > 4 else "")
-        finite = flat[np.isfinite(flat)]
-        stats = (f"norm {np.linalg.norm(finite):.4g}, min {finite.min():.4g}, max {finite.max():.4g}"
-                 if finite.size else "no finite value")
-        if finite.size < flat.size:  # say what the statistics leave out
-            counts = [f"{int(n)} {what}" for n, what in ((np.isposinf(flat).sum(), "inf"),
-                                                         (np.isneginf(flat).sum(), "-inf"), (np.isnan(flat).sum(), "nan")) if n]
-            stats = f"{', '.join(counts)}; " + (f"finite values: {stats}" if finite.size else stats)
-        return f"[{head}] {stats}"
-
-
-@dataclass
-class TapeRun:
-    """The outcome of a ``%%tape`` cell.
-
-    Attributes:
-        target_name: what was differentiated.
-        target: its value.
-        sources: one :class:`SourceGradient` per source.
-        gradients: name -> gradient (``None`` where disconnected), as stored in the namespace.
-        jacobians: name -> jacobian of the target with respect to that source.
-        hessians: ``(name_i, name_j)`` -> second derivatives.
-        nonfinite: where a NaN/Inf first appeared, when a gradient is not finite.
-        result: the cell's last expression's value.
-        has_result: whether to display it.
-        graph: the traced gradient graph (for ``--show graph``), when asked for.
-        watched: the ``id`` of each variable the tape watched.
-    """
-
-    target_name: str
-    target: Any
-    sources: list[SourceGradient]
-    gradients: dict[str, Any]
-    jacobians: dict[str, Any] = field(default_factory=dict)
-    hessians: dict[tuple[str, str], Any] = field(default_factory=dict)
-    nonfinite: NonFinite | None = None
-    result: Any = None
-    has_result: bool = False
-    graph: Any = None
-    watched: frozenset = frozenset()
-
 
 def _prepare(source: str, filename: str, watch: tuple[str, ...], transform_ast=None):
     """Parse the cell (then the shell's AST transformers, as a plain cell's run); watch calls go in after each
@@ -198,15 +68,15 @@ def _restore(namespace: dict, snapshot: dict) -> None:
             namespace[key] = value
 
 
-def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(), draw: bool = False,
+def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
              history: list[str] | tuple[str, ...] = (), transform_ast=None) -> TapeRun:
     """Run ``source`` in ``namespace`` under a GradientTape and differentiate the target.
 
     Args:
         source: the cell's Python source.
         namespace: the notebook's namespace: the cell runs in it, as a plain cell.
-        options: the target, sources and what to compute.
-        draw: also trace the gradient graph (for ``--show graph``).
+        options: the target, sources and what to compute; with ``options.draw``, the gradient graph is traced too
+            (``run.graph``, for :func:`gradient_drawing`).
         history: the cells run so far (IPython's ``In``): a variable is named by an assignment of the
             user's rather than by a leftover loop variable (``for variable in model.variables:``).
         transform_ast: the shell's ``transform_ast`` (its AST transformers), applied as to a plain cell.
@@ -259,7 +129,7 @@ def run_tape(source: str, namespace: dict, options: TapeOptions = TapeOptions(),
                 source.gradient = tf.zeros_like(source.value)
                 source.cause = source.cause and f"zeros for a disconnected source (--unconnected zero): {source.cause}"
         run.gradients = {s.name: s.gradient for s in run.sources}
-    if draw:
+    if options.draw is not None:
         run.graph = trace_gradient_graph(code, snapshot, options, run)
     return run
 
@@ -453,3 +323,28 @@ def split_target(line: str) -> tuple[str, str]:
                 i + 1 < len(line) and (line[i + 1].isalpha() or line[i + 1] == "-"):
             return line[:i].strip(), line[i:].strip()
     return line.strip(), ""
+
+
+def gradient_drawing(run: TapeRun, source: str, draw: DrawOptions, variable_names: dict):
+    """``--show graph`` / ``-o FILE``: the gradient graph drawn, the path from each source to the target marked
+    (``graph.mark_gradient_path``): a ``reports.GraphReport``, or a ``reports.Notice`` saying why it is not drawn
+    (the table stands)."""
+    from tfmagic.graph import build_graph_model, mark_gradient_path
+    from tfmagic.render import draw_model
+    from tfmagic.reports import Notice
+
+    if run.graph is None:
+        return Notice("%%tape: the gradient graph could not be drawn: the cell does not trace as a tf.function "
+                      "(the table above stands)", level="warning")
+    graph = run.graph.graph
+    inputs = {t.op.name: name for t, name in zip(graph.inputs, run.graph.params)}  # call_args_0 -> x
+    model = build_graph_model(graph, "gradient", labels=inputs, variable_names=variable_names)
+    outputs = [t.op.name for t in graph.outputs if t is not None]
+    gradients = dict(zip(run.graph.order, outputs)) if len(outputs) == len(run.graph.order) else {}
+    target = run.target_name if not run.target_name.startswith("the cell") else last_expression(source) or "target"
+    mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status, gradients, target)
+    try:
+        report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", draw, gradient=True)
+    except (TfMagicError, OSError) as e:
+        return Notice(f"%%tape: the drawing failed: {e}", level="warning")
+    return report

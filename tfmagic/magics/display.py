@@ -19,15 +19,6 @@ def split_names(text: str | None) -> tuple[str, ...] | None:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def short_target(target_name: str, cell: str) -> str:
-    """How a gradient drawing names the target: TARGET as given, or the cell's last expression when short."""
-    from tfmagic.tape import last_expression
-
-    if not target_name.startswith("the cell"):
-        return target_name
-    return last_expression(cell) or "target"
-
-
 def first_line(source: str) -> str:
     """A cell's first non-blank line, cut to 40 characters (to name a cell in a table)."""
     line = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 
 from IPython.core.error import UsageError
@@ -9,8 +10,8 @@ from IPython.core.magic import cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from tfmagic.errors import CellSourceError, OptionError, TfMagicError
-from tfmagic.magics.display import short_target, split_names
+from tfmagic.errors import CellSourceError, OptionError
+from tfmagic.magics.display import split_names
 from tfmagic.magics.session import SessionMagics
 
 
@@ -87,28 +88,13 @@ class TapeMagics(SessionMagics):
             y = x ** 2
             y
         """
-        from tfmagic.tape import TapeOptions, run_tape, split_target
+        from tfmagic.tape import run_tape, split_target
 
         target, rest = split_target(line)  # the target as typed (option parsing would drop its quotes)
         args = parse_argstring(self.tape, rest)
-        names = {"--store": args.store}
-        if args.jacobian:
-            names["--store-jacobians"] = args.store_jacobians
-        if args.hessian:
-            names["--store-hessians"] = args.store_hessians
-        for flag, name in names.items():
-            if not name.isidentifier() or keyword.iskeyword(name):
-                raise UsageError(f"%%tape {flag} {name!r}: NAME must be a Python identifier")
-        for name in set(names.values()):
-            flags = [flag for flag, n in names.items() if n == name]
-            if len(flags) > 1:
-                raise UsageError(f"%%tape: {' and '.join(flags)} both name {name!r}; give each dict its own NAME")
+        options = _request(args, target or " ".join(args.target))
         if args.output:
             self._check_drawing_file(args.output)
-        target = target or " ".join(args.target)
-        options = TapeOptions(target=target or None, wrt=split_names(args.wrt), watch=split_names(args.watch) or (),
-                              persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian,
-                              watch_accessed_variables=args.watch_accessed, unconnected_zero=args.unconnected == "zero")
         from tfmagic.oom import annotate as annotate_oom
         from tfmagic.quiet import filtered_fd2, is_cell_noise
 
@@ -116,8 +102,7 @@ class TapeMagics(SessionMagics):
         try:
             with filtered_fd2(is_cell_noise) as dump:  # an out-of-memory dump (read, not shown), logs below level
                 run = run_tape(self._transformed(cell), self.shell.user_ns, options,
-                               draw=args.show == "graph" or bool(args.output), history=self.shell.user_ns.get("In", []),
-                               transform_ast=self.shell.transform_ast)
+                               history=self.shell.user_ns.get("In", []), transform_ast=self.shell.transform_ast)
         except (CellSourceError, OptionError) as e:
             raise UsageError(f"%%tape: {e}") from e
         except BaseException as e:
@@ -137,8 +122,15 @@ class TapeMagics(SessionMagics):
             from tfmagic.reports import TapeReport
 
             display(TapeReport(run, stored=tuple(said)))
-        if args.show == "graph" or args.output:
-            self._draw_gradient(run, cell, args.ops, args.output, show=args.show == "graph")
+        if options.draw is not None:
+            from tfmagic.naming import keras_names
+            from tfmagic.reports import Notice
+            from tfmagic.tape import gradient_drawing
+
+            draw = dataclasses.replace(options.draw, keras=keras_names(self.shell.user_ns))
+            drawing = gradient_drawing(run, cell, draw, self.variable_names())
+            if args.show == "graph" or isinstance(drawing, Notice):  # -o alone writes the file
+                display(drawing)
 
     def _replacing(self, name: str) -> str:
         """``grads``, or ``grads (replaced the str it held)`` where the name held something %%tape did not store."""
@@ -159,29 +151,25 @@ class TapeMagics(SessionMagics):
         except OptionError as e:
             raise UsageError(f"%%tape: {e}") from e
 
-    def _draw_gradient(self, run, cell: str = "", ops: str = "readable", output: str | None = None,
-                       show: bool = True) -> None:
-        from tfmagic.graph import build_graph_model, mark_gradient_path
-        from tfmagic.naming import keras_names
-        from tfmagic.render import DrawOptions, draw_model
-        from tfmagic.reports import Notice
 
-        if run.graph is None:
-            display(Notice("%%tape: the gradient graph could not be drawn: the cell does not trace as a "
-                           "tf.function (the table above stands)", level="warning"))
-            return
-        graph = run.graph.graph
-        inputs = {t.op.name: name for t, name in zip(graph.inputs, run.graph.params)}  # call_args_0 -> x
-        model = build_graph_model(graph, "gradient", labels=inputs, variable_names=self.variable_names())
-        outputs = [t.op.name for t in graph.outputs if t is not None]
-        gradients = dict(zip(run.graph.order, outputs)) if len(outputs) == len(run.graph.order) else {}
-        mark_gradient_path(model, run.graph.target, run.graph.sources, run.graph.status, gradients,
-                           short_target(run.target_name, cell))
-        try:
-            options = DrawOptions(ops=ops, output=output, keras=keras_names(self.shell.user_ns))
-            report, _ = draw_model(model, f"%%tape: gradient of {run.target_name}", options, gradient=True)
-        except (TfMagicError, OSError) as e:
-            display(Notice(f"%%tape: the drawing failed: {e}", level="warning"))
-            return
-        if show:
-            display(report)
+def _request(args, target: str):
+    """The parsed line as a ``requests.TapeOptions``; a bad ``--store`` name is a ``UsageError``."""
+    from tfmagic.requests import DrawOptions, TapeOptions
+
+    names = {"--store": args.store}
+    if args.jacobian:
+        names["--store-jacobians"] = args.store_jacobians
+    if args.hessian:
+        names["--store-hessians"] = args.store_hessians
+    for flag, name in names.items():
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(f"%%tape {flag} {name!r}: NAME must be a Python identifier")
+    for name in set(names.values()):
+        flags = [flag for flag, n in names.items() if n == name]
+        if len(flags) > 1:
+            raise UsageError(f"%%tape: {' and '.join(flags)} both name {name!r}; give each dict its own NAME")
+    draws = args.show == "graph" or bool(args.output)
+    return TapeOptions(target=target or None, wrt=split_names(args.wrt), watch=split_names(args.watch) or (),
+                       persistent=args.persistent, jacobian=args.jacobian, hessian=args.hessian,
+                       watch_accessed_variables=args.watch_accessed, unconnected_zero=args.unconnected == "zero",
+                       draw=DrawOptions(ops=args.ops, output=args.output) if draws else None)

@@ -1,9 +1,9 @@
 """``%%tfgraph`` and ``%tfgraph FUNC``: run a cell as a tf.function and draw what TensorFlow traced.
 
-Options parse here, and the magic displays what the core gives back: ``tracing.trace_cell`` runs the cell,
-``shows.cell_views`` makes what it shows (the drawing through ``render.draw_trace``, ``--show text``, ``code``,
-``optimized``, ``diff``, ``xla``, ``--profile``, the explorer above the drawing where a Jupyter kernel runs
-widgets), and ``shows.function_views`` what ``%tfgraph FUNC`` shows.
+The option line parses here into a ``requests.GraphRequest`` (once per line), and the magic displays what the
+core gives back: ``tracing.trace_cell`` runs the cell, ``shows.cell_views`` makes what it shows (the drawing,
+``--show text``, ``code``, ``optimized``, ``diff``, ``xla``, ``--profile``, ``--memory``, the explorer above the
+drawing where a Jupyter kernel runs widgets), and ``shows.function_views`` what ``%tfgraph FUNC`` shows.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from tfmagic.errors import CellSourceError, OptionError
 from tfmagic.magics.display import MAX_MEMO
 from tfmagic.magics.session import SessionMagics
 from tfmagic.profile import DEFAULT_STEPS
+from tfmagic.requests import SHOWS
 
 
 def _keras_name_scopes() -> list | None:
@@ -38,7 +39,7 @@ class TfGraphMagics(SessionMagics):
 
     def __init__(self, shell):
         super().__init__(shell)
-        self._parsed_lines: dict = {}  # option line -> (args, FunctionOptions)
+        self._parsed_lines: dict = {}  # option line -> its GraphRequest
 
     @magic_arguments()
     @argument("function", nargs="?", metavar="FUNC",
@@ -52,7 +53,7 @@ class TfGraphMagics(SessionMagics):
               help="trace without AutoGraph: Python control flow is not converted")
     @argument("--max-traces", dest="max_traces", type=int, metavar="N",
               help="fail the cell, with the reason, instead of tracing it more than N times")
-    @argument("--show", dest="show", choices=("graph", "text", "code", "optimized", "diff", "xla", "hlo", "none"),
+    @argument("--show", dest="show", choices=SHOWS,
               default="graph",
               help="what to show below the result: the traced graph (default), the same as text (ops in order "
                    "with types, shapes and inputs), the code AutoGraph generated, the graph after Grappler "
@@ -159,27 +160,25 @@ class TfGraphMagics(SessionMagics):
             y = tf.matmul(x, w) + b
             tf.reduce_sum(y)
         """
-        args, options = self._parse_tfgraph(line)
+        request = self._parse_tfgraph(line)
         if cell is None:
-            return self._draw_function(args)
-        if args.function:
-            raise UsageError(f"%%tfgraph takes no positional argument (got {args.function!r}); "
+            return self._draw_function(request)
+        if request.target:
+            raise UsageError(f"%%tfgraph takes no positional argument (got {request.target!r}); "
                              "the line form %tfgraph FUNC draws an existing function")
         from tfmagic.oom import annotate as annotate_oom
         from tfmagic.quiet import filtered_fd2, is_cell_noise
         from tfmagic.shows import cell_views, trace_notes
         from tfmagic.tracing import trace_cell
 
-        calls_again = args.profile or args.memory or args.show in ("xla", "hlo")
-        before = dict(self.shell.user_ns) if calls_again else None  # the inputs it calls the function with again
         started = time.perf_counter()
         scopes = _keras_name_scopes()
         depth = len(scopes) if scopes is not None else 0
         dump: list[str] = []
         try:
             with filtered_fd2(is_cell_noise) as dump:  # an out-of-memory dump (read, not shown), logs below level
-                run = trace_cell(self._transformed(cell), self.shell.user_ns, cache=self.cells, name=args.name,
-                                 options=options, max_traces=args.max_traces)
+                run = trace_cell(self._transformed(cell), self.shell.user_ns, cache=self.cells, name=request.name,
+                                 options=request.function, max_traces=request.max_traces)
         except CellSourceError as e:
             raise UsageError(f"%%tfgraph: {e}") from e
         except BaseException as e:
@@ -188,7 +187,7 @@ class TfGraphMagics(SessionMagics):
             annotate_oom(e, self.shell.user_ns, dump, f"%%tfgraph cell [{self.cell_number()}]")
             raise
         elapsed = time.perf_counter() - started
-        self._write_back(run, args.name)
+        self._write_back(run, request.name)
         for note in trace_notes(run) if run.traced else ():
             display(note)
         if run.has_result and run.result is not None:
@@ -198,43 +197,25 @@ class TfGraphMagics(SessionMagics):
 
             display(Notice(f"%%tfgraph: {run.eager}"))
             return
-        for view in cell_views(run, args, self.variable_names, self.shell.user_ns, before, elapsed,
+        for view in cell_views(run, request, self.variable_names, self.shell.user_ns, elapsed,
                                widgets=self._widgets_run_here()):
             display(view)
 
     def _parse_tfgraph(self, line):
-        """Parse the options (the same line parses once; ``-o`` is checked every time)."""
-        parsed = self._parsed_lines.get(line)
+        """The line's request (the same line parses once; ``-o`` is checked every time)."""
+        request = self._parsed_lines.get(line)
         try:
-            if parsed is None:
-                args = parse_argstring(self.tfgraph, line)
-                parsed = (args, self._tfgraph_options(args))
+            if request is None:
+                request = _request(parse_argstring(self.tfgraph, line))
                 if len(self._parsed_lines) < MAX_MEMO:
-                    self._parsed_lines[line] = parsed
-            if parsed[0].output:
+                    self._parsed_lines[line] = request
+            if request.output:
                 from tfmagic.engine import check_writable
 
-                check_writable(parsed[0].output)
+                check_writable(request.output)
         except OptionError as e:
             raise UsageError(str(e)) from e
-        return parsed
-
-    @staticmethod
-    def _tfgraph_options(args):
-        from tfmagic.tracing import FunctionOptions
-
-        if args.name is not None and (not args.name.isidentifier() or keyword.iskeyword(args.name)):
-            raise OptionError(f"-n {args.name!r}: NAME must be a Python identifier")
-        if args.max_traces is not None and args.max_traces < 1:
-            raise OptionError(f"--max-traces {args.max_traces}: N must be 1 or more")
-        if args.max_nodes is not None and args.max_nodes < 1:
-            raise OptionError(f"--max-nodes {args.max_nodes}: N must be 1 or more")
-        if args.depth is not None and args.depth < 1:
-            raise OptionError(f"--depth {args.depth}: N must be 1 or more")
-        if args.profile is not None and args.profile < 1:
-            raise OptionError(f"--profile {args.profile}: N must be 1 or more")
-        return FunctionOptions(jit_compile=args.jit, reduce_retracing=args.reduce_retracing,
-                               autograph=args.autograph)
+        return request
 
     def _write_back(self, run, name) -> None:
         from tfmagic.leaving import stand_ins
@@ -286,18 +267,18 @@ class TfGraphMagics(SessionMagics):
                                  f"{'s' if len(inner) > 1 else ''} {', '.join(names)}; draw one of them")
         return target
 
-    def _draw_function(self, args):
+    def _draw_function(self, request):
         """``%tfgraph FUNC``: draw the traces of an existing function or model."""
         from tfmagic.reports import make_trace_menu
         from tfmagic.shows import function_views
 
-        if not args.function:
+        if not request.target:
             raise UsageError("%tfgraph needs FUNC (a tf.function, concrete function or Keras model), "
                              "or use the cell form %%tfgraph")
-        target = self._function_named(args.function)
+        target = self._function_named(request.target)
         cell = self._cells is not None and any(c.function is target for _, c in self._cells.cells())
         try:
-            shown = function_views(target, args, self.variable_names(), self.shell.user_ns, cell=cell)
+            shown = function_views(target, request, self.variable_names(), self.shell.user_ns, cell=cell)
         except OptionError as e:
             raise UsageError(str(e)) from e
         for view in shown.views:
@@ -308,3 +289,27 @@ class TfGraphMagics(SessionMagics):
             menu = None if terminal else make_trace_menu(shown.labels, shown.reports)
             if menu is not None:
                 display(menu)
+
+
+def _request(args):
+    """The parsed line as a ``requests.GraphRequest``.
+
+    Raises:
+        OptionError: a value out of range, or ``-n NAME`` not an identifier.
+    """
+    from tfmagic.requests import DrawOptions, FunctionOptions, GraphRequest
+
+    if args.name is not None and (not args.name.isidentifier() or keyword.iskeyword(args.name)):
+        raise OptionError(f"-n {args.name!r}: NAME must be a Python identifier")
+    for flag, value in (("--max-traces", args.max_traces), ("--max-nodes", args.max_nodes), ("--depth", args.depth),
+                        ("--profile", args.profile)):
+        if value is not None and value < 1:
+            raise OptionError(f"{flag} {value}: N must be 1 or more")
+    return GraphRequest(
+        show=args.show, profile=args.profile, memory=args.memory, tensorboard=args.tensorboard, name=args.name,
+        draw=DrawOptions(ops=args.ops, max_nodes=args.max_nodes, depth=args.depth, expand=tuple(args.expand),
+                         output=args.output),
+        function=FunctionOptions(jit_compile=args.jit, reduce_retracing=args.reduce_retracing,
+                                 autograph=args.autograph),
+        max_traces=args.max_traces, target=args.function or "", trace=args.trace,
+        diff=tuple(args.diff) if args.diff else None)

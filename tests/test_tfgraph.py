@@ -229,9 +229,13 @@ def test_load_twice_unload_and_reload(ip):
     load_ipython_extension(ip)  # a direct second call is harmless too
     assert list(ip.magics_manager.registry).count("TFMagics") == 1
     ip.run_line_magic("unload_ext", "tfmagic")
-    assert ip.find_cell_magic("tfgraph") is None
-    result, _ = run(ip, "%%tfgraph\ny = 1\n")
-    assert type(result.error_in_exec) is UsageError and str(result.error_in_exec) == "Cell magic `%%tfgraph` not found."
+    for line in ("%%tfgraph\ny = 1\n", "%tfgraph f", "%%tape\ny = 1\n", "%tfretrace"):
+        result, captured = run(ip, line)
+        name = line.split()[0].split("\n")[0]
+        assert type(result.error_in_exec) is UsageError
+        assert str(result.error_in_exec) == (f"{name}: tfmagic is unloaded (%unload_ext tfmagic); %load_ext tfmagic "
+                                             "loads it again")
+        assert "Traceback" not in captured.stdout + captured.stderr
     ip.run_line_magic("load_ext", "tfmagic")
     run(ip, "a = tf.constant([1.0])")
     result, _ = run(ip, "%%tfgraph --show none\nb = a + 1.0\n")
@@ -252,9 +256,10 @@ class Block:
 sys.meta_path.insert(0, Block())
 import tensorflow as tf
 from tfmagic.tracing import trace_cell
-from tfmagic.render import draw_graph
+from tfmagic.render import draw_model
+from tfmagic.traceview import TraceView
 run = trace_cell("y = x * 2\\ny + 1", {"tf": tf, "x": tf.constant([1.0])})
-report, _ = draw_graph(run.trace.graph, "t")
+report, _ = draw_model(TraceView(run.trace.graph, run.function, cell=True).model(), "t")
 print(run.result.numpy().tolist(), report.svg.startswith("<svg"), "IPython" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

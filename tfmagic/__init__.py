@@ -19,7 +19,8 @@ _MAGICS_KEY = "TFMagics"
 
 def load_ipython_extension(ipython):
     """Register tfmagic's magics (``%load_ext tfmagic``); a second call does nothing."""
-    if _MAGICS_KEY in ipython.magics_manager.registry:
+    loaded = ipython.magics_manager.registry.get(_MAGICS_KEY)
+    if loaded is not None and not loaded.closed:
         return
     from tfmagic.quiet import import_tensorflow
 
@@ -30,7 +31,7 @@ def load_ipython_extension(ipython):
 
 
 def unload_ipython_extension(ipython):
-    """Remove the magics and everything they added (``%unload_ext tfmagic``)."""
-    magics = ipython.magics_manager.registry.pop(_MAGICS_KEY, None)
-    if magics is not None:
+    """Undo everything the magics added (``%unload_ext tfmagic``); each magic then says it is unloaded."""
+    magics = ipython.magics_manager.registry.get(_MAGICS_KEY)
+    if magics is not None and not magics.closed:
         magics.close()

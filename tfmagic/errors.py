@@ -44,6 +44,12 @@ class CellSyntaxError(SyntaxError):
         return lines
 
 
+#: The class a :class:`CellSyntaxError` is shown under: IPython shows an error by its ``_render_traceback_`` lines,
+#: under its class's name, unless the class is a ``SyntaxError``'s (which it shows its own way, with the magic's
+#: frames); the error itself stays a ``SyntaxError``, as a plain cell's is.
+SHOWN_AS_SYNTAX_ERROR = type("SyntaxError", (Exception,), {"__module__": __name__})
+
+
 def cell_syntax_error(error: SyntaxError, source: str, magic: str) -> CellSyntaxError:
     """The same error as a :class:`CellSyntaxError`, its line's text taken from the cell."""
     lines = source.splitlines()

@@ -10,6 +10,7 @@ then calls ``super()``.
 
 from __future__ import annotations
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 
 from tfmagic.magics.display import MAX_MEMO
@@ -25,6 +26,7 @@ class SessionMagics(Magics):
         self._sources: dict = {}  # cell text -> transformed source
         self._history = None  # naming.HistoryTargets: how the session's cells bound each name
         self._previous_custom_exc = None
+        self.closed = False  # %unload_ext tfmagic closed it
         self._install_error_handler()
         from tfmagic.quiet import is_allocator_dump
         from tfmagic.quiet import CellFd2Filter
@@ -53,10 +55,10 @@ class SessionMagics(Magics):
         self._fd2.close()
         if self._cells is not None:
             self._cells.clear()
-        manager = self.shell.magics_manager
-        for kind, names in self.magics.items():
+        for kind, names in self.magics.items():  # IPython has no way to remove a magic: each says it is unloaded
             for name in names:
-                manager.magics[kind].pop(name, None)
+                self.shell.register_magic_function(_unloaded(kind, name), magic_kind=kind, magic_name=name)
+        self.closed = True
         configurables = getattr(self.shell, "configurables", [])
         if self in configurables:  # Magics.__init__ put it there
             configurables.remove(self)
@@ -92,7 +94,7 @@ class SessionMagics(Magics):
         others as before."""
         import tensorflow as tf
 
-        from tfmagic.errors import CellSyntaxError
+        from tfmagic.errors import SHOWN_AS_SYNTAX_ERROR, CellSyntaxError
 
         self._previous_custom_exc = (self.shell.custom_exceptions, self.shell.CustomTB)
         types = (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError, TypeError, ValueError,
@@ -102,8 +104,8 @@ class SessionMagics(Magics):
         def handler(shell, etype, value, tb, tb_offset=None):
             from tfmagic.tracebacks import annotate_eager_error
 
-            if isinstance(value, CellSyntaxError):  # IPython would add the magic's frames to any SyntaxError
-                shell._showtraceback(etype, value, value._render_traceback_())
+            if isinstance(value, CellSyntaxError):  # shown by its lines: IPython shows a SyntaxError's class its own
+                shell.showtraceback((SHOWN_AS_SYNTAX_ERROR, value, tb))  # way, with the magic's frames
                 return None
 
             from tfmagic.oom import annotate as annotate_oom
@@ -111,7 +113,7 @@ class SessionMagics(Magics):
             if isinstance(value, tf.errors.ResourceExhaustedError):
                 self._fd2.settle()  # the allocator's dump, written just before, read off the pipe
             if annotate_oom(value, shell.user_ns, self._fd2.dropped):  # out of memory in a plain cell: the report
-                shell._showtraceback(etype, value, value._render_traceback_())
+                shell.showtraceback((etype, value, tb))  # (by its _render_traceback_)
                 return None
             if not hasattr(value, "_render_traceback_"):
                 handled = annotate_eager_error(value, shell.user_ns)
@@ -128,3 +130,14 @@ class SessionMagics(Magics):
             self.shell.custom_exceptions = types
             self.shell.CustomTB = handler
             self._previous_custom_exc = None
+
+
+def _unloaded(kind: str, name: str):
+    """What ``%name`` does once ``%unload_ext tfmagic`` has run: a one-line error saying how to load it again."""
+    prefix = "%%" if kind == "cell" else "%"
+
+    def unloaded(*_):
+        raise UsageError(f"{prefix}{name}: tfmagic is unloaded (%unload_ext tfmagic); %load_ext tfmagic loads it "
+                         "again")
+
+    return unloaded

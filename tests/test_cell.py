@@ -42,7 +42,7 @@ def test_last_expression_becomes_the_result_keeping_line_numbers():
     code = analyze_cell("y = x\n(y +\n 1)  # note\n")
     source = code.function_source(("x",))
     lines = source.splitlines()
-    assert lines[1].strip() == "pass"  # the line for `global NAMES` when the cell rebinds captured names
+    assert lines[1].strip() == "_tfmagic_start()"  # a trace starts (with `global NAMES; ` when the cell rebinds names)
     assert lines[3].strip().startswith("_tfmagic_result = ((y +")
     assert lines[4].strip() == "1))  # note"
     assert code.cell_line(4) == 2
@@ -51,7 +51,8 @@ def test_last_expression_becomes_the_result_keeping_line_numbers():
 def test_multiline_string_is_not_reindented():
     code = analyze_cell('s = """a\nb"""\n')
     namespace = {}
-    exec(code.function_source(()) + "\n", {"_tfmagic_return": lambda loc, e, r: e}, namespace)
+    exec(code.function_source(()) + "\n", {"_tfmagic_return": lambda loc, e, r: e, "_tfmagic_start": lambda: None},
+         namespace)
     assert namespace["_tfgraph_cell"]() == ("a\nb",)
 
 
@@ -114,7 +115,7 @@ def test_rebinding_after_del_keeps_the_name_and_with_bodies_are_not_certain():
 def test_captured_names_the_cell_binds_are_declared_global():
     code = analyze_cell("items += [4]\nseen = [1]\n")
     assert "items" in code.mutated
-    assert code.function_source((), ("items", "seen")).splitlines()[1] == "    global items, seen"
+    assert code.function_source((), ("items", "seen")).splitlines()[1] == "    global items, seen; _tfmagic_start()"
 
 
 @pytest.mark.parametrize("source,namespace,names", [

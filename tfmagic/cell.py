@@ -17,7 +17,7 @@ IPython: this is pure source analysis.
 (('x',), ('y',), True)
 >>> print(code.function_source(("x",)))
 def _tfgraph_cell(x):
-    pass
+    _tfmagic_start()
     y = x * 2
     _tfmagic_result = (y + 1)
     return _tfmagic_return(None, (y,), _tfmagic_result)
@@ -45,6 +45,8 @@ LOOP_HELPER = "_tfmagic_loop"
 #: ``_tfmagic_bound(LINE, locals())`` tells, while tracing, what the body bound (AutoGraph keeps a name bound
 #: there only when the cell reads it after).
 BOUND_HELPER = "_tfmagic_bound"
+#: The generated function's first call: a trace starts (``collect.TraceCollector.start``).
+START_HELPER = "_tfmagic_start"
 #: Line k of the cell is line ``k + LINE_OFFSET`` of the generated source.
 LINE_OFFSET = 2
 _INDENT = "    "
@@ -110,7 +112,7 @@ class CellCode:
         result = RESULT_NAME if self.has_result else "None"
         # locals() (costly under AutoGraph) only where a name may be bound: in a branch or a loop.
         maybe = "locals()" if set(self.assigned) - set(names) else "None"
-        declared = f"global {', '.join(global_names)}" if global_names else "pass"
+        declared = (f"global {', '.join(global_names)}; " if global_names else "") + f"{START_HELPER}()"
         return (
             f"def {FUNCTION_NAME}({', '.join(params)}):\n"
             f"{_INDENT}{declared}\n"

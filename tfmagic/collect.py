@@ -1,15 +1,18 @@
 """What a cell's trace hands back: the helpers the cell's generated function calls while TensorFlow traces it.
 
-``cell.py`` generates the cell's function with three calls into a :class:`TraceCollector`: after each statement
-nested in a branch or loop (``bound``: what its block bound), at each top-level ``for`` loop (``loop``: a graph loop
-or a Python one), and at its end (``collect``: what leaves the graph, and how -- tensors, Python values, functions,
-or nothing, with the reason).  Each trace's findings go to a :class:`TraceRecord`; ``tracing.CellFunction`` turns a
+``cell.py`` generates the cell's function with four calls into a :class:`TraceCollector`: at its start (``start``:
+the op callback and the warning filter a trace runs under, installed only when the function's Python code runs, so
+a call that reuses a trace pays nothing for them), after each statement nested in a
+branch or loop (``bound``: what its block bound), at each top-level ``for`` loop (``loop``: a graph loop or a Python
+one), and at its end (``collect``: what leaves the graph, and how -- tensors, Python values, functions, or nothing,
+with the reason).  Each trace's findings go to a :class:`TraceRecord`; ``tracing.CellFunction`` turns a
 call's records into the run.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +23,7 @@ from tfmagic import retracing
 from tfmagic.cell import CellCode, assigned_names, cell_graph
 from tfmagic.errors import UnrolledLoopError
 from tfmagic.leaving import RESULT_KEY, SYMBOLIC_TEXT, is_defined, place
+from tfmagic.quiet import graph_only_deprecations
 
 #: Ops the cell's Python loops (run while tracing) may put into its graph before the trace stops with the reason.
 MAX_UNROLLED_OPS = 50_000
@@ -73,6 +77,7 @@ class TraceRecord(retracing.Trace):
     graph_kept: list = field(default_factory=list)
     branch_variables: list = field(default_factory=list)
     redefined: dict = field(default_factory=dict)  # name -> the user's own function or class, once defined
+    not_written: list | None = None  # leaving.not_written_back of the trace (made on its first run)
 
 
 class TraceCollector:
@@ -106,12 +111,37 @@ class TraceCollector:
         self.graph_start: dict[Any, int] = {}  # each graph's version when the trace's loops first reported in it
         self.loops: dict[int, Any] = {}  # loop line -> _GRAPH_LOOP, or (its last item,) / () for a Python loop
         self.pending: list[TraceRecord] = []  # traces made during the current call
+        self.effects = None  # the call's cellvars.EagerEffects (see restart)
+        self._contexts: contextlib.ExitStack | None = None  # what a running trace is under (see start)
 
-    def restart(self) -> None:
-        """Before a call: no trace made yet."""
+    def restart(self, effects=None) -> None:
+        """Before a call: no trace made yet; ``effects`` (``cellvars.EagerEffects``) watches what a trace of this
+        call runs eagerly."""
         self.pending.clear()
         self.bindings.clear()
         self.graph_start.clear()
+        self.effects = effects
+
+    def start(self) -> None:
+        """Called first in every trace (and in an eager run): install the op callback of what runs eagerly while
+        tracing and the filter of TensorFlow's graph-only deprecation warnings, until :meth:`collect` (or
+        :meth:`stop`, when the trace fails).  A call that reuses a trace runs none of the function's Python code,
+        and pays for neither; a trace inside another (``%%tape``'s function calls the cell's) stays under the outer
+        one's.  (The variable creator scope is entered around the call: a scope entered in a trace's graph must be
+        left there, which a failing trace does not do.)"""
+        if self._contexts is not None:
+            return
+        stack = contextlib.ExitStack()
+        if self.effects is not None:
+            stack.enter_context(self.effects)
+        stack.enter_context(graph_only_deprecations())
+        self._contexts = stack
+
+    def stop(self) -> None:
+        """Leave what :meth:`start` entered (the trace ended or failed)."""
+        stack, self._contexts = self._contexts, None
+        if stack is not None:
+            stack.close()
 
     def collect(self, local_values: dict | None, explicit: tuple, result: Any):
         """Called at the end of every trace, inside the graph: what leaves the graph, and how.
@@ -138,6 +168,7 @@ class TraceCollector:
         out = self._place_result(result, graph, values, record, captured)
         self._note_kept(record, values, loops, inner, bindings, graph)
         self.pending.append(record)
+        self.stop()
         return tensors, out
 
     def _values(self, local_values: dict | None, explicit: tuple, loops: dict, bindings: list, graph

@@ -21,9 +21,9 @@ And one Python log: TensorFlow warns of a deprecated *argument* (``from_generato
 only while it builds a graph. The user's plain cell runs eagerly and never sees it; tfmagic's own trace
 of the cell would show it. :func:`graph_only_deprecations` keeps those out of the traces tfmagic makes
 (and leaves TensorFlow's warn-once memory as it was, so the user's own ``tf.function`` still warns), the
-warning that ``Dataset.options()`` was read in a graph (``experimental_distribute_dataset`` reads it), and
-TensorFlow's frequent-retracing warning about the cell's own function, which names tfmagic's internal
-``_tfgraph_cell`` (tfmagic says why the cell retraced, itself).
+and the warning that ``Dataset.options()`` was read in a graph (``experimental_distribute_dataset`` reads it).
+(TensorFlow's frequent-retracing warning about the cell's own function, which would name tfmagic's internal
+``_tfgraph_cell``, is turned off on that function: ``tracing.CellFunction``; tfmagic says why the cell retraced.)
 
 >>> is_tensorflow_startup_line("I0000 00:00:1796068461.362197   21359 cudart_stub.cc:31] Could not find cuda drivers")
 True
@@ -341,8 +341,7 @@ def import_tensorflow() -> None:
 
 class _GraphOnlyDeprecations:
     """A logging filter that drops the deprecated-argument warnings logged while the graph being built is the
-    cell's own (not a ``tf.function`` of the user's that the cell calls), noting which (function, argument),
-    and TensorFlow's "N out of the last N calls to <function _tfgraph_cell>" retracing warning."""
+    cell's own (not a ``tf.function`` of the user's that the cell calls), noting which (function, argument)."""
 
     def __init__(self):
         self.dropped: set[tuple[str, str]] = set()
@@ -350,14 +349,13 @@ class _GraphOnlyDeprecations:
     def filter(self, record) -> bool:
         import tensorflow as tf
 
-        from tfmagic.cell import FUNCTION_NAME, cell_graph
+        from tfmagic.cell import cell_graph
 
         if isinstance(record.msg, str) and record.msg.startswith(_GRAPH_ONLY_DEPRECATION) and len(record.args) > 3 \
                 and cell_graph(tf.compat.v1.get_default_graph()) is not None:
             self.dropped.add((record.args[1], record.args[3]))
             return False
-        # TensorFlow's retracing warning about the cell's own function: tfmagic says why the cell retraced
-        return not (isinstance(record.msg, str) and f"calls to <function {FUNCTION_NAME} " in record.msg)
+        return True
 
 
 @contextlib.contextmanager

@@ -392,7 +392,7 @@ def _model_functions(model, kinds: dict) -> list[tuple[str, Any]]:
         if is_tf_function(value):
             out.append((attr, value))
             continue
-        for fn in _closure_functions(value):
+        for fn in _held_functions(value, kinds):
             base = getattr(fn, "__name__", "") or getattr(getattr(fn, "python_function", None), "__name__", "")
             out.append((names.get(base, f"{attr}/{base}"), fn))
     for attr, value in list(state.items()):
@@ -418,6 +418,22 @@ def _class_functions(cls) -> list[str]:
         if is_tf_function(class_value):
             out.append(attr)
     return out
+
+
+def _held_functions(function, kinds: dict) -> list:
+    """:func:`_closure_functions` of a Keras step, found once per step function (``kinds`` keeps them by weak
+    references: a recompiled model's new step is looked at anew, and no graph is kept alive)."""
+    entry = kinds.get(("closure", id(function)))
+    if entry is not None and entry[0]() is function:
+        found = [ref() for ref in entry[1]]
+        if all(fn is not None for fn in found):
+            return found
+    found = _closure_functions(function)
+    try:  # weakly: the cache keeps no graph alive
+        kinds[("closure", id(function))] = (weakref.ref(function), [weakref.ref(fn) for fn in found])
+    except TypeError:  # not weak-referenceable: looked at every time
+        pass
+    return found
 
 
 def _closure_functions(function, depth: int = 3) -> list:

@@ -58,7 +58,7 @@ def cell_views(run, request: GraphRequest, variable_names: Callable[[], dict], n
         return views + [code_view(run, request.function.autograph)]
     if not (request.profile or request.memory or request.draws or request.show in ("text", "xla", "hlo", "diff")):
         return views  # a re-run that shows nothing: no model, no names read
-    trace = cell_trace(run, run.trace, variable_names())
+    trace = cell_trace(run, run.trace, variable_names(), request.draw.readable)
     keras = keras_names(namespace)
     draw = dataclasses.replace(request.draw, keras=keras)
     title = f"%%tfgraph {'-n ' + request.name + ' ' if request.name else ''}cell, trace {run.trace.number}"
@@ -88,11 +88,11 @@ def cell_views(run, request: GraphRequest, variable_names: Callable[[], dict], n
     return views
 
 
-def cell_trace(run, record, variable_names: dict) -> TraceView:
+def cell_trace(run, record, variable_names: dict, readable: bool = True) -> TraceView:
     """A cell's trace (a ``collect.TraceRecord``) as a :class:`TraceView`."""
     autograph = run.cell.options.autograph if run.cell is not None else True
     return TraceView(record.graph, run.function, cell=True, autograph=autograph, variable_names=variable_names,
-                     number=record.number, reason=record.reason)
+                     number=record.number, reason=record.reason, readable=readable)
 
 
 def _cell_xla(run, trace: TraceView, request: GraphRequest, draw: DrawOptions, elapsed: float) -> list:
@@ -320,8 +320,8 @@ def function_views(target, request: GraphRequest, variable_names: dict, namespac
 
     name = request.target
     try:
-        traces = [TraceView(graph, target, cell=cell, variable_names=variable_names, number=i + 1, reason=label)
-                  for i, (label, graph) in enumerate(traces_of(target))]
+        traces = [TraceView(graph, target, cell=cell, variable_names=variable_names, number=i + 1, reason=label,
+                            readable=request.draw.readable) for i, (label, graph) in enumerate(traces_of(target))]
     except TfMagicError as e:
         raise OptionError(f"%tfgraph {name}: {e}") from e
     chosen = len(traces) - 1 if request.trace is None else request.trace - 1

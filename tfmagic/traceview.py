@@ -28,6 +28,7 @@ class TraceView:
         variable_names: the notebook's names of variables, by ``id`` of their handles (``naming.VariableNames``).
         number: the trace's number (1 for the first).
         reason: what made it (``first trace``, ``x: float32[8] -> float32[9]``).
+        readable: the view asked for (``--ops readable``, else every op): the one a profile's shapes read.
     """
 
     graph: Any
@@ -37,6 +38,7 @@ class TraceView:
     variable_names: dict = field(default_factory=dict)
     number: int = 1
     reason: str = ""
+    readable: bool = True
     _labels: dict = field(default_factory=dict, repr=False)
     _models: dict = field(default_factory=dict, repr=False)
 
@@ -76,5 +78,5 @@ class TraceView:
 
     def shapes(self) -> dict[str, str]:
         """Each op's output dtypes and shapes (``float32[8,4]``), by op name: a profile's table column."""
-        model = self._models.get(True) or self._models.get(False) or self.model(readable=False)
+        model = self._models.get(self.readable) or self.model(self.readable)
         return {name: ", ".join(t.label for t in op.outputs) for name, op in model.ops.items()}

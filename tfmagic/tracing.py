@@ -27,12 +27,13 @@ import collections
 import collections.abc
 import types
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import tensorflow as tf
 
 from tfmagic import diagnostics, retracing, tracebacks
-from tfmagic.cell import BOUND_HELPER, FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, CellCode, analyze_cell
+from tfmagic.cell import (BOUND_HELPER, FUNCTION_NAME, LINE_OFFSET, LOOP_HELPER, RETURN_HELPER, START_HELPER, CellCode,
+                          analyze_cell)
 from tfmagic.cellvars import CellVariables, EagerEffects
 from tfmagic.collect import TraceCollector, TraceRecord
 from tfmagic.errors import RetraceLimitError
@@ -41,7 +42,6 @@ from tfmagic.inputs import MUTABLE, split_inputs
 from tfmagic.leaving import (RESULT_KEY, check_reads, finish_keras2_models, join_mixed, not_written_back,
                              write_back_notes)
 from tfmagic.naming import held_variables, holds_variables
-from tfmagic.quiet import graph_only_deprecations
 from tfmagic.redefine import CELL_BUILTINS, CELL_MODULE, redefine
 from tfmagic.requests import FunctionOptions
 from tfmagic.vocabulary import VARIABLE_WRITES
@@ -159,8 +159,7 @@ class CellRun:
         return self.record
 
 
-@dataclass(frozen=True)
-class CellSignature:
+class CellSignature(NamedTuple):
     """What must stay the same for a cached cell's function to be reused (else it is built anew, and the first trace
     of the new one says which part changed).
 
@@ -210,22 +209,29 @@ class CellFunction:
                                         self.global_names)
         namespace["__builtins__"] = CELL_BUILTINS  # classes the cell defines are AutoGraph's own (see _build_class)
         namespace["__name__"] = CELL_MODULE
-        for helper, method in ((RETURN_HELPER, self.collector.collect), (LOOP_HELPER, self.collector.loop),
-                               (BOUND_HELPER, self.collector.bound)):
+        for helper, method in ((START_HELPER, self.collector.start), (RETURN_HELPER, self.collector.collect),
+                               (LOOP_HELPER, self.collector.loop), (BOUND_HELPER, self.collector.bound)):
             namespace[helper] = tf.autograph.experimental.do_not_convert(method)
         source = code.register(params, self.global_names, self.forced)
         exec(compile(source, code.filename, "exec", dont_inherit=True), namespace)
         self.function = tf.function(namespace[FUNCTION_NAME], jit_compile=options.jit_compile or None,
                                     reduce_retracing=options.reduce_retracing, autograph=options.autograph)
+        # TensorFlow's "N out of the last N calls to <function _tfgraph_cell>" would name tfmagic's internal function;
+        # the cell's own notes say why it retraced (the attribute is read in __call__, TF 2.15 to 2.21)
+        self.function._omit_frequent_tracing_warning = True
 
     def concrete_function(self, args, function=None):
         """The cell traced for ``args`` without running it, its variables made as :meth:`run` makes them (once,
         eagerly: the graph of a cell that creates a ``tf.Variable`` can then be analysed, as ``%%tape`` does).
         ``function``: a ``tf.function`` that calls the cell's Python function (``%%tape``'s, with gradients)."""
-        self.variables.restart(EagerEffects(self.code))
-        self.collector.restart()
-        with self.variables.scope(), graph_only_deprecations():
-            return (function or self.function).get_concrete_function(*args)
+        effects = EagerEffects(self.code)
+        self.variables.restart(effects)
+        self.collector.restart(effects)
+        try:  # a trace installs the op callback (TraceCollector.start)
+            with self.variables.scope():
+                return (function or self.function).get_concrete_function(*args)
+        finally:
+            self.collector.stop()
 
     @property
     def trace_count(self) -> int:
@@ -271,21 +277,22 @@ class CellFunction:
             functions={name: (outputs[name], node) for name, (_, node) in model.functions.items()},
             eager=EAGER_NOTE if eager else "",
             redefined=model.redefined,
-            not_written=not_written_back(model, self.code),
+            not_written=_not_written(model, self.code),
         )
 
     def _call(self, args: list, namespace: dict) -> tuple[dict, Any]:
         """Call the function (tracing it if it must): ``(tensors by name, the result's tensors)``; on failure, raise
         the cell's own error at its lines, with what tracing did that stays (``_failed``)."""
-        self.collector.restart()
         effects = EagerEffects(self.code)
         self.variables.restart(effects)
+        self.collector.restart(effects)  # a trace installs the op callback (TraceCollector.start)
         tapes = {k: v for k, v in self._globals.items() if isinstance(v, tf.GradientTape) and v._tape is not None}
         created_before = len(self.variables.created)
         try:
-            with effects, self.variables.scope(), graph_only_deprecations():  # the traces' graphs inherit the scope
+            with self.variables.scope():  # the traces' graphs inherit it
                 return self.function(*args)
         except Exception as exc:  # the user's code failed: show it at the cell's lines
+            self.collector.stop()
             raise self._failed(exc, args, namespace, tapes, created_before, effects.graph) from None
 
     def _failed(self, exc: Exception, args: list, namespace: dict, tapes: dict, created_before: int, graph):
@@ -510,9 +517,9 @@ def prepare_cell(source: str, namespace: dict, *, cache: CellCache | None = None
     """The cell's :class:`CellFunction`: the cached one when it still fits, else a new one."""
     code = cache.analyze(source, name or "") if cache is not None else analyze_cell(source, name or "")
     params, global_values = split_inputs(code.candidates, namespace, code.mutated)
+    forced = code.python_loop_names({**namespace, **{n: None for n in code.assigned if n not in namespace}})
     check_reads(code, global_values)  # a name an earlier cell could not write back: said at the line reading it
     key = (name,) if name else (source,)
-    forced = code.python_loop_names({**namespace, **{n: None for n in code.assigned if n not in namespace}})
     signature = CellSignature(source, options, params, tuple((k, id(v)) for k, v in global_values.items()), forced)
     previous = None
     if cache is not None:
@@ -572,6 +579,14 @@ def _holders(namespace: dict, variables: list) -> list[str]:
                 and any(id(v) in made for v in held_variables(obj)):
             out.append(name)
     return out
+
+
+def _not_written(record: TraceRecord, code: CellCode) -> list:
+    """What a plain cell binds that the trace does not write back (``leaving.not_written_back``), found once per
+    trace."""
+    if record.not_written is None:
+        record.not_written = not_written_back(record, code)
+    return record.not_written
 
 
 def _outputs(model: TraceRecord, tensors: dict, result: Any) -> tuple[dict[str, Any], Any]:

@@ -218,12 +218,12 @@ class TfGraphMagics(SessionMagics):
         return request
 
     def _write_back(self, run, name) -> None:
-        from tfmagic.leaving import stand_ins
-
         namespace = self.shell.user_ns
         namespace.update(run.outputs)
-        # what a plain cell binds that could not leave the graph: an earlier value left in place would be wrong
-        namespace.update(stand_ins(run.not_written, f"%%tfgraph cell [{self.cell_number()}]"))
+        if run.not_written:  # what a plain cell binds that could not leave the graph: an earlier value would be wrong
+            from tfmagic.leaving import stand_ins
+
+            namespace.update(stand_ins(run.not_written, f"%%tfgraph cell [{self.cell_number()}]"))
         run.redefine_functions(namespace)  # the cell's functions read the notebook's names, as a plain cell's do
         for deleted in run.deleted:
             if deleted not in run.outputs:

@@ -250,12 +250,9 @@ def make_trace_menu(labels: list[str], reports: list[GraphReport]):
     view = ipywidgets.Output()
 
     def show(change):
-        view.clear_output(wait=True)
+        view.outputs = ()
         if change["new"] >= 0:
-            with view:
-                from IPython.display import display
-
-                display(reports[change["new"]])
+            view.append_display_data(reports[change["new"]])
 
     menu.observe(show, names="value")
     return ipywidgets.VBox([menu, view])

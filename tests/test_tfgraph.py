@@ -291,6 +291,10 @@ def test_show_code_shows_autographs_code(ip):
     assert "<span" in out["text/html"]  # highlighted
     _, captured = run(ip, "%%tfgraph --show code --no-autograph\nb = a + 1.0\n")
     assert "AutoGraph is off" in captured.outputs[-1].data["text/plain"]
+    result, captured = run(ip, "%%tfgraph --show code --profile 1\nb = a * 3.0\n")  # each view asked for shows
+    texts = output_texts(captured)
+    assert result.success and ip.user_ns["b"].numpy().tolist() == [3.0, 6.0]
+    assert any(t.startswith("%%tfgraph --profile") for t in texts) and "def tf___tfgraph_cell(a):" in texts[-1], texts
 
 
 def _node_titles(svg):

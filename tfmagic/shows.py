@@ -54,10 +54,9 @@ def cell_views(run, request: GraphRequest, variable_names: Callable[[], dict], n
     views: list = []
     if request.tensorboard:
         views.append(tensorboard_view(run, request.tensorboard))
-    if request.show == "code":
-        return views + [code_view(run, request.function.autograph)]
     if not (request.profile or request.memory or request.draws or request.show in ("text", "xla", "hlo", "diff")):
-        return views  # a re-run that shows nothing: no model, no names read
+        # a re-run that shows nothing (or AutoGraph's code) reads no names and builds no model
+        return views + ([code_view(run, request.function.autograph)] if request.show == "code" else [])
     trace = cell_trace(run, run.trace, variable_names(), request.draw.readable)
     keras = keras_names(namespace)
     draw = dataclasses.replace(request.draw, keras=keras)
@@ -85,6 +84,8 @@ def cell_views(run, request: GraphRequest, variable_names: Callable[[], dict], n
         views += cell_diff_views(run, trace, title, request, draw, widgets)
     elif request.draws:
         views += trace_views(run, trace, title, request, draw, profile, widgets)
+    elif request.show == "code":
+        views.append(code_view(run, request.function.autograph))
     return views
 
 

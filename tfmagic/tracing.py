@@ -254,7 +254,7 @@ class CellFunction:
         tensors, tensor_result = self._call(args, namespace)
         traced = self.function.experimental_get_tracing_count() != before
         record, model, eager = self._which_trace(args, traced)
-        self._put_back_slots(model, tensors)
+        _put_back_slots(model, tensors, self._globals)
         outputs, tensor_result = _outputs(model, tensors, tensor_result)
         if traced:
             finish_keras2_models([*outputs.values(), model.python_result])
@@ -337,20 +337,6 @@ class CellFunction:
             record = self.trace_for(args)
         return record, record or self.traces[-1], False
 
-    def _put_back_slots(self, model: TraceRecord, tensors: dict) -> None:
-        """The eager values where the trace put tensors into captured containers and objects."""
-        for label, (name, kind, key) in model.slots:
-            value = tensors.get(label)
-            if value is None:
-                continue
-            try:
-                if kind == "attr":
-                    setattr(self._globals[name], key, value)
-                else:
-                    self._globals[name][key] = value
-            except (LookupError, TypeError, AttributeError):  # the container changed since: leave it
-                pass
-
     def _assigned_variables(self, args: list) -> list[str]:
         """The captured variables the cell's graph assigns (they may have changed before a failure)."""
         graphs = [r.graph for r in self.collector.pending]
@@ -359,16 +345,7 @@ class CellFunction:
                 graphs = [self.trace_for(args).graph] if self.traces else []
             except Exception:  # no trace to look at: nothing to name
                 graphs = []
-        by_handle = {id(v.handle): name for name, v in self._variables.items()}
-        names: dict[str, None] = {}
-        for graph in graphs:
-            inner = {internal.op.name: by_handle.get(id(external)) for external, internal in graph.captures}
-            for op in graph.get_operations():
-                if op.type.startswith(VARIABLE_WRITES) and op.inputs:
-                    name = inner.get(op.inputs[0].op.name)
-                    if name:
-                        names[name] = None
-        return list(names)
+        return _assigned_in(graphs, {id(v.handle): name for name, v in self._variables.items()})
 
     def _explain(self, record: TraceRecord, args: list) -> None:
         """Fill in a new trace's number, signature, reason, graph changes and pitfalls."""
@@ -579,6 +556,34 @@ def _holders(namespace: dict, variables: list) -> list[str]:
                 and any(id(v) in made for v in held_variables(obj)):
             out.append(name)
     return out
+
+
+def _put_back_slots(model: TraceRecord, tensors: dict, captured: dict) -> None:
+    """The eager values where the trace put tensors into captured containers and objects."""
+    for label, (name, kind, key) in model.slots:
+        value = tensors.get(label)
+        if value is None:
+            continue
+        try:
+            if kind == "attr":
+                setattr(captured[name], key, value)
+            else:
+                captured[name][key] = value
+        except (LookupError, TypeError, AttributeError):  # the container changed since: leave it
+            pass
+
+
+def _assigned_in(graphs: list, by_handle: dict[int, str]) -> list[str]:
+    """The notebook's names (``by_handle``: id of a variable's handle -> name) of the variables ``graphs`` write."""
+    names: dict[str, None] = {}
+    for graph in graphs:
+        inner = {internal.op.name: by_handle.get(id(external)) for external, internal in graph.captures}
+        for op in graph.get_operations():
+            if op.type.startswith(VARIABLE_WRITES) and op.inputs:
+                name = inner.get(op.inputs[0].op.name)
+                if name:
+                    names[name] = None
+    return list(names)
 
 
 def _not_written(record: TraceRecord, code: CellCode) -> list:

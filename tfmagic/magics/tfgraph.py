@@ -166,6 +166,11 @@ class TfGraphMagics(SessionMagics):
         if request.target:
             raise UsageError(f"%%tfgraph takes no positional argument (got {request.target!r}); "
                              "the line form %tfgraph FUNC draws an existing function")
+        self._run_cell(request, cell)
+
+    def _run_cell(self, request, cell: str) -> None:
+        """``%%tfgraph``: run the cell as a tf.function (``tracing.trace_cell``), write its names back, display
+        its result, notes and views (``shows.cell_views``)."""
         from tfmagic.oom import annotate as annotate_oom
         from tfmagic.quiet import filtered_fd2, is_cell_noise
         from tfmagic.shows import cell_views, trace_notes

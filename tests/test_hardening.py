@@ -87,6 +87,18 @@ def test_bad_input_fails_cleanly(ip, name):
     assert not result.success, name
 
 
+def test_a_trace_that_fails_or_is_interrupted_leaves_no_op_callback_behind(ip):
+    """The op callback a trace installs (what runs eagerly while tracing) is gone after a failed or interrupted
+    trace, as after one that ends: an op callback left behind would slow every later eager op."""
+    from tensorflow.python.eager import context
+
+    run(ip, SETUP)
+    for cell in ("hy = hx * 2\nraise KeyboardInterrupt\n", "hy = hx * 2\nraise ValueError('no')\n", "hy = hx * 3\n"):
+        result = _check(ip, "%%tfgraph --show none\n" + cell)
+        assert context.context().op_callbacks == [], cell
+    assert result.success and ip.user_ns["hy"].numpy().tolist() == [3.0, 6.0]
+
+
 def test_del_of_a_namespace_name_and_shadowed_builtins(ip):
     run(ip, SETUP + "\nhdel = tf.constant(1.0)")
     result = _check(ip, "%%tfgraph --show none\nhy = hdel * 2\ndel hdel\n")

@@ -292,8 +292,9 @@ class CellFunction:
             with self.variables.scope():  # the traces' graphs inherit it
                 return self.function(*args)
         except Exception as exc:  # the user's code failed: show it at the cell's lines
-            self.collector.stop()
             raise self._failed(exc, args, namespace, tapes, created_before, effects.graph) from None
+        finally:  # a trace that failed or was interrupted removes its op callback here (collect did, else)
+            self.collector.stop()
 
     def _failed(self, exc: Exception, args: list, namespace: dict, tapes: dict, created_before: int, graph):
         """The cell's error at its lines (``tracebacks.for_cell``), with notes on what tracing did that stays: a

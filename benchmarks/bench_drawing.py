@@ -70,7 +70,7 @@ def timed_draw(graph, budget: float, ops: str = "readable", **view):
     from tfmagic.engine import gc_paused
 
     start = time.perf_counter()
-    with gc_paused():  # as draw_graph builds a drawing
+    with gc_paused():  # as a drawing's model is built (traceview.TraceView)
         model = build_graph_model(graph)
         total = model.total_ops()
         if ops == "readable":
@@ -260,13 +260,16 @@ def main():
                   f"{fmt(with_attrs):>9} {fmt(board):>9}  {ratio(every, tfgv_all):>8}  {ratio(every, with_attrs):>8}")
             if every is None:
                 fallbacks.append((f"{name} {kind}", graph))
-    from tfmagic.render import DrawOptions, draw_graph
+    from tfmagic.render import draw_model
+    from tfmagic.requests import DrawOptions
+    from tfmagic.traceview import TraceView
 
     if not args.only:
         first_views()
     for label, graph in fallbacks:  # what %%tfgraph --depth 99 --max-nodes 1000000 does with them
         start = time.perf_counter()
-        report, _ = draw_graph(graph, label, DrawOptions(max_nodes=10**6, depth=99, budget=args.budget))
+        report, _ = draw_model(TraceView(graph).model(), label, DrawOptions(max_nodes=10**6, depth=99,
+                                                                            budget=args.budget))
         print(f"{label}, every op asked for: drawn in {time.perf_counter() - start:.1f} s with the layout budget "
               f"of {args.budget:g} s: {report.notes[0] if report.notes else ''}")
 

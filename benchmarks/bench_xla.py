@@ -5,7 +5,7 @@ For an MLP training step (forward, GradientTape, gradients) under jit_compile, a
   less a cached call;
 - --show xla's report: reading the optimized HLO module (xla.xla_report: TensorFlow compiles the HLO
   again for the IR it hands out) and its tables;
-- --show xla's drawing: the readable drawing with the fusion boxes (draw_graph with the groups).
+- --show xla's drawing: the readable drawing with the fusion boxes (the trace's model drawn with the groups).
 The ratio says how much --show xla adds to what the user's first call already paid.
 
 Usage: python benchmarks/bench_xla.py
@@ -20,7 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def main():
     import tensorflow as tf
 
-    from tfmagic.render import draw_graph
+    from tfmagic.render import draw_model
+    from tfmagic.traceview import TraceView
     from tfmagic.xla import fusion_groups, kernel_table, memory_table, parameter_names, xla_report
 
     print(f"{'width':>6} {'XLA compile':>12} {'report':>9} {'drawing':>9} {'(report+drawing)/compile':>25}")
@@ -49,7 +50,7 @@ def main():
         memory_table(report)._text()
         reading = time.perf_counter() - start
         start = time.perf_counter()
-        draw_graph(graph, "step", groups=fusion_groups(report))
+        draw_model(TraceView(graph).model(), "step", groups=fusion_groups(report))
         drawing = time.perf_counter() - start
         print(f"{width:6d} {compile_time * 1e3:10.0f}ms {reading * 1e3:7.0f}ms {drawing * 1e3:7.0f}ms "
               f"{(reading + drawing) / compile_time:24.2f}x")

@@ -4,11 +4,13 @@ Load it in a notebook or IPython::
 
     %load_ext tfmagic
 
-The core works without IPython: a cell's run (``cell``, ``inputs``, ``tracing``, ``cellvars``, ``leaving``,
-``redefine``, ``tracebacks``), its drawing (``graph``, ``readable``, ``sizing``, ``dot``, ``render``, ``engine``),
-what the magics show (``shows``, ``reports``) and the rest (``tape``, ``gradients``, ``retracing``,
-``watch``, ``xla``, ``profile``, ``devices``); ``tfmagic.magics`` is the thin layer that parses the
-magics' lines and displays what the core gives back, imported only when the extension loads.
+The core works without IPython: what a user asked for (``requests``) and TensorFlow's vocabulary
+(``vocabulary``), a cell's run (``cell``, ``inputs``, ``tracing``, ``collect``, ``cellvars``, ``leaving``,
+``redefine``, ``tracebacks``), its drawing (``graph``, ``traceview``, ``readable``, ``sizing``, ``dot``, ``render``,
+``engine``), what the magics show (``shows``, ``reports``) and the rest (``tape``, ``gradients``, ``retracing``,
+``fixes``, ``watch``, ``xla``, ``profile``, ``memory``, ``devices``); ``tfmagic.magics`` is the thin layer that
+parses the magics' lines into requests and displays what the core gives back, imported only when the extension
+loads.
 """
 
 __version__ = "0.1.0"
